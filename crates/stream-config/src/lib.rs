@@ -1,0 +1,74 @@
+//! Typed, validated configuration for the stream manager.
+//!
+//! Load a YAML or JSON file with [`Loader`]: `${VAR}` / `${VAR:-default}` are
+//! interpolated, `STREAM__SECTION__KEY=value` environment overrides are applied, unknown
+//! keys are rejected with a suggestion, and validation reports *every* problem at once
+//! with its key path and line. [`ConfigManager`] holds the current config for runtime
+//! updates and hands out `watch` subscriptions.
+//!
+//! ```
+//! use stream_config::{Format, Loader};
+//!
+//! let yaml = "
+//! kafka:
+//!   bootstrap_servers: ${KAFKA:-localhost:9092}
+//! sources:
+//!   quakes:
+//!     source_type: usgs_earthquakes
+//!     ingestion: { mode: real_time, polling_interval_seconds: 60 }
+//! ";
+//! let loader = Loader::new().with_env([("STREAM__KAFKA__CLIENT_ID".to_string(), "demo".to_string())]);
+//! let config = loader.load_str(yaml, Format::Yaml, "<example>").unwrap();
+//! assert_eq!(config.kafka.bootstrap_servers, "localhost:9092");
+//! assert_eq!(config.kafka.client_id, "demo");
+//! assert_eq!(config.sources["quakes"].rate_limit_per_minute, 60);
+//!
+//! let err = loader
+//!     .load_str("queue_max_sise: 5\nthrottling: { min_send_rate: x }\n", Format::Yaml, "bad.yaml")
+//!     .unwrap_err();
+//! let problems = &err.diagnostics().unwrap().items;
+//! assert_eq!(problems.len(), 2);
+//! assert_eq!(problems[0].hint.as_deref(), Some("did you mean `queue_max_size`?"));
+//! assert_eq!(problems[1].path, "throttling.min_send_rate");
+//! ```
+
+mod error;
+mod load;
+mod manager;
+mod model;
+mod overrides;
+mod path;
+mod redact;
+mod validate;
+
+pub use error::{Diagnostic, Diagnostics, Error, Location, Result};
+pub use load::{Format, Loader};
+pub use manager::{save, ConfigManager};
+pub use model::{
+    Acks, Compression, ContentRule, DlqConfig, IngestionConfig, IngestionModeKind, KafkaConfig,
+    OverflowStrategy, PatternMapping, Priority, RoutingConfig, RuleOperator, Secret, ServerConfig,
+    SourceConfig, StreamConfig, ThrottlingConfig, TopicConfig,
+};
+pub use overrides::ENV_PREFIX;
+pub use redact::{is_secret_key, redact_tree, redact_url, redacted, redacted_yaml, REDACTED};
+pub use validate::check_topic;
+
+/// The candidate closest to `name` (for "did you mean"), if any is close enough.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::normalized_damerau_levenshtein(name, c), c))
+        .filter(|(score, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// Parses a cron expression: 5 fields, or 6 with seconds first.
+pub fn parse_cron(expr: &str) -> std::result::Result<croner::Cron, String> {
+    use croner::parser::{CronParser, Seconds};
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .build()
+        .parse(expr)
+        .map_err(|e| e.to_string())
+}

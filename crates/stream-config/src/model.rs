@@ -1,0 +1,720 @@
+//! The configuration model: serde structs with documented fields and named defaults.
+//!
+//! Every struct denies unknown keys; every field has a default except the few that
+//! cannot have one (a source's `source_type`, a rule's `topic`). Units are in the names.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The whole configuration of a stream manager.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Kafka connection and producer settings.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Consumer-lag-aware send control.
+    #[serde(default)]
+    pub throttling: ThrottlingConfig,
+    /// Maximum number of records held in the in-memory priority queue.
+    #[serde(default = "default_queue_max_size")]
+    pub queue_max_size: usize,
+    /// Maximum total payload bytes held in the queue (unbounded by bytes when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_max_bytes: Option<u64>,
+    /// What happens when the queue is full.
+    #[serde(default)]
+    pub queue_overflow_strategy: OverflowStrategy,
+    /// Whether records that cannot be delivered are kept in the dead-letter queue.
+    #[serde(default = "default_true")]
+    pub enable_dlq: bool,
+    /// Dead-letter queue storage and retry policy.
+    #[serde(default)]
+    pub dlq: DlqConfig,
+    /// Topics the manager creates at start when missing, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topics: BTreeMap<String, TopicConfig>,
+    /// How records are routed to topics.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Data sources, by source id.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Admin HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            kafka: KafkaConfig::default(),
+            throttling: ThrottlingConfig::default(),
+            queue_max_size: default_queue_max_size(),
+            queue_max_bytes: None,
+            queue_overflow_strategy: OverflowStrategy::default(),
+            enable_dlq: true,
+            dlq: DlqConfig::default(),
+            topics: BTreeMap::new(),
+            routing: RoutingConfig::default(),
+            sources: BTreeMap::new(),
+            server: ServerConfig::default(),
+        }
+    }
+}
+
+/// Kafka connection and producer settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list, or the reserved word `embedded` for the
+    /// in-process broker the server can start.
+    #[serde(default = "default_bootstrap_servers")]
+    pub bootstrap_servers: String,
+    /// Client id reported to the brokers.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Compression codec for produced batches.
+    #[serde(default)]
+    pub compression_type: Compression,
+    /// Maximum records per produce batch (librdkafka `batch.num.messages`).
+    #[serde(default = "default_kafka_batch_size")]
+    pub batch_size: u32,
+    /// How long the producer waits to fill a batch (librdkafka `linger.ms`).
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u32,
+    /// Delivery attempts after the first failure before a record goes to the DLQ.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Base of the exponential retry backoff: attempt n waits `retry_backoff_base^n` seconds.
+    #[serde(default = "default_retry_backoff_base")]
+    pub retry_backoff_base: f64,
+    /// Acknowledgements the leader waits for: `all`, `1` or `0`.
+    #[serde(default)]
+    pub acks: Acks,
+    /// Idempotent producer: retries never duplicate records.
+    #[serde(default = "default_true")]
+    pub enable_idempotence: bool,
+    /// Time a record may wait for delivery before it fails (librdkafka `message.timeout.ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_timeout_ms: Option<u32>,
+    /// librdkafka properties passed through verbatim; they win over the keys above.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub librdkafka_options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: default_bootstrap_servers(),
+            client_id: default_client_id(),
+            compression_type: Compression::default(),
+            batch_size: default_kafka_batch_size(),
+            linger_ms: default_linger_ms(),
+            max_retries: default_max_retries(),
+            retry_backoff_base: default_retry_backoff_base(),
+            acks: Acks::default(),
+            enable_idempotence: true,
+            message_timeout_ms: None,
+            librdkafka_options: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// The reserved `bootstrap_servers` value that asks for the in-process broker.
+    pub const EMBEDDED: &'static str = "embedded";
+
+    /// True when `bootstrap_servers` names the in-process broker.
+    pub fn is_embedded(&self) -> bool {
+        self.bootstrap_servers.trim() == Self::EMBEDDED
+    }
+}
+
+/// Compression codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip.
+    #[default]
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// The librdkafka name of the codec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Producer acknowledgements: `all` (or `-1`), `1`, `0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// Every in-sync replica.
+    #[default]
+    All,
+    /// The leader only.
+    Leader,
+    /// No acknowledgement.
+    None,
+}
+
+impl Acks {
+    /// The librdkafka value of `acks`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acks::All => "all",
+            Acks::Leader => "1",
+            Acks::None => "0",
+        }
+    }
+}
+
+impl Serialize for Acks {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Acks {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Acks;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`all`, `-1`, `1` or `0`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Acks, E> {
+                match v {
+                    "all" | "-1" => Ok(Acks::All),
+                    "1" => Ok(Acks::Leader),
+                    "0" => Ok(Acks::None),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Acks, E> {
+                match v {
+                    -1 => Ok(Acks::All),
+                    1 => Ok(Acks::Leader),
+                    0 => Ok(Acks::None),
+                    other => Err(E::invalid_value(
+                        serde::de::Unexpected::Signed(other),
+                        &self,
+                    )),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Acks, E> {
+                match v {
+                    1 => Ok(Acks::Leader),
+                    0 => Ok(Acks::None),
+                    other => Err(E::invalid_value(
+                        serde::de::Unexpected::Unsigned(other),
+                        &self,
+                    )),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Consumer-lag-aware send control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottlingConfig {
+    /// Whether sends are throttled at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Lowest send rate, records per second.
+    #[serde(default = "default_min_send_rate")]
+    pub min_send_rate: f64,
+    /// Highest send rate, records per second.
+    #[serde(default = "default_max_send_rate")]
+    pub max_send_rate: f64,
+    /// Average lag below which sending is unrestricted.
+    #[serde(default = "default_target_consumer_lag")]
+    pub target_consumer_lag: u64,
+    /// Average lag at or above which sending backs off exponentially.
+    #[serde(default = "default_critical_consumer_lag")]
+    pub critical_consumer_lag: u64,
+    /// Factor by which the rate is divided under lag and multiplied on recovery (> 1).
+    #[serde(default = "default_adjustment_factor")]
+    pub adjustment_factor: f64,
+    /// Width of the sliding window of lag samples.
+    #[serde(default = "default_window_size_seconds")]
+    pub window_size_seconds: u64,
+    /// Most samples kept in the window.
+    #[serde(default = "default_metric_sample_size")]
+    pub metric_sample_size: usize,
+    /// Highest backoff level (the delay doubles per level from 2 s).
+    #[serde(default = "default_max_backoff_level")]
+    pub max_backoff_level: u32,
+    /// Consecutive low-lag checks before the rate is raised again.
+    #[serde(default = "default_recovery_checks")]
+    pub recovery_checks: u32,
+    /// Consumer groups whose lag is watched; empty means throttle on queue fill only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_groups: Vec<String>,
+}
+
+impl Default for ThrottlingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_send_rate: default_min_send_rate(),
+            max_send_rate: default_max_send_rate(),
+            target_consumer_lag: default_target_consumer_lag(),
+            critical_consumer_lag: default_critical_consumer_lag(),
+            adjustment_factor: default_adjustment_factor(),
+            window_size_seconds: default_window_size_seconds(),
+            metric_sample_size: default_metric_sample_size(),
+            max_backoff_level: default_max_backoff_level(),
+            recovery_checks: default_recovery_checks(),
+            consumer_groups: Vec::new(),
+        }
+    }
+}
+
+/// What a full queue does with one more record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowStrategy {
+    /// Evict the oldest record of the lowest priority not above the incoming one.
+    #[default]
+    DropOldest,
+    /// Refuse the incoming record.
+    DropNewest,
+    /// Wait for room (backpressure on the source).
+    Block,
+}
+
+/// Dead-letter queue storage and retry policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlqConfig {
+    /// Storage URL: `sqlite://path` (embedded default) or `postgres://user:pass@host/db`.
+    #[serde(default = "default_dlq_url")]
+    pub url: String,
+    /// Background retries of a retriable failure before it becomes permanent.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First retry delay; retry n waits `retry_base_delay_seconds * 2^n`.
+    #[serde(default = "default_retry_base_delay_seconds")]
+    pub retry_base_delay_seconds: u64,
+}
+
+impl Default for DlqConfig {
+    fn default() -> Self {
+        Self {
+            url: default_dlq_url(),
+            max_retries: default_max_retries(),
+            retry_base_delay_seconds: default_retry_base_delay_seconds(),
+        }
+    }
+}
+
+/// A topic the manager creates when missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    /// Partition count.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Replication factor.
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: u16,
+    /// Retention in milliseconds (`-1` keeps forever).
+    #[serde(default = "default_retention_ms")]
+    pub retention_ms: i64,
+    /// Topic-level compression (the producer's codec when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_type: Option<Compression>,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        Self {
+            partitions: default_partitions(),
+            replication_factor: default_replication_factor(),
+            retention_ms: default_retention_ms(),
+            compression_type: None,
+        }
+    }
+}
+
+/// How records are routed to topics. Strategies apply in this order: content rules,
+/// custom mappings (a source's own `topic` counts as one), pattern mappings, fallback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Source id → topic.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_mappings: BTreeMap<String, String>,
+    /// Rules on record content, first match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content_rules: Vec<ContentRule>,
+    /// Regexes on the source id, first match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pattern_mappings: Vec<PatternMapping>,
+    /// Topic used when nothing else matches.
+    #[serde(default = "default_fallback_topic")]
+    pub fallback_topic: String,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            custom_mappings: BTreeMap::new(),
+            content_rules: Vec::new(),
+            pattern_mappings: Vec::new(),
+            fallback_topic: default_fallback_topic(),
+        }
+    }
+}
+
+/// A rule on a record's content: `field` (a JSON pointer) `operator` `value` → `topic`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentRule {
+    /// JSON pointer to the field, e.g. `/properties/severity`.
+    pub field: String,
+    /// Comparison to apply.
+    pub operator: RuleOperator,
+    /// Value to compare with (a list for `in`, a regex for `matches`, unused for `exists`).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub value: serde_json::Value,
+    /// Destination topic; may be a template such as `alerts-{/properties/severity}`.
+    pub topic: String,
+}
+
+/// Operators of content rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleOperator {
+    /// Equal.
+    Eq,
+    /// Not equal.
+    Ne,
+    /// Member of a list.
+    In,
+    /// Greater than (numbers).
+    Gt,
+    /// Greater than or equal (numbers).
+    Gte,
+    /// Less than (numbers).
+    Lt,
+    /// Less than or equal (numbers).
+    Lte,
+    /// The field is present and not null.
+    Exists,
+    /// The field is a string matching a regex.
+    Matches,
+}
+
+/// A regex on the source id → topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternMapping {
+    /// Regex matched against the source id, e.g. `^sensor_\d+`.
+    pub pattern: String,
+    /// Destination topic.
+    pub topic: String,
+}
+
+/// Priority of a source's records in the queue.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Lowest.
+    Low,
+    /// Default.
+    #[default]
+    Normal,
+    /// Above normal.
+    High,
+    /// Highest; also takes the producer's low-latency path.
+    Critical,
+}
+
+/// One data source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Connector type, e.g. `noaa_weather`, `http_json`, `synthetic`.
+    pub source_type: String,
+    /// Whether the source runs.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Destination topic (a custom mapping for this source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Queue priority of the source's records.
+    #[serde(default)]
+    pub priority: Priority,
+    /// When and how the source is polled.
+    #[serde(default)]
+    pub ingestion: IngestionConfig,
+    /// Requests per minute the source may make upstream, pages included.
+    #[serde(default = "default_rate_limit_per_minute")]
+    pub rate_limit_per_minute: u32,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: f64,
+    /// How long an identical response may be served from cache (never re-emitted).
+    #[serde(default = "default_cache_ttl_seconds")]
+    pub cache_ttl_seconds: u64,
+    /// Connector-specific parameters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_params: BTreeMap<String, serde_json::Value>,
+}
+
+impl SourceConfig {
+    /// A source of the given type with every other key at its default.
+    pub fn new(source_type: impl Into<String>) -> Self {
+        Self {
+            source_type: source_type.into(),
+            enabled: true,
+            topic: None,
+            priority: Priority::default(),
+            ingestion: IngestionConfig::default(),
+            rate_limit_per_minute: default_rate_limit_per_minute(),
+            timeout_seconds: default_timeout_seconds(),
+            cache_ttl_seconds: default_cache_ttl_seconds(),
+            custom_params: BTreeMap::new(),
+        }
+    }
+}
+
+/// When and how a source is polled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestionConfig {
+    /// Ingestion mode.
+    #[serde(default)]
+    pub mode: IngestionModeKind,
+    /// `real_time` and `continuous_streaming`: seconds between polls.
+    #[serde(default = "default_polling_interval_seconds")]
+    pub polling_interval_seconds: f64,
+    /// `batch`: seconds between scheduled runs (unless `cron` is set).
+    #[serde(default = "default_schedule_interval_seconds")]
+    pub schedule_interval_seconds: u64,
+    /// `batch`: cron expression (5 or 6 fields) instead of the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// `batch`: records emitted per chunk.
+    #[serde(default = "default_ingestion_batch_size")]
+    pub batch_size: usize,
+    /// `continuous_streaming`: records buffered before a flush.
+    #[serde(default = "default_buffer_size")]
+    pub buffer_size: usize,
+    /// `continuous_streaming`: seconds between time-based buffer flushes.
+    #[serde(default = "default_buffer_flush_interval_seconds")]
+    pub buffer_flush_interval_seconds: f64,
+    /// `real_time`: most records taken from one poll.
+    #[serde(default = "default_max_records_per_poll")]
+    pub max_records_per_poll: usize,
+}
+
+impl Default for IngestionConfig {
+    fn default() -> Self {
+        Self {
+            mode: IngestionModeKind::default(),
+            polling_interval_seconds: default_polling_interval_seconds(),
+            schedule_interval_seconds: default_schedule_interval_seconds(),
+            cron: None,
+            batch_size: default_ingestion_batch_size(),
+            buffer_size: default_buffer_size(),
+            buffer_flush_interval_seconds: default_buffer_flush_interval_seconds(),
+            max_records_per_poll: default_max_records_per_poll(),
+        }
+    }
+}
+
+/// Ingestion modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestionModeKind {
+    /// Scheduled full fetches emitted in chunks.
+    Batch,
+    /// Regular polling.
+    #[default]
+    RealTime,
+    /// High-frequency polling through a local buffer.
+    ContinuousStreaming,
+}
+
+/// The admin HTTP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the admin API listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer token required by the admin API (required off loopback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<Secret>,
+    /// Prefix of every metric name.
+    #[serde(default = "default_metrics_namespace")]
+    pub metrics_namespace: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            admin_token: None,
+            metrics_namespace: default_metrics_namespace(),
+        }
+    }
+}
+
+/// A secret string: `Debug` and `Display` never show it; serialization does (for
+/// `save_to_file`), so dumps meant for people go through [`crate::redacted`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; keep it out of logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_queue_max_size() -> usize {
+    10_000
+}
+fn default_bootstrap_servers() -> String {
+    "localhost:9092".to_owned()
+}
+fn default_client_id() -> String {
+    "stream-manager".to_owned()
+}
+fn default_kafka_batch_size() -> u32 {
+    500
+}
+fn default_linger_ms() -> u32 {
+    100
+}
+fn default_max_retries() -> u32 {
+    3
+}
+fn default_retry_backoff_base() -> f64 {
+    2.0
+}
+fn default_min_send_rate() -> f64 {
+    1.0
+}
+fn default_max_send_rate() -> f64 {
+    1000.0
+}
+fn default_target_consumer_lag() -> u64 {
+    1000
+}
+fn default_critical_consumer_lag() -> u64 {
+    5000
+}
+fn default_adjustment_factor() -> f64 {
+    1.5
+}
+fn default_window_size_seconds() -> u64 {
+    60
+}
+fn default_metric_sample_size() -> usize {
+    100
+}
+fn default_max_backoff_level() -> u32 {
+    5
+}
+fn default_recovery_checks() -> u32 {
+    10
+}
+fn default_dlq_url() -> String {
+    "sqlite://data/dlq.db".to_owned()
+}
+fn default_retry_base_delay_seconds() -> u64 {
+    1
+}
+fn default_partitions() -> u32 {
+    4
+}
+fn default_replication_factor() -> u16 {
+    1
+}
+fn default_retention_ms() -> i64 {
+    604_800_000
+}
+fn default_fallback_topic() -> String {
+    "wildfire-default".to_owned()
+}
+fn default_rate_limit_per_minute() -> u32 {
+    60
+}
+fn default_timeout_seconds() -> f64 {
+    30.0
+}
+fn default_cache_ttl_seconds() -> u64 {
+    60
+}
+fn default_polling_interval_seconds() -> f64 {
+    30.0
+}
+fn default_schedule_interval_seconds() -> u64 {
+    3600
+}
+fn default_ingestion_batch_size() -> usize {
+    1000
+}
+fn default_buffer_size() -> usize {
+    100
+}
+fn default_buffer_flush_interval_seconds() -> f64 {
+    5.0
+}
+fn default_max_records_per_poll() -> usize {
+    500
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+fn default_metrics_namespace() -> String {
+    "stream".to_owned()
+}

@@ -1,0 +1,129 @@
+//! Dumps meant for people: secrets replaced by `***`.
+
+use serde_yaml::Value;
+
+use crate::model::StreamConfig;
+
+/// What replaces a secret in dumps.
+pub const REDACTED: &str = "***";
+
+/// Key names (lowercase substrings) whose values are secrets wherever they appear, in
+/// `custom_params`, `librdkafka_options` or anywhere else.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "map_key",
+    "access_key",
+    "private_key",
+    "credential",
+    "authorization",
+];
+
+/// True when a key's value must never be shown.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
+}
+
+/// The effective configuration as a YAML tree with every secret replaced by `***`:
+/// values of secret-looking keys and passwords inside URLs.
+pub fn redacted(cfg: &StreamConfig) -> Value {
+    let mut tree = serde_yaml::to_value(cfg).unwrap_or(Value::Null);
+    redact_tree(&mut tree);
+    tree
+}
+
+/// The effective configuration as YAML text, secrets redacted.
+pub fn redacted_yaml(cfg: &StreamConfig) -> String {
+    serde_yaml::to_string(&redacted(cfg)).unwrap_or_default()
+}
+
+/// Replaces secrets in any YAML tree in place.
+pub fn redact_tree(node: &mut Value) {
+    match node {
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                if k.as_str().is_some_and(is_secret_key) && !v.is_null() {
+                    *v = Value::String(REDACTED.to_owned());
+                } else {
+                    redact_tree(v);
+                }
+            }
+        }
+        Value::Sequence(seq) => seq.iter_mut().for_each(redact_tree),
+        Value::String(s) => {
+            if let Some(clean) = redact_url(s) {
+                *s = clean;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A URL with its password (and secret-looking query values) replaced, if it had any.
+pub fn redact_url(s: &str) -> Option<String> {
+    if !s.contains("://") {
+        return None;
+    }
+    let mut url = url::Url::parse(s).ok()?;
+    let mut changed = false;
+    if url.password().is_some() {
+        url.set_password(Some(REDACTED)).ok()?;
+        changed = true;
+    }
+    if url.query_pairs().any(|(k, _)| is_secret_key(&k)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret_key(&k) {
+                    REDACTED.to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        changed = true;
+    }
+    changed.then(|| url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Secret, SourceConfig};
+
+    #[test]
+    fn secrets_never_survive_a_dump() {
+        let mut cfg = StreamConfig::default();
+        cfg.server.admin_token = Some(Secret::new("tok-123456"));
+        cfg.dlq.url = "postgres://app:pg-pass-987@db.local/dlq".to_owned();
+        cfg.kafka
+            .librdkafka_options
+            .insert("sasl.password".to_owned(), "kafka-pass-555".to_owned());
+        let mut src = SourceConfig::new("nasa_firms");
+        src.custom_params
+            .insert("map_key".to_owned(), "firms-key-777".into());
+        src.custom_params
+            .insert("url".to_owned(), "https://h/x?api_key=qk-111&day=1".into());
+        cfg.sources.insert("firms".to_owned(), src);
+        let text = redacted_yaml(&cfg);
+        for secret in [
+            "tok-123456",
+            "pg-pass-987",
+            "kafka-pass-555",
+            "firms-key-777",
+            "qk-111",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked in:\n{text}");
+        }
+        assert!(text.contains("postgres://app:***@db.local/dlq"), "{text}");
+        assert!(text.contains("day=1"), "{text}");
+        assert!(format!("{:?}", cfg.server.admin_token).contains("***"));
+    }
+}

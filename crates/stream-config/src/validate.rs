@@ -1,0 +1,458 @@
+//! Semantic rules on a deserialized configuration. Every rule that fails adds a problem;
+//! nothing stops at the first.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use crate::model::{ContentRule, RuleOperator, SourceConfig, StreamConfig};
+use crate::path::KeyPath;
+
+/// A rule violation before it is given a file position.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    pub(crate) path: KeyPath,
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: KeyPath, message: impl Into<String>, hint: impl Into<String>) {
+        let hint = hint.into();
+        self.problems.push(Problem {
+            path,
+            message: message.into(),
+            hint: (!hint.is_empty()).then_some(hint),
+        });
+    }
+
+    fn positive_f64(&mut self, path: KeyPath, v: f64) {
+        if !(v.is_finite() && v > 0.0) {
+            self.fail(path, format!("must be a positive number, got {v}"), "");
+        }
+    }
+
+    fn positive_int(&mut self, path: KeyPath, v: u64) {
+        if v == 0 {
+            self.fail(path, "must be greater than 0", "");
+        }
+    }
+
+    fn topic(&mut self, path: KeyPath, topic: &str, allow_template: bool) {
+        if let Err(why) = check_topic(topic, allow_template) {
+            self.fail(
+                path,
+                why,
+                "topic names are 1-249 characters of a-z A-Z 0-9 . _ -",
+            );
+        }
+    }
+}
+
+/// Checks a Kafka topic name (or a template such as `alerts-{/properties/severity}` when
+/// `allow_template`): at most 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn check_topic(topic: &str, allow_template: bool) -> Result<(), String> {
+    let mut literal = String::new();
+    let mut rest = topic;
+    while let Some(open) = rest.find('{') {
+        if !allow_template {
+            return Err(format!(
+                "invalid topic name `{topic}`: templates are not allowed here"
+            ));
+        }
+        literal.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("invalid topic template `{topic}`: unclosed `{{`"));
+        };
+        let field = &rest[open + 1..open + close];
+        let known = matches!(field, "source_id" | "source_type") || field.starts_with('/');
+        if !known {
+            return Err(format!(
+                "invalid topic template `{topic}`: `{{{field}}}` is not `{{source_id}}`, `{{source_type}}` or a JSON pointer like `{{/properties/severity}}`"
+            ));
+        }
+        literal.push('x');
+        rest = &rest[open + close + 1..];
+    }
+    literal.push_str(rest);
+    if literal.is_empty() {
+        return Err("topic name is empty".to_owned());
+    }
+    if literal.len() > 249 {
+        return Err(format!(
+            "topic name is {} characters long, the limit is 249",
+            literal.len()
+        ));
+    }
+    if literal == "." || literal == ".." {
+        return Err(format!("`{literal}` is not a valid topic name"));
+    }
+    if let Some(bad) = literal
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "invalid topic name `{topic}`: character `{bad}` is not allowed"
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate(
+    cfg: &StreamConfig,
+    source_types: Option<&BTreeSet<String>>,
+) -> Vec<Problem> {
+    let mut c = Checker::default();
+    let root = KeyPath::default();
+
+    // kafka
+    let k = root.key("kafka");
+    let servers = cfg.kafka.bootstrap_servers.trim();
+    if servers.is_empty() {
+        c.fail(
+            k.key("bootstrap_servers"),
+            "must not be empty",
+            "use `host:port[,host:port]` or `embedded`",
+        );
+    } else if !cfg.kafka.is_embedded() {
+        for server in servers.split(',').map(str::trim) {
+            let port_ok = server
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                c.fail(
+                    k.key("bootstrap_servers"),
+                    format!("`{server}` is not `host:port`"),
+                    "use `host:port[,host:port]`, or `embedded` for the in-process broker",
+                );
+            }
+        }
+    }
+    if cfg.kafka.client_id.trim().is_empty() {
+        c.fail(k.key("client_id"), "must not be empty", "");
+    }
+    c.positive_int(k.key("batch_size"), cfg.kafka.batch_size.into());
+    if cfg.kafka.linger_ms > 900_000 {
+        c.fail(
+            k.key("linger_ms"),
+            "must be at most 900000 (15 minutes)",
+            "",
+        );
+    }
+    let base = cfg.kafka.retry_backoff_base;
+    if !(base.is_finite() && base >= 1.0) {
+        c.fail(
+            k.key("retry_backoff_base"),
+            format!("must be at least 1.0, got {base}"),
+            "",
+        );
+    }
+    if cfg.kafka.message_timeout_ms == Some(0) {
+        c.fail(
+            k.key("message_timeout_ms"),
+            "must be greater than 0",
+            "leave it out for librdkafka's default",
+        );
+    }
+
+    // throttling
+    let t = root.key("throttling");
+    let th = &cfg.throttling;
+    c.positive_f64(t.key("min_send_rate"), th.min_send_rate);
+    c.positive_f64(t.key("max_send_rate"), th.max_send_rate);
+    if th.min_send_rate > th.max_send_rate {
+        c.fail(
+            t.key("min_send_rate"),
+            format!(
+                "min_send_rate ({}) is above max_send_rate ({})",
+                th.min_send_rate, th.max_send_rate
+            ),
+            "min_send_rate must be <= max_send_rate",
+        );
+    }
+    if th.target_consumer_lag >= th.critical_consumer_lag {
+        c.fail(
+            t.key("target_consumer_lag"),
+            format!(
+                "target_consumer_lag ({}) must be below critical_consumer_lag ({})",
+                th.target_consumer_lag, th.critical_consumer_lag
+            ),
+            "",
+        );
+    }
+    if !(th.adjustment_factor.is_finite() && th.adjustment_factor > 1.0) {
+        c.fail(
+            t.key("adjustment_factor"),
+            format!("must be greater than 1.0, got {}", th.adjustment_factor),
+            "",
+        );
+    }
+    c.positive_int(t.key("window_size_seconds"), th.window_size_seconds);
+    c.positive_int(t.key("metric_sample_size"), th.metric_sample_size as u64);
+    c.positive_int(t.key("max_backoff_level"), th.max_backoff_level.into());
+    c.positive_int(t.key("recovery_checks"), th.recovery_checks.into());
+    for (i, group) in th.consumer_groups.iter().enumerate() {
+        if group.trim().is_empty() {
+            c.fail(
+                t.key("consumer_groups").index(i),
+                "consumer group name is empty",
+                "",
+            );
+        }
+    }
+
+    // queue
+    c.positive_int(root.key("queue_max_size"), cfg.queue_max_size as u64);
+    if let Some(bytes) = cfg.queue_max_bytes {
+        c.positive_int(root.key("queue_max_bytes"), bytes);
+    }
+
+    // dlq
+    let d = root.key("dlq");
+    match url::Url::parse(&cfg.dlq.url) {
+        Ok(u) if matches!(u.scheme(), "sqlite" | "postgres" | "postgresql") => {}
+        Ok(u) => c.fail(
+            d.key("url"),
+            format!("unsupported DLQ scheme `{}`", u.scheme()),
+            "use `sqlite://path/to/dlq.db` or `postgres://user:password@host/db`",
+        ),
+        Err(e) => c.fail(
+            d.key("url"),
+            format!("not a URL: {e}"),
+            "use `sqlite://path/to/dlq.db` or `postgres://user:password@host/db`",
+        ),
+    }
+    c.positive_int(
+        d.key("retry_base_delay_seconds"),
+        cfg.dlq.retry_base_delay_seconds,
+    );
+
+    // topics
+    for (name, topic) in &cfg.topics {
+        let p = root.key("topics").key(name);
+        c.topic(p.clone(), name, false);
+        c.positive_int(p.key("partitions"), topic.partitions.into());
+        c.positive_int(p.key("replication_factor"), topic.replication_factor.into());
+        if topic.retention_ms < -1 || topic.retention_ms == 0 {
+            c.fail(
+                p.key("retention_ms"),
+                "must be positive, or -1 to keep forever",
+                "",
+            );
+        }
+    }
+
+    // routing
+    let r = root.key("routing");
+    for (source, topic) in &cfg.routing.custom_mappings {
+        c.topic(r.key("custom_mappings").key(source), topic, true);
+    }
+    for (i, rule) in cfg.routing.content_rules.iter().enumerate() {
+        content_rule(&mut c, r.key("content_rules").index(i), rule);
+    }
+    for (i, m) in cfg.routing.pattern_mappings.iter().enumerate() {
+        let p = r.key("pattern_mappings").index(i);
+        if let Err(e) = regex::Regex::new(&m.pattern) {
+            c.fail(
+                p.key("pattern"),
+                format!("invalid regex: {}", one_line(&e.to_string())),
+                "",
+            );
+        }
+        c.topic(p.key("topic"), &m.topic, true);
+    }
+    c.topic(r.key("fallback_topic"), &cfg.routing.fallback_topic, false);
+
+    // sources
+    for (id, src) in &cfg.sources {
+        source(&mut c, root.key("sources").key(id), id, src, source_types);
+    }
+
+    // server
+    let s = root.key("server");
+    match cfg.server.listen.parse::<SocketAddr>() {
+        Ok(addr) => {
+            if !addr.ip().is_loopback() && cfg.server.admin_token.is_none() {
+                c.fail(
+                    s.key("admin_token"),
+                    format!("the admin API listens on non-loopback {addr} without a token"),
+                    "set `server.admin_token` (e.g. `${ADMIN_TOKEN}`) or listen on 127.0.0.1",
+                );
+            }
+        }
+        Err(_) => c.fail(
+            s.key("listen"),
+            format!("`{}` is not `ip:port`", cfg.server.listen),
+            "e.g. `127.0.0.1:8080`",
+        ),
+    }
+    if cfg
+        .server
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| t.expose().is_empty())
+    {
+        c.fail(
+            s.key("admin_token"),
+            "must not be empty",
+            "remove the key to disable auth on loopback",
+        );
+    }
+    let ns = &cfg.server.metrics_namespace;
+    let ns_ok = ns
+        .chars()
+        .next()
+        .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+        && ns.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+    if !ns_ok {
+        c.fail(
+            s.key("metrics_namespace"),
+            format!("`{ns}` is not a valid metric prefix"),
+            "use letters, digits and `_`",
+        );
+    }
+
+    c.problems
+}
+
+fn content_rule(c: &mut Checker, p: KeyPath, rule: &ContentRule) {
+    if !(rule.field.is_empty() || rule.field.starts_with('/')) {
+        c.fail(
+            p.key("field"),
+            format!("`{}` is not a JSON pointer", rule.field),
+            format!(
+                "write it as `/{}` (JSON pointers start with `/`)",
+                rule.field.replace('.', "/")
+            ),
+        );
+    }
+    use RuleOperator::*;
+    match rule.operator {
+        Exists => {}
+        In => {
+            if !rule.value.is_array() {
+                c.fail(
+                    p.key("value"),
+                    "operator `in` needs a list value",
+                    "e.g. `value: [\"high\", \"critical\"]`",
+                );
+            }
+        }
+        Gt | Gte | Lt | Lte => {
+            if !rule.value.is_number() {
+                c.fail(
+                    p.key("value"),
+                    format!("operator `{:?}` needs a number value", rule.operator).to_lowercase(),
+                    "",
+                );
+            }
+        }
+        Matches => match rule.value.as_str() {
+            Some(re) => {
+                if let Err(e) = regex::Regex::new(re) {
+                    c.fail(
+                        p.key("value"),
+                        format!("invalid regex: {}", one_line(&e.to_string())),
+                        "",
+                    );
+                }
+            }
+            None => c.fail(
+                p.key("value"),
+                "operator `matches` needs a regex string value",
+                "",
+            ),
+        },
+        Eq | Ne => {
+            if rule.value.is_null() {
+                c.fail(
+                    p.key("value"),
+                    "a value is required",
+                    "use operator `exists` to test for presence",
+                );
+            }
+        }
+    }
+    c.topic(p.key("topic"), &rule.topic, true);
+}
+
+fn source(
+    c: &mut Checker,
+    p: KeyPath,
+    id: &str,
+    src: &SourceConfig,
+    source_types: Option<&BTreeSet<String>>,
+) {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'))
+    {
+        c.fail(
+            p.clone(),
+            format!("source id `{id}` must be letters, digits, `_`, `-` or `.`"),
+            "",
+        );
+    }
+    if let Some(known) = source_types {
+        if !known.contains(&src.source_type) {
+            let hint = match crate::closest(&src.source_type, known.iter().map(String::as_str)) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!(
+                    "known types: {}",
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            c.fail(
+                p.key("source_type"),
+                format!("unknown source_type `{}`", src.source_type),
+                hint,
+            );
+        }
+    }
+    if let Some(topic) = &src.topic {
+        c.topic(p.key("topic"), topic, true);
+    }
+    let i = p.key("ingestion");
+    let ing = &src.ingestion;
+    c.positive_f64(
+        i.key("polling_interval_seconds"),
+        ing.polling_interval_seconds,
+    );
+    c.positive_int(
+        i.key("schedule_interval_seconds"),
+        ing.schedule_interval_seconds,
+    );
+    c.positive_int(i.key("batch_size"), ing.batch_size as u64);
+    c.positive_int(i.key("buffer_size"), ing.buffer_size as u64);
+    c.positive_f64(
+        i.key("buffer_flush_interval_seconds"),
+        ing.buffer_flush_interval_seconds,
+    );
+    c.positive_int(
+        i.key("max_records_per_poll"),
+        ing.max_records_per_poll as u64,
+    );
+    if let Some(expr) = &ing.cron {
+        if let Err(e) = crate::parse_cron(expr) {
+            c.fail(
+                i.key("cron"),
+                format!("invalid cron expression `{expr}`: {e}"),
+                "use 5 fields (min hour day month weekday) or 6 with seconds first",
+            );
+        }
+    }
+    c.positive_int(
+        p.key("rate_limit_per_minute"),
+        src.rate_limit_per_minute.into(),
+    );
+    c.positive_f64(p.key("timeout_seconds"), src.timeout_seconds);
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,263 @@
+//! Loading real files: the seed format, the example, errors with lines, JSON, overrides.
+
+use stream_config::{
+    Compression, Format, IngestionModeKind, Loader, OverflowStrategy, Priority, StreamConfig,
+};
+
+use crate::{fixture, repo_file, SOURCE_TYPES};
+
+fn loader() -> Loader {
+    Loader::new().with_source_types(SOURCE_TYPES.iter().copied())
+}
+
+#[test]
+fn seed_format_loads_unchanged() {
+    let cfg = loader()
+        .load_file(fixture("seed.yaml"))
+        .expect("seed config loads");
+    assert_eq!(cfg.kafka.client_id, "wildfire-stream-manager");
+    assert_eq!(cfg.kafka.compression_type, Compression::Gzip);
+    assert_eq!(cfg.queue_overflow_strategy, OverflowStrategy::DropOldest);
+    let src = &cfg.sources["noaa_weather_ca"];
+    assert_eq!(src.source_type, "noaa_weather");
+    assert_eq!(src.topic.as_deref(), Some("wildfire-weather-data"));
+    assert_eq!(src.ingestion.mode, IngestionModeKind::ContinuousStreaming);
+    assert_eq!(src.ingestion.polling_interval_seconds, 30.0);
+    assert_eq!(src.ingestion.buffer_size, 100);
+    assert_eq!(src.rate_limit_per_minute, 120);
+    assert_eq!(
+        src.custom_params["data_types"],
+        serde_json::json!(["temperature", "humidity"])
+    );
+    // Keys the seed leaves out take their documented defaults.
+    assert_eq!(src.priority, Priority::Normal);
+    assert_eq!(src.ingestion.max_records_per_poll, 500);
+    assert_eq!(cfg.dlq.url, "sqlite://data/dlq.db");
+    assert_eq!(cfg.routing.fallback_topic, "wildfire-default");
+    assert_eq!(cfg.server.metrics_namespace, "stream");
+}
+
+#[test]
+fn example_config_loads_and_round_trips() {
+    let cfg = loader()
+        .load_file(repo_file("config/stream_config.example.yaml"))
+        .expect("example config loads");
+    assert_eq!(cfg.sources.len(), 3);
+    assert_eq!(cfg.routing.content_rules.len(), 2);
+    assert_eq!(
+        cfg.throttling.consumer_groups,
+        vec!["wildfire-analytics".to_owned()]
+    );
+    // Serialize → load again → the same config, in both formats.
+    let yaml = serde_yaml::to_string(&cfg).unwrap();
+    let again = loader().load_str(&yaml, Format::Yaml, "<yaml>").unwrap();
+    assert_eq!(again, cfg);
+    let json = serde_json::to_string_pretty(&cfg).unwrap();
+    let again = loader().load_str(&json, Format::Json, "<json>").unwrap();
+    assert_eq!(again, cfg);
+}
+
+#[test]
+fn shipped_default_config_loads() {
+    let path = repo_file("config/stream_config.yaml");
+    if path.exists() {
+        loader()
+            .load_file(path)
+            .expect("config/stream_config.yaml loads");
+    }
+}
+
+#[test]
+fn misspelt_key_wrong_type_and_bad_regex_all_reported_with_lines() {
+    let err = loader()
+        .load_file(fixture("three_errors.yaml"))
+        .unwrap_err();
+    let d = err.diagnostics().expect("invalid config");
+    assert_eq!(d.items.len(), 3, "{err}");
+    let by_path = |p: &str| {
+        d.items
+            .iter()
+            .find(|i| i.path == p)
+            .unwrap_or_else(|| panic!("no error at {p}: {err}"))
+    };
+    let typo = by_path("sources.sensors.ingestion.polling_intervall_seconds");
+    assert_eq!(typo.location.map(|l| (l.line, l.column)), Some((8, 7)));
+    assert_eq!(typo.message, "unknown key `polling_intervall_seconds`");
+    assert_eq!(
+        typo.hint.as_deref(),
+        Some("did you mean `polling_interval_seconds`?")
+    );
+    let ty = by_path("sources.sensors.rate_limit_per_minute");
+    assert_eq!(ty.location.map(|l| l.line), Some(9));
+    assert!(ty.message.contains("invalid type"), "{}", ty.message);
+    let re = by_path("routing.pattern_mappings[0].pattern");
+    assert_eq!(re.location.map(|l| l.line), Some(12));
+    assert!(re.message.contains("invalid regex"), "{}", re.message);
+    let text = err.to_string();
+    assert!(
+        text.contains("three_errors.yaml: 3 configuration errors"),
+        "{text}"
+    );
+}
+
+#[test]
+fn semantic_rules_are_all_reported() {
+    let yaml = "
+kafka: { bootstrap_servers: 'nohost', batch_size: 0 }
+throttling: { min_send_rate: 10, max_send_rate: 5, target_consumer_lag: 9, critical_consumer_lag: 9 }
+dlq: { url: 'mysql://x/y' }
+topics: { 'bad topic': {} }
+routing:
+  fallback_topic: 'a/b'
+  content_rules:
+    - { field: severity, operator: in, value: 3, topic: '{nope}' }
+sources:
+  s1:
+    source_type: nasa_firmz
+    ingestion: { cron: 'every day', polling_interval_seconds: 0 }
+server: { listen: '0.0.0.0:8080' }
+";
+    let err = loader()
+        .load_str(yaml, Format::Yaml, "rules.yaml")
+        .unwrap_err();
+    let d = err.diagnostics().unwrap();
+    let paths: Vec<&str> = d.items.iter().map(|i| i.path.as_str()).collect();
+    for expected in [
+        "kafka.bootstrap_servers",
+        "kafka.batch_size",
+        "throttling.min_send_rate",
+        "throttling.target_consumer_lag",
+        "dlq.url",
+        "topics.bad topic",
+        "routing.fallback_topic",
+        "routing.content_rules[0].field",
+        "routing.content_rules[0].value",
+        "routing.content_rules[0].topic",
+        "sources.s1.source_type",
+        "sources.s1.ingestion.cron",
+        "sources.s1.ingestion.polling_interval_seconds",
+        "server.admin_token",
+    ] {
+        assert!(paths.contains(&expected), "missing {expected} in {err}");
+    }
+    let typo = d
+        .items
+        .iter()
+        .find(|i| i.path == "sources.s1.source_type")
+        .unwrap();
+    assert_eq!(typo.hint.as_deref(), Some("did you mean `nasa_firms`?"));
+    assert!(d.items.iter().all(|i| i.location.is_some()), "{err}");
+}
+
+#[test]
+fn json_errors_have_lines_too() {
+    let json = "{\n  \"queue_max_size\": \"big\",\n  \"kafka\": {\n    \"lingerms\": 5\n  }\n}\n";
+    let err = loader().load_str(json, Format::Json, "c.json").unwrap_err();
+    let d = err.diagnostics().unwrap();
+    assert_eq!(d.items.len(), 2, "{err}");
+    assert_eq!(d.items[0].location.map(|l| l.line), Some(2));
+    assert_eq!(d.items[1].location.map(|l| l.line), Some(4));
+    assert_eq!(
+        d.items[1].hint.as_deref(),
+        Some("did you mean `linger_ms`?")
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_position() {
+    let err = loader()
+        .load_str("kafka:\n  client_id: [unclosed\n", Format::Yaml, "s.yaml")
+        .unwrap_err();
+    let d = err.diagnostics().unwrap();
+    assert_eq!(d.items.len(), 1);
+    assert!(d.items[0].message.starts_with("invalid YAML"), "{err}");
+    assert!(d.items[0].location.is_some());
+}
+
+#[test]
+fn missing_required_field_in_list_reported_once_at_the_right_index() {
+    let yaml = "
+routing:
+  pattern_mappings:
+    - { pattern: '^a', topic: [1] }
+    - { pattern: '^b' }
+    - { pattern: '^c', topic: ok-topic, extra: 1 }
+";
+    let err = loader().load_str(yaml, Format::Yaml, "l.yaml").unwrap_err();
+    let d = err.diagnostics().unwrap();
+    let paths: Vec<&str> = d.items.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "routing.pattern_mappings[0].topic",
+            "routing.pattern_mappings[1]",
+            "routing.pattern_mappings[2].extra",
+        ],
+        "{err}"
+    );
+}
+
+#[test]
+fn interpolation_and_env_overrides() {
+    let yaml = "
+kafka:
+  bootstrap_servers: ${BROKERS:-localhost:9092}
+  batch_size: ${BATCH}
+server:
+  admin_token: \"${TOKEN}\"
+sources:
+  quakes: { source_type: usgs_earthquakes }
+";
+    let env = [
+        ("BATCH", "250"),
+        ("TOKEN", "s3cr3t-value"),
+        ("STREAM__SOURCES__QUAKES__PRIORITY", "critical"),
+        ("KAFKA_COMPRESSION_TYPE", "zstd"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let cfg: StreamConfig = loader()
+        .with_env(env)
+        .load_str(yaml, Format::Yaml, "i.yaml")
+        .unwrap();
+    assert_eq!(cfg.kafka.bootstrap_servers, "localhost:9092");
+    assert_eq!(cfg.kafka.batch_size, 250);
+    assert_eq!(cfg.kafka.compression_type, Compression::Zstd);
+    assert_eq!(cfg.sources["quakes"].priority, Priority::Critical);
+    assert_eq!(
+        cfg.server.admin_token.as_ref().unwrap().expose(),
+        "s3cr3t-value"
+    );
+    let dump = stream_config::redacted_yaml(&cfg);
+    assert!(!dump.contains("s3cr3t-value"), "{dump}");
+}
+
+#[test]
+fn missing_variable_and_bad_override_are_errors_naming_them() {
+    let env = [("STREAM__KAFKA__BATCH_SIZE", "many")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let err = loader()
+        .with_env(env)
+        .load_str(
+            "server:\n  admin_token: ${ADMIN_TOKEN}\n",
+            Format::Yaml,
+            "e.yaml",
+        )
+        .unwrap_err();
+    let d = err.diagnostics().unwrap();
+    assert_eq!(d.items.len(), 2, "{err}");
+    assert!(
+        d.items[0].message.contains("`ADMIN_TOKEN` is not set"),
+        "{err}"
+    );
+    assert_eq!(d.items[0].location.map(|l| l.line), Some(2));
+    assert_eq!(d.items[1].path, "kafka.batch_size");
+    assert_eq!(
+        d.items[1].env_var.as_deref(),
+        Some("STREAM__KAFKA__BATCH_SIZE")
+    );
+}
+
+#[test]
+fn unknown_extension_is_a_clear_error() {
+    let err = loader().load_file("config/whatever.toml").unwrap_err();
+    assert!(err.to_string().contains("name the file `*.yaml`"), "{err}");
+}
