@@ -105,7 +105,16 @@ impl fmt::Display for Diagnostics {
             if n == 1 { "" } else { "s" }
         )?;
         for item in &self.items {
-            write!(f, "\n  {}: {item}", self.origin)?;
+            write!(f, "\n  {}", self.origin)?;
+            match item.location {
+                Some(loc) => write!(f, ":{loc}: ")?,
+                None => f.write_str(": ")?,
+            }
+            let located = Diagnostic {
+                location: None,
+                ..item.clone()
+            };
+            write!(f, "{located}")?;
         }
         Ok(())
     }

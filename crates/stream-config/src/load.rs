@@ -322,7 +322,27 @@ fn explain(message: &str) -> (String, Option<String>) {
             Some(format!("add the required key {field}")),
         );
     }
-    (message.to_owned(), None)
+    (plain_types(message), None)
+}
+
+/// serde names Rust types ("expected u32"); say what a config author writes instead.
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_owned();
+    for (rust, plain) in [
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u32", "expected a whole number >= 0"),
+        ("expected u64", "expected a whole number >= 0"),
+        ("expected usize", "expected a whole number >= 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        if out.ends_with(rust) {
+            out.truncate(out.len() - rust.len());
+            out.push_str(plain);
+        }
+    }
+    out
 }
 
 fn quote_list(items: &[&str]) -> String {

@@ -103,9 +103,7 @@ impl SpanIndex {
             if let Some(loc) = self.spans.get(&p) {
                 return Some(*loc);
             }
-            if p.0.pop().is_none() {
-                return None;
-            }
+            p.0.pop()?;
         }
     }
 }

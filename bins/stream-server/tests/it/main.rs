@@ -1,0 +1,3 @@
+//! Integration tests of the stream-server binary, run as a real process.
+
+mod cli;
