@@ -1,0 +1,65 @@
+//! A bounded async priority queue that never loses a record silently.
+//!
+//! Four priorities (CRITICAL > HIGH > NORMAL > LOW), FIFO within a priority, bounded by
+//! record count and by bytes. When full, the [`OverflowStrategy`] decides: evict the
+//! oldest record of the lowest priority not above the incoming one (`DropOldest`), refuse
+//! the incoming one (`DropNewest`), or wait for room (`Block`). Evicted and refused records
+//! are always handed back to the caller, tokio `TrySendError::Full(T)` style.
+//!
+//! ```
+//! use queue::{Envelope, OverflowStrategy, Priority, PriorityQueue, QueueConfig};
+//!
+//! let q = PriorityQueue::new(QueueConfig {
+//!     max_items: 2,
+//!     overflow: OverflowStrategy::DropOldest,
+//!     ..QueueConfig::default()
+//! });
+//! q.try_push(Envelope::new("sensor_1", Priority::Low, &b"a"[..])).unwrap();
+//! q.try_push(Envelope::new("sensor_2", Priority::Normal, &b"b"[..])).unwrap();
+//! // Full: a CRITICAL record evicts the oldest LOW one, which comes back to us.
+//! let evicted = q.try_push(Envelope::new("alerts", Priority::Critical, &b"c"[..])).unwrap();
+//! assert_eq!(evicted[0].source_id.as_ref(), "sensor_1");
+//! assert_eq!(q.try_pop().unwrap().priority, Priority::Critical);
+//! ```
+//!
+//! # Scheduling
+//!
+//! [`Scheduling::Strict`] (the default) always serves the highest non-empty priority, so
+//! a sustained CRITICAL stream can starve LOW. [`Scheduling::Weighted`] serves the
+//! priorities by weight (e.g. 8:4:2:1 for CRITICAL:HIGH:NORMAL:LOW) among the non-empty
+//! ones, in rounds: within a round each priority is served at most its weight, highest
+//! first, so LOW always moves.
+
+mod envelope;
+mod metrics;
+mod queue;
+
+pub use envelope::{Envelope, MessageId};
+pub use queue::{PopBatch, PriorityQueue, PushError, QueueConfig, QueueStats, Scheduling};
+pub use stream_config::{OverflowStrategy, Priority};
+
+/// What the queue needs to know about an item.
+pub trait QueueItem {
+    /// The item's priority.
+    fn priority(&self) -> Priority;
+    /// The bytes the item counts against `max_bytes`.
+    fn size_bytes(&self) -> usize;
+}
+
+/// Index of a priority in per-priority arrays: LOW = 0 … CRITICAL = 3.
+pub fn priority_index(p: Priority) -> usize {
+    match p {
+        Priority::Low => 0,
+        Priority::Normal => 1,
+        Priority::High => 2,
+        Priority::Critical => 3,
+    }
+}
+
+/// All priorities, lowest first (the order of [`priority_index`]).
+pub const PRIORITIES: [Priority; 4] = [
+    Priority::Low,
+    Priority::Normal,
+    Priority::High,
+    Priority::Critical,
+];

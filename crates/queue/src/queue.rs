@@ -1,0 +1,632 @@
+//! The queue itself: one `VecDeque` per priority under a mutex, two `Notify`s for
+//! waiting consumers and blocked producers.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use stream_config::StreamConfig;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::metrics as m;
+use crate::{priority_index, OverflowStrategy, Priority, QueueItem, PRIORITIES};
+
+/// How consumers are served across priorities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheduling {
+    /// Always the highest non-empty priority.
+    #[default]
+    Strict,
+    /// By weight among non-empty priorities, indexed LOW, NORMAL, HIGH, CRITICAL.
+    /// A weight of 0 counts as 1.
+    Weighted([u32; 4]),
+}
+
+impl Scheduling {
+    /// Weights given highest priority first, e.g. `weighted(8, 4, 2, 1)`.
+    pub fn weighted(critical: u32, high: u32, normal: u32, low: u32) -> Self {
+        Scheduling::Weighted([low.max(1), normal.max(1), high.max(1), critical.max(1)])
+    }
+}
+
+/// Bounds and policies of a queue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueConfig {
+    /// Most records held.
+    pub max_items: usize,
+    /// Most payload bytes held (`None`: unbounded by bytes).
+    pub max_bytes: Option<u64>,
+    /// What a full queue does with one more record.
+    pub overflow: OverflowStrategy,
+    /// How priorities are served.
+    pub scheduling: Scheduling,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            max_items: 10_000,
+            max_bytes: None,
+            overflow: OverflowStrategy::DropOldest,
+            scheduling: Scheduling::Strict,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// The queue section of a stream-manager configuration.
+    pub fn from_config(cfg: &StreamConfig) -> Self {
+        Self {
+            max_items: cfg.queue_max_size,
+            max_bytes: cfg.queue_max_bytes,
+            overflow: cfg.queue_overflow_strategy,
+            scheduling: Scheduling::Strict,
+        }
+    }
+}
+
+/// Why a record was not accepted. The record always comes back.
+#[derive(PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PushError<T> {
+    /// The queue is full and the strategy refused this record.
+    Full(T),
+    /// The record alone is larger than `max_bytes`: it can never fit.
+    TooLarge(T),
+    /// `push_timeout` waited its whole timeout for room.
+    Timeout(T),
+    /// The queue was closed.
+    Closed(T),
+}
+
+impl<T> PushError<T> {
+    /// The record that was not accepted.
+    pub fn into_inner(self) -> T {
+        match self {
+            PushError::Full(t)
+            | PushError::TooLarge(t)
+            | PushError::Timeout(t)
+            | PushError::Closed(t) => t,
+        }
+    }
+
+    /// A short reason, usable as a metric label or DLQ reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PushError::Full(_) => "queue_overflow",
+            PushError::TooLarge(_) => "record_too_large",
+            PushError::Timeout(_) => "queue_full_timeout",
+            PushError::Closed(_) => "queue_closed",
+        }
+    }
+}
+
+impl<T> fmt::Debug for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PushError::{}", self.reason())
+    }
+}
+
+impl<T> fmt::Display for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PushError::Full(_) => "queue is full",
+            PushError::TooLarge(_) => "record is larger than the queue's byte limit",
+            PushError::Timeout(_) => "timed out waiting for room in the queue",
+            PushError::Closed(_) => "queue is closed",
+        })
+    }
+}
+
+impl<T> std::error::Error for PushError<T> {}
+
+/// Limits of one [`PriorityQueue::pop_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PopBatch {
+    /// Most records in the batch.
+    pub max_items: usize,
+    /// Most payload bytes in the batch (a first record larger than this comes alone).
+    pub max_bytes: u64,
+    /// How long to wait for the batch to fill once it has its first record.
+    pub linger: Duration,
+}
+
+/// A snapshot of the queue's state and counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Records held, by priority (LOW..CRITICAL).
+    pub len_by_priority: [usize; 4],
+    /// Payload bytes held, by priority (LOW..CRITICAL).
+    pub bytes_by_priority: [u64; 4],
+    /// Records accepted since creation.
+    pub enqueued: u64,
+    /// Records handed to consumers since creation.
+    pub dequeued: u64,
+    /// Records evicted by `DropOldest`.
+    pub evicted: u64,
+    /// Records refused (full, too large, timeout or closed).
+    pub refused: u64,
+    /// Total time producers spent blocked waiting for room.
+    pub blocked: Duration,
+}
+
+impl QueueStats {
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.len_by_priority.iter().sum()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Payload bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes_by_priority.iter().sum()
+    }
+}
+
+struct Inner<T> {
+    lanes: [VecDeque<T>; 4],
+    bytes: [u64; 4],
+    len: usize,
+    total_bytes: u64,
+    closed: bool,
+    credits: [u32; 4],
+    waiting_pop: usize,
+    waiting_push: usize,
+    stats: QueueStats,
+    published: (u64, u64),
+}
+
+/// A bounded, multi-producer multi-consumer async priority queue.
+pub struct PriorityQueue<T> {
+    inner: Mutex<Inner<T>>,
+    config: QueueConfig,
+    not_empty: Notify,
+    not_full: Notify,
+}
+
+impl<T: QueueItem> fmt::Debug for PriorityQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PriorityQueue")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Decrements a waiter count when a waiting future finishes or is dropped.
+struct WaitGuard<'a, T> {
+    queue: &'a PriorityQueue<T>,
+    pop: bool,
+}
+
+impl<T> Drop for WaitGuard<'_, T> {
+    fn drop(&mut self) {
+        let mut inner = self.queue.lock();
+        if self.pop {
+            inner.waiting_pop -= 1;
+        } else {
+            inner.waiting_push -= 1;
+        }
+    }
+}
+
+impl<T> PriorityQueue<T> {
+    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+        // A panic while holding the lock cannot leave the lanes half-updated in a way
+        // that matters more than losing the whole queue would: keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<T: QueueItem> PriorityQueue<T> {
+    /// An empty queue. `max_items` below 1 is taken as 1.
+    pub fn new(mut config: QueueConfig) -> Self {
+        config.max_items = config.max_items.max(1);
+        Self {
+            inner: Mutex::new(Inner {
+                lanes: Default::default(),
+                bytes: [0; 4],
+                len: 0,
+                total_bytes: 0,
+                closed: false,
+                credits: [0; 4],
+                waiting_pop: 0,
+                waiting_push: 0,
+                stats: QueueStats::default(),
+                published: (0, 0),
+            }),
+            config,
+            not_empty: Notify::new(),
+            not_full: Notify::new(),
+        }
+    }
+
+    /// The queue's configuration.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// Adds a record without waiting. `Ok` holds the records evicted to make room
+    /// (`DropOldest` only; usually empty). In `Block` mode a full queue returns `Full`.
+    pub fn try_push(&self, item: T) -> Result<Vec<T>, PushError<T>> {
+        let mut inner = self.lock();
+        let result = self.push_locked(&mut inner, item);
+        let wake = result.is_ok() && inner.waiting_pop > 0;
+        drop(inner);
+        if wake {
+            self.not_empty.notify_one();
+        }
+        result
+    }
+
+    fn push_locked(&self, inner: &mut Inner<T>, item: T) -> Result<Vec<T>, PushError<T>> {
+        let size = item.size_bytes() as u64;
+        let priority = item.priority();
+        if inner.closed {
+            return Err(self.refuse(inner, PushError::Closed(item), priority));
+        }
+        if self.config.max_bytes.is_some_and(|max| size > max) {
+            return Err(self.refuse(inner, PushError::TooLarge(item), priority));
+        }
+        let mut evicted = Vec::new();
+        if !self.fits(inner, size) {
+            match self.config.overflow {
+                OverflowStrategy::DropNewest | OverflowStrategy::Block => {
+                    return Err(self.refuse(inner, PushError::Full(item), priority));
+                }
+                OverflowStrategy::DropOldest => {
+                    let Some(victims) = self.eviction_plan(inner, priority, size) else {
+                        return Err(self.refuse(inner, PushError::Full(item), priority));
+                    };
+                    evicted.reserve(victims.iter().sum());
+                    for (lane, count) in victims.iter().enumerate() {
+                        for _ in 0..*count {
+                            let victim = self.remove_front(inner, lane);
+                            metrics::counter!(m::DROPPED, "reason" => "evicted", "priority" => m::priority_label(PRIORITIES[lane]))
+                                .increment(1);
+                            evicted.push(victim);
+                        }
+                    }
+                    inner.stats.evicted += evicted.len() as u64;
+                }
+            }
+        }
+        let lane = priority_index(priority);
+        inner.lanes[lane].push_back(item);
+        inner.bytes[lane] += size;
+        inner.len += 1;
+        inner.total_bytes += size;
+        inner.stats.enqueued += 1;
+        Ok(evicted)
+    }
+
+    fn refuse(&self, inner: &mut Inner<T>, err: PushError<T>, priority: Priority) -> PushError<T> {
+        inner.stats.refused += 1;
+        metrics::counter!(m::DROPPED, "reason" => err.reason(), "priority" => m::priority_label(priority))
+            .increment(1);
+        err
+    }
+
+    fn fits(&self, inner: &Inner<T>, size: u64) -> bool {
+        inner.len < self.config.max_items
+            && self
+                .config
+                .max_bytes
+                .is_none_or(|max| inner.total_bytes + size <= max)
+    }
+
+    /// How many records to evict from each lane (lowest priority first, oldest first,
+    /// never above `incoming`) so that a record of `size` fits; `None` if impossible.
+    fn eviction_plan(&self, inner: &Inner<T>, incoming: Priority, size: u64) -> Option<[usize; 4]> {
+        let need_items = (inner.len + 1).saturating_sub(self.config.max_items);
+        let need_bytes = self
+            .config
+            .max_bytes
+            .map_or(0, |max| (inner.total_bytes + size).saturating_sub(max));
+        let mut plan = [0usize; 4];
+        let (mut freed_items, mut freed_bytes) = (0usize, 0u64);
+        for lane in 0..=priority_index(incoming) {
+            for victim in &inner.lanes[lane] {
+                if freed_items >= need_items && freed_bytes >= need_bytes {
+                    return Some(plan);
+                }
+                plan[lane] += 1;
+                freed_items += 1;
+                freed_bytes += victim.size_bytes() as u64;
+            }
+        }
+        (freed_items >= need_items && freed_bytes >= need_bytes).then_some(plan)
+    }
+
+    /// Adds a record; in `Block` mode waits for room. Cancelling the returned future
+    /// before it completes leaves the queue unchanged (the record is dropped with the
+    /// future: use [`PriorityQueue::push_timeout`] to get it back instead).
+    pub async fn push(&self, item: T) -> Result<Vec<T>, PushError<T>> {
+        self.push_until(item, None).await
+    }
+
+    /// Like [`PriorityQueue::push`], but gives the record back as
+    /// [`PushError::Timeout`] after `timeout` without room.
+    pub async fn push_timeout(&self, item: T, timeout: Duration) -> Result<Vec<T>, PushError<T>> {
+        self.push_until(item, Some(Instant::now() + timeout)).await
+    }
+
+    async fn push_until(&self, item: T, deadline: Option<Instant>) -> Result<Vec<T>, PushError<T>> {
+        if self.config.overflow != OverflowStrategy::Block {
+            return self.try_push(item);
+        }
+        let started = Instant::now();
+        loop {
+            let notified = self.not_full.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let guard = {
+                let mut inner = self.lock();
+                let size = item.size_bytes() as u64;
+                if inner.closed
+                    || self.config.max_bytes.is_some_and(|max| size > max)
+                    || self.fits(&inner, size)
+                {
+                    let result = self.push_locked(&mut inner, item);
+                    let wake = result.is_ok() && inner.waiting_pop > 0;
+                    let waited = started.elapsed();
+                    if !waited.is_zero() {
+                        inner.stats.blocked += waited;
+                        metrics::histogram!(m::BLOCKED).record(waited.as_secs_f64());
+                    }
+                    drop(inner);
+                    if wake {
+                        self.not_empty.notify_one();
+                    }
+                    return result;
+                }
+                inner.waiting_push += 1;
+                WaitGuard {
+                    queue: self,
+                    pop: false,
+                }
+            };
+            match deadline {
+                None => notified.await,
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        drop(guard);
+                        let mut inner = self.lock();
+                        let waited = started.elapsed();
+                        inner.stats.blocked += waited;
+                        metrics::histogram!(m::BLOCKED).record(waited.as_secs_f64());
+                        let priority = item.priority();
+                        return Err(self.refuse(&mut inner, PushError::Timeout(item), priority));
+                    }
+                }
+            }
+            drop(guard);
+        }
+    }
+
+    /// Which lane the next pop serves, without consuming a scheduling credit.
+    fn next_lane(&self, inner: &Inner<T>) -> Option<usize> {
+        let non_empty = |i: &usize| !inner.lanes[*i].is_empty();
+        match self.config.scheduling {
+            Scheduling::Strict => (0..4).rev().find(non_empty),
+            Scheduling::Weighted(_) => (0..4)
+                .rev()
+                .find(|i| non_empty(i) && inner.credits[*i] > 0)
+                .or_else(|| (0..4).rev().find(non_empty)),
+        }
+    }
+
+    /// Pops the front of `lane`, charging a scheduling credit (refilling a round when
+    /// every non-empty lane has spent its credits).
+    fn take(&self, inner: &mut Inner<T>, lane: usize) -> T {
+        if let Scheduling::Weighted(weights) = self.config.scheduling {
+            if inner.credits[lane] == 0 {
+                inner.credits = weights.map(|w| w.max(1));
+            }
+            inner.credits[lane] -= 1;
+        }
+        inner.stats.dequeued += 1;
+        self.remove_front(inner, lane)
+    }
+
+    /// Pops the front of a non-empty `lane` and updates the sizes.
+    fn remove_front(&self, inner: &mut Inner<T>, lane: usize) -> T {
+        let item = inner.lanes[lane]
+            .pop_front()
+            .expect("lane chosen non-empty");
+        let size = item.size_bytes() as u64;
+        inner.bytes[lane] -= size;
+        inner.total_bytes -= size;
+        inner.len -= 1;
+        item
+    }
+
+    fn after_pop(&self, inner: MutexGuard<'_, Inner<T>>, popped: usize) {
+        let wake = popped > 0 && inner.waiting_push > 0;
+        drop(inner);
+        if wake {
+            self.not_full.notify_waiters();
+        }
+    }
+
+    /// Takes the highest-priority record without waiting.
+    pub fn try_pop(&self) -> Option<T> {
+        let mut inner = self.lock();
+        let lane = self.next_lane(&inner)?;
+        let item = self.take(&mut inner, lane);
+        self.after_pop(inner, 1);
+        Some(item)
+    }
+
+    /// Waits for a record; `None` once the queue is closed and empty.
+    pub async fn pop(&self) -> Option<T> {
+        loop {
+            let notified = self.not_empty.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let _guard = {
+                let mut inner = self.lock();
+                if let Some(lane) = self.next_lane(&inner) {
+                    let item = self.take(&mut inner, lane);
+                    self.after_pop(inner, 1);
+                    return Some(item);
+                }
+                if inner.closed {
+                    return None;
+                }
+                inner.waiting_pop += 1;
+                WaitGuard {
+                    queue: self,
+                    pop: true,
+                }
+            };
+            notified.await;
+        }
+    }
+
+    /// Waits for a first record, then up to `limits.linger` for the batch to reach
+    /// `max_items` or `max_bytes`. Returns an empty batch only once the queue is closed
+    /// and drained. Records come highest priority first.
+    pub async fn pop_batch(&self, limits: PopBatch) -> Vec<T> {
+        let max_items = limits.max_items.max(1);
+        let mut batch: Vec<T> = Vec::new();
+        let mut bytes = 0u64;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let notified = self.not_empty.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let _guard = {
+                let mut inner = self.lock();
+                let mut popped = 0;
+                let mut full = false;
+                while batch.len() < max_items {
+                    let Some(lane) = self.next_lane(&inner) else {
+                        break;
+                    };
+                    let size = inner.lanes[lane]
+                        .front()
+                        .map_or(0, |i| i.size_bytes() as u64);
+                    if !batch.is_empty() && bytes + size > limits.max_bytes {
+                        full = true;
+                        break;
+                    }
+                    batch.push(self.take(&mut inner, lane));
+                    bytes += size;
+                    popped += 1;
+                }
+                full |= batch.len() >= max_items || bytes >= limits.max_bytes;
+                let closed = inner.closed;
+                if full || (closed && (!batch.is_empty() || inner.len == 0)) {
+                    self.after_pop(inner, popped);
+                    return batch;
+                }
+                if !batch.is_empty() && deadline.is_none() {
+                    deadline = Some(Instant::now() + limits.linger);
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    self.after_pop(inner, popped);
+                    return batch;
+                }
+                inner.waiting_pop += 1;
+                let guard = WaitGuard {
+                    queue: self,
+                    pop: true,
+                };
+                self.after_pop(inner, popped);
+                guard
+            };
+            match deadline {
+                None => notified.await,
+                Some(d) => {
+                    let _ = tokio::time::timeout_at(d, notified).await;
+                }
+            }
+        }
+    }
+
+    /// Takes everything left, highest priority first (for shutdown).
+    pub fn drain(&self) -> Vec<T> {
+        let mut inner = self.lock();
+        let mut out = Vec::with_capacity(inner.len);
+        while let Some(lane) = self.next_lane(&inner) {
+            out.push(self.take(&mut inner, lane));
+        }
+        let n = out.len();
+        self.after_pop(inner, n);
+        out
+    }
+
+    /// Refuses new records from now on; consumers drain what is left, then see the end.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.not_empty.notify_waiters();
+        self.not_full.notify_waiters();
+    }
+
+    /// True once [`PriorityQueue::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.lock().len
+    }
+
+    /// True when no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Payload bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.lock().total_bytes
+    }
+
+    /// Fill level in percent of the tighter of the two bounds.
+    pub fn utilization_percent(&self) -> f64 {
+        let inner = self.lock();
+        self.utilization(&inner)
+    }
+
+    fn utilization(&self, inner: &Inner<T>) -> f64 {
+        let by_items = inner.len as f64 / self.config.max_items as f64;
+        let by_bytes = self
+            .config
+            .max_bytes
+            .map_or(0.0, |max| inner.total_bytes as f64 / max.max(1) as f64);
+        by_items.max(by_bytes) * 100.0
+    }
+
+    /// A snapshot of sizes and counters.
+    pub fn stats(&self) -> QueueStats {
+        let inner = self.lock();
+        let mut stats = inner.stats;
+        stats.len_by_priority = [0, 1, 2, 3].map(|i| inner.lanes[i].len());
+        stats.bytes_by_priority = inner.bytes;
+        stats
+    }
+
+    /// Publishes gauges (size and bytes by priority, utilization) and the counters'
+    /// progress since the last call. Call it per batch or on a timer, not per record.
+    pub fn publish_metrics(&self) {
+        let mut inner = self.lock();
+        for (i, p) in PRIORITIES.iter().enumerate() {
+            let label = m::priority_label(*p);
+            metrics::gauge!(m::SIZE, "priority" => label).set(inner.lanes[i].len() as f64);
+            metrics::gauge!(m::BYTES, "priority" => label).set(inner.bytes[i] as f64);
+        }
+        metrics::gauge!(m::UTILIZATION).set(self.utilization(&inner));
+        let (enq, deq) = inner.published;
+        metrics::counter!(m::ENQUEUED).increment(inner.stats.enqueued - enq);
+        metrics::counter!(m::DEQUEUED).increment(inner.stats.dequeued - deq);
+        inner.published = (inner.stats.enqueued, inner.stats.dequeued);
+    }
+}
