@@ -1,0 +1,376 @@
+//! The controller (state machine over the lag window) and the enforcing token bucket.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use stream_config::ThrottlingConfig;
+use tokio::time::Instant;
+
+use crate::clock::TokioClock;
+use crate::metrics as m;
+use crate::probe::{LagProbe, ProbeError};
+use crate::window::{LagWindow, WindowStats};
+
+/// Tuning of a throttle. `From<&ThrottlingConfig>` maps the configuration section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThrottleSettings {
+    /// When false, every decision is `Normal` at `max_rate` and nothing is paced.
+    pub enabled: bool,
+    /// Lowest rate, records per second.
+    pub min_rate: f64,
+    /// Highest (and initial) rate, records per second.
+    pub max_rate: f64,
+    /// Average lag below which sending is unrestricted.
+    pub target_lag: u64,
+    /// Average lag at or above which sending backs off exponentially.
+    pub critical_lag: u64,
+    /// Rate divisor under lag and multiplier on recovery (> 1).
+    pub factor: f64,
+    /// Width of the lag window.
+    pub window: Duration,
+    /// Most samples in the window.
+    pub max_samples: usize,
+    /// Highest backoff level.
+    pub max_backoff_level: u32,
+    /// Consecutive low checks before each recovery step.
+    pub recovery_checks: u32,
+    /// Delay in the moderate state.
+    pub moderate_delay: Duration,
+    /// Delay at backoff level 1; it doubles per level.
+    pub critical_base_delay: Duration,
+    /// Cap of the critical delay.
+    pub max_delay: Duration,
+    /// Burst the token bucket allows, in seconds of the current rate (at least 1 record).
+    pub burst_seconds: f64,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self::from(&ThrottlingConfig::default())
+    }
+}
+
+impl From<&ThrottlingConfig> for ThrottleSettings {
+    fn from(c: &ThrottlingConfig) -> Self {
+        Self {
+            enabled: c.enabled,
+            min_rate: c.min_send_rate,
+            max_rate: c.max_send_rate,
+            target_lag: c.target_consumer_lag,
+            critical_lag: c.critical_consumer_lag,
+            factor: c.adjustment_factor,
+            window: Duration::from_secs(c.window_size_seconds),
+            max_samples: c.metric_sample_size,
+            max_backoff_level: c.max_backoff_level,
+            recovery_checks: c.recovery_checks,
+            moderate_delay: Duration::from_secs(1),
+            critical_base_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(16),
+            burst_seconds: 0.1,
+        }
+    }
+}
+
+/// Throttle states, by the window's average lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThrottleState {
+    /// Below target: no delay.
+    #[default]
+    Normal,
+    /// Between target and critical.
+    Moderate,
+    /// At or above critical: exponential backoff.
+    Critical,
+}
+
+impl ThrottleState {
+    /// 0, 1, 2: the value of the state gauge.
+    pub fn as_number(self) -> u8 {
+        match self {
+            ThrottleState::Normal => 0,
+            ThrottleState::Moderate => 1,
+            ThrottleState::Critical => 2,
+        }
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    /// The state after this check.
+    pub state: ThrottleState,
+    /// How long the sender waits before its next send.
+    pub delay: Duration,
+    /// The enforced send rate, records per second.
+    pub rate: f64,
+    /// The backoff level (0 outside `Critical` recoveries).
+    pub backoff_level: u32,
+    /// The lag window after this sample.
+    pub window: WindowStats,
+}
+
+type Limiter = RateLimiter<
+    NotKeyed,
+    InMemoryState,
+    TokioClock,
+    governor::middleware::NoOpMiddleware<Duration>,
+>;
+
+#[derive(Debug)]
+struct Controller {
+    window: LagWindow,
+    state: ThrottleState,
+    rate: f64,
+    backoff_level: u32,
+    low_checks: u32,
+    last: Option<Decision>,
+}
+
+/// One throttle: a controller and the token bucket that enforces its rate.
+#[derive(Debug)]
+pub struct Throttle {
+    settings: ThrottleSettings,
+    scope: String,
+    controller: Mutex<Controller>,
+    limiter: Mutex<Bucket>,
+}
+
+/// The token bucket at one rate, with the clock it was built on.
+#[derive(Debug, Clone)]
+struct Bucket {
+    rate: f64,
+    burst: u32,
+    clock: TokioClock,
+    limiter: Arc<Limiter>,
+}
+
+impl Bucket {
+    fn new(rate: f64, burst_seconds: f64) -> Self {
+        let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+        let burst = (rate * burst_seconds)
+            .floor()
+            .clamp(1.0, f64::from(u32::MAX)) as u32;
+        let quota = Quota::with_period(period)
+            .expect("period is positive")
+            .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+        let clock = TokioClock::default();
+        Self {
+            rate,
+            burst,
+            clock,
+            limiter: Arc::new(RateLimiter::direct_with_clock(quota, clock)),
+        }
+    }
+}
+
+impl Throttle {
+    /// A throttle at `max_rate` in `Normal`. `scope` labels its metrics (`global` or a
+    /// source id).
+    pub fn new(settings: ThrottleSettings, scope: impl Into<String>) -> Self {
+        let rate = settings.max_rate;
+        let limiter = Bucket::new(rate, settings.burst_seconds);
+        let t = Self {
+            controller: Mutex::new(Controller {
+                window: LagWindow::new(settings.window, settings.max_samples),
+                state: ThrottleState::Normal,
+                rate,
+                backoff_level: 0,
+                low_checks: 0,
+                last: None,
+            }),
+            limiter: Mutex::new(limiter),
+            scope: scope.into(),
+            settings,
+        };
+        t.publish(&t.snapshot());
+        t
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &ThrottleSettings {
+        &self.settings
+    }
+
+    /// Reads the probe and records its total lag. A probe failure changes nothing.
+    pub async fn check(&self, probe: &dyn LagProbe) -> Result<Decision, ProbeError> {
+        let lag = probe.lag().await?;
+        Ok(self.record(lag.total))
+    }
+
+    /// Records a lag sample taken now and decides.
+    pub fn record(&self, lag: i64) -> Decision {
+        self.record_at(Instant::now(), lag)
+    }
+
+    /// Records a lag sample taken at `now` and decides.
+    pub fn record_at(&self, now: Instant, lag: i64) -> Decision {
+        let s = &self.settings;
+        let mut c = self.controller.lock().unwrap_or_else(|e| e.into_inner());
+        c.window.push(now, lag);
+        let window = c.window.stats();
+        if !s.enabled {
+            let d = Decision {
+                state: ThrottleState::Normal,
+                delay: Duration::ZERO,
+                rate: s.max_rate,
+                backoff_level: 0,
+                window,
+            };
+            c.last = Some(d);
+            drop(c);
+            self.publish(&d);
+            return d;
+        }
+        let before = c.rate;
+        let delay;
+        if window.avg < s.target_lag as f64 {
+            c.state = ThrottleState::Normal;
+            delay = Duration::ZERO;
+            c.low_checks += 1;
+            if c.low_checks >= s.recovery_checks {
+                c.low_checks = 0;
+                c.backoff_level = c.backoff_level.saturating_sub(1);
+                c.rate = (c.rate * s.factor).min(s.max_rate);
+            }
+        } else if window.avg < s.critical_lag as f64 {
+            c.state = ThrottleState::Moderate;
+            c.low_checks = 0;
+            delay = s.moderate_delay;
+            c.rate = (c.rate / s.factor).max(s.min_rate);
+        } else {
+            c.state = ThrottleState::Critical;
+            c.low_checks = 0;
+            c.backoff_level = (c.backoff_level + 1).min(s.max_backoff_level.max(1));
+            let doublings = c.backoff_level.saturating_sub(1).min(30);
+            delay = s
+                .critical_base_delay
+                .saturating_mul(1 << doublings)
+                .min(s.max_delay);
+            c.rate = (c.rate / (s.factor * s.factor)).max(s.min_rate);
+        }
+        let d = Decision {
+            state: c.state,
+            delay,
+            rate: c.rate,
+            backoff_level: c.backoff_level,
+            window,
+        };
+        c.last = Some(d);
+        drop(c);
+        if d.rate > before {
+            metrics::counter!(m::RATE_INCREASES, "scope" => self.scope.clone()).increment(1);
+        } else if d.rate < before {
+            metrics::counter!(m::RATE_DECREASES, "scope" => self.scope.clone()).increment(1);
+        }
+        if d.state != ThrottleState::Normal {
+            metrics::counter!(m::THROTTLES, "scope" => self.scope.clone()).increment(1);
+        }
+        if d.rate != before {
+            let mut l = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+            *l = Bucket::new(d.rate, s.burst_seconds);
+        }
+        self.publish(&d);
+        d
+    }
+
+    /// The last decision (or the initial state).
+    pub fn snapshot(&self) -> Decision {
+        let c = self.controller.lock().unwrap_or_else(|e| e.into_inner());
+        c.last.unwrap_or(Decision {
+            state: c.state,
+            delay: Duration::ZERO,
+            rate: c.rate,
+            backoff_level: c.backoff_level,
+            window: c.window.stats(),
+        })
+    }
+
+    /// The rate enforced now, records per second.
+    pub fn rate(&self) -> f64 {
+        self.limiter.lock().unwrap_or_else(|e| e.into_inner()).rate
+    }
+
+    /// Waits until the token bucket permits sending, and returns how many of `wanted`
+    /// records may go now (at least 1 when `wanted > 0`, at most the bucket's burst).
+    pub async fn acquire(&self, wanted: usize) -> usize {
+        if wanted == 0 {
+            return 0;
+        }
+        if !self.settings.enabled {
+            return wanted;
+        }
+        loop {
+            let bucket = self
+                .limiter
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let n = wanted.min(bucket.burst as usize).max(1);
+            let n32 = NonZeroU32::new(n as u32).unwrap_or(NonZeroU32::MIN);
+            match bucket.limiter.check_n(n32) {
+                Ok(Ok(())) => return n,
+                Ok(Err(not_until)) => {
+                    use governor::clock::Clock as _;
+                    let wait = not_until.wait_time_from(bucket.clock.now());
+                    tokio::time::sleep(wait.max(Duration::from_micros(100))).await;
+                }
+                // `n` never exceeds the burst of the bucket it was checked against.
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+    }
+
+    fn publish(&self, d: &Decision) {
+        let scope = self.scope.clone();
+        metrics::gauge!(m::STATE, "scope" => scope.clone()).set(f64::from(d.state.as_number()));
+        metrics::gauge!(m::BACKOFF_LEVEL, "scope" => scope.clone()).set(f64::from(d.backoff_level));
+        metrics::gauge!(m::RATE, "scope" => scope.clone()).set(d.rate);
+        metrics::gauge!(m::LAG_AVG, "scope" => scope.clone()).set(d.window.avg);
+        metrics::gauge!(m::LAG_P95, "scope" => scope).set(d.window.p95 as f64);
+    }
+}
+
+/// A global throttle plus one per key (source id), created on first use with the same
+/// settings.
+#[derive(Debug)]
+pub struct ThrottleGroup {
+    global: Arc<Throttle>,
+    settings: ThrottleSettings,
+    by_key: Mutex<HashMap<String, Arc<Throttle>>>,
+}
+
+impl ThrottleGroup {
+    /// A group whose throttles all use `settings`.
+    pub fn new(settings: ThrottleSettings) -> Self {
+        Self {
+            global: Arc::new(Throttle::new(settings.clone(), "global")),
+            settings,
+            by_key: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The global throttle.
+    pub fn global(&self) -> &Arc<Throttle> {
+        &self.global
+    }
+
+    /// The throttle of `key`, created on first use.
+    pub fn for_key(&self, key: &str) -> Arc<Throttle> {
+        let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Throttle::new(self.settings.clone(), key)))
+            .clone()
+    }
+
+    /// Every keyed throttle's last decision, by key.
+    pub fn snapshot(&self) -> Vec<(String, Decision)> {
+        let map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = map.iter().map(|(k, t)| (k.clone(), t.snapshot())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
