@@ -45,9 +45,9 @@ pub use error::{Diagnostic, Diagnostics, Error, Location, Result};
 pub use load::{Format, Loader};
 pub use manager::{save, ConfigManager};
 pub use model::{
-    Acks, Compression, ContentRule, DlqConfig, IngestionConfig, IngestionModeKind, KafkaConfig,
-    OverflowStrategy, PatternMapping, Priority, RoutingConfig, RuleOperator, Secret, ServerConfig,
-    SourceConfig, StreamConfig, ThrottlingConfig, TopicConfig,
+    Acks, Compression, ContentRule, DlqConfig, GeoKeyConfig, IngestionConfig, IngestionModeKind,
+    KafkaConfig, OverflowStrategy, PartitionKeyConfig, PatternMapping, Priority, RoutingConfig,
+    RuleOperator, Secret, ServerConfig, SourceConfig, StreamConfig, ThrottlingConfig, TopicConfig,
 };
 pub use overrides::ENV_PREFIX;
 pub use redact::{is_secret_key, redact_tree, redact_url, redacted, redacted_yaml, REDACTED};

@@ -481,9 +481,41 @@ pub struct SourceConfig {
     /// How long an identical response may be served from cache (never re-emitted).
     #[serde(default = "default_cache_ttl_seconds")]
     pub cache_ttl_seconds: u64,
+    /// How the Kafka message key of each record is derived (no key when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<PartitionKeyConfig>,
     /// Connector-specific parameters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_params: BTreeMap<String, serde_json::Value>,
+}
+
+/// How a record's Kafka key is derived: exactly one of `pointer` or `geo`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionKeyConfig {
+    /// JSON pointer to the field whose value is the key, e.g. `/properties/station_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// A geohash cell of the record's coordinates, stable across restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<GeoKeyConfig>,
+}
+
+/// A geohash key from latitude/longitude fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoKeyConfig {
+    /// JSON pointer to the latitude, e.g. `/latitude` or `/geometry/coordinates/1`.
+    pub lat: String,
+    /// JSON pointer to the longitude.
+    pub lon: String,
+    /// Geohash length, 1-12 (5 ≈ 4.9 km cells).
+    #[serde(default = "default_geohash_precision")]
+    pub precision: u8,
+}
+
+fn default_geohash_precision() -> u8 {
+    5
 }
 
 impl SourceConfig {
@@ -498,6 +530,7 @@ impl SourceConfig {
             rate_limit_per_minute: default_rate_limit_per_minute(),
             timeout_seconds: default_timeout_seconds(),
             cache_ttl_seconds: default_cache_ttl_seconds(),
+            partition_key: None,
             custom_params: BTreeMap::new(),
         }
     }

@@ -42,6 +42,19 @@ impl Checker {
         }
     }
 
+    fn pointer(&mut self, path: KeyPath, pointer: &str) {
+        if !(pointer.is_empty() || pointer.starts_with('/')) {
+            self.fail(
+                path,
+                format!("`{pointer}` is not a JSON pointer"),
+                format!(
+                    "write it as `/{}` (JSON pointers start with `/`)",
+                    pointer.replace('.', "/")
+                ),
+            );
+        }
+    }
+
     fn topic(&mut self, path: KeyPath, topic: &str, allow_template: bool) {
         if let Err(why) = check_topic(topic, allow_template) {
             self.fail(
@@ -320,16 +333,7 @@ pub(crate) fn validate(
 }
 
 fn content_rule(c: &mut Checker, p: KeyPath, rule: &ContentRule) {
-    if !(rule.field.is_empty() || rule.field.starts_with('/')) {
-        c.fail(
-            p.key("field"),
-            format!("`{}` is not a JSON pointer", rule.field),
-            format!(
-                "write it as `/{}` (JSON pointers start with `/`)",
-                rule.field.replace('.', "/")
-            ),
-        );
-    }
+    c.pointer(p.key("field"), &rule.field);
     use RuleOperator::*;
     match rule.operator {
         Exists => {}
@@ -444,6 +448,24 @@ fn source(
                 format!("invalid cron expression `{expr}`: {e}"),
                 "use 5 fields (min hour day month weekday) or 6 with seconds first",
             );
+        }
+    }
+    if let Some(key) = &src.partition_key {
+        let k = p.key("partition_key");
+        match (&key.pointer, &key.geo) {
+            (Some(ptr), None) => c.pointer(k.key("pointer"), ptr),
+            (None, Some(geo)) => {
+                c.pointer(k.key("geo").key("lat"), &geo.lat);
+                c.pointer(k.key("geo").key("lon"), &geo.lon);
+                if !(1..=12).contains(&geo.precision) {
+                    c.fail(
+                        k.key("geo").key("precision"),
+                        format!("must be 1-12, got {}", geo.precision),
+                        "",
+                    );
+                }
+            }
+            _ => c.fail(k, "give exactly one of `pointer` or `geo`", ""),
         }
     }
     c.positive_int(

@@ -1,0 +1,338 @@
+//! Routing configuration compiled for fast resolution: regexes built, templates split,
+//! static topics shared as `Arc<str>`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use regex::Regex;
+use serde_json::Value;
+use stream_config::{ContentRule, PartitionKeyConfig, PatternMapping, RuleOperator, StreamConfig};
+
+use crate::resolver::{Error, Result};
+
+/// The routing rules as configured: the source of truth that runtime changes edit and
+/// that is compiled again after each change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RawRules {
+    pub(crate) content_rules: Vec<ContentRule>,
+    /// Source id → topic, sources' own `topic` merged under `routing.custom_mappings`.
+    pub(crate) custom_mappings: BTreeMap<String, String>,
+    pub(crate) pattern_mappings: Vec<PatternMapping>,
+    pub(crate) fallback_topic: String,
+    pub(crate) keys: BTreeMap<String, PartitionKeyConfig>,
+    /// Source id → source type, for `{source_type}` in custom mappings of known sources.
+    pub(crate) source_types: BTreeMap<String, String>,
+}
+
+impl RawRules {
+    pub(crate) fn from_config(cfg: &StreamConfig) -> Self {
+        let mut custom_mappings = BTreeMap::new();
+        let mut keys = BTreeMap::new();
+        let mut source_types = BTreeMap::new();
+        for (id, src) in &cfg.sources {
+            if let Some(topic) = &src.topic {
+                custom_mappings.insert(id.clone(), topic.clone());
+            }
+            if let Some(key) = &src.partition_key {
+                keys.insert(id.clone(), key.clone());
+            }
+            source_types.insert(id.clone(), src.source_type.clone());
+        }
+        custom_mappings.extend(cfg.routing.custom_mappings.clone());
+        Self {
+            content_rules: cfg.routing.content_rules.clone(),
+            custom_mappings,
+            pattern_mappings: cfg.routing.pattern_mappings.clone(),
+            fallback_topic: cfg.routing.fallback_topic.clone(),
+            keys,
+            source_types,
+        }
+    }
+}
+
+/// Where a strategy sends a record.
+/// A JSON pointer split into unescaped tokens once, so lookups allocate nothing
+/// (`serde_json::Value::pointer` allocates per token).
+#[derive(Debug, Clone)]
+pub(crate) struct Pointer(Vec<String>);
+
+impl Pointer {
+    fn parse(p: &str) -> Pointer {
+        Pointer(
+            p.split('/')
+                .skip(1)
+                .map(|t| t.replace("~1", "/").replace("~0", "~"))
+                .collect(),
+        )
+    }
+
+    /// The value at this pointer, if any.
+    pub(crate) fn get<'v>(&self, mut v: &'v Value) -> Option<&'v Value> {
+        for token in &self.0 {
+            v = match v {
+                Value::Object(map) => map.get(token.as_str())?,
+                Value::Array(items) => {
+                    if token.len() > 1 && token.starts_with('0') {
+                        return None;
+                    }
+                    items.get(token.parse::<usize>().ok()?)?
+                }
+                _ => return None,
+            };
+        }
+        Some(v)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Target {
+    Static(Arc<str>),
+    Template(Vec<Part>),
+}
+
+#[derive(Debug)]
+pub(crate) enum Part {
+    Literal(String),
+    SourceId,
+    SourceType,
+    Pointer(Pointer),
+}
+
+#[derive(Debug)]
+pub(crate) enum Condition {
+    Eq(Value),
+    Ne(Value),
+    In(Vec<Value>),
+    Gt(f64),
+    Gte(f64),
+    Lt(f64),
+    Lte(f64),
+    Exists,
+    Matches(Regex),
+}
+
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub(crate) field: Pointer,
+    pub(crate) condition: Condition,
+    pub(crate) target: Target,
+}
+
+#[derive(Debug)]
+pub(crate) enum KeySpec {
+    Pointer(Pointer),
+    Geo {
+        lat: Pointer,
+        lon: Pointer,
+        precision: u8,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct RuleSet {
+    pub(crate) raw: RawRules,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) custom: HashMap<String, Target>,
+    pub(crate) patterns: Vec<(Regex, Target)>,
+    pub(crate) fallback: Arc<str>,
+    pub(crate) keys: HashMap<String, KeySpec>,
+    /// For every configured source: its id-only routing (custom mapping, first matching
+    /// pattern), computed once so records of known sources skip the regexes.
+    pub(crate) by_source: HashMap<String, SourceRoute>,
+}
+
+/// The id-only part of routing for one known source.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SourceRoute {
+    pub(crate) has_custom: bool,
+    pub(crate) first_pattern: Option<usize>,
+}
+
+fn invalid(rule: String, message: impl Into<String>) -> Error {
+    Error::InvalidRule {
+        rule,
+        message: message.into(),
+    }
+}
+
+fn target(rule: &str, topic: &str) -> Result<Target> {
+    stream_config::check_topic(topic, true).map_err(|m| invalid(rule.to_owned(), m))?;
+    if !topic.contains('{') {
+        return Ok(Target::Static(Arc::from(topic)));
+    }
+    let mut parts = Vec::new();
+    let mut rest = topic;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(Part::Literal(rest[..open].to_owned()));
+        }
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .expect("checked above");
+        parts.push(match &rest[open + 1..close] {
+            "source_id" => Part::SourceId,
+            "source_type" => Part::SourceType,
+            pointer => Part::Pointer(Pointer::parse(pointer)),
+        });
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Literal(rest.to_owned()));
+    }
+    Ok(Target::Template(parts))
+}
+
+fn pointer(rule: &str, p: &str) -> Result<Pointer> {
+    if p.is_empty() || p.starts_with('/') {
+        Ok(Pointer::parse(p))
+    } else {
+        Err(invalid(
+            rule.to_owned(),
+            format!("`{p}` is not a JSON pointer (it must start with `/`)"),
+        ))
+    }
+}
+
+fn regex(rule: &str, pattern: &str) -> Result<Regex> {
+    Regex::new(pattern).map_err(|e| {
+        let msg = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        invalid(rule.to_owned(), format!("invalid regex: {msg}"))
+    })
+}
+
+fn number(rule: &str, op: &str, v: &Value) -> Result<f64> {
+    v.as_f64().ok_or_else(|| {
+        invalid(
+            rule.to_owned(),
+            format!("operator `{op}` needs a number value, got {v}"),
+        )
+    })
+}
+
+pub(crate) fn compile_rule(name: &str, r: &ContentRule) -> Result<Rule> {
+    let condition = match r.operator {
+        RuleOperator::Eq => Condition::Eq(r.value.clone()),
+        RuleOperator::Ne => Condition::Ne(r.value.clone()),
+        RuleOperator::In => match &r.value {
+            Value::Array(items) => Condition::In(items.clone()),
+            other => {
+                return Err(invalid(
+                    name.to_owned(),
+                    format!("operator `in` needs a list value, got {other}"),
+                ))
+            }
+        },
+        RuleOperator::Gt => Condition::Gt(number(name, "gt", &r.value)?),
+        RuleOperator::Gte => Condition::Gte(number(name, "gte", &r.value)?),
+        RuleOperator::Lt => Condition::Lt(number(name, "lt", &r.value)?),
+        RuleOperator::Lte => Condition::Lte(number(name, "lte", &r.value)?),
+        RuleOperator::Exists => Condition::Exists,
+        RuleOperator::Matches => match r.value.as_str() {
+            Some(re) => Condition::Matches(regex(name, re)?),
+            None => {
+                return Err(invalid(
+                    name.to_owned(),
+                    "operator `matches` needs a regex string value",
+                ))
+            }
+        },
+    };
+    Ok(Rule {
+        field: pointer(name, &r.field)?,
+        condition,
+        target: target(name, &r.topic)?,
+    })
+}
+
+impl RuleSet {
+    /// Compiles every rule; the first invalid one is reported by its config path.
+    pub(crate) fn compile(raw: RawRules) -> Result<RuleSet> {
+        let rules = raw
+            .content_rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| compile_rule(&format!("routing.content_rules[{i}]"), r))
+            .collect::<Result<Vec<_>>>()?;
+        let custom = raw
+            .custom_mappings
+            .iter()
+            .map(|(source, topic)| {
+                Ok((
+                    source.clone(),
+                    target(&format!("routing.custom_mappings.{source}"), topic)?,
+                ))
+            })
+            .collect::<Result<HashMap<_, _>>>()?;
+        let patterns = raw
+            .pattern_mappings
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let name = format!("routing.pattern_mappings[{i}]");
+                Ok((regex(&name, &m.pattern)?, target(&name, &m.topic)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        stream_config::check_topic(&raw.fallback_topic, false)
+            .map_err(|m| invalid("routing.fallback_topic".to_owned(), m))?;
+        let keys = raw
+            .keys
+            .iter()
+            .map(|(source, k)| {
+                let name = format!("sources.{source}.partition_key");
+                let spec = match (&k.pointer, &k.geo) {
+                    (Some(p), None) => KeySpec::Pointer(pointer(&name, p)?),
+                    (None, Some(g)) => KeySpec::Geo {
+                        lat: pointer(&name, &g.lat)?,
+                        lon: pointer(&name, &g.lon)?,
+                        precision: g.precision.clamp(1, 12),
+                    },
+                    _ => return Err(invalid(name, "give exactly one of `pointer` or `geo`")),
+                };
+                Ok((source.clone(), spec))
+            })
+            .collect::<Result<HashMap<_, _>>>()?;
+        let by_source = raw
+            .source_types
+            .keys()
+            .chain(raw.custom_mappings.keys())
+            .map(|id| {
+                let route = SourceRoute {
+                    has_custom: custom.contains_key(id),
+                    first_pattern: patterns.iter().position(|(re, _)| re.is_match(id)),
+                };
+                (id.clone(), route)
+            })
+            .collect();
+        Ok(RuleSet {
+            by_source,
+            fallback: Arc::from(raw.fallback_topic.as_str()),
+            rules,
+            custom,
+            patterns,
+            keys,
+            raw,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pointer;
+    use serde_json::json;
+
+    #[test]
+    fn pointer_agrees_with_serde_json() {
+        let doc = json!({"a/b": 1, "m~n": 2, "arr": [10, {"x": 11}], "": 3, "o": {"p": null}});
+        for p in [
+            "", "/a~1b", "/m~0n", "/arr/0", "/arr/1/x", "/arr/01", "/arr/9", "/arr/-", "/", "/o/p",
+            "/o/p/q", "/nope",
+        ] {
+            assert_eq!(Pointer::parse(p).get(&doc), doc.pointer(p), "pointer {p:?}");
+        }
+    }
+}

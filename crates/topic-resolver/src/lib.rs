@@ -1,0 +1,42 @@
+//! One authoritative answer per record: which topic, and which key.
+//!
+//! Strategies apply in this order, first answer wins:
+//! 1. **content rules** on the record (`field` JSON pointer, operator, value), in declared order;
+//! 2. **custom mappings** by source id (a source's own `topic` counts as one;
+//!    `routing.custom_mappings` wins over it);
+//! 3. **patterns**: regexes on the source id, in declared order;
+//! 4. the **fallback** topic.
+//!
+//! A topic may be a template (`wildfire-{source_type}`, `alerts-{/properties/severity}`);
+//! the rendered value is sanitised into a valid Kafka topic name, and an empty or missing
+//! field makes that strategy fall through to the next.
+//!
+//! ```
+//! use serde_json::json;
+//! use stream_config::{Format, Loader};
+//! use topic_resolver::{Record, Resolver, Strategy};
+//!
+//! let cfg = Loader::new().load_str(r#"
+//! routing:
+//!   content_rules:
+//!     - { field: /severity, operator: eq, value: critical, topic: "alerts-{source_type}" }
+//!   pattern_mappings:
+//!     - { pattern: '^sensor_\d+', topic: wildfire-iot-sensors }
+//! "#, Format::Yaml, "<doc>").unwrap();
+//! let resolver = Resolver::from_config(&cfg).unwrap();
+//!
+//! let reading = json!({"severity": "low", "temp": 31.5});
+//! let d = resolver.resolve(&Record { source_id: "sensor_17", source_type: "synthetic", value: &reading });
+//! assert_eq!((&*d.topic, d.strategy), ("wildfire-iot-sensors", Strategy::Pattern));
+//!
+//! let alert = json!({"severity": "critical"});
+//! let d = resolver.resolve(&Record { source_id: "sensor_17", source_type: "synthetic", value: &alert });
+//! assert_eq!((&*d.topic, d.strategy), ("alerts-synthetic", Strategy::ContentRule));
+//! ```
+
+mod compile;
+mod geohash;
+mod resolver;
+
+pub use geohash::geohash;
+pub use resolver::{Destination, Error, Record, Resolver, Result, Strategy};

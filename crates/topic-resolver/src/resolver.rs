@@ -1,0 +1,324 @@
+//! Resolution over an atomically swapped rule set.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+use stream_config::{ContentRule, PatternMapping, StreamConfig};
+
+use crate::compile::{compile_rule, Condition, KeySpec, Part, RawRules, Rule, RuleSet, Target};
+
+/// Errors of the resolver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A rule could not be compiled; `rule` is its configuration path.
+    #[error("invalid routing rule `{rule}`: {message}")]
+    InvalidRule {
+        /// The rule's path, e.g. `routing.content_rules[2]`.
+        rule: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Result with the resolver's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which strategy answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// A content rule on the record.
+    ContentRule,
+    /// A custom mapping of the source id (or the source's own `topic`).
+    CustomMapping,
+    /// A regex on the source id.
+    Pattern,
+    /// Nothing matched.
+    Fallback,
+}
+
+impl Strategy {
+    /// Label value for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::ContentRule => "content_rule",
+            Strategy::CustomMapping => "custom_mapping",
+            Strategy::Pattern => "pattern",
+            Strategy::Fallback => "fallback",
+        }
+    }
+}
+
+/// A record to route.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The source that produced it.
+    pub source_id: &'a str,
+    /// The source's connector type.
+    pub source_type: &'a str,
+    /// The record.
+    pub value: &'a Value,
+}
+
+/// Where a record goes: the topic the producer must use, and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The topic. Static topics are shared, not allocated per record.
+    pub topic: Arc<str>,
+    /// The Kafka message key, when the source configures one and the record has it.
+    pub key: Option<String>,
+    /// The strategy that chose the topic.
+    pub strategy: Strategy,
+}
+
+/// Resolves records to destinations. Cheap to share (`Arc<Resolver>`); updates swap a
+/// whole compiled rule set, so resolution never waits for an update.
+#[derive(Debug)]
+pub struct Resolver {
+    rules: ArcSwap<RuleSet>,
+    writer: Mutex<()>,
+}
+
+impl Resolver {
+    /// Compiles the routing section (and sources' `topic` and `partition_key`).
+    pub fn from_config(cfg: &StreamConfig) -> Result<Self> {
+        Ok(Self {
+            rules: ArcSwap::from_pointee(RuleSet::compile(RawRules::from_config(cfg))?),
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// Replaces every rule from a new configuration; on error nothing changes.
+    pub fn reload(&self, cfg: &StreamConfig) -> Result<()> {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.rules
+            .store(Arc::new(RuleSet::compile(RawRules::from_config(cfg))?));
+        Ok(())
+    }
+
+    /// Applies `change` to a copy of the rules, compiles it, and swaps it in.
+    fn edit<T>(&self, change: impl FnOnce(&mut RawRules) -> T) -> Result<T> {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut raw = self.rules.load().raw.clone();
+        let out = change(&mut raw);
+        self.rules.store(Arc::new(RuleSet::compile(raw)?));
+        Ok(out)
+    }
+
+    /// Routes `source_id` to `topic` (a template is allowed).
+    pub fn add_custom_mapping(&self, source_id: &str, topic: &str) -> Result<()> {
+        self.edit(|r| {
+            r.custom_mappings
+                .insert(source_id.to_owned(), topic.to_owned());
+        })
+    }
+
+    /// Removes the custom mapping of `source_id`; true if there was one.
+    pub fn remove_custom_mapping(&self, source_id: &str) -> Result<bool> {
+        self.edit(|r| r.custom_mappings.remove(source_id).is_some())
+    }
+
+    /// Appends a source-id pattern (checked after the existing ones).
+    pub fn add_pattern_mapping(&self, pattern: &str, topic: &str) -> Result<()> {
+        self.edit(|r| {
+            r.pattern_mappings.push(PatternMapping {
+                pattern: pattern.to_owned(),
+                topic: topic.to_owned(),
+            })
+        })
+    }
+
+    /// Removes every pattern mapping with this exact pattern; true if any was removed.
+    pub fn remove_pattern_mapping(&self, pattern: &str) -> Result<bool> {
+        self.edit(|r| {
+            let before = r.pattern_mappings.len();
+            r.pattern_mappings.retain(|m| m.pattern != pattern);
+            r.pattern_mappings.len() != before
+        })
+    }
+
+    /// Appends a content rule (checked after the existing ones).
+    pub fn add_content_rule(&self, rule: ContentRule) -> Result<()> {
+        let n = self.rules.load().raw.content_rules.len();
+        compile_rule(&format!("routing.content_rules[{n}]"), &rule)?;
+        self.edit(|r| r.content_rules.push(rule))
+    }
+
+    /// Removes the content rule at `index`; returns it.
+    pub fn remove_content_rule(&self, index: usize) -> Result<Option<ContentRule>> {
+        self.edit(|r| (index < r.content_rules.len()).then(|| r.content_rules.remove(index)))
+    }
+
+    /// Changes the fallback topic.
+    pub fn set_fallback_topic(&self, topic: &str) -> Result<()> {
+        self.edit(|r| r.fallback_topic = topic.to_owned())
+    }
+
+    /// The content rules in force, in order.
+    pub fn content_rules(&self) -> Vec<ContentRule> {
+        self.rules.load().raw.content_rules.clone()
+    }
+
+    /// Where `record` goes.
+    pub fn resolve(&self, record: &Record<'_>) -> Destination {
+        let rules = self.rules.load();
+        let (topic, strategy) = route(&rules, record);
+        Destination {
+            topic,
+            key: key(&rules, record),
+            strategy,
+        }
+    }
+
+    /// Counts a batch of resolutions into metrics: by strategy, and by topic
+    /// (`resolver_resolutions_total{strategy}`, `resolver_records_total{topic}`).
+    /// Call it once per batch, not per record.
+    pub fn record_metrics<'a>(&self, destinations: impl IntoIterator<Item = &'a Destination>) {
+        let mut by_strategy = [0u64; 4];
+        let mut by_topic: HashMap<&str, u64> = HashMap::new();
+        for d in destinations {
+            by_strategy[d.strategy as usize] += 1;
+            *by_topic.entry(&d.topic).or_default() += 1;
+        }
+        for (s, n) in [
+            Strategy::ContentRule,
+            Strategy::CustomMapping,
+            Strategy::Pattern,
+            Strategy::Fallback,
+        ]
+        .into_iter()
+        .zip(by_strategy)
+        {
+            if n > 0 {
+                metrics::counter!("resolver_resolutions_total", "strategy" => s.as_str())
+                    .increment(n);
+            }
+        }
+        for (topic, n) in by_topic {
+            metrics::counter!("resolver_records_total", "topic" => topic.to_owned()).increment(n);
+        }
+    }
+}
+
+fn route(rules: &RuleSet, record: &Record<'_>) -> (Arc<str>, Strategy) {
+    for rule in &rules.rules {
+        if matches(rule, record.value) {
+            if let Some(topic) = render(&rule.target, record) {
+                return (topic, Strategy::ContentRule);
+            }
+        }
+    }
+    // Known sources carry their id-only routing precomputed; others are matched here.
+    let (check_custom, start, known) = match rules.by_source.get(record.source_id) {
+        Some(r) => (r.has_custom, r.first_pattern, true),
+        None => (true, Some(0), false),
+    };
+    if check_custom {
+        if let Some(target) = rules.custom.get(record.source_id) {
+            if let Some(topic) = render(target, record) {
+                return (topic, Strategy::CustomMapping);
+            }
+        }
+    }
+    if let Some(start) = start {
+        for (i, (re, target)) in rules.patterns.iter().enumerate().skip(start) {
+            if (known && i == start) || re.is_match(record.source_id) {
+                if let Some(topic) = render(target, record) {
+                    return (topic, Strategy::Pattern);
+                }
+            }
+        }
+    }
+    (rules.fallback.clone(), Strategy::Fallback)
+}
+
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+fn matches(rule: &Rule, value: &Value) -> bool {
+    let Some(field) = rule.field.get(value) else {
+        return false;
+    };
+    let num = || field.as_f64();
+    match &rule.condition {
+        Condition::Exists => !field.is_null(),
+        Condition::Eq(v) => json_eq(field, v),
+        Condition::Ne(v) => !json_eq(field, v),
+        Condition::In(vs) => vs.iter().any(|v| json_eq(field, v)),
+        Condition::Gt(x) => num().is_some_and(|n| n > *x),
+        Condition::Gte(x) => num().is_some_and(|n| n >= *x),
+        Condition::Lt(x) => num().is_some_and(|n| n < *x),
+        Condition::Lte(x) => num().is_some_and(|n| n <= *x),
+        Condition::Matches(re) => field.as_str().is_some_and(|s| re.is_match(s)),
+    }
+}
+
+/// A field's value as text for templates and keys: strings, numbers and booleans.
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Renders a target; `None` when a template field is missing or empty, or the result is
+/// not a usable topic name.
+fn render(target: &Target, record: &Record<'_>) -> Option<Arc<str>> {
+    let parts = match target {
+        Target::Static(topic) => return Some(topic.clone()),
+        Target::Template(parts) => parts,
+    };
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            Part::Literal(s) => out.push_str(s),
+            Part::SourceId | Part::SourceType | Part::Pointer(_) => {
+                let text = match part {
+                    Part::SourceId => record.source_id.to_owned(),
+                    Part::SourceType => record.source_type.to_owned(),
+                    Part::Pointer(p) => scalar_text(p.get(record.value)?)?,
+                    Part::Literal(_) => unreachable!("handled above"),
+                };
+                if text.is_empty() {
+                    return None;
+                }
+                out.extend(text.chars().map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                }));
+            }
+        }
+    }
+    out.truncate(249);
+    (out != "." && out != ".." && !out.is_empty()).then(|| Arc::from(out))
+}
+
+fn key(rules: &RuleSet, record: &Record<'_>) -> Option<String> {
+    match rules.keys.get(record.source_id)? {
+        KeySpec::Pointer(p) => scalar_text(p.get(record.value)?),
+        KeySpec::Geo {
+            lat,
+            lon,
+            precision,
+        } => {
+            let lat = as_coord(lat.get(record.value)?)?;
+            let lon = as_coord(lon.get(record.value)?)?;
+            crate::geohash(lat, lon, *precision)
+        }
+    }
+}
+
+fn as_coord(v: &Value) -> Option<f64> {
+    v.as_f64().or_else(|| v.as_str()?.trim().parse().ok())
+}
