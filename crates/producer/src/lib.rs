@@ -1,0 +1,1 @@
+//! Reliable Kafka delivery with a dead-letter queue.
