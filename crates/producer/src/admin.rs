@@ -1,0 +1,96 @@
+//! Topic administration: create the configured topics that are missing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use stream_config::{Compression, TopicConfig};
+
+use crate::ProducerError;
+
+/// What happened to one configured topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicOutcome {
+    /// It was there already.
+    Existed,
+    /// It was created.
+    Created,
+    /// The broker refused, with its reason.
+    Refused(String),
+}
+
+/// Creates every topic of `topics` missing from the cluster at `config`'s brokers.
+/// Refusals are reported per topic (the caller decides whether that is fatal).
+pub async fn ensure_topics(
+    config: &ClientConfig,
+    topics: &BTreeMap<String, TopicConfig>,
+    default_compression: Compression,
+    timeout: Duration,
+) -> Result<BTreeMap<String, TopicOutcome>, ProducerError> {
+    if topics.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let admin: Arc<AdminClient<DefaultClientContext>> =
+        Arc::new(config.create().map_err(|e| ProducerError::Config(e.to_string()))?);
+    let for_metadata = admin.clone();
+    let existing: Vec<String> = tokio::task::spawn_blocking(move || {
+        for_metadata
+            .inner()
+            .fetch_metadata(None, timeout)
+            .map(|md| md.topics().iter().map(|t| t.name().to_owned()).collect())
+    })
+    .await
+    .map_err(|e| ProducerError::Kafka(e.to_string()))?
+    .map_err(|e| ProducerError::Kafka(format!("cannot read cluster metadata: {e}")))?;
+
+    let mut outcomes = BTreeMap::new();
+    let mut specs = Vec::new();
+    let mut settings: Vec<(String, String, String)> = Vec::new();
+    for (name, t) in topics {
+        if existing.iter().any(|e| e == name) {
+            outcomes.insert(name.clone(), TopicOutcome::Existed);
+            continue;
+        }
+        let compression = t.compression_type.unwrap_or(default_compression);
+        settings.push((name.clone(), t.retention_ms.to_string(), compression.as_str().to_owned()));
+        specs.push((name.clone(), t.partitions as i32, t.replication_factor as i32));
+    }
+    if specs.is_empty() {
+        return Ok(outcomes);
+    }
+    let new_topics: Vec<NewTopic<'_>> = specs
+        .iter()
+        .zip(&settings)
+        .map(|((name, partitions, rf), (_, retention, compression))| {
+            let compression = if compression == "none" { "uncompressed" } else { compression.as_str() };
+            NewTopic::new(name, *partitions, TopicReplication::Fixed(*rf))
+                .set("retention.ms", retention)
+                .set("compression.type", compression)
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    let results = admin
+        .create_topics(new_topics.iter(), &options)
+        .await
+        .map_err(|e| ProducerError::Kafka(format!("create topics: {e}")))?;
+    for result in results {
+        match result {
+            Ok(name) => {
+                tracing::info!(topic = %name, "created topic");
+                outcomes.insert(name, TopicOutcome::Created);
+            }
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                outcomes.insert(name, TopicOutcome::Existed);
+            }
+            Err((name, code)) => {
+                tracing::error!(topic = %name, error = %code, "broker refused to create topic");
+                outcomes.insert(name, TopicOutcome::Refused(code.to_string()));
+            }
+        }
+    }
+    Ok(outcomes)
+}

@@ -1,0 +1,390 @@
+//! `KafkaProducer`: librdkafka behind the [`Producer`] trait. Every record's outcome is
+//! its delivery report; retryable failures are retried alone with backoff; a full local
+//! queue is backpressure; CRITICAL records take a second producer with `linger.ms=0`.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::statistics::Statistics;
+use stream_config::KafkaConfig;
+
+use crate::classify::{classify, ErrorClass};
+use crate::metrics as m;
+use crate::{DeliveryError, FailureReason, OutgoingRecord, Outcome, Producer, ProducerError};
+
+/// Producer behaviour that is not librdkafka configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducerSettings {
+    /// Resends of a record after a retryable failure.
+    pub max_retries: u32,
+    /// Attempt n waits `backoff_base^n × backoff_unit` (with jitter).
+    pub backoff_base: f64,
+    /// The unit of the backoff: 1 s in production, shorter in tests.
+    pub backoff_unit: Duration,
+    /// Cap of one backoff.
+    pub max_backoff: Duration,
+    /// Timeout of metadata requests (health, topic administration).
+    pub metadata_timeout: Duration,
+}
+
+impl ProducerSettings {
+    /// The settings of a `kafka` configuration section.
+    pub fn from_config(cfg: &KafkaConfig) -> Self {
+        Self {
+            max_retries: cfg.max_retries,
+            backoff_base: cfg.retry_backoff_base,
+            backoff_unit: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            metadata_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The wait before resend number `attempt` (1-based): `base^attempt` units, capped,
+    /// with "equal jitter" (half fixed, half random) so retries do not synchronise.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let full = self
+            .backoff_unit
+            .mul_f64(self.backoff_base.powi(attempt.min(30) as i32))
+            .min(self.max_backoff);
+        let half = full / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// The librdkafka configuration of a `kafka` section. `librdkafka_options` are applied
+/// last, so they win. `statistics.interval.ms` defaults to 5 s (statistics feed metrics).
+pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.bootstrap_servers)
+        .set("client.id", &cfg.client_id)
+        .set("compression.type", cfg.compression_type.as_str())
+        .set("batch.num.messages", cfg.batch_size.to_string())
+        .set("linger.ms", cfg.linger_ms.to_string())
+        .set("acks", cfg.acks.as_str())
+        .set("enable.idempotence", cfg.enable_idempotence.to_string())
+        .set("statistics.interval.ms", "5000");
+    if let Some(t) = cfg.message_timeout_ms {
+        c.set("message.timeout.ms", t.to_string());
+    }
+    for (k, v) in &cfg.librdkafka_options {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Forwards librdkafka's statistics and errors into metrics and logs.
+#[derive(Debug, Clone)]
+pub struct StatsContext {
+    path: &'static str,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl ClientContext for StatsContext {
+    fn stats(&self, s: Statistics) {
+        let path = self.path;
+        metrics::gauge!(m::LIBRDKAFKA_QUEUE_MESSAGES, "path" => path).set(s.msg_cnt as f64);
+        metrics::gauge!(m::LIBRDKAFKA_QUEUE_BYTES, "path" => path).set(s.msg_size as f64);
+        metrics::gauge!(m::LIBRDKAFKA_TX_MESSAGES, "path" => path).set(s.txmsgs as f64);
+        metrics::gauge!(m::LIBRDKAFKA_TX_BYTES, "path" => path).set(s.txmsg_bytes as f64);
+        for b in s.brokers.values() {
+            if let Some(rtt) = &b.rtt {
+                metrics::gauge!(m::BROKER_RTT_P99, "path" => path, "broker" => b.name.clone())
+                    .set(rtt.p99 as f64 / 1_000_000.0);
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(path = self.path, error = %error, "kafka client error: {reason}");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{error}: {reason}"));
+    }
+}
+
+/// Kafka connectivity as last observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KafkaHealth {
+    /// A metadata request succeeded with at least one broker.
+    pub connected: bool,
+    /// Brokers in the cluster metadata.
+    pub brokers: usize,
+    /// The last client or metadata error, if any.
+    pub last_error: Option<String>,
+}
+
+type Inner = FutureProducer<StatsContext>;
+
+/// The Kafka producer: a normal path and a low-latency path for CRITICAL records.
+pub struct KafkaProducer {
+    normal: Inner,
+    fast: Inner,
+    settings: ProducerSettings,
+    ready: AtomicBool,
+    in_flight: AtomicI64,
+    last_error: Arc<Mutex<Option<String>>>,
+    stats: Counters,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// Counts since the producer was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Records acknowledged.
+    pub sent: u64,
+    /// Records that failed for good.
+    pub failed: u64,
+    /// Resends after retryable failures.
+    pub retries: u64,
+}
+
+impl fmt::Debug for KafkaProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaProducer")
+            .field("settings", &self.settings)
+            .field("ready", &self.ready.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaProducer {
+    /// A producer for a `kafka` configuration section.
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, ProducerError> {
+        Self::with_client_config(client_config(cfg), ProducerSettings::from_config(cfg))
+    }
+
+    /// A producer from an explicit librdkafka configuration.
+    pub fn with_client_config(config: ClientConfig, settings: ProducerSettings) -> Result<Self, ProducerError> {
+        let last_error = Arc::new(Mutex::new(None));
+        let make = |path: &'static str, config: &ClientConfig| {
+            Inner::from_config_and_context(
+                config,
+                StatsContext {
+                    path,
+                    last_error: last_error.clone(),
+                },
+            )
+            .map_err(|e| ProducerError::Config(e.to_string()))
+        };
+        let normal = make("normal", &config)?;
+        let mut fast_config = config.clone();
+        fast_config.set("linger.ms", "0");
+        let fast = make("critical", &fast_config)?;
+        Ok(Self {
+            normal,
+            fast,
+            settings,
+            ready: AtomicBool::new(true),
+            in_flight: AtomicI64::new(0),
+            last_error,
+            stats: Counters::default(),
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &ProducerSettings {
+        &self.settings
+    }
+
+    /// Counts since creation.
+    pub fn stats(&self) -> ProducerStats {
+        ProducerStats {
+            sent: self.stats.sent.load(Ordering::Relaxed),
+            failed: self.stats.failed.load(Ordering::Relaxed),
+            retries: self.stats.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    fn headers(record: &OutgoingRecord) -> Option<OwnedHeaders> {
+        if record.headers.is_empty() {
+            return None;
+        }
+        let mut h = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (k, v) in &record.headers {
+            h = h.insert(Header {
+                key: k,
+                value: Some(v.as_ref()),
+            });
+        }
+        Some(h)
+    }
+
+    /// Hands one record to librdkafka, waiting while its local queue is full.
+    async fn enqueue(&self, record: &OutgoingRecord) -> Result<rdkafka::producer::DeliveryFuture, DeliveryError> {
+        let producer = if record.critical { &self.fast } else { &self.normal };
+        let mut waited = false;
+        loop {
+            let mut fr: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&record.topic).payload(record.payload.as_ref());
+            if let Some(k) = &record.key {
+                fr = fr.key(k.as_ref());
+            }
+            if let Some(h) = Self::headers(record) {
+                fr = fr.headers(h);
+            }
+            match producer.send_result(fr) {
+                Ok(future) => {
+                    if waited {
+                        self.ready.store(true, Ordering::Relaxed);
+                    }
+                    return Ok(future);
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // Backpressure, not failure: wait for deliveries to make room.
+                    if !waited {
+                        metrics::counter!(m::BACKPRESSURE_WAITS).increment(1);
+                    }
+                    waited = true;
+                    self.ready.store(false, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((e, _)) => return Err(classify(&e)),
+            }
+        }
+    }
+
+    /// One attempt over `batch`: enqueue every record, then await every report.
+    async fn attempt(&self, batch: &[OutgoingRecord]) -> Vec<Outcome> {
+        let mut pending = Vec::with_capacity(batch.len());
+        for record in batch {
+            pending.push((self.enqueue(record).await, Instant::now()));
+        }
+        self.in_flight.fetch_add(batch.len() as i64, Ordering::Relaxed);
+        let latency = metrics::histogram!(m::DELIVERY_SECONDS);
+        let mut out = Vec::with_capacity(batch.len());
+        for (enqueued, at) in pending {
+            let outcome = match enqueued {
+                Err(e) => Err(e),
+                Ok(future) => match future.await {
+                    Ok(Ok(d)) => {
+                        latency.record(at.elapsed().as_secs_f64());
+                        Ok(crate::Delivered {
+                            partition: d.partition,
+                            offset: d.offset,
+                        })
+                    }
+                    Ok(Err((e, _))) => Err(classify(&e)),
+                    Err(_canceled) => Err(DeliveryError {
+                        class: ErrorClass::Retryable,
+                        reason: FailureReason::Shutdown,
+                        code: None,
+                        message: "producer closed before the delivery report".to_owned(),
+                    }),
+                },
+            };
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            out.push(outcome);
+        }
+        out
+    }
+
+    /// Asks the cluster for metadata (blocking call, run off the async threads).
+    pub async fn health(&self) -> KafkaHealth {
+        let producer = self.normal.clone();
+        let timeout = self.settings.metadata_timeout;
+        let result = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(|md| md.brokers().len())
+        })
+        .await;
+        let last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match result {
+            Ok(Ok(brokers)) => KafkaHealth {
+                connected: brokers > 0,
+                brokers,
+                last_error,
+            },
+            Ok(Err(e)) => KafkaHealth {
+                connected: false,
+                brokers: 0,
+                last_error: Some(e.to_string()),
+            },
+            Err(e) => KafkaHealth {
+                connected: false,
+                brokers: 0,
+                last_error: Some(format!("metadata task failed: {e}")),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Producer for KafkaProducer {
+    async fn send(&self, records: Vec<OutgoingRecord>) -> Vec<(OutgoingRecord, Outcome)> {
+        let n = records.len();
+        let mut done: Vec<Option<(OutgoingRecord, Outcome)>> = (0..n).map(|_| None).collect();
+        let mut pending: Vec<(usize, OutgoingRecord)> = records.into_iter().enumerate().collect();
+        let mut attempt = 0u32;
+        let e2e = metrics::histogram!(m::E2E_SECONDS);
+        while !pending.is_empty() {
+            let batch: Vec<OutgoingRecord> = pending.iter().map(|(_, r)| r.clone()).collect();
+            let outcomes = self.attempt(&batch).await;
+            let mut retry = Vec::new();
+            for ((idx, record), outcome) in pending.into_iter().zip(outcomes) {
+                match outcome {
+                    Err(e) if e.class == ErrorClass::Retryable && attempt < self.settings.max_retries => {
+                        retry.push((idx, record));
+                    }
+                    Err(e) => {
+                        metrics::counter!(m::FAILED, "error_type" => e.reason.as_str()).increment(1);
+                        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        done[idx] = Some((record, Err(e)));
+                    }
+                    Ok(d) => {
+                        if let Some(emitted) = record.emitted_at {
+                            e2e.record(emitted.elapsed().as_secs_f64());
+                        }
+                        done[idx] = Some((record, Ok(d)));
+                    }
+                }
+            }
+            pending = retry;
+            if !pending.is_empty() {
+                attempt += 1;
+                metrics::counter!(m::RETRIES).increment(pending.len() as u64);
+                self.stats.retries.fetch_add(pending.len() as u64, Ordering::Relaxed);
+                let wait = self.settings.backoff(attempt);
+                tracing::info!(records = pending.len(), attempt, ?wait, "retrying failed records");
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let sent = done.iter().filter(|d| matches!(d, Some((_, Ok(_))))).count();
+        metrics::counter!(m::SENT).increment(sent as u64);
+        metrics::gauge!(m::IN_FLIGHT).set(self.in_flight.load(Ordering::Relaxed) as f64);
+        self.stats.sent.fetch_add(sent as u64, Ordering::Relaxed);
+        done.into_iter().flatten().collect()
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    async fn flush(&self, timeout: Duration) -> Result<(), ProducerError> {
+        let (a, b) = (self.normal.clone(), self.fast.clone());
+        tokio::task::spawn_blocking(move || {
+            a.flush(timeout)?;
+            b.flush(timeout)
+        })
+        .await
+        .map_err(|e| ProducerError::Kafka(e.to_string()))?
+        .map_err(|e| ProducerError::Kafka(e.to_string()))
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the producer and the DLQ, compiled as one binary: librdkafka's
+//! in-process mock broker, a SQLite file, and a real PostgreSQL server.
+
+mod dlq_contract;
+mod support;

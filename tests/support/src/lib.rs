@@ -1,0 +1,195 @@
+//! Test orchestration helpers with no dependencies: a throwaway PostgreSQL cluster from
+//! the machine's server binaries, and free loopback ports. Used by `xtask` (one cluster
+//! for the whole run) and by test suites run on their own (one cluster per process).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Where PostgreSQL's server binaries are: `PATH`, else Debian's
+/// `/usr/lib/postgresql/<version>/bin`, newest first.
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+                return Some(dir);
+            }
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|d| d.join("initdb").is_file())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A PostgreSQL cluster in a temporary folder on a free port, trusting local
+/// connections, stopped and removed on drop.
+#[derive(Debug)]
+pub struct TestPostgres {
+    dir: PathBuf,
+    bin: PathBuf,
+    run_as: Option<String>,
+    port: u16,
+}
+
+impl TestPostgres {
+    /// Creates and starts a cluster. As root (PostgreSQL refuses to run as root) the
+    /// server runs as the `postgres` user, which Debian's package creates.
+    pub fn start() -> Result<Self, String> {
+        let bin = postgres_bin_dir().ok_or(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's `postgresql` package",
+        )?;
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let dir = std::env::temp_dir().join(format!("stream-pg-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let run_as = is_root().then(|| "postgres".to_owned());
+        if let Some(user) = &run_as {
+            run(Command::new("chown").args(["-R", &format!("{user}:{user}")]).arg(&dir), "chown")?;
+        }
+        let pg = Self { dir, bin, run_as, port };
+        let data = pg.dir.join("data");
+        pg.run_pg(
+            pg.cmd("initdb")
+                .args(["--auth=trust", "--username=postgres", "--encoding=UTF8", "--no-sync", "-D"])
+                .arg(&data),
+            "initdb",
+        )?;
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c fsync=off -c max_connections=200",
+            pg.dir.display()
+        );
+        pg.run_pg(
+            pg.cmd("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(pg.dir.join("server.log"))
+                .args(["-o", &opts, "-w", "-t", "60", "start"]),
+            "pg_ctl start",
+        )?;
+        pg.wait_ready(Duration::from_secs(30))?;
+        Ok(pg)
+    }
+
+    fn cmd(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        }
+    }
+
+    fn run_pg(&self, cmd: &mut Command, what: &str) -> Result<(), String> {
+        run(cmd.current_dir(&self.dir), what).map_err(|e| {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            format!("{e}\nserver log:\n{log}")
+        })
+    }
+
+    fn wait_ready(&self, limit: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("PostgreSQL did not accept connections on port {} within {limit:?}", self.port))
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The cluster's folder (data and `server.log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the server; the folder is removed unless `keep` (to read its log).
+    pub fn stop(self, keep: bool) {
+        let mut me = std::mem::ManuallyDrop::new(self);
+        me.shutdown(keep);
+    }
+
+    fn shutdown(&mut self, keep: bool) {
+        let data = self.dir.join("data");
+        let _ = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        self.shutdown(false);
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_a_reachable_cluster_and_cleans_up() {
+        let pg = TestPostgres::start().expect("PostgreSQL starts");
+        let dir = pg.dir().to_path_buf();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", pg.port())).is_ok());
+        assert!(pg.url().starts_with("postgres://postgres@127.0.0.1:"));
+        drop(pg);
+        assert!(!dir.exists());
+    }
+}
