@@ -72,8 +72,38 @@ fn has_nextest() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Every test: unit, integration and doc tests of the workspace.
-fn test(_root: &Path) -> Result<()> {
+/// Every test: unit, integration and doc tests of the workspace, with a throwaway
+/// PostgreSQL server for the DLQ tests (or the one `DATABASE_URL` names).
+fn test(root: &Path) -> Result<()> {
+    let pg = if std::env::var_os("DATABASE_URL").is_some() {
+        eprintln!("xtask: using PostgreSQL at DATABASE_URL");
+        None
+    } else {
+        let pg = test_support::TestPostgres::start()
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("while starting a throwaway PostgreSQL for the DLQ tests")?;
+        eprintln!("xtask: started PostgreSQL on 127.0.0.1:{}", pg.port());
+        std::env::set_var("DATABASE_URL", pg.url());
+        Some(pg)
+    };
+    let result = run_tests();
+    if let Some(pg) = pg {
+        let keep = result.is_err();
+        if keep {
+            let logs = root.join("target/test-logs");
+            let _ = std::fs::create_dir_all(&logs);
+            let _ = std::fs::copy(pg.dir().join("server.log"), logs.join("postgres.log"));
+            eprintln!(
+                "xtask: PostgreSQL log kept in {}",
+                logs.join("postgres.log").display()
+            );
+        }
+        pg.stop(false);
+    }
+    result
+}
+
+fn run_tests() -> Result<()> {
     if has_nextest() {
         let mut cmd = cargo();
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);

@@ -25,6 +25,10 @@ pub enum TopicOutcome {
 
 /// Creates every topic of `topics` missing from the cluster at `config`'s brokers.
 /// Refusals are reported per topic (the caller decides whether that is fatal).
+///
+/// librdkafka's mock cluster does not implement CreateTopics: against it, missing
+/// topics yield an error after `timeout` (the embedded server creates its topics through
+/// the mock's own API instead).
 pub async fn ensure_topics(
     config: &ClientConfig,
     topics: &BTreeMap<String, TopicConfig>,
@@ -34,8 +38,11 @@ pub async fn ensure_topics(
     if topics.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let admin: Arc<AdminClient<DefaultClientContext>> =
-        Arc::new(config.create().map_err(|e| ProducerError::Config(e.to_string()))?);
+    let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(
+        config
+            .create()
+            .map_err(|e| ProducerError::Config(e.to_string()))?,
+    );
     let for_metadata = admin.clone();
     let existing: Vec<String> = tokio::task::spawn_blocking(move || {
         for_metadata
@@ -56,8 +63,16 @@ pub async fn ensure_topics(
             continue;
         }
         let compression = t.compression_type.unwrap_or(default_compression);
-        settings.push((name.clone(), t.retention_ms.to_string(), compression.as_str().to_owned()));
-        specs.push((name.clone(), t.partitions as i32, t.replication_factor as i32));
+        settings.push((
+            name.clone(),
+            t.retention_ms.to_string(),
+            compression.as_str().to_owned(),
+        ));
+        specs.push((
+            name.clone(),
+            t.partitions as i32,
+            t.replication_factor as i32,
+        ));
     }
     if specs.is_empty() {
         return Ok(outcomes);
@@ -66,13 +81,19 @@ pub async fn ensure_topics(
         .iter()
         .zip(&settings)
         .map(|((name, partitions, rf), (_, retention, compression))| {
-            let compression = if compression == "none" { "uncompressed" } else { compression.as_str() };
+            let compression = if compression == "none" {
+                "uncompressed"
+            } else {
+                compression.as_str()
+            };
             NewTopic::new(name, *partitions, TopicReplication::Fixed(*rf))
                 .set("retention.ms", retention)
                 .set("compression.type", compression)
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
     let results = admin
         .create_topics(new_topics.iter(), &options)
         .await

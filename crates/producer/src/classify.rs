@@ -134,18 +134,29 @@ impl fmt::Display for DeliveryError {
 fn fatal_reason(code: RDKafkaErrorCode) -> Option<FailureReason> {
     use RDKafkaErrorCode::*;
     Some(match code {
-        MessageSizeTooLarge | InvalidMessageSize | MessageBatchTooLarge => FailureReason::RecordTooLarge,
-        UnknownTopic | UnknownTopicOrPartition | UnknownPartition | InvalidTopic | UnknownTopicId => {
-            FailureReason::UnknownTopic
+        MessageSizeTooLarge | InvalidMessageSize | MessageBatchTooLarge => {
+            FailureReason::RecordTooLarge
         }
+        UnknownTopic
+        | UnknownTopicOrPartition
+        | UnknownPartition
+        | InvalidTopic
+        | UnknownTopicId => FailureReason::UnknownTopic,
         TopicAuthorizationFailed
         | ClusterAuthorizationFailed
         | TransactionalIdAuthorizationFailed
         | SaslAuthenticationFailed
         | Authentication => FailureReason::Authorization,
-        InvalidMessage | InvalidRecord | BadMessage | InvalidTimestamp | InvalidRequiredAcks
-        | UnsupportedForMessageFormat | UnsupportedCompressionType
-        | KeySerialization | ValueSerialization | PolicyViolation => FailureReason::InvalidRecord,
+        InvalidMessage
+        | InvalidRecord
+        | BadMessage
+        | InvalidTimestamp
+        | InvalidRequiredAcks
+        | UnsupportedForMessageFormat
+        | UnsupportedCompressionType
+        | KeySerialization
+        | ValueSerialization
+        | PolicyViolation => FailureReason::InvalidRecord,
         _ => return None,
     })
 }
@@ -154,13 +165,24 @@ fn fatal_reason(code: RDKafkaErrorCode) -> Option<FailureReason> {
 fn retry_reason(code: RDKafkaErrorCode) -> FailureReason {
     use RDKafkaErrorCode::*;
     match code {
-        MessageTimedOut | RequestTimedOut | OperationTimedOut | TimedOutQueue => FailureReason::Timeout,
+        MessageTimedOut | RequestTimedOut | OperationTimedOut | TimedOutQueue => {
+            FailureReason::Timeout
+        }
         BrokerTransportFailure | NetworkException | Resolve | SSL => FailureReason::Network,
         ThrottlingQuotaExceeded => FailureReason::RateLimit,
-        AllBrokersDown | BrokerNotAvailable | LeaderNotAvailable | NotLeaderForPartition
-        | NotEnoughReplicas | NotEnoughReplicasAfterAppend | ReplicaNotAvailable
-        | KafkaStorageError | FencedLeaderEpoch | UnknownLeaderEpoch | QueueFull
-        | PreferredLeaderNotAvailable | ISRInsufficient => FailureReason::BrokerUnavailable,
+        AllBrokersDown
+        | BrokerNotAvailable
+        | LeaderNotAvailable
+        | NotLeaderForPartition
+        | NotEnoughReplicas
+        | NotEnoughReplicasAfterAppend
+        | ReplicaNotAvailable
+        | KafkaStorageError
+        | FencedLeaderEpoch
+        | UnknownLeaderEpoch
+        | QueueFull
+        | PreferredLeaderNotAvailable
+        | ISRInsufficient => FailureReason::BrokerUnavailable,
         _ => FailureReason::KafkaError,
     }
 }
@@ -202,16 +224,56 @@ mod tests {
     #[test]
     fn explicit_lists() {
         for (code, class, reason) in [
-            (RDKafkaErrorCode::MessageSizeTooLarge, ErrorClass::Fatal, FailureReason::RecordTooLarge),
-            (RDKafkaErrorCode::UnknownTopicOrPartition, ErrorClass::Fatal, FailureReason::UnknownTopic),
-            (RDKafkaErrorCode::TopicAuthorizationFailed, ErrorClass::Fatal, FailureReason::Authorization),
-            (RDKafkaErrorCode::InvalidRecord, ErrorClass::Fatal, FailureReason::InvalidRecord),
-            (RDKafkaErrorCode::MessageTimedOut, ErrorClass::Retryable, FailureReason::Timeout),
-            (RDKafkaErrorCode::AllBrokersDown, ErrorClass::Retryable, FailureReason::BrokerUnavailable),
-            (RDKafkaErrorCode::NotLeaderForPartition, ErrorClass::Retryable, FailureReason::BrokerUnavailable),
-            (RDKafkaErrorCode::NotEnoughReplicas, ErrorClass::Retryable, FailureReason::BrokerUnavailable),
-            (RDKafkaErrorCode::NetworkException, ErrorClass::Retryable, FailureReason::Network),
-            (RDKafkaErrorCode::ThrottlingQuotaExceeded, ErrorClass::Retryable, FailureReason::RateLimit),
+            (
+                RDKafkaErrorCode::MessageSizeTooLarge,
+                ErrorClass::Fatal,
+                FailureReason::RecordTooLarge,
+            ),
+            (
+                RDKafkaErrorCode::UnknownTopicOrPartition,
+                ErrorClass::Fatal,
+                FailureReason::UnknownTopic,
+            ),
+            (
+                RDKafkaErrorCode::TopicAuthorizationFailed,
+                ErrorClass::Fatal,
+                FailureReason::Authorization,
+            ),
+            (
+                RDKafkaErrorCode::InvalidRecord,
+                ErrorClass::Fatal,
+                FailureReason::InvalidRecord,
+            ),
+            (
+                RDKafkaErrorCode::MessageTimedOut,
+                ErrorClass::Retryable,
+                FailureReason::Timeout,
+            ),
+            (
+                RDKafkaErrorCode::AllBrokersDown,
+                ErrorClass::Retryable,
+                FailureReason::BrokerUnavailable,
+            ),
+            (
+                RDKafkaErrorCode::NotLeaderForPartition,
+                ErrorClass::Retryable,
+                FailureReason::BrokerUnavailable,
+            ),
+            (
+                RDKafkaErrorCode::NotEnoughReplicas,
+                ErrorClass::Retryable,
+                FailureReason::BrokerUnavailable,
+            ),
+            (
+                RDKafkaErrorCode::NetworkException,
+                ErrorClass::Retryable,
+                FailureReason::Network,
+            ),
+            (
+                RDKafkaErrorCode::ThrottlingQuotaExceeded,
+                ErrorClass::Retryable,
+                FailureReason::RateLimit,
+            ),
         ] {
             let e = classify_code(code);
             assert_eq!((e.class, e.reason), (class, reason), "{code:?}");

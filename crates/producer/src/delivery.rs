@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::dlq::{DeadLetterStore, NewDeadLetter};
 use crate::metrics as m;
-use crate::{FailureReason, OutgoingRecord, Outcome, Producer};
+use crate::{FailureReason, Outcome, OutgoingRecord, Producer};
 
 /// What happened to a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

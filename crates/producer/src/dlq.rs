@@ -54,7 +54,10 @@ impl DlqStatus {
 
     /// Still waiting to be delivered (counts toward the DLQ's size).
     pub fn is_pending(self) -> bool {
-        matches!(self, DlqStatus::QueuedForRetry | DlqStatus::PermanentFailure)
+        matches!(
+            self,
+            DlqStatus::QueuedForRetry | DlqStatus::PermanentFailure
+        )
     }
 }
 
@@ -127,14 +130,18 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// The record again, as it was first sent (same id, key, headers), to `topic`.
     pub fn to_record(&self, topic: Option<&str>) -> OutgoingRecord {
-        let headers: Vec<(String, String)> = serde_json::from_str(&self.headers).unwrap_or_default();
+        let headers: Vec<(String, String)> =
+            serde_json::from_str(&self.headers).unwrap_or_default();
         OutgoingRecord {
             id: self.message_id.clone(),
             source_id: self.source_id.as_str().into(),
             topic: topic.unwrap_or(&self.source_topic).into(),
             key: self.key.clone().map(Bytes::from),
             payload: Bytes::from(self.payload.clone()),
-            headers: headers.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect(),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k, Bytes::from(v)))
+                .collect(),
             critical: false,
             emitted_at: None,
         }
@@ -192,18 +199,32 @@ pub trait DeadLetterStore: Send + Sync + fmt::Debug {
     /// Stores records; a record already stored (same message id) has its row updated.
     /// Retriable reasons start `queued_for_retry` due after `first_retry`; others
     /// `permanent_failure`.
-    async fn insert(&self, letters: &[NewDeadLetter], first_retry: Duration) -> Result<(), DlqError>;
+    async fn insert(
+        &self,
+        letters: &[NewDeadLetter],
+        first_retry: Duration,
+    ) -> Result<(), DlqError>;
     /// Rows due for a background retry at `now_ms`, oldest first.
     async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<DeadLetter>, DlqError>;
     /// After a failed retry: count it, and either schedule the next (`next_retry_at`)
     /// or make it permanent (`None`).
-    async fn retry_failed(&self, id: i64, details: &str, next_retry_at: Option<i64>) -> Result<(), DlqError>;
+    async fn retry_failed(
+        &self,
+        id: i64,
+        details: &str,
+        next_retry_at: Option<i64>,
+    ) -> Result<(), DlqError>;
     /// Sets the status of rows; returns how many changed.
     async fn set_status(&self, ids: &[i64], status: DlqStatus) -> Result<u64, DlqError>;
     /// One row.
     async fn get(&self, id: i64) -> Result<Option<DeadLetter>, DlqError>;
     /// Rows matching `filter`, newest first.
-    async fn list(&self, filter: &DlqFilter, limit: i64, offset: i64) -> Result<Vec<DeadLetter>, DlqError>;
+    async fn list(
+        &self,
+        filter: &DlqFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<DeadLetter>, DlqError>;
     /// Counts.
     async fn stats(&self) -> Result<DlqStats, DlqError>;
     /// Deletes a row; true if it existed.
@@ -229,19 +250,30 @@ pub struct SqlDeadLetterStore {
 struct Embedded(&'static [(i64, &'static str, &'static str)]);
 
 impl MigrationSource<'static> for Embedded {
-    fn resolve(self) -> futures_core_box::BoxFuture<Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+    fn resolve(
+        self,
+    ) -> futures_core_box::BoxFuture<Result<Vec<Migration>, sqlx::error::BoxDynError>> {
         Box::pin(async move {
             Ok(self
                 .0
                 .iter()
-                .map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false))
+                .map(|(v, d, sql)| {
+                    Migration::new(
+                        *v,
+                        Cow::Borrowed(*d),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
                 .collect())
         })
     }
 }
 
 mod futures_core_box {
-    pub(crate) type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
+    pub(crate) type BoxFuture<T> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
@@ -265,7 +297,8 @@ macro_rules! on_pool {
     };
 }
 
-const COLUMNS: &str = "id, message_id, source_id, source_topic, key, payload, payload_json, headers, \
+const COLUMNS: &str =
+    "id, message_id, source_id, source_topic, key, payload, payload_json, headers, \
      failure_reason, error_details, retry_count, status, retry_at, created_at, updated_at";
 
 /// Milliseconds since the epoch, now.
@@ -297,7 +330,9 @@ where
         failure_reason: row.try_get("failure_reason")?,
         error_details: row.try_get("error_details")?,
         retry_count: row.try_get("retry_count")?,
-        status: status.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        status: status
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         retry_at: row.try_get("retry_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -337,8 +372,9 @@ impl SqlDeadLetterStore {
                 let path = path.split('?').next().unwrap_or(path);
                 if let Some(dir) = std::path::Path::new(path).parent() {
                     if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir)
-                            .map_err(|e| DlqError::Database(format!("cannot create {}: {e}", dir.display())))?;
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            DlqError::Database(format!("cannot create {}: {e}", dir.display()))
+                        })?;
                     }
                 }
                 let options = SqliteConnectOptions::new()
@@ -359,7 +395,12 @@ impl SqlDeadLetterStore {
                     .acquire_timeout(Duration::from_secs(5))
                     .connect(url)
                     .await
-                    .map_err(|e| DlqError::Database(stream_config::redact_url(&e.to_string()).unwrap_or_else(|| e.to_string())))?;
+                    .map_err(|e| {
+                        DlqError::Database(
+                            stream_config::redact_url(&e.to_string())
+                                .unwrap_or_else(|| e.to_string()),
+                        )
+                    })?;
                 Backend::Postgres(pool)
             }
             _ => {
@@ -378,8 +419,11 @@ impl SqlDeadLetterStore {
             Backend::Sqlite(_) => Embedded(SQLITE_MIGRATIONS),
             Backend::Postgres(_) => Embedded(POSTGRES_MIGRATIONS),
         };
-        let migrator = Migrator::new(source).await.map_err(|e| DlqError::Migration(e.to_string()))?;
-        on_pool!(self, |pool| migrator.run(pool).await).map_err(|e| DlqError::Migration(e.to_string()))
+        let migrator = Migrator::new(source)
+            .await
+            .map_err(|e| DlqError::Migration(e.to_string()))?;
+        on_pool!(self, |pool| migrator.run(pool).await)
+            .map_err(|e| DlqError::Migration(e.to_string()))
     }
 
     /// `sqlite` or `postgres`.
@@ -393,7 +437,11 @@ impl SqlDeadLetterStore {
 
 #[async_trait]
 impl DeadLetterStore for SqlDeadLetterStore {
-    async fn insert(&self, letters: &[NewDeadLetter], first_retry: Duration) -> Result<(), DlqError> {
+    async fn insert(
+        &self,
+        letters: &[NewDeadLetter],
+        first_retry: Duration,
+    ) -> Result<(), DlqError> {
         if letters.is_empty() {
             return Ok(());
         }
@@ -417,7 +465,10 @@ impl DeadLetterStore for SqlDeadLetterStore {
                     .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
                     .collect();
                 let (status, retry_at) = if l.reason.is_retriable() {
-                    (DlqStatus::QueuedForRetry, Some(now + first_retry.as_millis() as i64))
+                    (
+                        DlqStatus::QueuedForRetry,
+                        Some(now + first_retry.as_millis() as i64),
+                    )
                 } else {
                     (DlqStatus::PermanentFailure, None)
                 };
@@ -459,11 +510,19 @@ impl DeadLetterStore for SqlDeadLetterStore {
                 .fetch_all(pool)
                 .await
                 .map_err(db_err)?;
-            rows.iter().map(row_to_letter).collect::<Result<Vec<_>, _>>().map_err(db_err)
+            rows.iter()
+                .map(row_to_letter)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)
         })
     }
 
-    async fn retry_failed(&self, id: i64, details: &str, next_retry_at: Option<i64>) -> Result<(), DlqError> {
+    async fn retry_failed(
+        &self,
+        id: i64,
+        details: &str,
+        next_retry_at: Option<i64>,
+    ) -> Result<(), DlqError> {
         let status = if next_retry_at.is_some() {
             DlqStatus::QueuedForRetry
         } else {
@@ -502,12 +561,21 @@ impl DeadLetterStore for SqlDeadLetterStore {
     async fn get(&self, id: i64) -> Result<Option<DeadLetter>, DlqError> {
         let sql = format!("SELECT {COLUMNS} FROM failed_messages WHERE id = $1");
         on_pool!(self, |pool| {
-            let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await.map_err(db_err)?;
+            let row = sqlx::query(&sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(db_err)?;
             row.as_ref().map(row_to_letter).transpose().map_err(db_err)
         })
     }
 
-    async fn list(&self, filter: &DlqFilter, limit: i64, offset: i64) -> Result<Vec<DeadLetter>, DlqError> {
+    async fn list(
+        &self,
+        filter: &DlqFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<DeadLetter>, DlqError> {
         let (clause, values) = where_clause(filter, 1);
         let n = values.len();
         let sql = format!(
@@ -520,14 +588,25 @@ impl DeadLetterStore for SqlDeadLetterStore {
             for v in &values {
                 q = q.bind(v.as_str());
             }
-            let rows = q.bind(limit).bind(offset).fetch_all(pool).await.map_err(db_err)?;
-            rows.iter().map(row_to_letter).collect::<Result<Vec<_>, _>>().map_err(db_err)
+            let rows = q
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await
+                .map_err(db_err)?;
+            rows.iter()
+                .map(row_to_letter)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)
         })
     }
 
     async fn stats(&self) -> Result<DlqStats, DlqError> {
-        let pending_sql = "SELECT COUNT(*), MIN(created_at) FROM failed_messages WHERE status IN ($1, $2)";
-        let group = |col: &str| format!("SELECT {col}, COUNT(*) FROM failed_messages GROUP BY {col} ORDER BY {col}");
+        let pending_sql =
+            "SELECT COUNT(*), MIN(created_at) FROM failed_messages WHERE status IN ($1, $2)";
+        let group = |col: &str| {
+            format!("SELECT {col}, COUNT(*) FROM failed_messages GROUP BY {col} ORDER BY {col}")
+        };
         let (by_reason_sql, by_status_sql) = (group("failure_reason"), group("status"));
         on_pool!(self, |pool| {
             let row = sqlx::query(pending_sql)
@@ -543,9 +622,15 @@ impl DeadLetterStore for SqlDeadLetterStore {
                 oldest_pending_at,
                 ..DlqStats::default()
             };
-            for (sql, target) in [(&by_reason_sql, &mut out.by_reason), (&by_status_sql, &mut out.by_status)] {
+            for (sql, target) in [
+                (&by_reason_sql, &mut out.by_reason),
+                (&by_status_sql, &mut out.by_status),
+            ] {
                 for row in sqlx::query(sql).fetch_all(pool).await.map_err(db_err)? {
-                    target.push((row.try_get(0).map_err(db_err)?, row.try_get(1).map_err(db_err)?));
+                    target.push((
+                        row.try_get(0).map_err(db_err)?,
+                        row.try_get(1).map_err(db_err)?,
+                    ));
                 }
             }
             out.total = out.by_status.iter().map(|(_, n)| n).sum();
@@ -555,16 +640,22 @@ impl DeadLetterStore for SqlDeadLetterStore {
     }
 
     async fn delete(&self, id: i64) -> Result<bool, DlqError> {
-        on_pool!(self, |pool| sqlx::query("DELETE FROM failed_messages WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected() > 0)
-            .map_err(db_err))
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM failed_messages WHERE id = $1"
+        )
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() > 0)
+        .map_err(db_err))
     }
 
     async fn ping(&self) -> Result<(), DlqError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(db_err))
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err))
     }
 }
 
@@ -620,8 +711,12 @@ pub async fn replay(
             Ok(_) => ok_ids.push(letter.id),
             Err(e) => {
                 failed += 1;
-                let keep = letter.retry_at.filter(|_| letter.status == DlqStatus::QueuedForRetry);
-                store.retry_failed(letter.id, &format!("replay failed: {e}"), keep).await?;
+                let keep = letter
+                    .retry_at
+                    .filter(|_| letter.status == DlqStatus::QueuedForRetry);
+                store
+                    .retry_failed(letter.id, &format!("replay failed: {e}"), keep)
+                    .await?;
             }
         }
     }

@@ -18,7 +18,7 @@ use stream_config::KafkaConfig;
 
 use crate::classify::{classify, ErrorClass};
 use crate::metrics as m;
-use crate::{DeliveryError, FailureReason, OutgoingRecord, Outcome, Producer, ProducerError};
+use crate::{DeliveryError, FailureReason, Outcome, OutgoingRecord, Producer, ProducerError};
 
 /// Producer behaviour that is not librdkafka configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +104,8 @@ impl ClientContext for StatsContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(path = self.path, error = %error, "kafka client error: {reason}");
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{error}: {reason}"));
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(format!("{error}: {reason}"));
     }
 }
 
@@ -166,7 +167,10 @@ impl KafkaProducer {
     }
 
     /// A producer from an explicit librdkafka configuration.
-    pub fn with_client_config(config: ClientConfig, settings: ProducerSettings) -> Result<Self, ProducerError> {
+    pub fn with_client_config(
+        config: ClientConfig,
+        settings: ProducerSettings,
+    ) -> Result<Self, ProducerError> {
         let last_error = Arc::new(Mutex::new(None));
         let make = |path: &'static str, config: &ClientConfig| {
             Inner::from_config_and_context(
@@ -222,8 +226,15 @@ impl KafkaProducer {
     }
 
     /// Hands one record to librdkafka, waiting while its local queue is full.
-    async fn enqueue(&self, record: &OutgoingRecord) -> Result<rdkafka::producer::DeliveryFuture, DeliveryError> {
-        let producer = if record.critical { &self.fast } else { &self.normal };
+    async fn enqueue(
+        &self,
+        record: &OutgoingRecord,
+    ) -> Result<rdkafka::producer::DeliveryFuture, DeliveryError> {
+        let producer = if record.critical {
+            &self.fast
+        } else {
+            &self.normal
+        };
         let mut waited = false;
         loop {
             let mut fr: FutureRecord<'_, [u8], [u8]> =
@@ -261,7 +272,8 @@ impl KafkaProducer {
         for record in batch {
             pending.push((self.enqueue(record).await, Instant::now()));
         }
-        self.in_flight.fetch_add(batch.len() as i64, Ordering::Relaxed);
+        self.in_flight
+            .fetch_add(batch.len() as i64, Ordering::Relaxed);
         let latency = metrics::histogram!(m::DELIVERY_SECONDS);
         let mut out = Vec::with_capacity(batch.len());
         for (enqueued, at) in pending {
@@ -301,7 +313,11 @@ impl KafkaProducer {
                 .map(|md| md.brokers().len())
         })
         .await;
-        let last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let last_error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         match result {
             Ok(Ok(brokers)) => KafkaHealth {
                 connected: brokers > 0,
@@ -336,11 +352,15 @@ impl Producer for KafkaProducer {
             let mut retry = Vec::new();
             for ((idx, record), outcome) in pending.into_iter().zip(outcomes) {
                 match outcome {
-                    Err(e) if e.class == ErrorClass::Retryable && attempt < self.settings.max_retries => {
+                    Err(e)
+                        if e.class == ErrorClass::Retryable
+                            && attempt < self.settings.max_retries =>
+                    {
                         retry.push((idx, record));
                     }
                     Err(e) => {
-                        metrics::counter!(m::FAILED, "error_type" => e.reason.as_str()).increment(1);
+                        metrics::counter!(m::FAILED, "error_type" => e.reason.as_str())
+                            .increment(1);
                         self.stats.failed.fetch_add(1, Ordering::Relaxed);
                         done[idx] = Some((record, Err(e)));
                     }
@@ -356,13 +376,23 @@ impl Producer for KafkaProducer {
             if !pending.is_empty() {
                 attempt += 1;
                 metrics::counter!(m::RETRIES).increment(pending.len() as u64);
-                self.stats.retries.fetch_add(pending.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .retries
+                    .fetch_add(pending.len() as u64, Ordering::Relaxed);
                 let wait = self.settings.backoff(attempt);
-                tracing::info!(records = pending.len(), attempt, ?wait, "retrying failed records");
+                tracing::info!(
+                    records = pending.len(),
+                    attempt,
+                    ?wait,
+                    "retrying failed records"
+                );
                 tokio::time::sleep(wait).await;
             }
         }
-        let sent = done.iter().filter(|d| matches!(d, Some((_, Ok(_))))).count();
+        let sent = done
+            .iter()
+            .filter(|d| matches!(d, Some((_, Ok(_)))))
+            .count();
         metrics::counter!(m::SENT).increment(sent as u64);
         metrics::gauge!(m::IN_FLIGHT).set(self.in_flight.load(Ordering::Relaxed) as f64);
         self.stats.sent.fetch_add(sent as u64, Ordering::Relaxed);

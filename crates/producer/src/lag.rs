@@ -52,7 +52,12 @@ impl KafkaLagProbe {
         self
     }
 
-    fn read(config: ClientConfig, groups: &[String], topics: &[String], timeout: Duration) -> Result<Lag, ProbeError> {
+    fn read(
+        config: ClientConfig,
+        groups: &[String],
+        topics: &[String],
+        timeout: Duration,
+    ) -> Result<Lag, ProbeError> {
         let unavailable = |e: rdkafka::error::KafkaError| ProbeError::Unavailable(e.to_string());
         let mut lag = Lag::default();
         for group in groups {
@@ -60,16 +65,24 @@ impl KafkaLagProbe {
             c.set("group.id", group).set("enable.auto.commit", "false");
             let consumer: BaseConsumer = c.create().map_err(unavailable)?;
             for topic in topics {
-                let md = consumer.fetch_metadata(Some(topic), timeout).map_err(unavailable)?;
-                let Some(t) = md.topics().iter().find(|t| t.name() == topic) else { continue };
+                let md = consumer
+                    .fetch_metadata(Some(topic), timeout)
+                    .map_err(unavailable)?;
+                let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+                    continue;
+                };
                 let mut tpl = TopicPartitionList::new();
                 for p in t.partitions() {
                     tpl.add_partition(topic, p.id());
                 }
-                let committed = consumer.committed_offsets(tpl, timeout).map_err(unavailable)?;
+                let committed = consumer
+                    .committed_offsets(tpl, timeout)
+                    .map_err(unavailable)?;
                 let mut topic_lag = 0i64;
                 for e in committed.elements() {
-                    let Offset::Offset(done) = e.offset() else { continue };
+                    let Offset::Offset(done) = e.offset() else {
+                        continue;
+                    };
                     let (_, high) = consumer
                         .fetch_watermarks(topic, e.partition(), timeout)
                         .map_err(unavailable)?;
@@ -91,11 +104,16 @@ impl LagProbe for KafkaLagProbe {
                 return Ok(lag.clone());
             }
         }
-        let (config, groups, topics, timeout) =
-            (self.config.clone(), self.groups.clone(), self.topics.clone(), self.timeout);
-        let lag = tokio::task::spawn_blocking(move || Self::read(config, &groups, &topics, timeout))
-            .await
-            .map_err(|e| ProbeError::Unavailable(e.to_string()))??;
+        let (config, groups, topics, timeout) = (
+            self.config.clone(),
+            self.groups.clone(),
+            self.topics.clone(),
+            self.timeout,
+        );
+        let lag =
+            tokio::task::spawn_blocking(move || Self::read(config, &groups, &topics, timeout))
+                .await
+                .map_err(|e| ProbeError::Unavailable(e.to_string()))??;
         *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), lag.clone()));
         Ok(lag)
     }

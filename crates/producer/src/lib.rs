@@ -45,10 +45,12 @@ pub use admin::{ensure_topics, TopicOutcome};
 pub use classify::{classify, classify_code, DeliveryError, ErrorClass, FailureReason};
 pub use delivery::{Delivery, DeliveryReport};
 pub use dlq::{
-    retry_due, replay, DeadLetter, DeadLetterStore, DlqError, DlqFilter, DlqStats, DlqStatus, NewDeadLetter,
-    SqlDeadLetterStore,
+    replay, retry_due, DeadLetter, DeadLetterStore, DlqError, DlqFilter, DlqStats, DlqStatus,
+    NewDeadLetter, SqlDeadLetterStore,
 };
-pub use kafka::{client_config, KafkaHealth, KafkaProducer, ProducerSettings, ProducerStats, StatsContext};
+pub use kafka::{
+    client_config, KafkaHealth, KafkaProducer, ProducerSettings, ProducerStats, StatsContext,
+};
 pub use lag::KafkaLagProbe;
 
 /// A record on its way to Kafka.
@@ -82,7 +84,11 @@ impl OutgoingRecord {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         Self {
-            id: format!("{nanos:x}-{:x}-{:x}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)),
+            id: format!(
+                "{nanos:x}-{:x}-{:x}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
             source_id: source_id.into(),
             topic: topic.into(),
             key: None,

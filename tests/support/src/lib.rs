@@ -59,16 +59,33 @@ impl TestPostgres {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let dir = std::env::temp_dir().join(format!("stream-pg-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let run_as = is_root().then(|| "postgres".to_owned());
         if let Some(user) = &run_as {
-            run(Command::new("chown").args(["-R", &format!("{user}:{user}")]).arg(&dir), "chown")?;
+            run(
+                Command::new("chown")
+                    .args(["-R", &format!("{user}:{user}")])
+                    .arg(&dir),
+                "chown",
+            )?;
         }
-        let pg = Self { dir, bin, run_as, port };
+        let pg = Self {
+            dir,
+            bin,
+            run_as,
+            port,
+        };
         let data = pg.dir.join("data");
         pg.run_pg(
             pg.cmd("initdb")
-                .args(["--auth=trust", "--username=postgres", "--encoding=UTF8", "--no-sync", "-D"])
+                .args([
+                    "--auth=trust",
+                    "--username=postgres",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
                 .arg(&data),
             "initdb",
         )?;
@@ -116,7 +133,10 @@ impl TestPostgres {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!("PostgreSQL did not accept connections on port {} within {limit:?}", self.port))
+        Err(format!(
+            "PostgreSQL did not accept connections on port {} within {limit:?}",
+            self.port
+        ))
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.

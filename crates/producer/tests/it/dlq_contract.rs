@@ -2,15 +2,23 @@
 
 use std::time::Duration;
 
-use producer::{DeadLetterStore, DlqFilter, DlqStatus, FailureReason, NewDeadLetter, OutgoingRecord};
+use producer::{
+    DeadLetterStore, DlqFilter, DlqStatus, FailureReason, NewDeadLetter, OutgoingRecord,
+};
 
 use crate::support::{postgres, sqlite_store};
 
 fn letter(id: &str, source: &str, reason: FailureReason) -> NewDeadLetter {
-    let mut record = OutgoingRecord::new("wildfire-alerts", source, format!("{{\"id\":\"{id}\"}}").into_bytes());
+    let mut record = OutgoingRecord::new(
+        "wildfire-alerts",
+        source,
+        format!("{{\"id\":\"{id}\"}}").into_bytes(),
+    );
     record.id = id.to_owned();
     record.key = Some(b"k1".to_vec().into());
-    record.headers.push(("source_type".into(), b"synthetic".to_vec().into()));
+    record
+        .headers
+        .push(("source_type".into(), b"synthetic".to_vec().into()));
     NewDeadLetter {
         record,
         reason,
@@ -44,14 +52,29 @@ async fn insert_sets_status_by_reason_and_keeps_the_record(store: &dyn DeadLette
     assert_eq!(again.key.as_deref(), Some(&b"k1"[..]));
     assert_eq!(again.payload.as_ref(), b"{\"id\":\"m2\"}");
     assert_eq!(m2.payload_json.as_deref(), Some("{\"id\":\"m2\"}"));
-    assert_eq!(again.headers, vec![("source_type".to_owned(), b"synthetic".to_vec().into())]);
+    assert_eq!(
+        again.headers,
+        vec![("source_type".to_owned(), b"synthetic".to_vec().into())]
+    );
     assert_eq!(store.get(m2.id).await.unwrap().as_ref(), Some(m2));
     assert_eq!(store.get(-1).await.unwrap(), None);
 }
 
 async fn same_message_updates_the_same_row(store: &dyn DeadLetterStore) {
-    store.insert(&[letter("m1", "s1", FailureReason::Timeout)], Duration::ZERO).await.unwrap();
-    store.insert(&[letter("m1", "s1", FailureReason::UnknownTopic)], Duration::ZERO).await.unwrap();
+    store
+        .insert(
+            &[letter("m1", "s1", FailureReason::Timeout)],
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    store
+        .insert(
+            &[letter("m1", "s1", FailureReason::UnknownTopic)],
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
     let rows = store.list(&DlqFilter::default(), 10, 0).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].failure_reason, "unknown_topic");
@@ -59,18 +82,40 @@ async fn same_message_updates_the_same_row(store: &dyn DeadLetterStore) {
 }
 
 async fn retry_schedule_updates_the_same_row(store: &dyn DeadLetterStore) {
-    store.insert(&[letter("m1", "s1", FailureReason::Network)], Duration::from_secs(1)).await.unwrap();
-    let row = store.list(&DlqFilter::default(), 1, 0).await.unwrap().remove(0);
+    store
+        .insert(
+            &[letter("m1", "s1", FailureReason::Network)],
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    let row = store
+        .list(&DlqFilter::default(), 1, 0)
+        .await
+        .unwrap()
+        .remove(0);
     let at = row.retry_at.unwrap();
-    assert!(store.due(at - 1, 10).await.unwrap().is_empty(), "not due before retry_at");
+    assert!(
+        store.due(at - 1, 10).await.unwrap().is_empty(),
+        "not due before retry_at"
+    );
     assert_eq!(store.due(at, 10).await.unwrap().len(), 1);
-    store.retry_failed(row.id, "still down", Some(at + 2000)).await.unwrap();
+    store
+        .retry_failed(row.id, "still down", Some(at + 2000))
+        .await
+        .unwrap();
     let row2 = store.get(row.id).await.unwrap().unwrap();
-    assert_eq!((row2.retry_count, row2.status, row2.retry_at), (1, DlqStatus::QueuedForRetry, Some(at + 2000)));
+    assert_eq!(
+        (row2.retry_count, row2.status, row2.retry_at),
+        (1, DlqStatus::QueuedForRetry, Some(at + 2000))
+    );
     assert_eq!(row2.error_details, "still down");
     store.retry_failed(row.id, "gave up", None).await.unwrap();
     let row3 = store.get(row.id).await.unwrap().unwrap();
-    assert_eq!((row3.retry_count, row3.status, row3.retry_at), (2, DlqStatus::PermanentFailure, None));
+    assert_eq!(
+        (row3.retry_count, row3.status, row3.retry_at),
+        (2, DlqStatus::PermanentFailure, None)
+    );
     assert!(store.due(i64::MAX, 10).await.unwrap().is_empty());
 }
 
@@ -91,7 +136,10 @@ async fn filters_pagination_stats_status_and_delete(store: &dyn DeadLetterStore)
     let page3 = store.list(&all, 3, 6).await.unwrap();
     assert_eq!((page1.len(), page2.len(), page3.len()), (3, 3, 1));
     assert!(page1[0].id > page1[2].id, "newest first");
-    let odd = DlqFilter { source_id: Some("odd".into()), ..DlqFilter::default() };
+    let odd = DlqFilter {
+        source_id: Some("odd".into()),
+        ..DlqFilter::default()
+    };
     assert_eq!(store.list(&odd, 100, 0).await.unwrap().len(), 3);
     let overflow_even = DlqFilter {
         reason: Some("queue_overflow".into()),
@@ -103,19 +151,38 @@ async fn filters_pagination_stats_status_and_delete(store: &dyn DeadLetterStore)
 
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.total, stats.pending), (7, 7));
-    assert_eq!(stats.by_reason, vec![("queue_overflow".into(), 4), ("timeout".into(), 3)]);
+    assert_eq!(
+        stats.by_reason,
+        vec![("queue_overflow".into(), 4), ("timeout".into(), 3)]
+    );
     assert!(stats.oldest_pending_at.is_some());
 
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    assert_eq!(store.set_status(&ids[..2], DlqStatus::Replayed).await.unwrap(), 2);
-    assert_eq!(store.set_status(&ids[2..3], DlqStatus::Discarded).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .set_status(&ids[..2], DlqStatus::Replayed)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .set_status(&ids[2..3], DlqStatus::Discarded)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(store.delete(ids[3]).await.unwrap());
     assert!(!store.delete(ids[3]).await.unwrap());
     let stats = store.stats().await.unwrap();
     assert_eq!((stats.total, stats.pending), (6, 3));
     assert_eq!(
         stats.by_status,
-        vec![("discarded".into(), 1), ("queued_for_retry".into(), 3), ("replayed".into(), 2)]
+        vec![
+            ("discarded".into(), 1),
+            ("queued_for_retry".into(), 3),
+            ("replayed".into(), 2)
+        ]
     );
     store.ping().await.unwrap();
 }
@@ -155,7 +222,9 @@ contract!(
 
 #[tokio::test]
 async fn unsupported_url_is_a_clear_error_without_the_password() {
-    let err = producer::SqlDeadLetterStore::connect("mysql://u:hunter2@h/db").await.unwrap_err();
+    let err = producer::SqlDeadLetterStore::connect("mysql://u:hunter2@h/db")
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("unsupported DLQ URL scheme"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
@@ -164,19 +233,33 @@ async fn unsupported_url_is_a_clear_error_without_the_password() {
 #[tokio::test]
 async fn unreachable_postgres_error_hides_the_password() {
     let port = test_support::free_port().unwrap();
-    let err = producer::SqlDeadLetterStore::connect(&format!("postgres://u:hunter2@127.0.0.1:{port}/db"))
-        .await
-        .unwrap_err();
+    let err =
+        producer::SqlDeadLetterStore::connect(&format!("postgres://u:hunter2@127.0.0.1:{port}/db"))
+            .await
+            .unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
 
 #[tokio::test]
 async fn sqlite_store_creates_its_folder_and_survives_reopen() {
     let (store, dir) = sqlite_store().await;
-    store.insert(&[letter("keep", "s", FailureReason::Shutdown)], Duration::ZERO).await.unwrap();
+    store
+        .insert(
+            &[letter("keep", "s", FailureReason::Shutdown)],
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
     drop(store);
-    let again = producer::SqlDeadLetterStore::connect(&format!("sqlite://{}/dlq.db", dir.display())).await.unwrap();
-    assert_eq!(again.stats().await.unwrap().total, 1, "rows survive a restart; migrations are idempotent");
+    let again =
+        producer::SqlDeadLetterStore::connect(&format!("sqlite://{}/dlq.db", dir.display()))
+            .await
+            .unwrap();
+    assert_eq!(
+        again.stats().await.unwrap().total,
+        1,
+        "rows survive a restart; migrations are idempotent"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

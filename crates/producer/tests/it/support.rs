@@ -15,14 +15,23 @@ use test_support::TestPostgres;
 static N: AtomicU64 = AtomicU64::new(0);
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A fresh SQLite store in a temporary file.
 pub(crate) async fn sqlite_store() -> (SqlDeadLetterStore, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(unique("dlq"));
     let url = format!("sqlite://{}/dlq.db", dir.display());
-    (SqlDeadLetterStore::connect(&url).await.expect("sqlite store"), dir)
+    (
+        SqlDeadLetterStore::connect(&url)
+            .await
+            .expect("sqlite store"),
+        dir,
+    )
 }
 
 /// A PostgreSQL server: `DATABASE_URL` when set (xtask sets it), else a throwaway
@@ -31,7 +40,8 @@ pub(crate) fn postgres() -> (String, Option<TestPostgres>) {
     match std::env::var("DATABASE_URL") {
         Ok(url) => (url, None),
         Err(_) => {
-            let pg = TestPostgres::start().expect("throwaway PostgreSQL starts (or set DATABASE_URL)");
+            let pg =
+                TestPostgres::start().expect("throwaway PostgreSQL starts (or set DATABASE_URL)");
             (pg.url(), Some(pg))
         }
     }
@@ -41,13 +51,20 @@ pub(crate) fn postgres() -> (String, Option<TestPostgres>) {
 pub(crate) async fn postgres_store(admin_url: &str) -> SqlDeadLetterStore {
     use sqlx::Connection;
     let name = unique("dlq");
-    let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to PostgreSQL");
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to PostgreSQL");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
         .expect("create test database");
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
-    SqlDeadLetterStore::connect(&format!("{base}/{name}")).await.expect("postgres store")
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(admin_url);
+    SqlDeadLetterStore::connect(&format!("{base}/{name}"))
+        .await
+        .expect("postgres store")
 }
 
 /// A one-broker mock cluster with `topics` (1 partition each).
@@ -93,9 +110,14 @@ pub(crate) fn records(topic: &str, prefix: &str, n: usize) -> Vec<OutgoingRecord
     (0..n)
         .map(|i| {
             let id = format!("{prefix}-{i}");
-            let mut r = OutgoingRecord::new(topic, "test-source", format!("{{\"id\":\"{id}\"}}").into_bytes());
+            let mut r = OutgoingRecord::new(
+                topic,
+                "test-source",
+                format!("{{\"id\":\"{id}\"}}").into_bytes(),
+            );
             r.id = id.clone();
-            r.headers.push(("message_id".to_owned(), id.into_bytes().into()));
+            r.headers
+                .push(("message_id".to_owned(), id.into_bytes().into()));
             r
         })
         .collect()
@@ -103,7 +125,12 @@ pub(crate) fn records(topic: &str, prefix: &str, n: usize) -> Vec<OutgoingRecord
 
 /// Consumes `topic` from the start until `expected` records arrived (or `timeout`), then
 /// a little longer to catch duplicates. Returns `message_id` header → count.
-pub(crate) fn consume_ids(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> HashMap<String, usize> {
+pub(crate) fn consume_ids(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> HashMap<String, usize> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("verify"))
@@ -117,14 +144,20 @@ pub(crate) fn consume_ids(bootstrap: &str, topic: &str, expected: usize, timeout
     let mut total = 0;
     let mut grace: Option<Instant> = None;
     while start.elapsed() < timeout {
-        if total >= expected && grace.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(500) {
+        if total >= expected
+            && grace.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(500)
+        {
             break;
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 let id = m
                     .headers()
-                    .and_then(|h| h.iter().find(|h| h.key == "message_id").and_then(|h| h.value))
+                    .and_then(|h| {
+                        h.iter()
+                            .find(|h| h.key == "message_id")
+                            .and_then(|h| h.value)
+                    })
                     .map(|v| String::from_utf8_lossy(v).into_owned())
                     .unwrap_or_default();
                 *seen.entry(id).or_default() += 1;
@@ -141,7 +174,15 @@ pub(crate) fn consume_ids(bootstrap: &str, topic: &str, expected: usize, timeout
 pub(crate) fn assert_exactly_once(seen: &HashMap<String, usize>, prefix: &str, n: usize) {
     let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
     assert!(dups.is_empty(), "duplicates: {dups:?}");
-    let missing: Vec<_> = (0..n).map(|i| format!("{prefix}-{i}")).filter(|id| !seen.contains_key(id)).collect();
-    assert!(missing.is_empty(), "{} of {n} missing, e.g. {:?}", missing.len(), missing.first());
+    let missing: Vec<_> = (0..n)
+        .map(|i| format!("{prefix}-{i}"))
+        .filter(|id| !seen.contains_key(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {n} missing, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
     assert_eq!(seen.len(), n, "unexpected extra records");
 }

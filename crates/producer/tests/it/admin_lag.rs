@@ -1,0 +1,102 @@
+//! Topic creation and the consumer-lag probe, on the mock broker.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use producer::{ensure_topics, KafkaLagProbe, Producer, TopicOutcome};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use stream_config::{Compression, TopicConfig};
+use throttling::LagProbe;
+
+use crate::support::{base_config, mock_cluster, producer, records};
+
+#[tokio::test]
+async fn existing_topics_are_detected_and_a_refusal_is_reported_clearly() {
+    // The mock broker has no CreateTopics (creation itself is covered against a real
+    // broker by the xtask suite); what it can show is the detection of existing topics
+    // and a clear, bounded error when creation is impossible.
+    let mock = mock_cluster(&["already-there"]);
+    let config = base_config(&mock.bootstrap_servers());
+    let mut topics = BTreeMap::new();
+    topics.insert("already-there".to_owned(), TopicConfig::default());
+    let outcomes = ensure_topics(&config, &topics, Compression::Gzip, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(outcomes["already-there"], TopicOutcome::Existed);
+
+    topics.insert(
+        "wildfire-iot-sensors".to_owned(),
+        TopicConfig {
+            partitions: 3,
+            compression_type: Some(Compression::Lz4),
+            ..TopicConfig::default()
+        },
+    );
+    let started = std::time::Instant::now();
+    let err = ensure_topics(&config, &topics, Compression::Gzip, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("kafka: create topics:"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "bounded by the timeout"
+    );
+}
+
+#[tokio::test]
+async fn lag_is_high_watermark_minus_committed_per_group() {
+    let mock = mock_cluster(&["t", "other"]);
+    let bootstrap = mock.bootstrap_servers();
+    let p = producer(&bootstrap, &[], 0);
+    assert!(p
+        .send(records("t", "r", 50))
+        .await
+        .iter()
+        .all(|(_, o)| o.is_ok()));
+    assert!(p
+        .send(records("other", "o", 5))
+        .await
+        .iter()
+        .all(|(_, o)| o.is_ok()));
+    // Group "analytics" has consumed 20 of "t" and never read "other".
+    let mut c = base_config(&bootstrap);
+    c.set("group.id", "analytics")
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = c.create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("t", 0, Offset::Offset(20))
+        .unwrap();
+    consumer.commit(&tpl, CommitMode::Sync).unwrap();
+
+    let probe = KafkaLagProbe::new(
+        base_config(&bootstrap),
+        vec!["analytics".into()],
+        vec!["t".into(), "other".into()],
+    )
+    .with_cache(Duration::from_secs(60));
+    let lag = probe.lag().await.unwrap();
+    assert_eq!(lag.total, 30);
+    assert_eq!(lag.by_topic["t"], 30);
+    assert_eq!(
+        lag.by_topic["other"], 0,
+        "a topic the group does not consume adds nothing"
+    );
+
+    // Cached: more records do not change the reading within the cache interval.
+    assert!(p
+        .send(records("t", "more", 10))
+        .await
+        .iter()
+        .all(|(_, o)| o.is_ok()));
+    assert_eq!(probe.lag().await.unwrap().total, 30);
+    let fresh = KafkaLagProbe::new(
+        base_config(&bootstrap),
+        vec!["analytics".into()],
+        vec!["t".into()],
+    );
+    assert_eq!(fresh.lag().await.unwrap().total, 40);
+}
