@@ -267,9 +267,9 @@ impl KafkaProducer {
     }
 
     /// One attempt over `batch`: enqueue every record, then await every report.
-    async fn attempt(&self, batch: &[OutgoingRecord]) -> Vec<Outcome> {
+    async fn attempt(&self, batch: &[(usize, OutgoingRecord)]) -> Vec<Outcome> {
         let mut pending = Vec::with_capacity(batch.len());
-        for record in batch {
+        for (_, record) in batch {
             pending.push((self.enqueue(record).await, Instant::now()));
         }
         self.in_flight
@@ -347,8 +347,7 @@ impl Producer for KafkaProducer {
         let mut attempt = 0u32;
         let e2e = metrics::histogram!(m::E2E_SECONDS);
         while !pending.is_empty() {
-            let batch: Vec<OutgoingRecord> = pending.iter().map(|(_, r)| r.clone()).collect();
-            let outcomes = self.attempt(&batch).await;
+            let outcomes = self.attempt(&pending).await;
             let mut retry = Vec::new();
             for ((idx, record), outcome) in pending.into_iter().zip(outcomes) {
                 match outcome {
