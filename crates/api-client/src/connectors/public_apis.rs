@@ -1,0 +1,265 @@
+//! Connectors for public environmental APIs, each an `HttpApiClient` with the API's
+//! URL shape, decoder and de-duplication. Base URLs are parameters so tests (and
+//! mirrors) can point them elsewhere.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use stream_config::SourceConfig;
+
+use super::{params, MultiSource};
+use crate::decode::Decoder;
+use crate::dedup::DedupSpec;
+use crate::http::{Auth, ClientOptions, HttpApiClient, HttpSpec, KeyLocation, Pagination};
+use crate::source::{Source, SourceError};
+
+fn client(id: &str, cfg: &SourceConfig, spec: HttpSpec) -> Result<HttpApiClient, SourceError> {
+    HttpApiClient::new(spec, ClientOptions::from_source(id, cfg))
+}
+
+fn dedup(keys: &[&str]) -> Option<DedupSpec> {
+    Some(DedupSpec {
+        keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        window: 100_000,
+    })
+}
+
+fn bad(id: &str, key: &str, message: impl Into<String>) -> SourceError {
+    SourceError::Config {
+        path: format!("sources.{id}.custom_params.{key}"),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoaaParams {
+    #[serde(default = "noaa_base")]
+    base_url: String,
+    /// Station ids whose latest observation is fetched.
+    #[serde(default)]
+    stations: Vec<String>,
+    /// State or area code for active alerts (and the station list, if `list_stations`).
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default = "yes")]
+    alerts: bool,
+    #[serde(default)]
+    list_stations: bool,
+    /// Kept for the seed-era format; every observation field is passed through.
+    #[serde(default)]
+    #[allow(dead_code)]
+    data_types: Vec<String>,
+    #[serde(default = "noaa_agent")]
+    user_agent: String,
+}
+
+fn noaa_base() -> String {
+    "https://api.weather.gov".to_owned()
+}
+fn noaa_agent() -> String {
+    "stream-manager (wildfire data pipeline)".to_owned()
+}
+fn yes() -> bool {
+    true
+}
+
+/// api.weather.gov: latest observations of stations, active alerts of an area, and
+/// optionally the (paginated) station list of a state. GeoJSON; User-Agent required.
+pub(super) fn noaa_weather(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+    let p: NoaaParams = params(id, cfg)?;
+    let base = p.base_url.trim_end_matches('/');
+    let geo = |url: String, dedup_keys: &[&str]| HttpSpec {
+        decoder: Decoder::Geojson,
+        user_agent: Some(p.user_agent.clone()),
+        headers: [("Accept".to_owned(), "application/geo+json".to_owned())].into(),
+        dedup: dedup(dedup_keys),
+        ..HttpSpec::get(url)
+    };
+    let mut parts: Vec<Arc<dyn Source>> = Vec::new();
+    for station in &p.stations {
+        let spec = geo(format!("{base}/stations/{station}/observations/latest"), &["/properties/station", "/properties/timestamp"]);
+        parts.push(Arc::new(client(id, cfg, spec)?));
+    }
+    if let Some(state) = &p.state {
+        if p.alerts {
+            let mut spec = geo(format!("{base}/alerts/active"), &["/id", "/properties/sent"]);
+            spec.query.insert("area".into(), state.clone());
+            parts.push(Arc::new(client(id, cfg, spec)?));
+        }
+        if p.list_stations {
+            let mut spec = geo(format!("{base}/stations"), &["/id"]);
+            spec.query.insert("state".into(), state.clone());
+            spec.pagination = Pagination::NextLink { pointer: "/pagination/next".into() };
+            parts.push(Arc::new(client(id, cfg, spec)?));
+        }
+    }
+    if parts.is_empty() {
+        return Err(bad(id, "stations", "give `stations` (ids) and/or `state` (for alerts)"));
+    }
+    Ok(Arc::new(MultiSource::new(parts)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirmsParams {
+    #[serde(default = "firms_base")]
+    base_url: String,
+    map_key: String,
+    #[serde(default = "firms_source")]
+    source: String,
+    /// `[west, south, east, north]`, or omitted for the whole world.
+    #[serde(default)]
+    area: Option<[f64; 4]>,
+    #[serde(default = "one")]
+    days: u8,
+}
+
+fn firms_base() -> String {
+    "https://firms.modaps.eosdis.nasa.gov".to_owned()
+}
+fn firms_source() -> String {
+    "VIIRS_SNPP_NRT".to_owned()
+}
+fn one() -> u8 {
+    1
+}
+
+/// NASA FIRMS area CSV API, de-duplicated by detection identity (latitude, longitude,
+/// acquisition date and time, satellite): FIRMS returns overlapping day windows.
+pub(super) fn nasa_firms(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+    let p: FirmsParams = params(id, cfg)?;
+    if p.map_key.trim().is_empty() {
+        return Err(bad(id, "map_key", "the FIRMS MAP_KEY is empty; set it, e.g. `map_key: ${FIRMS_MAP_KEY}`"));
+    }
+    if !(1..=10).contains(&p.days) {
+        return Err(bad(id, "days", format!("must be 1-10, got {}", p.days)));
+    }
+    let area = match p.area {
+        Some([w, s, e, n]) => {
+            if !(w < e && s < n && (-180.0..=180.0).contains(&w) && (-180.0..=180.0).contains(&e) && (-90.0..=90.0).contains(&s) && (-90.0..=90.0).contains(&n)) {
+                return Err(bad(id, "area", "expected [west, south, east, north] with west < east and south < north"));
+            }
+            format!("{w},{s},{e},{n}")
+        }
+        None => "world".to_owned(),
+    };
+    let url = format!(
+        "{}/api/area/csv/{}/{}/{}/{}",
+        p.base_url.trim_end_matches('/'),
+        p.map_key,
+        p.source,
+        area,
+        p.days
+    );
+    let spec = HttpSpec {
+        decoder: Decoder::Csv,
+        dedup: dedup(&["/latitude", "/longitude", "/acq_date", "/acq_time", "/satellite"]),
+        ..HttpSpec::get(url)
+    };
+    Ok(Arc::new(client(id, cfg, spec)?.with_secret(p.map_key)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsgsParams {
+    #[serde(default = "usgs_base")]
+    base_url: String,
+    /// Summary feed, e.g. `all_hour`, `2.5_day`, `significant_week`.
+    #[serde(default = "usgs_feed")]
+    feed: String,
+}
+
+fn usgs_base() -> String {
+    "https://earthquake.usgs.gov".to_owned()
+}
+fn usgs_feed() -> String {
+    "all_hour".to_owned()
+}
+
+/// USGS GeoJSON summary feeds; an event is new again when USGS updates it.
+pub(super) fn usgs_earthquakes(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+    let p: UsgsParams = params(id, cfg)?;
+    let ok = regex::Regex::new(r"^(all|significant|4\.5|2\.5|1\.0)_(hour|day|week|month)$").expect("static regex");
+    if !ok.is_match(&p.feed) {
+        return Err(bad(id, "feed", format!("`{}` is not a USGS summary feed such as `all_hour` or `2.5_day`", p.feed)));
+    }
+    let spec = HttpSpec {
+        decoder: Decoder::Geojson,
+        dedup: dedup(&["/id", "/properties/updated"]),
+        ..HttpSpec::get(format!("{}/earthquakes/feed/v1.0/summary/{}.geojson", p.base_url.trim_end_matches('/'), p.feed))
+    };
+    Ok(Arc::new(client(id, cfg, spec)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AirNowParams {
+    #[serde(default = "airnow_base")]
+    base_url: String,
+    api_key: String,
+    latitude: f64,
+    longitude: f64,
+    #[serde(default = "airnow_distance")]
+    distance_miles: u32,
+}
+
+fn airnow_base() -> String {
+    "https://www.airnowapi.org".to_owned()
+}
+fn airnow_distance() -> u32 {
+    25
+}
+
+/// AirNow current observations by location (a JSON array).
+pub(super) fn airnow(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+    let p: AirNowParams = params(id, cfg)?;
+    let mut spec = HttpSpec {
+        dedup: dedup(&["/DateObserved", "/HourObserved", "/ParameterName", "/ReportingArea"]),
+        auth: Some(Auth::ApiKey { name: "API_KEY".into(), value: p.api_key, location: KeyLocation::Query }),
+        ..HttpSpec::get(format!("{}/aq/observation/latLong/current/", p.base_url.trim_end_matches('/')))
+    };
+    spec.query.insert("format".into(), "application/json".into());
+    spec.query.insert("latitude".into(), p.latitude.to_string());
+    spec.query.insert("longitude".into(), p.longitude.to_string());
+    spec.query.insert("distance".into(), p.distance_miles.to_string());
+    Ok(Arc::new(client(id, cfg, spec)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurpleAirParams {
+    #[serde(default = "purpleair_base")]
+    base_url: String,
+    api_key: String,
+    #[serde(default = "purpleair_fields")]
+    fields: String,
+    /// `[nwlng, nwlat, selng, selat]`.
+    #[serde(default)]
+    bounding_box: Option<[f64; 4]>,
+}
+
+fn purpleair_base() -> String {
+    "https://api.purpleair.com".to_owned()
+}
+fn purpleair_fields() -> String {
+    "name,latitude,longitude,last_seen,pm2.5,humidity,temperature".to_owned()
+}
+
+/// PurpleAir sensors: `fields` + `data` arrays, each row turned into an object.
+pub(super) fn purpleair(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+    let p: PurpleAirParams = params(id, cfg)?;
+    let mut spec = HttpSpec {
+        decoder: Decoder::FieldsData { fields: "/fields".into(), data: "/data".into() },
+        auth: Some(Auth::ApiKey { name: "X-API-Key".into(), value: p.api_key, location: KeyLocation::Header }),
+        dedup: dedup(&["/sensor_index", "/last_seen"]),
+        ..HttpSpec::get(format!("{}/v1/sensors", p.base_url.trim_end_matches('/')))
+    };
+    spec.query.insert("fields".into(), p.fields);
+    if let Some([a, b, c, d]) = p.bounding_box {
+        for (k, v) in [("nwlng", a), ("nwlat", b), ("selng", c), ("selat", d)] {
+            spec.query.insert(k.into(), v.to_string());
+        }
+    }
+    Ok(Arc::new(client(id, cfg, spec)?))
+}

@@ -1,0 +1,112 @@
+//! The source trait: fetch from a cursor → records, the next cursor, whether anything
+//! changed, and the records that could not be decoded.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// Where a source left off: opaque text the source understands (a timestamp, a token,
+/// a file offset). Stored by a [`crate::CursorStore`] once its records are safe.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cursor(pub String);
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A record that could not be decoded: dead-lettered with its reason and an excerpt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Why (e.g. `invalid JSON at line 3: expected value`).
+    pub reason: String,
+    /// The start of the offending text (at most 512 bytes).
+    pub excerpt: String,
+}
+
+impl Rejected {
+    /// A rejection with the excerpt cut to 512 bytes on a character boundary.
+    pub fn new(reason: impl Into<String>, raw: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(raw);
+        let mut end = text.len().min(512);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self {
+            reason: reason.into(),
+            excerpt: text[..end].to_owned(),
+        }
+    }
+}
+
+/// The result of one fetch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fetch {
+    /// New records.
+    pub records: Vec<Value>,
+    /// The cursor to commit once these records are safe (`None`: keep the old one).
+    pub next_cursor: Option<Cursor>,
+    /// False when the upstream had nothing new (304, cache hit, empty delta).
+    pub changed: bool,
+    /// Records that could not be decoded.
+    pub rejected: Vec<Rejected>,
+}
+
+impl Fetch {
+    /// "Nothing new", keeping the cursor.
+    pub fn unchanged() -> Self {
+        Self::default()
+    }
+}
+
+/// Errors of a fetch. Messages never contain secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The source's configuration is invalid; `path` names the key.
+    #[error("invalid source configuration at `{path}`: {message}")]
+    Config {
+        /// Key path, e.g. `sources.firms.custom_params.days`.
+        path: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The upstream could not be reached or kept failing.
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    /// The upstream answered with an error status that retrying cannot fix.
+    #[error("upstream answered {status}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Detail.
+        message: String,
+    },
+    /// The response was larger than `max_response_bytes`.
+    #[error("response larger than {limit} bytes; raise `max_response_bytes` or narrow the request")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The whole body could not be decoded (records are rejected one by one otherwise).
+    #[error("cannot decode response: {0}")]
+    Decode(String),
+    /// The circuit breaker is open after repeated failures.
+    #[error("circuit breaker open after repeated failures; next probe in {retry_in_seconds} s")]
+    BreakerOpen {
+        /// Seconds until a probe is allowed.
+        retry_in_seconds: u64,
+    },
+    /// A local resource (file) failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Something that yields records: an HTTP API, a file, a generator.
+#[async_trait]
+pub trait Source: Send + Sync + fmt::Debug {
+    /// Fetches what is new since `cursor`.
+    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, SourceError>;
+}
