@@ -33,7 +33,12 @@ pub struct MemoryCursorStore {
 #[async_trait]
 impl CursorStore for MemoryCursorStore {
     async fn load(&self, source_id: &str) -> Result<Option<Cursor>, CursorError> {
-        Ok(self.cursors.lock().unwrap_or_else(|e| e.into_inner()).get(source_id).cloned())
+        Ok(self
+            .cursors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(source_id)
+            .cloned())
     }
 
     async fn commit(&self, source_id: &str, cursor: &Cursor) -> Result<(), CursorError> {
@@ -108,12 +113,22 @@ impl CursorTracker {
 
     /// Registers a fetch of `records` records ending at `cursor`. A fetch with no
     /// records settles at once.
-    pub async fn register(&self, cursor: Option<Cursor>, records: usize) -> Result<FetchSeq, CursorError> {
+    pub async fn register(
+        &self,
+        cursor: Option<Cursor>,
+        records: usize,
+    ) -> Result<FetchSeq, CursorError> {
         let seq = {
             let mut s = self.lock();
             let seq = s.next_seq;
             s.next_seq += 1;
-            s.pending.insert(seq, Pending { cursor, remaining: records });
+            s.pending.insert(
+                seq,
+                Pending {
+                    cursor,
+                    remaining: records,
+                },
+            );
             seq
         };
         if records == 0 {
@@ -175,16 +190,30 @@ mod tests {
     #[tokio::test]
     async fn commits_only_the_settled_prefix_in_order() {
         let store = MemoryCursorStore::default();
-        let t = CursorTracker::load("s", Arc::new(store.clone())).await.unwrap();
+        let t = CursorTracker::load("s", Arc::new(store.clone()))
+            .await
+            .unwrap();
         let a = t.register(c("1"), 2).await.unwrap();
         let b = t.register(c("2"), 1).await.unwrap();
-        assert_eq!(t.fetch_from(), c("2"), "the next fetch continues after the last");
+        assert_eq!(
+            t.fetch_from(),
+            c("2"),
+            "the next fetch continues after the last"
+        );
         t.settle(b, 1).await.unwrap();
-        assert_eq!(store.load("s").await.unwrap(), None, "b is settled but a is not: nothing committed");
+        assert_eq!(
+            store.load("s").await.unwrap(),
+            None,
+            "b is settled but a is not: nothing committed"
+        );
         t.settle(a, 1).await.unwrap();
         assert_eq!(store.load("s").await.unwrap(), None);
         t.settle(a, 1).await.unwrap();
-        assert_eq!(store.load("s").await.unwrap(), c("2"), "both settled: the newest cursor");
+        assert_eq!(
+            store.load("s").await.unwrap(),
+            c("2"),
+            "both settled: the newest cursor"
+        );
         // An empty fetch with a cursor commits at once.
         t.register(c("3"), 0).await.unwrap();
         assert_eq!(store.load("s").await.unwrap(), c("3"));
@@ -200,6 +229,10 @@ mod tests {
         t.register(c("20"), 5).await.unwrap(); // fetched, never acknowledged: "crash"
         drop(t);
         let again = CursorTracker::load("s", store).await.unwrap();
-        assert_eq!(again.fetch_from(), c("10"), "re-fetches from the old cursor");
+        assert_eq!(
+            again.fetch_from(),
+            c("10"),
+            "re-fetches from the old cursor"
+        );
     }
 }

@@ -81,11 +81,19 @@ impl Decoder {
                 let mut out = Decoded::default();
                 match json.get("type").and_then(Value::as_str) {
                     Some("FeatureCollection") => {
-                        for f in json.get("features").and_then(Value::as_array).into_iter().flatten() {
+                        for f in json
+                            .get("features")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                        {
                             if f.get("type").and_then(Value::as_str) == Some("Feature") {
                                 out.records.push(f.clone());
                             } else {
-                                out.rejected.push(Rejected::new("GeoJSON feature without `\"type\": \"Feature\"`", f.to_string().as_bytes()));
+                                out.rejected.push(Rejected::new(
+                                    "GeoJSON feature without `\"type\": \"Feature\"`",
+                                    f.to_string().as_bytes(),
+                                ));
                             }
                         }
                     }
@@ -109,7 +117,10 @@ impl Decoder {
                     }
                     match serde_json::from_slice::<Value>(line) {
                         Ok(v) => out.records.push(v),
-                        Err(e) => out.rejected.push(Rejected::new(format!("invalid JSON on line {}: {e}", i + 1), line)),
+                        Err(e) => out.rejected.push(Rejected::new(
+                            format!("invalid JSON on line {}: {e}", i + 1),
+                            line,
+                        )),
                     }
                 }
                 Ok(out)
@@ -121,13 +132,23 @@ impl Decoder {
                     .and_then(Value::as_array)
                     .ok_or_else(|| SourceError::Decode(format!("no field list at `{fields}`")))?
                     .iter()
-                    .map(|f| f.as_str().map(str::to_owned).unwrap_or_else(|| f.to_string()))
+                    .map(|f| {
+                        f.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| f.to_string())
+                    })
                     .collect();
                 let mut out = Decoded::default();
-                for row in json.pointer(data).and_then(Value::as_array).into_iter().flatten() {
+                for row in json
+                    .pointer(data)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     match row.as_array() {
                         Some(cells) if cells.len() == names.len() => {
-                            let obj: Map<String, Value> = names.iter().cloned().zip(cells.iter().cloned()).collect();
+                            let obj: Map<String, Value> =
+                                names.iter().cloned().zip(cells.iter().cloned()).collect();
                             out.records.push(Value::Object(obj));
                         }
                         _ => out.rejected.push(Rejected::new(
@@ -146,7 +167,10 @@ impl Decoder {
 fn parse_json(body: &[u8]) -> Result<Value, SourceError> {
     serde_json::from_slice(body).map_err(|e| {
         let excerpt = Rejected::new("", body).excerpt;
-        SourceError::Decode(format!("invalid JSON ({e}); body starts with: {}", excerpt.chars().take(120).collect::<String>()))
+        SourceError::Decode(format!(
+            "invalid JSON ({e}); body starts with: {}",
+            excerpt.chars().take(120).collect::<String>()
+        ))
     })
 }
 
@@ -173,14 +197,25 @@ fn decode_csv(body: &[u8]) -> Result<Decoded, SourceError> {
     for (i, row) in reader.records().enumerate() {
         match row {
             Ok(row) if row.len() == headers.len() => {
-                let obj: Map<String, Value> = headers.iter().map(str::to_owned).zip(row.iter().map(typed)).collect();
+                let obj: Map<String, Value> = headers
+                    .iter()
+                    .map(str::to_owned)
+                    .zip(row.iter().map(typed))
+                    .collect();
                 out.records.push(Value::Object(obj));
             }
             Ok(row) => out.rejected.push(Rejected::new(
-                format!("CSV row {} has {} fields, the header has {}", i + 2, row.len(), headers.len()),
+                format!(
+                    "CSV row {} has {} fields, the header has {}",
+                    i + 2,
+                    row.len(),
+                    headers.len()
+                ),
                 row.as_slice().as_bytes(),
             )),
-            Err(e) => out.rejected.push(Rejected::new(format!("CSV row {}: {e}", i + 2), b"")),
+            Err(e) => out
+                .rejected
+                .push(Rejected::new(format!("CSV row {}: {e}", i + 2), b"")),
         }
     }
     Ok(out)
@@ -194,9 +229,17 @@ mod tests {
     #[test]
     fn json_at_pointer_root_and_single_object() {
         let body = br#"{"data": {"items": [{"a": 1}, {"a": 2}]}, "one": {"b": 1}}"#;
-        let d = Decoder::Json { pointer: "/data/items".into() }.decode(body).unwrap();
+        let d = Decoder::Json {
+            pointer: "/data/items".into(),
+        }
+        .decode(body)
+        .unwrap();
         assert_eq!(d.records, vec![json!({"a": 1}), json!({"a": 2})]);
-        let d = Decoder::Json { pointer: "/one".into() }.decode(body).unwrap();
+        let d = Decoder::Json {
+            pointer: "/one".into(),
+        }
+        .decode(body)
+        .unwrap();
         assert_eq!(d.records, vec![json!({"b": 1})]);
         let d = Decoder::default().decode(b"[1, 2, 3]").unwrap();
         assert_eq!(d.records.len(), 3);
@@ -219,7 +262,10 @@ mod tests {
         let body = b"latitude,longitude,acq_date,confidence\n34.1,-118.2,2026-11-01,n\n35,-119.5\n36.5,-120,2026-11-02,h\n";
         let d = Decoder::Csv.decode(body).unwrap();
         assert_eq!(d.records.len(), 2);
-        assert_eq!(d.records[0], json!({"latitude": 34.1, "longitude": -118.2, "acq_date": "2026-11-01", "confidence": "n"}));
+        assert_eq!(
+            d.records[0],
+            json!({"latitude": 34.1, "longitude": -118.2, "acq_date": "2026-11-01", "confidence": "n"})
+        );
         assert_eq!(d.records[1]["longitude"], json!(-120));
         assert_eq!(d.rejected.len(), 1);
         assert!(d.rejected[0].reason.contains("row 3"), "{:?}", d.rejected);
@@ -227,7 +273,9 @@ mod tests {
 
     #[test]
     fn ndjson_keeps_good_lines() {
-        let d = Decoder::Ndjson.decode(b"{\"a\":1}\n{broken\n\n{\"a\":3}\r\n").unwrap();
+        let d = Decoder::Ndjson
+            .decode(b"{\"a\":1}\n{broken\n\n{\"a\":3}\r\n")
+            .unwrap();
         assert_eq!(d.records, vec![json!({"a": 1}), json!({"a": 3})]);
         assert_eq!(d.rejected.len(), 1);
         assert!(d.rejected[0].reason.contains("line 2"));
@@ -237,8 +285,19 @@ mod tests {
     #[test]
     fn fields_data_rows_become_objects() {
         let body = br#"{"fields": ["sensor_index", "pm2.5"], "data": [[1, 3.5], [2, 7.0], [3]]}"#;
-        let d = Decoder::FieldsData { fields: "/fields".into(), data: "/data".into() }.decode(body).unwrap();
-        assert_eq!(d.records, vec![json!({"sensor_index": 1, "pm2.5": 3.5}), json!({"sensor_index": 2, "pm2.5": 7.0})]);
+        let d = Decoder::FieldsData {
+            fields: "/fields".into(),
+            data: "/data".into(),
+        }
+        .decode(body)
+        .unwrap();
+        assert_eq!(
+            d.records,
+            vec![
+                json!({"sensor_index": 1, "pm2.5": 3.5}),
+                json!({"sensor_index": 2, "pm2.5": 7.0})
+            ]
+        );
         assert_eq!(d.rejected.len(), 1);
     }
 }

@@ -75,12 +75,19 @@ mod tests {
 
     #[test]
     fn drops_repeats_within_the_window_only() {
-        let d = Dedup::new(DedupSpec { keys: vec!["/lat".into(), "/lon".into()], window: 2 });
+        let d = Dedup::new(DedupSpec {
+            keys: vec!["/lat".into(), "/lon".into()],
+            window: 2,
+        });
         let a = json!({"lat": 1, "lon": 2, "x": "first"});
         let b = json!({"lat": 1, "lon": 3});
         let c = json!({"lat": 9, "lon": 9});
         assert_eq!(d.filter(vec![a.clone(), a.clone(), b.clone()]).len(), 2);
-        assert_eq!(d.filter(vec![json!({"lat": 1, "lon": 2, "x": "later"})]).len(), 0);
+        assert_eq!(
+            d.filter(vec![json!({"lat": 1, "lon": 2, "x": "later"})])
+                .len(),
+            0
+        );
         assert_eq!(d.filter(vec![c]).len(), 1); // evicts a's identity
         assert_eq!(d.filter(vec![a]).len(), 1);
     }

@@ -291,7 +291,10 @@ pub struct HttpApiClient {
 
 /// Why one request attempt failed.
 enum Attempt {
-    Retry { message: String, retry_after: Option<Duration> },
+    Retry {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     Fatal(SourceError),
 }
 
@@ -302,15 +305,22 @@ impl HttpApiClient {
             path: format!("sources.{}.custom_params.{key}", opts.source_id),
             message,
         };
-        Url::parse(&spec.url).map_err(|e| config_err("url", format!("`{}` is not a URL: {e}", spec.url)))?;
+        Url::parse(&spec.url)
+            .map_err(|e| config_err("url", format!("`{}` is not a URL: {e}", spec.url)))?;
         for (k, v) in &spec.headers {
-            HeaderName::from_bytes(k.as_bytes()).map_err(|e| config_err("headers", format!("header name `{k}`: {e}")))?;
-            HeaderValue::from_str(v).map_err(|e| config_err("headers", format!("header `{k}` value: {e}")))?;
+            HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| config_err("headers", format!("header name `{k}`: {e}")))?;
+            HeaderValue::from_str(v)
+                .map_err(|e| config_err("headers", format!("header `{k}` value: {e}")))?;
         }
         let client = reqwest::Client::builder()
             .timeout(opts.timeout)
             .user_agent(spec.user_agent.clone().unwrap_or_else(|| {
-                format!("stream-manager/{} ({})", env!("CARGO_PKG_VERSION"), opts.source_id)
+                format!(
+                    "stream-manager/{} ({})",
+                    env!("CARGO_PKG_VERSION"),
+                    opts.source_id
+                )
             }))
             .build()
             .map_err(|e| config_err("", format!("HTTP client: {e}")))?;
@@ -382,7 +392,13 @@ impl HttpApiClient {
     }
 
     async fn bearer_token(&self, refresh: bool) -> Result<Option<String>, SourceError> {
-        let Some(Auth::Oauth2 { token_url, client_id, client_secret, scope }) = &self.spec.auth else {
+        let Some(Auth::Oauth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        }) = &self.spec.auth
+        else {
             return Ok(None);
         };
         let mut cached = self.token.lock().await;
@@ -406,7 +422,11 @@ impl HttpApiClient {
             .form(&form)
             .send()
             .await
-            .map_err(|e| SourceError::Unavailable(self.redact(&format!("OAuth2 token request: {}", e.without_url()))))?;
+            .map_err(|e| {
+                SourceError::Unavailable(
+                    self.redact(&format!("OAuth2 token request: {}", e.without_url())),
+                )
+            })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(SourceError::Status {
@@ -414,16 +434,20 @@ impl HttpApiClient {
                 message: "OAuth2 token endpoint refused the client credentials".to_owned(),
             });
         }
-        let body: Value = resp
-            .json()
-            .await
-            .map_err(|e| SourceError::Decode(format!("OAuth2 token response: {}", e.without_url())))?;
+        let body: Value = resp.json().await.map_err(|e| {
+            SourceError::Decode(format!("OAuth2 token response: {}", e.without_url()))
+        })?;
         let token = body
             .get("access_token")
             .and_then(Value::as_str)
-            .ok_or_else(|| SourceError::Decode("OAuth2 token response has no access_token".to_owned()))?
+            .ok_or_else(|| {
+                SourceError::Decode("OAuth2 token response has no access_token".to_owned())
+            })?
             .to_owned();
-        let ttl = body.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
+        let ttl = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600);
         // Refresh a little before expiry.
         let expires = Instant::now() + Duration::from_secs(ttl.saturating_sub(30).max(1));
         *cached = Some((token.clone(), expires));
@@ -437,19 +461,35 @@ impl HttpApiClient {
         };
         let mut headers = HeaderMap::new();
         for (k, v) in &self.spec.headers {
-            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
                 headers.insert(k, v);
             }
         }
         match &self.spec.auth {
-            Some(Auth::Basic { username, password }) => req = req.basic_auth(username, Some(password)),
+            Some(Auth::Basic { username, password }) => {
+                req = req.basic_auth(username, Some(password))
+            }
             Some(Auth::Bearer { token }) => req = req.bearer_auth(token),
-            Some(Auth::ApiKey { name, value, location: KeyLocation::Header }) => {
-                if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            Some(Auth::ApiKey {
+                name,
+                value,
+                location: KeyLocation::Header,
+            }) => {
+                if let (Ok(k), Ok(v)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
                     headers.insert(k, v);
                 }
             }
-            Some(Auth::ApiKey { name, value, location: KeyLocation::Query }) => {
+            Some(Auth::ApiKey {
+                name,
+                value,
+                location: KeyLocation::Query,
+            }) => {
                 req = req.query(&[(name, value)]);
             }
             Some(Auth::Oauth2 { .. }) => {
@@ -477,7 +517,11 @@ impl HttpApiClient {
     }
 
     /// One request with retries; returns the response (2xx or 304) and its body.
-    async fn get_page(&self, url: &Url, first_page: bool) -> Result<(StatusCode, HeaderMap, Vec<u8>), SourceError> {
+    async fn get_page(
+        &self,
+        url: &Url,
+        first_page: bool,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), SourceError> {
         let mut refreshed = false;
         let mut attempt = 0u32;
         loop {
@@ -501,7 +545,10 @@ impl HttpApiClient {
                         };
                         return Ok((status, headers, body));
                     }
-                    if status == StatusCode::UNAUTHORIZED && !refreshed && matches!(self.spec.auth, Some(Auth::Oauth2 { .. })) {
+                    if status == StatusCode::UNAUTHORIZED
+                        && !refreshed
+                        && matches!(self.spec.auth, Some(Auth::Oauth2 { .. }))
+                    {
                         refreshed = true;
                         self.bearer_token(true).await?;
                         continue;
@@ -521,7 +568,11 @@ impl HttpApiClient {
                 }
                 Err(e) => {
                     metrics::counter!(m::REQUESTS, "source" => self.opts.source_id.clone(), "status" => "error").increment(1);
-                    let kind = if e.is_timeout() { "timed out" } else { "request failed" };
+                    let kind = if e.is_timeout() {
+                        "timed out"
+                    } else {
+                        "request failed"
+                    };
                     Attempt::Retry {
                         message: self.redact(&format!("{kind}: {}", e.without_url())),
                         retry_after: None,
@@ -530,7 +581,10 @@ impl HttpApiClient {
             };
             match outcome {
                 Attempt::Fatal(e) => return Err(e),
-                Attempt::Retry { message, retry_after } => {
+                Attempt::Retry {
+                    message,
+                    retry_after,
+                } => {
                     if attempt >= self.spec.max_retries {
                         return Err(SourceError::Unavailable(format!(
                             "{message} (after {} retries)",
@@ -538,7 +592,8 @@ impl HttpApiClient {
                         )));
                     }
                     attempt += 1;
-                    metrics::counter!(m::RETRIES, "source" => self.opts.source_id.clone()).increment(1);
+                    metrics::counter!(m::RETRIES, "source" => self.opts.source_id.clone())
+                        .increment(1);
                     let backoff = self.backoff(attempt);
                     let wait = retry_after.map_or(backoff, |ra| ra.max(backoff));
                     tracing::debug!(source = %self.opts.source_id, attempt, ?wait, "{message}; retrying");
@@ -563,17 +618,16 @@ impl HttpApiClient {
             return Err(SourceError::TooLarge { limit });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| SourceError::Unavailable(self.redact(&format!("reading body: {}", e.without_url()))))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
+            SourceError::Unavailable(self.redact(&format!("reading body: {}", e.without_url())))
+        })? {
             if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(SourceError::TooLarge { limit });
             }
             body.extend_from_slice(&chunk);
         }
-        metrics::counter!(m::BYTES, "source" => self.opts.source_id.clone()).increment(body.len() as u64);
+        metrics::counter!(m::BYTES, "source" => self.opts.source_id.clone())
+            .increment(body.len() as u64);
         Ok(body)
     }
 
@@ -592,7 +646,12 @@ impl HttpApiClient {
                     q.append_pair(&inc.param, &value);
                 }
             }
-            if let Pagination::Offset { offset_param, limit_param, limit } = &self.spec.pagination {
+            if let Pagination::Offset {
+                offset_param,
+                limit_param,
+                limit,
+            } = &self.spec.pagination
+            {
                 q.append_pair(offset_param, "0");
                 q.append_pair(limit_param, &limit.to_string());
             }
@@ -603,20 +662,31 @@ impl HttpApiClient {
         Ok(url)
     }
 
-    fn next_url(&self, current: &Url, headers: &HeaderMap, json: Option<&Value>, page_len: usize) -> Option<Url> {
+    fn next_url(
+        &self,
+        current: &Url,
+        headers: &HeaderMap,
+        json: Option<&Value>,
+        page_len: usize,
+    ) -> Option<Url> {
         match &self.spec.pagination {
             Pagination::None => None,
             Pagination::NextLink { pointer } => {
                 let link = json?.pointer(pointer)?.as_str()?;
-                (!link.is_empty()).then(|| current.join(link).ok()).flatten()
+                (!link.is_empty())
+                    .then(|| current.join(link).ok())
+                    .flatten()
             }
             Pagination::LinkHeader => {
                 let header = headers.get(reqwest::header::LINK)?.to_str().ok()?;
                 header.split(',').find_map(|part| {
                     let (target, params) = part.split_once(';')?;
-                    let is_next = params
-                        .split(';')
-                        .any(|p| p.trim().replace(' ', "").eq_ignore_ascii_case("rel=\"next\"") || p.trim() == "rel=next");
+                    let is_next = params.split(';').any(|p| {
+                        p.trim()
+                            .replace(' ', "")
+                            .eq_ignore_ascii_case("rel=\"next\"")
+                            || p.trim() == "rel=next"
+                    });
                     let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
                     is_next.then(|| current.join(target).ok()).flatten()
                 })
@@ -630,7 +700,11 @@ impl HttpApiClient {
                 };
                 Some(with_param(current, param, &token))
             }
-            Pagination::Offset { offset_param, limit, .. } => {
+            Pagination::Offset {
+                offset_param,
+                limit,
+                ..
+            } => {
                 if (page_len as u64) < *limit {
                     return None;
                 }
@@ -639,7 +713,11 @@ impl HttpApiClient {
                     .find(|(k, _)| k == offset_param.as_str())
                     .and_then(|(_, v)| v.parse().ok())
                     .unwrap_or(0);
-                Some(with_param(current, offset_param, &(offset + limit).to_string()))
+                Some(with_param(
+                    current,
+                    offset_param,
+                    &(offset + limit).to_string(),
+                ))
             }
         }
     }
@@ -648,7 +726,9 @@ impl HttpApiClient {
         let inc = self.spec.incremental.as_ref()?;
         let mut newest: Option<String> = old.map(|c| c.0.clone());
         for r in records {
-            let Some(v) = r.pointer(&inc.field) else { continue };
+            let Some(v) = r.pointer(&inc.field) else {
+                continue;
+            };
             let v = match v {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
@@ -675,17 +755,22 @@ impl HttpApiClient {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((key, at)) = &*cache {
                 if *key == cache_key && at.elapsed() < self.opts.cache_ttl {
-                    metrics::counter!(m::CACHE_HITS, "source" => self.opts.source_id.clone()).increment(1);
+                    metrics::counter!(m::CACHE_HITS, "source" => self.opts.source_id.clone())
+                        .increment(1);
                     return Ok(Fetch::unchanged());
                 }
             }
         }
-        let mut fetch = Fetch { changed: true, ..Fetch::default() };
+        let mut fetch = Fetch {
+            changed: true,
+            ..Fetch::default()
+        };
         let mut url = first.clone();
         for page in 0..self.spec.max_pages.max(1) {
             let (status, headers, body) = self.get_page(&url, page == 0).await?;
             if status == StatusCode::NOT_MODIFIED {
-                metrics::counter!(m::NOT_MODIFIED, "source" => self.opts.source_id.clone()).increment(1);
+                metrics::counter!(m::NOT_MODIFIED, "source" => self.opts.source_id.clone())
+                    .increment(1);
                 self.remember(&cache_key);
                 return Ok(Fetch::unchanged());
             }
@@ -712,14 +797,16 @@ impl HttpApiClient {
         }
         fetch.next_cursor = self.newest_cursor(&fetch.records, cursor);
         fetch.changed = !fetch.records.is_empty() || !fetch.rejected.is_empty();
-        metrics::counter!(m::RECORDS, "source" => self.opts.source_id.clone()).increment(fetch.records.len() as u64);
+        metrics::counter!(m::RECORDS, "source" => self.opts.source_id.clone())
+            .increment(fetch.records.len() as u64);
         self.remember(&cache_key);
         Ok(fetch)
     }
 
     fn remember(&self, key: &str) {
         if !self.opts.cache_ttl.is_zero() {
-            *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((key.to_owned(), Instant::now()));
+            *self.cache.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((key.to_owned(), Instant::now()));
         }
     }
 }
@@ -731,31 +818,50 @@ fn with_param(url: &Url, param: &str, value: &str) -> Url {
         .filter(|(k, _)| k != param)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    next.query_pairs_mut().clear().extend_pairs(pairs).append_pair(param, value);
+    next.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair(param, value);
     next
 }
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate(v)?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 fn httpdate(s: &str) -> Option<std::time::SystemTime> {
     let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| m == month)? as i64
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)? as i64
         + 1;
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
-    let [h, mi, se] = hms.as_slice() else { return None };
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, mi, se] = hms.as_slice() else {
+        return None;
+    };
     // Days from civil (Howard Hinnant's algorithm).
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -800,30 +906,51 @@ mod tests {
     #[test]
     fn http_dates_parse() {
         let t = httpdate("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
+        assert_eq!(
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            784_111_777
+        );
         assert!(httpdate("yesterday").is_none());
     }
 
     #[test]
     fn link_header_and_offsets() {
-        let spec = HttpSpec { pagination: Pagination::LinkHeader, ..HttpSpec::get("http://h/x") };
+        let spec = HttpSpec {
+            pagination: Pagination::LinkHeader,
+            ..HttpSpec::get("http://h/x")
+        };
         let c = HttpApiClient::new(spec, opts()).unwrap();
         let mut h = HeaderMap::new();
         h.insert(
             reqwest::header::LINK,
-            HeaderValue::from_static("<http://h/x?page=1>; rel=\"prev\", </x?page=3>; rel=\"next\""),
+            HeaderValue::from_static(
+                "<http://h/x?page=1>; rel=\"prev\", </x?page=3>; rel=\"next\"",
+            ),
         );
         let cur = Url::parse("http://h/x?page=2").unwrap();
-        assert_eq!(c.next_url(&cur, &h, None, 10).unwrap().as_str(), "http://h/x?page=3");
+        assert_eq!(
+            c.next_url(&cur, &h, None, 10).unwrap().as_str(),
+            "http://h/x?page=3"
+        );
         let spec = HttpSpec {
-            pagination: Pagination::Offset { offset_param: "o".into(), limit_param: "l".into(), limit: 2 },
+            pagination: Pagination::Offset {
+                offset_param: "o".into(),
+                limit_param: "l".into(),
+                limit: 2,
+            },
             ..HttpSpec::get("http://h/x")
         };
         let c = HttpApiClient::new(spec, opts()).unwrap();
         let first = c.first_url(None).unwrap();
         assert_eq!(first.as_str(), "http://h/x?o=0&l=2");
-        assert_eq!(c.next_url(&first, &h, None, 2).unwrap().as_str(), "http://h/x?l=2&o=2");
-        assert!(c.next_url(&first, &h, None, 1).is_none(), "a short page is the last");
+        assert_eq!(
+            c.next_url(&first, &h, None, 2).unwrap().as_str(),
+            "http://h/x?l=2&o=2"
+        );
+        assert!(
+            c.next_url(&first, &h, None, 1).is_none(),
+            "a short page is the last"
+        );
     }
 
     fn opts() -> ClientOptions {

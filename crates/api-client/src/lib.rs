@@ -37,10 +37,15 @@ mod source;
 mod time;
 
 pub use breaker::{BreakerState, CircuitBreaker};
-pub use connectors::{params, Factory, FileParams, FileSource, MultiSource, Registry, SyntheticParams, SyntheticSource};
+pub use connectors::{
+    params, Factory, FileParams, FileSource, MultiSource, Registry, SyntheticParams,
+    SyntheticSource,
+};
 pub use cursor::{CursorError, CursorStore, CursorTracker, FetchSeq, MemoryCursorStore};
 pub use decode::{Decoded, Decoder};
 pub use dedup::{Dedup, DedupSpec};
-pub use http::{Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination};
+pub use http::{
+    Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,
+};
 pub use source::{Cursor, Fetch, Rejected, Source, SourceError};
 pub use time::{iso8601, iso8601_now};

@@ -85,7 +85,9 @@ pub enum SourceError {
         message: String,
     },
     /// The response was larger than `max_response_bytes`.
-    #[error("response larger than {limit} bytes; raise `max_response_bytes` or narrow the request")]
+    #[error(
+        "response larger than {limit} bytes; raise `max_response_bytes` or narrow the request"
+    )]
     TooLarge {
         /// The limit.
         limit: u64,

@@ -57,21 +57,33 @@ impl FileSource {
             path: format!("sources.{id}.custom_params.path"),
             message,
         };
-        let body = std::fs::read(&params.path).map_err(|e| bad(format!("cannot read `{}`: {e}", params.path.display())))?;
-        let ext = params.path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+        let body = std::fs::read(&params.path)
+            .map_err(|e| bad(format!("cannot read `{}`: {e}", params.path.display())))?;
+        let ext = params
+            .path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let format = match (params.format, ext.as_str()) {
             (Some(f), _) => f,
             (None, "ndjson" | "jsonl") => FileFormat::Ndjson,
             (None, "csv") => FileFormat::Csv,
             (None, "geojson" | "json") => FileFormat::Geojson,
-            (None, other) => return Err(bad(format!("cannot tell the format of `.{other}` files; set `format`"))),
+            (None, other) => {
+                return Err(bad(format!(
+                    "cannot tell the format of `.{other}` files; set `format`"
+                )))
+            }
         };
         let decoder = match format {
             FileFormat::Ndjson => Decoder::Ndjson,
             FileFormat::Csv => Decoder::Csv,
             FileFormat::Geojson => Decoder::Geojson,
         };
-        let decoded = decoder.decode(&body).map_err(|e| bad(format!("`{}`: {e}", params.path.display())))?;
+        let decoded = decoder
+            .decode(&body)
+            .map_err(|e| bad(format!("`{}`: {e}", params.path.display())))?;
         Ok(Self {
             records: decoded.records,
             rejected: decoded.rejected,
@@ -108,10 +120,18 @@ impl Source for FileSource {
         let end = (index + self.params.records_per_fetch.max(1)).min(self.records.len());
         let records = self.records[index..end].to_vec();
         // Undecodable lines are reported once, with the first fetch.
-        let rejected = if cursor.is_none() { self.rejected.clone() } else { Vec::new() };
+        let rejected = if cursor.is_none() {
+            self.rejected.clone()
+        } else {
+            Vec::new()
+        };
         Ok(Fetch {
             changed: !records.is_empty() || !rejected.is_empty(),
-            next_cursor: Some(Cursor(if self.params.looping { format!("{cycle}:{end}") } else { end.to_string() })),
+            next_cursor: Some(Cursor(if self.params.looping {
+                format!("{cycle}:{end}")
+            } else {
+                end.to_string()
+            })),
             records,
             rejected,
         })

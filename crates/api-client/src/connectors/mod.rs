@@ -19,7 +19,8 @@ pub use file::{FileParams, FileSource};
 pub use synthetic::{SyntheticParams, SyntheticSource};
 
 /// Builds a source from its id and configuration.
-pub type Factory = Arc<dyn Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, SourceError> + Send + Sync>;
+pub type Factory =
+    Arc<dyn Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, SourceError> + Send + Sync>;
 
 /// Source types by name. [`Registry::builtin`] has the eight built-in connectors; a
 /// library user adds their own with [`Registry::register`].
@@ -30,7 +31,9 @@ pub struct Registry {
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry").field("types", &self.names()).finish()
+        f.debug_struct("Registry")
+            .field("types", &self.names())
+            .finish()
     }
 }
 
@@ -48,15 +51,22 @@ impl Registry {
         let mut r = Self::empty();
         r.register("http_json", |id, cfg| {
             let spec: HttpSpec = params(id, cfg)?;
-            Ok(Arc::new(HttpApiClient::new(spec, ClientOptions::from_source(id, cfg))?))
+            Ok(Arc::new(HttpApiClient::new(
+                spec,
+                ClientOptions::from_source(id, cfg),
+            )?))
         });
         r.register("noaa_weather", public_apis::noaa_weather);
         r.register("nasa_firms", public_apis::nasa_firms);
         r.register("usgs_earthquakes", public_apis::usgs_earthquakes);
         r.register("airnow", public_apis::airnow);
         r.register("purpleair", public_apis::purpleair);
-        r.register("synthetic", |id, cfg| Ok(Arc::new(SyntheticSource::new(params(id, cfg)?))));
-        r.register("file", |id, cfg| Ok(Arc::new(FileSource::new(id, params(id, cfg)?)?)));
+        r.register("synthetic", |id, cfg| {
+            Ok(Arc::new(SyntheticSource::new(params(id, cfg)?)))
+        });
+        r.register("file", |id, cfg| {
+            Ok(Arc::new(FileSource::new(id, params(id, cfg)?)?))
+        });
         r
     }
 
@@ -64,7 +74,10 @@ impl Registry {
     pub fn register(
         &mut self,
         name: &str,
-        factory: impl Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, SourceError> + Send + Sync + 'static,
+        factory: impl Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, SourceError>
+            + Send
+            + Sync
+            + 'static,
     ) {
         self.factories.insert(name.to_owned(), Arc::new(factory));
     }
@@ -76,10 +89,17 @@ impl Registry {
 
     /// Builds the source `id`; its `custom_params` are checked by the connector.
     pub fn build(&self, id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
-        let factory = self.factories.get(&cfg.source_type).ok_or_else(|| SourceError::Config {
-            path: format!("sources.{id}.source_type"),
-            message: format!("unknown source type `{}`; known: {}", cfg.source_type, self.names().join(", ")),
-        })?;
+        let factory = self
+            .factories
+            .get(&cfg.source_type)
+            .ok_or_else(|| SourceError::Config {
+                path: format!("sources.{id}.source_type"),
+                message: format!(
+                    "unknown source type `{}`; known: {}",
+                    cfg.source_type,
+                    self.names().join(", ")
+                ),
+            })?;
         factory(id, cfg)
     }
 }

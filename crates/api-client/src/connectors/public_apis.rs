@@ -78,24 +78,36 @@ pub(super) fn noaa_weather(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Sourc
     };
     let mut parts: Vec<Arc<dyn Source>> = Vec::new();
     for station in &p.stations {
-        let spec = geo(format!("{base}/stations/{station}/observations/latest"), &["/properties/station", "/properties/timestamp"]);
+        let spec = geo(
+            format!("{base}/stations/{station}/observations/latest"),
+            &["/properties/station", "/properties/timestamp"],
+        );
         parts.push(Arc::new(client(id, cfg, spec)?));
     }
     if let Some(state) = &p.state {
         if p.alerts {
-            let mut spec = geo(format!("{base}/alerts/active"), &["/id", "/properties/sent"]);
+            let mut spec = geo(
+                format!("{base}/alerts/active"),
+                &["/id", "/properties/sent"],
+            );
             spec.query.insert("area".into(), state.clone());
             parts.push(Arc::new(client(id, cfg, spec)?));
         }
         if p.list_stations {
             let mut spec = geo(format!("{base}/stations"), &["/id"]);
             spec.query.insert("state".into(), state.clone());
-            spec.pagination = Pagination::NextLink { pointer: "/pagination/next".into() };
+            spec.pagination = Pagination::NextLink {
+                pointer: "/pagination/next".into(),
+            };
             parts.push(Arc::new(client(id, cfg, spec)?));
         }
     }
     if parts.is_empty() {
-        return Err(bad(id, "stations", "give `stations` (ids) and/or `state` (for alerts)"));
+        return Err(bad(
+            id,
+            "stations",
+            "give `stations` (ids) and/or `state` (for alerts)",
+        ));
     }
     Ok(Arc::new(MultiSource::new(parts)))
 }
@@ -130,15 +142,29 @@ fn one() -> u8 {
 pub(super) fn nasa_firms(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
     let p: FirmsParams = params(id, cfg)?;
     if p.map_key.trim().is_empty() {
-        return Err(bad(id, "map_key", "the FIRMS MAP_KEY is empty; set it, e.g. `map_key: ${FIRMS_MAP_KEY}`"));
+        return Err(bad(
+            id,
+            "map_key",
+            "the FIRMS MAP_KEY is empty; set it, e.g. `map_key: ${FIRMS_MAP_KEY}`",
+        ));
     }
     if !(1..=10).contains(&p.days) {
         return Err(bad(id, "days", format!("must be 1-10, got {}", p.days)));
     }
     let area = match p.area {
         Some([w, s, e, n]) => {
-            if !(w < e && s < n && (-180.0..=180.0).contains(&w) && (-180.0..=180.0).contains(&e) && (-90.0..=90.0).contains(&s) && (-90.0..=90.0).contains(&n)) {
-                return Err(bad(id, "area", "expected [west, south, east, north] with west < east and south < north"));
+            if !(w < e
+                && s < n
+                && (-180.0..=180.0).contains(&w)
+                && (-180.0..=180.0).contains(&e)
+                && (-90.0..=90.0).contains(&s)
+                && (-90.0..=90.0).contains(&n))
+            {
+                return Err(bad(
+                    id,
+                    "area",
+                    "expected [west, south, east, north] with west < east and south < north",
+                ));
             }
             format!("{w},{s},{e},{n}")
         }
@@ -154,7 +180,13 @@ pub(super) fn nasa_firms(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>
     );
     let spec = HttpSpec {
         decoder: Decoder::Csv,
-        dedup: dedup(&["/latitude", "/longitude", "/acq_date", "/acq_time", "/satellite"]),
+        dedup: dedup(&[
+            "/latitude",
+            "/longitude",
+            "/acq_date",
+            "/acq_time",
+            "/satellite",
+        ]),
         ..HttpSpec::get(url)
     };
     Ok(Arc::new(client(id, cfg, spec)?.with_secret(p.map_key)))
@@ -178,16 +210,31 @@ fn usgs_feed() -> String {
 }
 
 /// USGS GeoJSON summary feeds; an event is new again when USGS updates it.
-pub(super) fn usgs_earthquakes(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+pub(super) fn usgs_earthquakes(
+    id: &str,
+    cfg: &SourceConfig,
+) -> Result<Arc<dyn Source>, SourceError> {
     let p: UsgsParams = params(id, cfg)?;
-    let ok = regex::Regex::new(r"^(all|significant|4\.5|2\.5|1\.0)_(hour|day|week|month)$").expect("static regex");
+    let ok = regex::Regex::new(r"^(all|significant|4\.5|2\.5|1\.0)_(hour|day|week|month)$")
+        .expect("static regex");
     if !ok.is_match(&p.feed) {
-        return Err(bad(id, "feed", format!("`{}` is not a USGS summary feed such as `all_hour` or `2.5_day`", p.feed)));
+        return Err(bad(
+            id,
+            "feed",
+            format!(
+                "`{}` is not a USGS summary feed such as `all_hour` or `2.5_day`",
+                p.feed
+            ),
+        ));
     }
     let spec = HttpSpec {
         decoder: Decoder::Geojson,
         dedup: dedup(&["/id", "/properties/updated"]),
-        ..HttpSpec::get(format!("{}/earthquakes/feed/v1.0/summary/{}.geojson", p.base_url.trim_end_matches('/'), p.feed))
+        ..HttpSpec::get(format!(
+            "{}/earthquakes/feed/v1.0/summary/{}.geojson",
+            p.base_url.trim_end_matches('/'),
+            p.feed
+        ))
     };
     Ok(Arc::new(client(id, cfg, spec)?))
 }
@@ -215,14 +262,29 @@ fn airnow_distance() -> u32 {
 pub(super) fn airnow(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
     let p: AirNowParams = params(id, cfg)?;
     let mut spec = HttpSpec {
-        dedup: dedup(&["/DateObserved", "/HourObserved", "/ParameterName", "/ReportingArea"]),
-        auth: Some(Auth::ApiKey { name: "API_KEY".into(), value: p.api_key, location: KeyLocation::Query }),
-        ..HttpSpec::get(format!("{}/aq/observation/latLong/current/", p.base_url.trim_end_matches('/')))
+        dedup: dedup(&[
+            "/DateObserved",
+            "/HourObserved",
+            "/ParameterName",
+            "/ReportingArea",
+        ]),
+        auth: Some(Auth::ApiKey {
+            name: "API_KEY".into(),
+            value: p.api_key,
+            location: KeyLocation::Query,
+        }),
+        ..HttpSpec::get(format!(
+            "{}/aq/observation/latLong/current/",
+            p.base_url.trim_end_matches('/')
+        ))
     };
-    spec.query.insert("format".into(), "application/json".into());
+    spec.query
+        .insert("format".into(), "application/json".into());
     spec.query.insert("latitude".into(), p.latitude.to_string());
-    spec.query.insert("longitude".into(), p.longitude.to_string());
-    spec.query.insert("distance".into(), p.distance_miles.to_string());
+    spec.query
+        .insert("longitude".into(), p.longitude.to_string());
+    spec.query
+        .insert("distance".into(), p.distance_miles.to_string());
     Ok(Arc::new(client(id, cfg, spec)?))
 }
 
@@ -250,8 +312,15 @@ fn purpleair_fields() -> String {
 pub(super) fn purpleair(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
     let p: PurpleAirParams = params(id, cfg)?;
     let mut spec = HttpSpec {
-        decoder: Decoder::FieldsData { fields: "/fields".into(), data: "/data".into() },
-        auth: Some(Auth::ApiKey { name: "X-API-Key".into(), value: p.api_key, location: KeyLocation::Header }),
+        decoder: Decoder::FieldsData {
+            fields: "/fields".into(),
+            data: "/data".into(),
+        },
+        auth: Some(Auth::ApiKey {
+            name: "X-API-Key".into(),
+            value: p.api_key,
+            location: KeyLocation::Header,
+        }),
         dedup: dedup(&["/sensor_index", "/last_seen"]),
         ..HttpSpec::get(format!("{}/v1/sensors", p.base_url.trim_end_matches('/')))
     };

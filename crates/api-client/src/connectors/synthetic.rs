@@ -90,7 +90,8 @@ impl SyntheticSource {
         let lat = p.centre[0] + f64::from(station % 10) * 0.05 - 0.25;
         let lon = p.centre[1] + f64::from(station / 10) * 0.05 - 0.25;
         let temperature: f64 = 18.0 + rng.random_range(0.0..22.0);
-        let humidity: f64 = (60.0 - (temperature - 18.0) * 2.0 + rng.random_range(-5.0..5.0)).clamp(3.0, 100.0);
+        let humidity: f64 =
+            (60.0 - (temperature - 18.0) * 2.0 + rng.random_range(-5.0..5.0)).clamp(3.0, 100.0);
         let mut r = json!({
             "station_id": format!("sensor_{station:03}"),
             "sequence": seq,
@@ -124,9 +125,15 @@ impl Source for SyntheticSource {
         s.last = Some(now);
         let want = self.params.records_per_second.max(0.0) * elapsed + s.carry;
         let n = (want.floor() as usize).min(self.params.max_per_fetch);
-        s.carry = if n == self.params.max_per_fetch { 0.0 } else { want - want.floor() };
+        s.carry = if n == self.params.max_per_fetch {
+            0.0
+        } else {
+            want - want.floor()
+        };
         let start: u64 = cursor.and_then(|c| c.0.parse().ok()).unwrap_or(0);
-        let records: Vec<Value> = (1..=n as u64).map(|i| self.reading(&mut s.rng, start + i)).collect();
+        let records: Vec<Value> = (1..=n as u64)
+            .map(|i| self.reading(&mut s.rng, start + i))
+            .collect();
         Ok(Fetch {
             changed: !records.is_empty(),
             next_cursor: Some(Cursor((start + n as u64).to_string())),

@@ -1,7 +1,7 @@
 //! Integration tests of api-client against real HTTP servers on 127.0.0.1 (wiremock),
 //! serving fixtures in each upstream's real shape. One binary.
 
-
+mod connectors;
 mod http;
 
 use std::time::Duration;
@@ -9,7 +9,9 @@ use std::time::Duration;
 use api_client::{ClientOptions, HttpApiClient, HttpSpec};
 
 pub(crate) fn fixture(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read_to_string(path).expect("fixture exists")
 }
 
