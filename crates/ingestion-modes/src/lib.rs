@@ -1,0 +1,159 @@
+//! When and how a source is polled.
+//!
+//! - `batch`: every `schedule_interval_seconds` (or on a `cron` expression) fetch
+//!   everything and emit it in chunks of `batch_size`;
+//! - `real_time`: poll every `polling_interval_seconds`, emitting chunks of at most
+//!   `max_records_per_poll`;
+//! - `continuous_streaming`: poll often into a local buffer, flushed when it holds
+//!   `buffer_size` records or every `buffer_flush_interval_seconds`.
+//!
+//! Schedules are fixed-rate on absolute deadlines (no drift) and never overlap: a poll
+//! that outlasts its interval is followed at once by the next, the ticks it covered are
+//! counted as missed, and the schedule returns to its grid. [`IngestionHandle::stop`]
+//! cancels for real, lets the in-flight poll finish within a grace period, and flushes
+//! the buffer: nothing fetched is dropped. Every fetch is registered with the source's
+//! [`CursorTracker`], so its cursor is committed only once its records are settled.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! use std::sync::Arc;
+//! use api_client::{CursorTracker, MemoryCursorStore, Registry};
+//! use ingestion_modes::{start, Emitted, ModeSpec};
+//! use stream_config::{IngestionConfig, IngestionModeKind, SourceConfig};
+//!
+//! let mut cfg = SourceConfig::new("synthetic");
+//! cfg.custom_params.insert("records_per_second".into(), 2.into());
+//! let source = Registry::builtin().build("sensors", &cfg).unwrap();
+//! let tracker = Arc::new(CursorTracker::load("sensors", Arc::new(MemoryCursorStore::default())).await.unwrap());
+//! let spec = ModeSpec::from_config(&IngestionConfig {
+//!     mode: IngestionModeKind::RealTime,
+//!     polling_interval_seconds: 1.0,
+//!     ..IngestionConfig::default()
+//! }).unwrap();
+//! let (tx, mut rx) = tokio::sync::mpsc::channel::<Emitted>(16);
+//! let handle = start("sensors", spec, source, tracker, Arc::new(tx));
+//! let first = rx.recv().await.unwrap();
+//! assert_eq!(first.records.len(), 2);
+//! handle.stop(std::time::Duration::from_secs(1)).await;
+//! # }
+//! ```
+
+mod modes;
+mod schedule;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api_client::{FetchSeq, Rejected};
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub use modes::{start, IngestionHandle, ModeSpec, StopReport};
+pub use schedule::{Schedule, ScheduleError};
+
+/// Records on their way from a source into the pipeline. Each record carries the fetch
+/// it came from, to settle that fetch's cursor once the record is safe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    /// The source.
+    pub source_id: Arc<str>,
+    /// Records, each with its fetch.
+    pub records: Vec<(FetchSeq, Value)>,
+    /// Records that could not be decoded, each with its fetch.
+    pub rejected: Vec<(FetchSeq, Rejected)>,
+}
+
+impl Emitted {
+    /// Records plus rejects.
+    pub fn len(&self) -> usize {
+        self.records.len() + self.rejected.len()
+    }
+
+    /// True when there is nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The pipeline is gone; nothing more can be emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the pipeline no longer accepts records")]
+pub struct SinkClosed;
+
+/// Where emitted records go. Waiting in `emit` is backpressure on the source.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Hands a batch over; waits while the pipeline is full.
+    async fn emit(&self, batch: Emitted) -> Result<(), SinkClosed>;
+}
+
+#[async_trait]
+impl Sink for tokio::sync::mpsc::Sender<Emitted> {
+    async fn emit(&self, batch: Emitted) -> Result<(), SinkClosed> {
+        self.send(batch).await.map_err(|_| SinkClosed)
+    }
+}
+
+/// Counters of one running mode.
+#[derive(Debug, Default)]
+pub struct ModeStats {
+    polls: AtomicU64,
+    empty_polls: AtomicU64,
+    records: AtomicU64,
+    rejected: AtomicU64,
+    missed_ticks: AtomicU64,
+    errors: AtomicU64,
+    buffered: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    last_success: Mutex<Option<std::time::SystemTime>>,
+}
+
+/// A copy of a mode's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModeSnapshot {
+    /// Fetches made.
+    pub polls: u64,
+    /// Fetches that brought nothing new.
+    pub empty_polls: u64,
+    /// Records emitted.
+    pub records: u64,
+    /// Undecodable records emitted for the DLQ.
+    pub rejected: u64,
+    /// Schedule ticks skipped because a poll outlasted them.
+    pub missed_ticks: u64,
+    /// Failed fetches.
+    pub errors: u64,
+    /// Records in the local buffer now.
+    pub buffered: u64,
+    /// The last fetch error.
+    pub last_error: Option<String>,
+    /// When a fetch last succeeded.
+    pub last_success: Option<std::time::SystemTime>,
+}
+
+impl ModeStats {
+    /// A snapshot.
+    pub fn snapshot(&self) -> ModeSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ModeSnapshot {
+            polls: get(&self.polls),
+            empty_polls: get(&self.empty_polls),
+            records: get(&self.records),
+            rejected: get(&self.rejected),
+            missed_ticks: get(&self.missed_ticks),
+            errors: get(&self.errors),
+            buffered: get(&self.buffered),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            last_success: *self.last_success.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
+/// Waits longer than any test or schedule needs: "never" for tokio timers.
+pub(crate) const FAR: Duration = Duration::from_secs(86_400 * 365);

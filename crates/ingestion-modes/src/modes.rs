@@ -1,0 +1,363 @@
+//! The three modes as one scheduling loop with mode-specific emission.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_client::{CursorTracker, FetchSeq, Rejected, Source, SourceError};
+use serde_json::Value;
+use stream_config::{IngestionConfig, IngestionModeKind};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::schedule::{Grid, Schedule, ScheduleError};
+use crate::{Emitted, ModeSnapshot, ModeStats, Sink, FAR};
+
+/// A mode, ready to start: the factory's output from an `ingestion` config section.
+#[derive(Debug, Clone)]
+pub struct ModeSpec {
+    /// Which mode.
+    pub kind: IngestionModeKind,
+    /// When polls happen.
+    pub schedule: Schedule,
+    /// Most records per emitted chunk.
+    pub chunk_size: usize,
+    /// `continuous_streaming`: flush at this many buffered records.
+    pub buffer_size: usize,
+    /// `continuous_streaming`: flush at least this often.
+    pub flush_interval: Duration,
+    /// The first poll waits a random time up to this, so many sources do not fire at once.
+    pub start_jitter: Duration,
+}
+
+fn seconds(key: &'static str, value: f64) -> Result<Duration, ScheduleError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(ScheduleError::Interval { key, value })
+    }
+}
+
+impl ModeSpec {
+    /// The mode an `ingestion` section describes.
+    pub fn from_config(cfg: &IngestionConfig) -> Result<Self, ScheduleError> {
+        let (schedule, chunk_size) = match cfg.mode {
+            IngestionModeKind::Batch => {
+                let schedule = match &cfg.cron {
+                    Some(expr) => Schedule::cron(expr)?,
+                    None => Schedule::Every(seconds(
+                        "schedule_interval_seconds",
+                        cfg.schedule_interval_seconds as f64,
+                    )?),
+                };
+                (schedule, cfg.batch_size)
+            }
+            IngestionModeKind::RealTime => (
+                Schedule::Every(seconds(
+                    "polling_interval_seconds",
+                    cfg.polling_interval_seconds,
+                )?),
+                cfg.max_records_per_poll,
+            ),
+            IngestionModeKind::ContinuousStreaming => (
+                Schedule::Every(seconds(
+                    "polling_interval_seconds",
+                    cfg.polling_interval_seconds,
+                )?),
+                cfg.buffer_size,
+            ),
+        };
+        Ok(Self {
+            kind: cfg.mode,
+            schedule,
+            chunk_size: chunk_size.max(1),
+            buffer_size: cfg.buffer_size.max(1),
+            flush_interval: seconds(
+                "buffer_flush_interval_seconds",
+                cfg.buffer_flush_interval_seconds,
+            )?,
+            start_jitter: Duration::ZERO,
+        })
+    }
+
+    /// With a start jitter.
+    pub fn with_start_jitter(mut self, jitter: Duration) -> Self {
+        self.start_jitter = jitter;
+        self
+    }
+
+    fn label(&self) -> &'static str {
+        match self.kind {
+            IngestionModeKind::Batch => "batch",
+            IngestionModeKind::RealTime => "real_time",
+            IngestionModeKind::ContinuousStreaming => "continuous_streaming",
+        }
+    }
+}
+
+/// What `stop` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// The in-flight poll outlasted the grace period and was abandoned (its records were
+    /// not emitted, so its cursor is not committed: they are fetched again next time).
+    pub abandoned_poll: bool,
+    /// Records flushed from the buffer on the way out.
+    pub flushed: usize,
+}
+
+/// A running mode.
+#[derive(Debug)]
+pub struct IngestionHandle {
+    cancel: CancellationToken,
+    grace: tokio::sync::watch::Sender<Duration>,
+    task: JoinHandle<StopReport>,
+    stats: Arc<ModeStats>,
+}
+
+impl IngestionHandle {
+    /// Counters so far.
+    pub fn stats(&self) -> ModeSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// False once the loop ended (stopped, or the sink closed).
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
+    /// Stops: no new poll starts; the in-flight one may finish within `grace`; the
+    /// buffer is flushed. Returns once the loop has ended.
+    pub async fn stop(self, grace: Duration) -> StopReport {
+        let _ = self.grace.send(grace);
+        self.cancel.cancel();
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// Starts polling `source` per `spec`, emitting into `sink`.
+pub fn start(
+    source_id: &str,
+    spec: ModeSpec,
+    source: Arc<dyn Source>,
+    tracker: Arc<CursorTracker>,
+    sink: Arc<dyn Sink>,
+) -> IngestionHandle {
+    let cancel = CancellationToken::new();
+    let (grace_tx, grace_rx) = tokio::sync::watch::channel(Duration::from_secs(30));
+    let stats = Arc::new(ModeStats::default());
+    let ctx = Ctx {
+        source_id: source_id.into(),
+        spec,
+        source,
+        tracker,
+        sink,
+        cancel: cancel.clone(),
+        grace: grace_rx,
+        stats: stats.clone(),
+    };
+    IngestionHandle {
+        cancel,
+        grace: grace_tx,
+        task: tokio::spawn(ctx.run()),
+        stats,
+    }
+}
+
+struct Ctx {
+    source_id: Arc<str>,
+    spec: ModeSpec,
+    source: Arc<dyn Source>,
+    tracker: Arc<CursorTracker>,
+    sink: Arc<dyn Sink>,
+    cancel: CancellationToken,
+    grace: tokio::sync::watch::Receiver<Duration>,
+    stats: Arc<ModeStats>,
+}
+
+type Polled = (Vec<(FetchSeq, Value)>, Vec<(FetchSeq, Rejected)>);
+
+impl Ctx {
+    async fn run(self) -> StopReport {
+        let mut report = StopReport::default();
+        let streaming = self.spec.kind == IngestionModeKind::ContinuousStreaming;
+        let jitter = if self.spec.start_jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            self.spec.start_jitter.mul_f64(rand::random::<f64>())
+        };
+        let mut grid = match &self.spec.schedule {
+            Schedule::Every(period) => Some(Grid::new(Instant::now() + jitter, *period)),
+            Schedule::Cron(_) => None,
+        };
+        let mut buffer: Polled = (Vec::new(), Vec::new());
+        let mut flush_at = Instant::now()
+            + if streaming {
+                self.spec.flush_interval
+            } else {
+                FAR
+            };
+        loop {
+            let due = match (&grid, &self.spec.schedule) {
+                (Some(g), _) => g.due(),
+                (None, Schedule::Cron(c)) => {
+                    Instant::now() + Schedule::until_next_cron(c, chrono::Utc::now()).unwrap_or(FAR)
+                }
+                (None, Schedule::Every(_)) => unreachable!("grid exists for fixed-rate schedules"),
+            };
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                _ = sleep_until(flush_at), if streaming => {
+                    if self.flush(&mut buffer).await.is_err() {
+                        break;
+                    }
+                    flush_at = Instant::now() + self.spec.flush_interval;
+                    continue;
+                }
+                _ = sleep_until(due) => {}
+            }
+            let poll = self.poll();
+            tokio::pin!(poll);
+            let polled = tokio::select! {
+                r = &mut poll => r,
+                _ = self.cancel.cancelled() => {
+                    let grace = *self.grace.borrow();
+                    match tokio::time::timeout(grace, &mut poll).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            report.abandoned_poll = true;
+                            break;
+                        }
+                    }
+                }
+            };
+            if let Some((records, rejected)) = polled {
+                if streaming {
+                    buffer.0.extend(records);
+                    buffer.1.extend(rejected);
+                    self.stats
+                        .buffered
+                        .store(buffer.0.len() as u64, Ordering::Relaxed);
+                    if buffer.0.len() + buffer.1.len() >= self.spec.buffer_size {
+                        if self.flush(&mut buffer).await.is_err() {
+                            break;
+                        }
+                        flush_at = Instant::now() + self.spec.flush_interval;
+                    }
+                } else if self.emit_chunks(records, rejected).await.is_err() {
+                    break;
+                }
+            }
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            if let Some(g) = &mut grid {
+                let missed = g.advance(Instant::now());
+                if missed > 0 {
+                    self.stats.missed_ticks.fetch_add(missed, Ordering::Relaxed);
+                    metrics::counter!("ingestion_missed_ticks_total", "source" => self.source_id.to_string()).increment(missed);
+                }
+            }
+        }
+        let held = buffer.0.len() + buffer.1.len();
+        if held > 0 && self.flush(&mut buffer).await.is_ok() {
+            report.flushed = held;
+        }
+        report
+    }
+
+    /// One fetch, registered with the cursor tracker. `None` when it failed or brought
+    /// nothing.
+    async fn poll(&self) -> Option<Polled> {
+        let labels = [
+            ("source", self.source_id.to_string()),
+            ("mode", self.spec.label().to_owned()),
+        ];
+        self.stats.polls.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("ingestion_polls_total", &labels).increment(1);
+        let from = self.tracker.fetch_from();
+        let fetch = match self.source.fetch(from.as_ref()).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.failed(&e);
+                return None;
+            }
+        };
+        *self
+            .stats
+            .last_success
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::SystemTime::now());
+        let n = fetch.records.len() + fetch.rejected.len();
+        let seq = match self.tracker.register(fetch.next_cursor.clone(), n).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.failed(&SourceError::Io(e.to_string()));
+                return None;
+            }
+        };
+        if n == 0 {
+            self.stats.empty_polls.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("ingestion_empty_polls_total", &labels).increment(1);
+            return None;
+        }
+        self.stats
+            .records
+            .fetch_add(fetch.records.len() as u64, Ordering::Relaxed);
+        self.stats
+            .rejected
+            .fetch_add(fetch.rejected.len() as u64, Ordering::Relaxed);
+        metrics::counter!("ingestion_records_total", &labels).increment(fetch.records.len() as u64);
+        Some((
+            fetch.records.into_iter().map(|r| (seq, r)).collect(),
+            fetch.rejected.into_iter().map(|r| (seq, r)).collect(),
+        ))
+    }
+
+    fn failed(&self, e: &SourceError) {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("ingestion_errors_total", "source" => self.source_id.to_string())
+            .increment(1);
+        tracing::warn!(source = %self.source_id, error = %e, "fetch failed");
+        *self
+            .stats
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+    }
+
+    async fn emit_chunks(
+        &self,
+        records: Vec<(FetchSeq, Value)>,
+        rejected: Vec<(FetchSeq, Rejected)>,
+    ) -> Result<(), crate::SinkClosed> {
+        let mut rejected = Some(rejected);
+        let mut rest = records.into_iter().peekable();
+        loop {
+            let chunk: Vec<_> = rest.by_ref().take(self.spec.chunk_size).collect();
+            let rej = rejected.take().unwrap_or_default();
+            if chunk.is_empty() && rej.is_empty() {
+                return Ok(());
+            }
+            self.sink
+                .emit(Emitted {
+                    source_id: self.source_id.clone(),
+                    records: chunk,
+                    rejected: rej,
+                })
+                .await?;
+            if rest.peek().is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn flush(&self, buffer: &mut Polled) -> Result<(), crate::SinkClosed> {
+        let (records, rejected) = std::mem::take(buffer);
+        self.stats.buffered.store(0, Ordering::Relaxed);
+        metrics::gauge!("ingestion_buffer_records", "source" => self.source_id.to_string())
+            .set(0.0);
+        self.emit_chunks(records, rejected).await
+    }
+}

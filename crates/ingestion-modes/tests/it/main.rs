@@ -1,0 +1,295 @@
+//! Ingestion modes on paused time with a scripted source: exact poll counts, no overlap,
+//! buffer flushes, stop semantics, cursor commits.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api_client::{
+    Cursor, CursorStore, CursorTracker, Fetch, MemoryCursorStore, Source, SourceError,
+};
+use async_trait::async_trait;
+use ingestion_modes::{start, Emitted, ModeSpec};
+use serde_json::json;
+use stream_config::{IngestionConfig, IngestionModeKind};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Returns `per_fetch` records per fetch after `delay`; records when fetches started and
+/// how many ran at once.
+#[derive(Debug)]
+struct Scripted {
+    per_fetch: usize,
+    delay: Duration,
+    origin: Instant,
+    started: Mutex<Vec<Duration>>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+    n: AtomicUsize,
+}
+
+impl Scripted {
+    fn new(per_fetch: usize, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            per_fetch,
+            delay,
+            origin: Instant::now(),
+            started: Mutex::new(Vec::new()),
+            running: AtomicUsize::new(0),
+            max_running: AtomicUsize::new(0),
+            n: AtomicUsize::new(0),
+        })
+    }
+    fn starts(&self) -> Vec<u64> {
+        self.started
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_secs())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Source for Scripted {
+    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, SourceError> {
+        self.started.lock().unwrap().push(self.origin.elapsed());
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let base: usize = cursor.map_or(0, |c| c.0.parse().unwrap());
+        let records: Vec<_> = (0..self.per_fetch)
+            .map(|i| json!({"n": base + i}))
+            .collect();
+        self.n.fetch_add(records.len(), Ordering::SeqCst);
+        Ok(Fetch {
+            changed: !records.is_empty(),
+            next_cursor: Some(Cursor((base + records.len()).to_string())),
+            records,
+            rejected: vec![],
+        })
+    }
+}
+
+fn spec(mode: IngestionModeKind, f: impl FnOnce(&mut IngestionConfig)) -> ModeSpec {
+    let mut cfg = IngestionConfig {
+        mode,
+        ..IngestionConfig::default()
+    };
+    f(&mut cfg);
+    ModeSpec::from_config(&cfg).unwrap()
+}
+
+async fn tracker(store: &MemoryCursorStore) -> Arc<CursorTracker> {
+    Arc::new(
+        CursorTracker::load("s", Arc::new(store.clone()))
+            .await
+            .unwrap(),
+    )
+}
+
+fn drain(rx: &mut mpsc::Receiver<Emitted>) -> Vec<Emitted> {
+    let mut out = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        out.push(e);
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn real_time_polls_exactly_on_schedule() {
+    let src = Scripted::new(3, Duration::ZERO);
+    let (tx, mut rx) = mpsc::channel(100);
+    let h = start(
+        "s",
+        spec(IngestionModeKind::RealTime, |c| {
+            c.polling_interval_seconds = 10.0
+        }),
+        src.clone(),
+        tracker(&MemoryCursorStore::default()).await,
+        Arc::new(tx),
+    );
+    tokio::time::sleep(Duration::from_secs(55)).await;
+    h.stop(Duration::from_secs(1)).await;
+    assert_eq!(src.starts(), vec![0, 10, 20, 30, 40, 50]);
+    let emitted = drain(&mut rx);
+    assert_eq!(emitted.len(), 6);
+    assert!(emitted.iter().all(|e| e.records.len() == 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_upstream_never_overlaps_and_missed_ticks_are_counted() {
+    let src = Scripted::new(1, Duration::from_secs(25));
+    let (tx, _rx) = mpsc::channel(100);
+    let h = start(
+        "s",
+        spec(IngestionModeKind::RealTime, |c| {
+            c.polling_interval_seconds = 10.0
+        }),
+        src.clone(),
+        tracker(&MemoryCursorStore::default()).await,
+        Arc::new(tx),
+    );
+    tokio::time::sleep(Duration::from_secs(74)).await;
+    let stats = h.stats();
+    h.stop(Duration::from_secs(60)).await;
+    assert_eq!(
+        src.max_running.load(Ordering::SeqCst),
+        1,
+        "polls never overlap"
+    );
+    assert_eq!(
+        src.starts(),
+        vec![0, 25, 50],
+        "the next poll starts when the last ends"
+    );
+    assert_eq!(stats.missed_ticks, 3, "ticks at 10, 30 and 40 were skipped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn streaming_flushes_on_size() {
+    let src = Scripted::new(2, Duration::ZERO);
+    let (tx, mut rx) = mpsc::channel(100);
+    let s = spec(IngestionModeKind::ContinuousStreaming, |c| {
+        c.polling_interval_seconds = 1.0;
+        c.buffer_size = 5;
+        c.buffer_flush_interval_seconds = 1000.0;
+    });
+    let h = start(
+        "s",
+        s,
+        src.clone(),
+        tracker(&MemoryCursorStore::default()).await,
+        Arc::new(tx),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        drain(&mut rx).is_empty(),
+        "4 records buffered, below the size"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = drain(&mut rx);
+    assert_eq!(
+        out.iter().map(Emitted::len).sum::<usize>(),
+        6,
+        "the third poll crossed the size"
+    );
+    h.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn streaming_flushes_on_interval_and_on_stop() {
+    let src = Scripted::new(1, Duration::ZERO);
+    let (tx, mut rx) = mpsc::channel(100);
+    let s = spec(IngestionModeKind::ContinuousStreaming, |c| {
+        c.polling_interval_seconds = 1.0;
+        c.buffer_size = 1000;
+        c.buffer_flush_interval_seconds = 5.0;
+    });
+    let h = start(
+        "s",
+        s,
+        src.clone(),
+        tracker(&MemoryCursorStore::default()).await,
+        Arc::new(tx),
+    );
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let first: usize = drain(&mut rx).iter().map(Emitted::len).sum();
+    assert_eq!(first, 5, "polls at 0..4 s flushed at 5 s");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(h.stats().buffered > 0);
+    let report = h.stop(Duration::from_secs(1)).await;
+    let rest: usize = drain(&mut rx).iter().map(Emitted::len).sum();
+    assert_eq!(report.flushed, rest);
+    assert_eq!(
+        first + rest,
+        src.n.load(Ordering::SeqCst),
+        "nothing in the buffer is lost on stop"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn batch_emits_in_chunks_of_batch_size() {
+    let src = Scripted::new(25, Duration::ZERO);
+    let (tx, mut rx) = mpsc::channel(100);
+    let s = spec(IngestionModeKind::Batch, |c| {
+        c.schedule_interval_seconds = 3600;
+        c.batch_size = 10;
+    });
+    let h = start(
+        "s",
+        s,
+        src.clone(),
+        tracker(&MemoryCursorStore::default()).await,
+        Arc::new(tx),
+    );
+    tokio::time::sleep(Duration::from_secs(3599)).await;
+    let sizes: Vec<usize> = drain(&mut rx).iter().map(Emitted::len).collect();
+    assert_eq!(sizes, vec![10, 10, 5]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(drain(&mut rx).len(), 3, "the next scheduled run");
+    h.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_abandons_a_poll_that_outlasts_the_grace() {
+    let src = Scripted::new(4, Duration::from_secs(100));
+    let (tx, mut rx) = mpsc::channel(100);
+    let store = MemoryCursorStore::default();
+    let h = start(
+        "s",
+        spec(IngestionModeKind::RealTime, |c| {
+            c.polling_interval_seconds = 10.0
+        }),
+        src.clone(),
+        tracker(&store).await,
+        Arc::new(tx),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let report = h.stop(Duration::from_secs(5)).await;
+    assert!(report.abandoned_poll);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(5),
+        "stop waits the grace, no longer"
+    );
+    assert!(drain(&mut rx).is_empty());
+    assert_eq!(
+        store.load("s").await.unwrap(),
+        None,
+        "no cursor committed for unemitted records"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cursor_commits_only_after_settling_and_a_restart_refetches() {
+    let src = Scripted::new(2, Duration::ZERO);
+    let store = MemoryCursorStore::default();
+    let t = tracker(&store).await;
+    let (tx, mut rx) = mpsc::channel(100);
+    let h = start(
+        "s",
+        spec(IngestionModeKind::RealTime, |c| {
+            c.polling_interval_seconds = 10.0
+        }),
+        src.clone(),
+        t.clone(),
+        Arc::new(tx),
+    );
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    h.stop(Duration::from_secs(1)).await;
+    let batches = drain(&mut rx);
+    assert_eq!(batches.len(), 2);
+    // The pipeline acknowledges the first fetch only, then "crashes".
+    let (seq, _) = batches[0].records[0];
+    t.settle(seq, 2).await.unwrap();
+    assert_eq!(store.load("s").await.unwrap(), Some(Cursor("2".into())));
+    let restarted = tracker(&store).await;
+    assert_eq!(
+        restarted.fetch_from(),
+        Some(Cursor("2".into())),
+        "the unacknowledged fetch is fetched again"
+    );
+}
