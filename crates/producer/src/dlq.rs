@@ -240,7 +240,8 @@ enum Backend {
 }
 
 /// Dead letters in SQLite (`sqlite://path`, created if missing) or PostgreSQL
-/// (`postgres://…`), with the schema migrated on connect.
+/// (`postgres://…`), with the schema migrated on connect. The same database keeps the
+/// sources' committed cursors (`load_cursor`, `commit_cursor`).
 #[derive(Debug, Clone)]
 pub struct SqlDeadLetterStore {
     backend: Backend,
@@ -276,16 +277,30 @@ mod futures_core_box {
         std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "failed_messages",
-    include_str!("../migrations/sqlite/0001_failed_messages.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "failed_messages",
-    include_str!("../migrations/postgres/0001_failed_messages.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "failed_messages",
+        include_str!("../migrations/sqlite/0001_failed_messages.sql"),
+    ),
+    (
+        2,
+        "source_cursors",
+        include_str!("../migrations/sqlite/0002_source_cursors.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "failed_messages",
+        include_str!("../migrations/postgres/0001_failed_messages.sql"),
+    ),
+    (
+        2,
+        "source_cursors",
+        include_str!("../migrations/postgres/0002_source_cursors.sql"),
+    ),
+];
 
 /// Runs the same statement code against whichever pool the store has.
 macro_rules! on_pool {
@@ -424,6 +439,34 @@ impl SqlDeadLetterStore {
             .map_err(|e| DlqError::Migration(e.to_string()))?;
         on_pool!(self, |pool| migrator.run(pool).await)
             .map_err(|e| DlqError::Migration(e.to_string()))
+    }
+
+    /// The committed cursor of a source (sources' cursors live beside the DLQ).
+    pub async fn load_cursor(&self, source_id: &str) -> Result<Option<String>, DlqError> {
+        on_pool!(self, |pool| {
+            let row = sqlx::query("SELECT cursor FROM source_cursors WHERE source_id = $1")
+                .bind(source_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(db_err)?;
+            row.map(|r| r.try_get::<String, _>(0))
+                .transpose()
+                .map_err(db_err)
+        })
+    }
+
+    /// Commits a source's cursor.
+    pub async fn commit_cursor(&self, source_id: &str, cursor: &str) -> Result<(), DlqError> {
+        let sql = "INSERT INTO source_cursors (source_id, cursor, updated_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (source_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(source_id)
+            .bind(cursor)
+            .bind(now_ms())
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err))
     }
 
     /// `sqlite` or `postgres`.

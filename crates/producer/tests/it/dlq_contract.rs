@@ -187,6 +187,27 @@ async fn filters_pagination_stats_status_and_delete(store: &dyn DeadLetterStore)
     store.ping().await.unwrap();
 }
 
+async fn cursors_are_committed_and_overwritten(store: &producer::SqlDeadLetterStore) {
+    assert_eq!(store.load_cursor("noaa").await.unwrap(), None);
+    store
+        .commit_cursor("noaa", "2026-11-27T00:00:00Z")
+        .await
+        .unwrap();
+    store.commit_cursor("firms", "17").await.unwrap();
+    store
+        .commit_cursor("noaa", "2026-11-27T01:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_cursor("noaa").await.unwrap().as_deref(),
+        Some("2026-11-27T01:00:00Z")
+    );
+    assert_eq!(
+        store.load_cursor("firms").await.unwrap().as_deref(),
+        Some("17")
+    );
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -218,6 +239,7 @@ contract!(
     same_message_updates_the_same_row,
     retry_schedule_updates_the_same_row,
     filters_pagination_stats_status_and_delete,
+    cursors_are_committed_and_overwritten,
 );
 
 #[tokio::test]
