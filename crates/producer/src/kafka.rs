@@ -303,7 +303,7 @@ impl KafkaProducer {
     }
 
     /// Asks the cluster for metadata (blocking call, run off the async threads).
-    pub async fn health(&self) -> KafkaHealth {
+    async fn metadata_health(&self) -> KafkaHealth {
         let producer = self.normal.clone();
         let timeout = self.settings.metadata_timeout;
         let result = tokio::task::spawn_blocking(move || {
@@ -400,6 +400,10 @@ impl Producer for KafkaProducer {
 
     fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    async fn health(&self) -> KafkaHealth {
+        self.metadata_health().await
     }
 
     fn in_flight(&self) -> i64 {

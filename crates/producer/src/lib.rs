@@ -31,6 +31,7 @@ mod admin;
 mod classify;
 mod delivery;
 mod dlq;
+mod embedded;
 mod kafka;
 mod lag;
 mod metrics;
@@ -48,6 +49,7 @@ pub use dlq::{
     replay, retry_due, DeadLetter, DeadLetterStore, DlqError, DlqFilter, DlqStats, DlqStatus,
     NewDeadLetter, SqlDeadLetterStore,
 };
+pub use embedded::EmbeddedBroker;
 pub use kafka::{
     client_config, KafkaHealth, KafkaProducer, ProducerSettings, ProducerStats, StatsContext,
 };
@@ -139,4 +141,7 @@ pub trait Producer: Send + Sync + std::fmt::Debug {
 
     /// Waits up to `timeout` for everything queued to be delivered.
     async fn flush(&self, timeout: Duration) -> Result<(), ProducerError>;
+
+    /// Connectivity to the cluster (a metadata request with a timeout).
+    async fn health(&self) -> KafkaHealth;
 }

@@ -46,8 +46,9 @@ pub use load::{Format, Loader};
 pub use manager::{save, ConfigManager};
 pub use model::{
     Acks, Compression, ContentRule, DlqConfig, GeoKeyConfig, IngestionConfig, IngestionModeKind,
-    KafkaConfig, OverflowStrategy, PartitionKeyConfig, PatternMapping, Priority, RoutingConfig,
-    RuleOperator, Secret, ServerConfig, SourceConfig, StreamConfig, ThrottlingConfig, TopicConfig,
+    KafkaConfig, OverflowStrategy, PartitionKeyConfig, PatternMapping, Priority, PriorityRule,
+    RoutingConfig, RuleOperator, Secret, ServerConfig, SourceConfig, StreamConfig,
+    ThrottlingConfig, TopicConfig,
 };
 pub use overrides::ENV_PREFIX;
 pub use redact::{is_secret_key, redact_tree, redact_url, redacted, redacted_yaml, REDACTED};

@@ -375,6 +375,25 @@ pub struct RoutingConfig {
     /// Topic used when nothing else matches.
     #[serde(default = "default_fallback_topic")]
     pub fallback_topic: String,
+    /// Rules that raise (or set) a record's queue priority by its content, first match
+    /// wins, e.g. records with an `alert_id` → `critical`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub priority_rules: Vec<PriorityRule>,
+}
+
+/// A rule on a record's content that sets its priority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRule {
+    /// JSON pointer to the field.
+    pub field: String,
+    /// Comparison to apply.
+    pub operator: RuleOperator,
+    /// Value to compare with (unused for `exists`).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub value: serde_json::Value,
+    /// The priority of matching records.
+    pub priority: Priority,
 }
 
 impl Default for RoutingConfig {
@@ -384,6 +403,7 @@ impl Default for RoutingConfig {
             content_rules: Vec::new(),
             pattern_mappings: Vec::new(),
             fallback_topic: default_fallback_topic(),
+            priority_rules: Vec::new(),
         }
     }
 }

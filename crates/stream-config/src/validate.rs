@@ -279,6 +279,15 @@ pub(crate) fn validate(
         c.topic(p.key("topic"), &m.topic, true);
     }
     c.topic(r.key("fallback_topic"), &cfg.routing.fallback_topic, false);
+    for (i, rule) in cfg.routing.priority_rules.iter().enumerate() {
+        let as_content = ContentRule {
+            field: rule.field.clone(),
+            operator: rule.operator,
+            value: rule.value.clone(),
+            topic: "unused".to_owned(),
+        };
+        content_rule(&mut c, r.key("priority_rules").index(i), &as_content);
+    }
 
     // sources
     for (id, src) in &cfg.sources {

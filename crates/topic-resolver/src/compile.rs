@@ -113,8 +113,7 @@ pub(crate) enum Condition {
 
 #[derive(Debug)]
 pub(crate) struct Rule {
-    pub(crate) field: Pointer,
-    pub(crate) condition: Condition,
+    pub(crate) predicate: Predicate,
     pub(crate) target: Target,
 }
 
@@ -214,11 +213,11 @@ fn number(rule: &str, op: &str, v: &Value) -> Result<f64> {
     })
 }
 
-pub(crate) fn compile_rule(name: &str, r: &ContentRule) -> Result<Rule> {
-    let condition = match r.operator {
-        RuleOperator::Eq => Condition::Eq(r.value.clone()),
-        RuleOperator::Ne => Condition::Ne(r.value.clone()),
-        RuleOperator::In => match &r.value {
+fn compile_condition(name: &str, operator: RuleOperator, value: &Value) -> Result<Condition> {
+    Ok(match operator {
+        RuleOperator::Eq => Condition::Eq(value.clone()),
+        RuleOperator::Ne => Condition::Ne(value.clone()),
+        RuleOperator::In => match value {
             Value::Array(items) => Condition::In(items.clone()),
             other => {
                 return Err(invalid(
@@ -227,12 +226,12 @@ pub(crate) fn compile_rule(name: &str, r: &ContentRule) -> Result<Rule> {
                 ))
             }
         },
-        RuleOperator::Gt => Condition::Gt(number(name, "gt", &r.value)?),
-        RuleOperator::Gte => Condition::Gte(number(name, "gte", &r.value)?),
-        RuleOperator::Lt => Condition::Lt(number(name, "lt", &r.value)?),
-        RuleOperator::Lte => Condition::Lte(number(name, "lte", &r.value)?),
+        RuleOperator::Gt => Condition::Gt(number(name, "gt", value)?),
+        RuleOperator::Gte => Condition::Gte(number(name, "gte", value)?),
+        RuleOperator::Lt => Condition::Lt(number(name, "lt", value)?),
+        RuleOperator::Lte => Condition::Lte(number(name, "lte", value)?),
         RuleOperator::Exists => Condition::Exists,
-        RuleOperator::Matches => match r.value.as_str() {
+        RuleOperator::Matches => match value.as_str() {
             Some(re) => Condition::Matches(regex(name, re)?),
             None => {
                 return Err(invalid(
@@ -241,12 +240,45 @@ pub(crate) fn compile_rule(name: &str, r: &ContentRule) -> Result<Rule> {
                 ))
             }
         },
-    };
+    })
+}
+
+pub(crate) fn compile_rule(name: &str, r: &ContentRule) -> Result<Rule> {
     Ok(Rule {
-        field: pointer(name, &r.field)?,
-        condition,
+        predicate: Predicate {
+            field: pointer(name, &r.field)?,
+            condition: compile_condition(name, r.operator, &r.value)?,
+        },
         target: target(name, &r.topic)?,
     })
+}
+
+/// A compiled test on a record's content (`field` operator `value`), as content rules
+/// use; for other rule kinds such as priority rules.
+#[derive(Debug)]
+pub struct Predicate {
+    pub(crate) field: Pointer,
+    pub(crate) condition: Condition,
+}
+
+impl Predicate {
+    /// Compiles a test; `name` identifies it in errors (e.g. `routing.priority_rules[0]`).
+    pub fn new(
+        name: &str,
+        field: &str,
+        operator: RuleOperator,
+        value: &Value,
+    ) -> Result<Predicate> {
+        Ok(Predicate {
+            field: pointer(name, field)?,
+            condition: compile_condition(name, operator, value)?,
+        })
+    }
+
+    /// True when `record` passes the test (a missing field never does).
+    pub fn matches(&self, record: &Value) -> bool {
+        crate::resolver::matches(self, record)
+    }
 }
 
 impl RuleSet {

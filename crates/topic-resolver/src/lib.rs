@@ -38,5 +38,6 @@ mod compile;
 mod geohash;
 mod resolver;
 
+pub use compile::Predicate;
 pub use geohash::geohash;
 pub use resolver::{Destination, Error, Record, Resolver, Result, Strategy};

@@ -7,7 +7,9 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 use stream_config::{ContentRule, PatternMapping, StreamConfig};
 
-use crate::compile::{compile_rule, Condition, KeySpec, Part, RawRules, Rule, RuleSet, Target};
+use crate::compile::{
+    compile_rule, Condition, KeySpec, Part, Predicate, RawRules, RuleSet, Target,
+};
 
 /// Errors of the resolver.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -204,7 +206,7 @@ impl Resolver {
 
 fn route(rules: &RuleSet, record: &Record<'_>) -> (Arc<str>, Strategy) {
     for rule in &rules.rules {
-        if matches(rule, record.value) {
+        if matches(&rule.predicate, record.value) {
             if let Some(topic) = render(&rule.target, record) {
                 return (topic, Strategy::ContentRule);
             }
@@ -241,12 +243,12 @@ fn json_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn matches(rule: &Rule, value: &Value) -> bool {
-    let Some(field) = rule.field.get(value) else {
+pub(crate) fn matches(p: &Predicate, value: &Value) -> bool {
+    let Some(field) = p.field.get(value) else {
         return false;
     };
     let num = || field.as_f64();
-    match &rule.condition {
+    match &p.condition {
         Condition::Exists => !field.is_null(),
         Condition::Eq(v) => json_eq(field, v),
         Condition::Ne(v) => !json_eq(field, v),

@@ -100,3 +100,29 @@ async fn lag_is_high_watermark_minus_committed_per_group() {
     );
     assert_eq!(fresh.lag().await.unwrap().total, 40);
 }
+
+#[tokio::test]
+async fn embedded_broker_serves_its_topics_until_dropped() {
+    let broker = producer::EmbeddedBroker::start(&[("alerts".to_owned(), 2)]).unwrap();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    assert!(bootstrap.starts_with("127.0.0.1:"), "{bootstrap}");
+    let p = producer(&bootstrap, &[], 0);
+    assert!(p
+        .send(records("alerts", "a", 5))
+        .await
+        .iter()
+        .all(|(_, o)| o.is_ok()));
+    let consumer: BaseConsumer = base_config(&bootstrap).create().unwrap();
+    let md = consumer
+        .fetch_metadata(Some("alerts"), Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(md.topics()[0].partitions().len(), 2);
+    drop(consumer);
+    drop(p);
+    drop(broker);
+    let port: u16 = bootstrap.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the broker is gone"
+    );
+}
