@@ -106,7 +106,7 @@ pub struct ModeStats {
     missed_ticks: AtomicU64,
     errors: AtomicU64,
     buffered: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<(String, std::time::SystemTime)>>,
     last_success: Mutex<Option<std::time::SystemTime>>,
 }
 
@@ -129,14 +129,32 @@ pub struct ModeSnapshot {
     pub buffered: u64,
     /// The last fetch error.
     pub last_error: Option<String>,
+    /// When the last fetch error happened.
+    pub last_error_at: Option<std::time::SystemTime>,
     /// When a fetch last succeeded.
     pub last_success: Option<std::time::SystemTime>,
+}
+
+impl ModeSnapshot {
+    /// The last fetch failed (no success since the last error).
+    pub fn failing(&self) -> bool {
+        match (self.last_error_at, self.last_success) {
+            (Some(err), Some(ok)) => err > ok,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
 }
 
 impl ModeStats {
     /// A snapshot.
     pub fn snapshot(&self) -> ModeSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let last_error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         ModeSnapshot {
             polls: get(&self.polls),
             empty_polls: get(&self.empty_polls),
@@ -145,11 +163,8 @@ impl ModeStats {
             missed_ticks: get(&self.missed_ticks),
             errors: get(&self.errors),
             buffered: get(&self.buffered),
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            last_error_at: last_error.as_ref().map(|e| e.1),
+            last_error: last_error.map(|e| e.0),
             last_success: *self.last_success.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }

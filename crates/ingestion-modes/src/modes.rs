@@ -324,7 +324,8 @@ impl Ctx {
             .stats
             .last_error
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            .unwrap_or_else(|e| e.into_inner()) =
+            Some((e.to_string(), std::time::SystemTime::now()));
     }
 
     async fn emit_chunks(

@@ -2,6 +2,9 @@
 //! the machine's server binaries, and free loopback ports. Used by `xtask` (one cluster
 //! for the whole run) and by test suites run on their own (one cluster per process).
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

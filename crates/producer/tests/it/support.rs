@@ -1,13 +1,10 @@
 //! Shared helpers: stores on SQLite and PostgreSQL, mock clusters, a verifying consumer.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use producer::{KafkaProducer, OutgoingRecord, ProducerSettings, SqlDeadLetterStore};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use test_support::TestPostgres;
@@ -123,66 +120,4 @@ pub(crate) fn records(topic: &str, prefix: &str, n: usize) -> Vec<OutgoingRecord
         .collect()
 }
 
-/// Consumes `topic` from the start until `expected` records arrived (or `timeout`), then
-/// a little longer to catch duplicates. Returns `message_id` header → count.
-pub(crate) fn consume_ids(
-    bootstrap: &str,
-    topic: &str,
-    expected: usize,
-    timeout: Duration,
-) -> HashMap<String, usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("verify"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let start = Instant::now();
-    let mut total = 0;
-    let mut grace: Option<Instant> = None;
-    while start.elapsed() < timeout {
-        if total >= expected
-            && grace.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(500)
-        {
-            break;
-        }
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let id = m
-                    .headers()
-                    .and_then(|h| {
-                        h.iter()
-                            .find(|h| h.key == "message_id")
-                            .and_then(|h| h.value)
-                    })
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default();
-                *seen.entry(id).or_default() += 1;
-                total += 1;
-            }
-            Some(Err(e)) => panic!("consumer error: {e}"),
-            None => {}
-        }
-    }
-    seen
-}
-
-/// Asserts every `prefix-0..n` id arrived exactly once and nothing else did.
-pub(crate) fn assert_exactly_once(seen: &HashMap<String, usize>, prefix: &str, n: usize) {
-    let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
-    assert!(dups.is_empty(), "duplicates: {dups:?}");
-    let missing: Vec<_> = (0..n)
-        .map(|i| format!("{prefix}-{i}"))
-        .filter(|id| !seen.contains_key(id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {n} missing, e.g. {:?}",
-        missing.len(),
-        missing.first()
-    );
-    assert_eq!(seen.len(), n, "unexpected extra records");
-}
+pub(crate) use test_support::kafka::{assert_exactly_once, consume_ids};

@@ -1,0 +1,337 @@
+//! The record path: sources' sinks push into the queue; the dispatcher pops batches,
+//! throttles, resolves each record's topic, and delivers; everything settles its cursor.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api_client::{CursorTracker, FetchSeq, Rejected};
+use async_trait::async_trait;
+use bytes::Bytes;
+use ingestion_modes::{Emitted, Sink, SinkClosed};
+use producer::{FailureReason, NewDeadLetter, OutgoingRecord};
+use queue::{MessageId, PopBatch, Priority, PushError, QueueItem};
+use serde_json::Value;
+use topic_resolver::Record;
+
+use crate::Shared;
+
+/// Per-stream counters, shared by the stream's records.
+#[derive(Debug, Default)]
+pub(crate) struct StreamCounters {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) last_delivery_ms: AtomicI64,
+}
+
+/// What every record of one stream shares.
+#[derive(Debug)]
+pub(crate) struct SourceCtx {
+    pub(crate) id: Arc<str>,
+    pub(crate) source_type: Arc<str>,
+    pub(crate) priority: Priority,
+    pub(crate) tracker: Arc<CursorTracker>,
+    pub(crate) counters: Arc<StreamCounters>,
+}
+
+/// A record in the queue.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub(crate) ctx: Arc<SourceCtx>,
+    pub(crate) seq: FetchSeq,
+    pub(crate) priority: Priority,
+    pub(crate) value: Value,
+    pub(crate) payload: Bytes,
+    pub(crate) id: MessageId,
+    pub(crate) emitted_at: Instant,
+}
+
+impl QueueItem for Item {
+    fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    fn size_bytes(&self) -> usize {
+        self.payload.len()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "low",
+        Priority::Normal => "normal",
+        Priority::High => "high",
+        Priority::Critical => "critical",
+    }
+}
+
+impl Shared {
+    /// The outgoing form of a queued record: its topic and key resolved now, metadata
+    /// as headers.
+    pub(crate) fn outgoing(&self, item: &Item) -> OutgoingRecord {
+        let d = self.resolver.resolve(&Record {
+            source_id: &item.ctx.id,
+            source_type: &item.ctx.source_type,
+            value: &item.value,
+        });
+        let headers = vec![
+            ("message_id".to_owned(), Bytes::from(item.id.to_string())),
+            (
+                "source_id".to_owned(),
+                Bytes::copy_from_slice(item.ctx.id.as_bytes()),
+            ),
+            (
+                "source_type".to_owned(),
+                Bytes::copy_from_slice(item.ctx.source_type.as_bytes()),
+            ),
+            (
+                "priority".to_owned(),
+                Bytes::from_static(priority_name(item.priority).as_bytes()),
+            ),
+            (
+                "ingested_at_ms".to_owned(),
+                Bytes::from(now_ms().to_string()),
+            ),
+        ];
+        OutgoingRecord {
+            id: item.id.to_string(),
+            source_id: item.ctx.id.clone(),
+            topic: d.topic,
+            key: d.key.map(Bytes::from),
+            payload: item.payload.clone(),
+            headers,
+            critical: item.priority == Priority::Critical,
+            emitted_at: Some(item.emitted_at),
+        }
+    }
+
+    /// Dead-letters queued records that never reached the producer, then settles them.
+    pub(crate) async fn dead_letter_items(
+        &self,
+        items: Vec<Item>,
+        reason: FailureReason,
+        details: &str,
+    ) {
+        if items.is_empty() {
+            return;
+        }
+        let letters = items
+            .iter()
+            .map(|i| NewDeadLetter {
+                record: self.outgoing(i),
+                reason,
+                details: details.to_owned(),
+            })
+            .collect();
+        self.delivery.dead_letter(letters).await;
+        for i in &items {
+            i.ctx.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        }
+        settle(items.iter().map(|i| (&i.ctx, i.seq))).await;
+    }
+
+    /// The queue priority of a record: the first matching priority rule, else its
+    /// source's.
+    fn priority_of(&self, value: &Value, source: Priority) -> Priority {
+        let rules = self
+            .priority_rules
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        rules
+            .iter()
+            .find(|(p, _)| p.matches(value))
+            .map_or(source, |(_, prio)| *prio)
+    }
+}
+
+/// Settles records with their cursor trackers, grouped per fetch.
+pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, FetchSeq)>) {
+    // Keyed by the context's address (as a number, so the future stays `Send`).
+    let mut groups: HashMap<(usize, FetchSeq), (Arc<SourceCtx>, usize)> = HashMap::new();
+    for (ctx, seq) in items {
+        groups
+            .entry((Arc::as_ptr(ctx) as usize, seq))
+            .or_insert_with(|| (ctx.clone(), 0))
+            .1 += 1;
+    }
+    for ((_, seq), (ctx, n)) in groups {
+        if let Err(e) = ctx.tracker.settle(seq, n).await {
+            tracing::error!(source = %ctx.id, error = %e, "cannot commit cursor; the records will be fetched again after a restart");
+        }
+    }
+}
+
+/// A stream's entrance into the pipeline.
+pub(crate) struct StreamSink {
+    pub(crate) ctx: Arc<SourceCtx>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl Sink for StreamSink {
+    async fn emit(&self, batch: Emitted) -> Result<(), SinkClosed> {
+        let shared = &self.shared;
+        if !batch.rejected.is_empty() {
+            self.dead_letter_rejected(batch.rejected).await;
+        }
+        let now = Instant::now();
+        let mut overflow = Vec::new();
+        let mut closed = Vec::new();
+        for (seq, value) in batch.records {
+            let payload = match serde_json::to_vec(&value) {
+                Ok(p) => Bytes::from(p),
+                Err(e) => {
+                    self.dead_letter_rejected(vec![(
+                        seq,
+                        Rejected::new(format!("cannot serialize: {e}"), b""),
+                    )])
+                    .await;
+                    continue;
+                }
+            };
+            let item = Item {
+                priority: shared.priority_of(&value, self.ctx.priority),
+                ctx: self.ctx.clone(),
+                seq,
+                value,
+                payload,
+                id: MessageId::generate(),
+                emitted_at: now,
+            };
+            match shared.queue.push(item).await {
+                Ok(evicted) => overflow.extend(evicted),
+                Err(PushError::Closed(item)) => closed.push(item),
+                Err(e) => {
+                    let reason = e.reason();
+                    let item = e.into_inner();
+                    let why = if reason == "record_too_large" {
+                        FailureReason::RecordTooLarge
+                    } else {
+                        FailureReason::QueueOverflow
+                    };
+                    shared.dead_letter_items(vec![item], why, reason).await;
+                }
+            }
+        }
+        shared
+            .dead_letter_items(
+                overflow,
+                FailureReason::QueueOverflow,
+                "evicted by a full queue (drop_oldest)",
+            )
+            .await;
+        shared
+            .dead_letter_items(
+                closed,
+                FailureReason::Shutdown,
+                "the pipeline was shutting down",
+            )
+            .await;
+        Ok(())
+    }
+}
+
+impl StreamSink {
+    async fn dead_letter_rejected(&self, rejected: Vec<(FetchSeq, Rejected)>) {
+        let letters = rejected
+            .iter()
+            .map(|(_, r)| {
+                let mut record = OutgoingRecord::new(
+                    &self.shared.config().routing.fallback_topic,
+                    &self.ctx.id,
+                    Bytes::from(r.excerpt.clone()),
+                );
+                record.headers.push((
+                    "source_type".into(),
+                    Bytes::copy_from_slice(self.ctx.source_type.as_bytes()),
+                ));
+                NewDeadLetter {
+                    record,
+                    reason: FailureReason::MalformedRecord,
+                    details: r.reason.clone(),
+                }
+            })
+            .collect();
+        self.shared.delivery.dead_letter(letters).await;
+        self.ctx
+            .counters
+            .dead_lettered
+            .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+        settle(rejected.iter().map(|(seq, _)| (&self.ctx, *seq))).await;
+    }
+}
+
+/// Pops batches until the queue is closed and drained, keeping up to `max_in_flight`
+/// batches with the producer at once.
+pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let cfg = shared.config();
+        let limits = PopBatch {
+            max_items: cfg.kafka.batch_size as usize,
+            max_bytes: 4 * 1024 * 1024,
+            linger: Duration::from_millis(u64::from(cfg.kafka.linger_ms.min(50))),
+        };
+        let batch = shared.queue.pop_batch(limits).await;
+        if batch.is_empty() {
+            break;
+        }
+        shared.queue.publish_metrics();
+        if !shared.shutting_down() {
+            let delay = shared.pending_delay_ms.swap(0, Ordering::Relaxed);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            let mut remaining = batch.len();
+            while remaining > 0 && !shared.shutting_down() {
+                remaining -= shared
+                    .throttle
+                    .global()
+                    .acquire(remaining)
+                    .await
+                    .min(remaining);
+            }
+        }
+        let records: Vec<OutgoingRecord> = batch.iter().map(|i| shared.outgoing(i)).collect();
+        let permit = semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore is never closed");
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let report = shared.delivery.deliver(records).await;
+            let failed: HashMap<String, FailureReason> = report.failures.into_iter().collect();
+            let now = now_ms();
+            for item in &batch {
+                if !failed.is_empty() && failed.contains_key(&item.id.to_string()) {
+                    item.ctx
+                        .counters
+                        .dead_lettered
+                        .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    item.ctx.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    item.ctx
+                        .counters
+                        .last_delivery_ms
+                        .store(now, Ordering::Relaxed);
+                }
+            }
+            settle(batch.iter().map(|i| (&i.ctx, i.seq))).await;
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    shared.queue.publish_metrics();
+}

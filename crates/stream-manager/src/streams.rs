@@ -1,0 +1,245 @@
+//! Streams: one per configured source, each an ingestion mode feeding the pipeline.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api_client::{CursorTracker, Source};
+use ingestion_modes::{IngestionHandle, ModeSnapshot, ModeSpec};
+use serde::Serialize;
+use stream_config::SourceConfig;
+
+use crate::pipeline::{SourceCtx, StreamCounters, StreamSink};
+use crate::{component, Error, Result, StreamManager};
+
+/// Lifecycle of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamStatus {
+    /// Polling.
+    Running,
+    /// Paused by an operator; resumes where it left off.
+    Paused,
+    /// Stopped by an operator.
+    Stopped,
+    /// `enabled: false` in the configuration.
+    Disabled,
+}
+
+/// What the admin API shows of a stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamInfo {
+    /// Source id.
+    pub id: String,
+    /// Connector type.
+    pub source_type: String,
+    /// Status.
+    pub status: StreamStatus,
+    /// Ingestion mode.
+    pub mode: String,
+    /// Queue priority of its records.
+    pub priority: String,
+    /// Records acknowledged by Kafka.
+    pub records_processed: u64,
+    /// Records dead-lettered.
+    pub records_dead_lettered: u64,
+    /// Fetches made since the stream last started.
+    pub polls: u64,
+    /// Failed fetches since the stream last started.
+    pub errors: u64,
+    /// Schedule ticks skipped by slow polls.
+    pub missed_ticks: u64,
+    /// The last fetch error.
+    pub last_error: Option<String>,
+    /// The last fetch failed.
+    pub failing: bool,
+    /// Last successful delivery, ms since the epoch.
+    pub last_delivery_ms: Option<i64>,
+    /// Seconds since the stream last started (0 when not running).
+    pub uptime_seconds: u64,
+    /// The last committed cursor.
+    pub cursor: Option<String>,
+}
+
+pub(crate) struct Stream {
+    config: SourceConfig,
+    status: StreamStatus,
+    source: Arc<dyn Source>,
+    ctx: Arc<SourceCtx>,
+    handle: Option<IngestionHandle>,
+    last: ModeSnapshot,
+    started_at: Option<Instant>,
+}
+
+impl Stream {
+    /// Stops polling (flushing what the mode holds into the pipeline).
+    pub(crate) async fn halt(&mut self, grace: Duration) {
+        if let Some(h) = self.handle.take() {
+            self.last = h.stats();
+            h.stop(grace).await;
+        }
+        self.started_at = None;
+    }
+
+    fn info(&self, id: &str) -> StreamInfo {
+        let stats = self
+            .handle
+            .as_ref()
+            .map_or_else(|| self.last.clone(), IngestionHandle::stats);
+        let last = self.ctx.counters.last_delivery_ms.load(Ordering::Relaxed);
+        StreamInfo {
+            id: id.to_owned(),
+            source_type: self.config.source_type.clone(),
+            status: self.status,
+            mode: format!("{:?}", self.config.ingestion.mode).to_lowercase(),
+            priority: format!("{:?}", self.config.priority).to_lowercase(),
+            records_processed: self.ctx.counters.delivered.load(Ordering::Relaxed),
+            records_dead_lettered: self.ctx.counters.dead_lettered.load(Ordering::Relaxed),
+            polls: stats.polls,
+            errors: stats.errors,
+            missed_ticks: stats.missed_ticks,
+            failing: self.status == StreamStatus::Running && stats.failing(),
+            last_error: stats.last_error,
+            last_delivery_ms: (last > 0).then_some(last),
+            uptime_seconds: self.started_at.map_or(0, |t| t.elapsed().as_secs()),
+            cursor: self.ctx.tracker.committed().map(|c| c.0),
+        }
+    }
+}
+
+impl StreamManager {
+    pub(crate) async fn add_stream(&self, id: &str, config: SourceConfig, run: bool) -> Result<()> {
+        let source = self
+            .registry
+            .build(id, &config)
+            .map_err(|e| component("source")(e.to_string()))?;
+        let tracker = CursorTracker::load(id, self.cursors.clone())
+            .await
+            .map_err(|e| component("cursors")(e.to_string()))?;
+        let ctx = Arc::new(SourceCtx {
+            id: id.into(),
+            source_type: config.source_type.as_str().into(),
+            priority: config.priority,
+            tracker: Arc::new(tracker),
+            counters: Arc::new(StreamCounters::default()),
+        });
+        let mut stream = Stream {
+            status: if run {
+                StreamStatus::Running
+            } else {
+                StreamStatus::Disabled
+            },
+            config,
+            source,
+            ctx,
+            handle: None,
+            last: ModeSnapshot::default(),
+            started_at: None,
+        };
+        if run {
+            self.launch(id, &mut stream)?;
+        }
+        self.streams.lock().await.insert(id.to_owned(), stream);
+        Ok(())
+    }
+
+    fn launch(&self, id: &str, stream: &mut Stream) -> Result<()> {
+        let spec = ModeSpec::from_config(&stream.config.ingestion)
+            .map_err(|e| component("ingestion")(format!("sources.{id}.ingestion: {e}")))?
+            .with_start_jitter(self.start_jitter);
+        let sink = Arc::new(StreamSink {
+            ctx: stream.ctx.clone(),
+            shared: self.shared().clone(),
+        });
+        stream.handle = Some(ingestion_modes::start(
+            id,
+            spec,
+            stream.source.clone(),
+            stream.ctx.tracker.clone(),
+            sink,
+        ));
+        stream.started_at = Some(Instant::now());
+        stream.status = StreamStatus::Running;
+        Ok(())
+    }
+
+    pub(crate) async fn remove_stream(&self, id: &str) {
+        let removed = self.streams.lock().await.remove(id);
+        if let Some(mut s) = removed {
+            s.halt(Duration::from_secs(10)).await;
+        }
+    }
+
+    /// Every stream with its status and figures.
+    pub async fn list_streams(&self) -> Vec<StreamInfo> {
+        self.streams
+            .lock()
+            .await
+            .iter()
+            .map(|(id, s)| s.info(id))
+            .collect()
+    }
+
+    /// One stream.
+    pub async fn stream(&self, id: &str) -> Result<StreamInfo> {
+        self.streams
+            .lock()
+            .await
+            .get(id)
+            .map(|s| s.info(id))
+            .ok_or_else(|| Error::UnknownStream(id.to_owned()))
+    }
+
+    async fn transition(&self, id: &str, to: StreamStatus) -> Result<StreamInfo> {
+        let mut streams = self.streams.lock().await;
+        let stream = streams
+            .get_mut(id)
+            .ok_or_else(|| Error::UnknownStream(id.to_owned()))?;
+        match (stream.status, to) {
+            (StreamStatus::Running, StreamStatus::Running) => {}
+            (StreamStatus::Paused, StreamStatus::Paused) => {}
+            (StreamStatus::Running, StreamStatus::Paused | StreamStatus::Stopped) => {
+                stream.halt(Duration::from_secs(10)).await;
+                stream.status = to;
+            }
+            (StreamStatus::Stopped | StreamStatus::Disabled, StreamStatus::Paused) => {
+                return Err(Error::State {
+                    id: id.to_owned(),
+                    status: stream.status,
+                    what: "only a running stream can be paused",
+                });
+            }
+            (_, StreamStatus::Running) => self.launch(id, stream)?,
+            (_, StreamStatus::Stopped | StreamStatus::Disabled) => stream.status = to,
+        }
+        Ok(stream.info(id))
+    }
+
+    /// Starts a stopped or disabled stream.
+    pub async fn start_stream(&self, id: &str) -> Result<StreamInfo> {
+        self.transition(id, StreamStatus::Running).await
+    }
+
+    /// Stops a stream (what it holds is flushed into the pipeline first).
+    pub async fn stop_stream(&self, id: &str) -> Result<StreamInfo> {
+        self.transition(id, StreamStatus::Stopped).await
+    }
+
+    /// Pauses a running stream.
+    pub async fn pause_stream(&self, id: &str) -> Result<StreamInfo> {
+        self.transition(id, StreamStatus::Paused).await
+    }
+
+    /// Resumes a paused stream from its cursor.
+    pub async fn resume_stream(&self, id: &str) -> Result<StreamInfo> {
+        let status = self.stream(id).await?.status;
+        if status != StreamStatus::Paused {
+            return Err(Error::State {
+                id: id.to_owned(),
+                status,
+                what: "only a paused stream can be resumed",
+            });
+        }
+        self.transition(id, StreamStatus::Running).await
+    }
+}

@@ -1,0 +1,420 @@
+//! End to end inside one process: sources → queue → throttle → routing → Kafka (mock).
+
+use std::time::Duration;
+
+use producer::DlqFilter;
+use serde_json::Value;
+use stream_manager::StreamStatus;
+use test_support::kafka::consume;
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::{setup, start};
+
+const BASE: &str = "
+kafka: { linger_ms: 5, batch_size: 200 }
+throttling: { max_send_rate: 100000 }
+";
+
+async fn wait_for(mut f: impl AsyncFnMut() -> bool, limit: Duration) {
+    let start = std::time::Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_source_is_delivered_count_for_count_with_headers() {
+    let yaml = format!(
+        "{BASE}
+routing: {{ fallback_topic: readings }}
+sources:
+  replay:
+    source_type: file
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.05, max_records_per_poll: 100 }}
+    custom_params: {{ path: '${{FIXTURES}}/readings.ndjson', records_per_fetch: 1000 }}
+"
+    );
+    let (mock, cfg, dir) = setup(&yaml, &["readings"]);
+    let m = start(cfg).await;
+    wait_for(
+        async || m.stream("replay").await.unwrap().records_processed == 300,
+        Duration::from_secs(20),
+    )
+    .await;
+    let got = consume(
+        &mock.bootstrap_servers(),
+        &["readings"],
+        300,
+        Duration::from_secs(20),
+    );
+    assert_eq!(got.len(), 300);
+    let mut ids: Vec<i64> = got
+        .iter()
+        .map(|c| {
+            serde_json::from_slice::<Value>(&c.payload).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..300).collect::<Vec<_>>(), "every record once");
+    let h = &got[0].headers;
+    for k in [
+        "message_id",
+        "source_id",
+        "source_type",
+        "priority",
+        "ingested_at_ms",
+    ] {
+        assert!(h.iter().any(|(hk, _)| hk == k), "header {k} missing: {h:?}");
+    }
+    assert!(h.contains(&("source_type".into(), "file".into())));
+    m.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(
+        m.stream("replay").await.unwrap().cursor.as_deref(),
+        Some("300"),
+        "cursor committed after delivery"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_source_is_delivered_count_for_count() {
+    let server = MockServer::start().await;
+    let items: Vec<Value> = (0..120).map(|i| serde_json::json!({"obs": i})).collect();
+    Mock::given(path("/obs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"items": items})))
+        .mount(&server)
+        .await;
+    let yaml = format!(
+        "{BASE}
+sources:
+  api:
+    source_type: http_json
+    topic: observations
+    rate_limit_per_minute: 6000
+    ingestion: {{ mode: batch, schedule_interval_seconds: 3600, batch_size: 50 }}
+    custom_params:
+      url: '{}/obs'
+      decoder: {{ type: json, pointer: /items }}
+",
+        server.uri()
+    );
+    let (mock, cfg, dir) = setup(&yaml, &["observations"]);
+    let m = start(cfg).await;
+    wait_for(
+        async || m.stream("api").await.unwrap().records_processed == 120,
+        Duration::from_secs(20),
+    )
+    .await;
+    let got = consume(
+        &mock.bootstrap_servers(),
+        &["observations"],
+        120,
+        Duration::from_secs(20),
+    );
+    let unique: std::collections::HashSet<_> = got.iter().map(|c| c.id.clone()).collect();
+    assert_eq!((got.len(), unique.len()), (120, 120));
+    m.shutdown(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_record_of_a_mixed_batch_goes_where_its_own_rules_say() {
+    let yaml = format!(
+        "{BASE}
+routing:
+  fallback_topic: readings
+  content_rules:
+    - {{ field: /severity, operator: eq, value: critical, topic: alerts }}
+sources:
+  mixed:
+    source_type: file
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.05 }}
+    custom_params: {{ path: '${{FIXTURES}}/alerts.ndjson' }}
+  readings:
+    source_type: file
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.05 }}
+    custom_params: {{ path: '${{FIXTURES}}/readings.ndjson' }}
+"
+    );
+    let (mock, cfg, dir) = setup(&yaml, &["readings", "alerts"]);
+    let m = start(cfg).await;
+    wait_for(
+        async || {
+            let s = m.list_streams().await;
+            s.iter().map(|s| s.records_processed).sum::<u64>() == 305
+        },
+        Duration::from_secs(20),
+    )
+    .await;
+    let got = consume(
+        &mock.bootstrap_servers(),
+        &["readings", "alerts"],
+        305,
+        Duration::from_secs(20),
+    );
+    assert_eq!(got.len(), 305);
+    for c in &got {
+        let v: Value = serde_json::from_slice(&c.payload).unwrap();
+        let expected = if v.get("severity").is_some() {
+            "alerts"
+        } else {
+            "readings"
+        };
+        assert_eq!(c.topic, expected, "{v}");
+    }
+    m.shutdown(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_records_overtake_a_low_backlog() {
+    // 50 records/s: the 300 LOW readings form a backlog; the alerts arrive later and
+    // are CRITICAL by a priority rule.
+    let yaml = "
+kafka: { linger_ms: 5, batch_size: 10 }
+throttling: { max_send_rate: 50, min_send_rate: 1 }
+routing:
+  fallback_topic: all
+  priority_rules:
+    - { field: /alert_id, operator: exists, priority: critical }
+sources:
+  readings:
+    source_type: file
+    priority: low
+    ingestion: { mode: real_time, polling_interval_seconds: 3600 }
+    custom_params: { path: '${FIXTURES}/readings.ndjson' }
+  late_alerts:
+    source_type: file
+    enabled: false
+    custom_params: { path: '${FIXTURES}/alerts.ndjson' }
+";
+    let (mock, cfg, dir) = setup(yaml, &["all"]);
+    let m = start(cfg).await;
+    wait_for(
+        async || m.get_metrics().await.queue.len_by_priority[0] > 200,
+        Duration::from_secs(10),
+    )
+    .await;
+    m.start_stream("late_alerts").await.unwrap();
+    wait_for(
+        async || m.stream("late_alerts").await.unwrap().records_processed == 5,
+        Duration::from_secs(10),
+    )
+    .await;
+    let backlog = m.get_metrics().await.queue.len_by_priority[0];
+    assert!(
+        backlog > 100,
+        "alerts were delivered while {backlog} LOW records still waited"
+    );
+    m.shutdown(Duration::from_secs(20)).await;
+    let got = consume(
+        &mock.bootstrap_servers(),
+        &["all"],
+        305,
+        Duration::from_secs(20),
+    );
+    assert_eq!(got.len(), 305, "nothing lost");
+    let last_alert = got
+        .iter()
+        .rposition(|c| c.payload.windows(8).any(|w| w == b"alert_id"))
+        .unwrap();
+    assert!(last_alert < 200, "alerts at position {last_alert} of 305");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_overflow_goes_to_the_dlq_and_nothing_is_lost() {
+    let yaml = "
+kafka: { linger_ms: 5, batch_size: 10 }
+throttling: { max_send_rate: 20, min_send_rate: 1 }
+queue_max_size: 20
+queue_overflow_strategy: drop_oldest
+routing: { fallback_topic: all }
+sources:
+  burst:
+    source_type: file
+    ingestion: { mode: real_time, polling_interval_seconds: 3600 }
+    custom_params: { path: '${FIXTURES}/readings.ndjson' }
+";
+    let (mock, cfg, dir) = setup(yaml, &["all"]);
+    let m = start(cfg).await;
+    wait_for(
+        async || {
+            let s = m.stream("burst").await.unwrap();
+            s.records_processed + s.records_dead_lettered == 300
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    let s = m.stream("burst").await.unwrap();
+    assert!(s.records_dead_lettered >= 250, "{s:?}");
+    let rows = m
+        .delivery()
+        .store()
+        .list(
+            &DlqFilter {
+                reason: Some("queue_overflow".into()),
+                ..DlqFilter::default()
+            },
+            1000,
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as u64, s.records_dead_lettered);
+    let got = consume(
+        &mock.bootstrap_servers(),
+        &["all"],
+        s.records_processed as usize,
+        Duration::from_secs(20),
+    );
+    assert_eq!(got.len() as u64, s.records_processed);
+    let mut all: Vec<i64> = got
+        .iter()
+        .map(|c| {
+            serde_json::from_slice::<Value>(&c.payload).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .chain(rows.iter().map(|r| {
+            serde_json::from_str::<Value>(r.payload_json.as_deref().unwrap()).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        }))
+        .collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..300).collect::<Vec<_>>(),
+        "every record either in Kafka or in the DLQ"
+    );
+    m.shutdown(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_under_load_loses_nothing() {
+    let yaml = "
+kafka: { linger_ms: 20, batch_size: 500 }
+throttling: { max_send_rate: 100000 }
+routing: { fallback_topic: all }
+sources:
+  gen:
+    source_type: synthetic
+    ingestion: { mode: continuous_streaming, polling_interval_seconds: 0.02, buffer_size: 200, buffer_flush_interval_seconds: 0.2 }
+    custom_params: { records_per_second: 5000, seed: 3 }
+";
+    let (mock, cfg, dir) = setup(yaml, &["all"]);
+    let m = start(cfg).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    m.shutdown(Duration::from_secs(20)).await;
+    let s = m.stream("gen").await.unwrap();
+    let generated: u64 = s.cursor.as_deref().unwrap().parse().unwrap();
+    assert!(generated > 1000, "load was generated: {generated}");
+    assert_eq!(
+        s.records_processed + s.records_dead_lettered,
+        generated,
+        "every generated record settled: {s:?}"
+    );
+    let got = consume(
+        &mock.bootstrap_servers(),
+        &["all"],
+        s.records_processed as usize,
+        Duration::from_secs(30),
+    );
+    let unique: std::collections::HashSet<_> = got.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(unique.len() as u64, s.records_processed);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_update_restarts_only_the_changed_stream() {
+    let yaml = format!(
+        "{BASE}
+routing: {{ fallback_topic: all }}
+sources:
+  a:
+    source_type: synthetic
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.1 }}
+    custom_params: {{ records_per_second: 10 }}
+  b:
+    source_type: synthetic
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.1 }}
+    custom_params: {{ records_per_second: 10 }}
+"
+    );
+    let (_mock, cfg, dir) = setup(&yaml, &["all", "b-topic"]);
+    let m = start(cfg.clone()).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before_a = m.stream("a").await.unwrap().polls;
+    let mut next = cfg.clone();
+    next.sources.get_mut("b").unwrap().topic = Some("b-topic".into());
+    let touched = m.apply_config(next).await.unwrap();
+    assert_eq!(touched, vec!["b".to_owned()]);
+    let a = m.stream("a").await.unwrap();
+    let b = m.stream("b").await.unwrap();
+    assert!(a.polls >= before_a, "a kept running: {a:?}");
+    assert!(b.polls <= 1, "b restarted: {b:?}");
+    assert_eq!(b.status, StreamStatus::Running);
+    // An invalid update changes nothing.
+    let mut bad = cfg.clone();
+    bad.queue_max_size = 0;
+    assert!(m.apply_config(bad).await.is_err());
+    assert_eq!(m.config().sources["b"].topic.as_deref(), Some("b-topic"));
+    m.shutdown(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_operations_and_health() {
+    let yaml = format!(
+        "{BASE}
+routing: {{ fallback_topic: all }}
+sources:
+  s:
+    source_type: synthetic
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.1 }}
+"
+    );
+    let (_mock, cfg, dir) = setup(&yaml, &["all"]);
+    let m = start(cfg).await;
+    let h = m.health().await;
+    assert!(h.healthy, "{h:?}");
+    assert!(
+        h.producer.kafka_connected && h.dlq.reachable && h.streams.active == 1,
+        "{h:?}"
+    );
+    assert_eq!(
+        m.pause_stream("s").await.unwrap().status,
+        StreamStatus::Paused
+    );
+    assert_eq!(
+        m.resume_stream("s").await.unwrap().status,
+        StreamStatus::Running
+    );
+    assert_eq!(
+        m.stop_stream("s").await.unwrap().status,
+        StreamStatus::Stopped
+    );
+    assert!(
+        m.resume_stream("s").await.is_err(),
+        "only paused streams resume"
+    );
+    assert_eq!(
+        m.start_stream("s").await.unwrap().status,
+        StreamStatus::Running
+    );
+    assert!(matches!(
+        m.stream("nope").await,
+        Err(stream_manager::Error::UnknownStream(_))
+    ));
+    m.shutdown(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
