@@ -1,28 +1,25 @@
 //! `stream-server`: the stream manager service binary.
 //!
-//! `stream-server validate <file>` checks a configuration and prints every problem;
-//! `stream-server print-config <file>` prints the effective configuration (environment
-//! overrides applied, secrets redacted).
+//! `stream-server [run --config FILE]` runs the service (default
+//! `config/stream_config.yaml`); `stream-server validate <file>` checks a configuration
+//! and prints every problem; `stream-server print-config <file>` prints the effective
+//! configuration (environment overrides applied, secrets redacted).
+
+mod api;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use stream_config::Loader;
 
-/// Connector types the server knows. The connector registry (api-client) becomes the
-/// source of this list once it exists.
-const SOURCE_TYPES: &[&str] = &[
-    "http_json",
-    "noaa_weather",
-    "nasa_firms",
-    "usgs_earthquakes",
-    "airnow",
-    "purpleair",
-    "synthetic",
-    "file",
-];
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +30,9 @@ const SOURCE_TYPES: &[&str] = &[
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,10 +55,33 @@ enum Command {
     },
 }
 
+/// The one place the process environment reaches the configuration.
 fn loader() -> Loader {
     Loader::new()
         .with_env(std::env::vars())
-        .with_source_types(SOURCE_TYPES.iter().copied())
+        .with_source_types(api_client::Registry::builtin().names())
+}
+
+/// Loads a file and also builds every source, so connector parameters are checked.
+fn load_checked(file: &std::path::Path) -> Result<stream_config::StreamConfig, String> {
+    let cfg = loader().load_file(file).map_err(|e| e.to_string())?;
+    let registry = api_client::Registry::builtin();
+    let errors: Vec<String> = cfg
+        .sources
+        .iter()
+        .filter_map(|(id, src)| registry.build(id, src).err())
+        .map(|e| format!("  {}: {e}", file.display()))
+        .collect();
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(format!(
+            "{}: {} source error(s)\n{}",
+            file.display(),
+            errors.len(),
+            errors.join("\n")
+        ))
+    }
 }
 
 fn main() -> ExitCode {
@@ -67,7 +90,7 @@ fn main() -> ExitCode {
         config: PathBuf::from("config/stream_config.yaml"),
     });
     match command {
-        Command::Validate { file } => match loader().load_file(&file) {
+        Command::Validate { file } => match load_checked(&file) {
             Ok(_) => {
                 println!("ok");
                 ExitCode::SUCCESS
@@ -87,7 +110,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config } => match run(config) {
+        Command::Run { config } => match run::run(config, cli.log_format == LogFormat::Json) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -95,13 +118,4 @@ fn main() -> ExitCode {
             }
         },
     }
-}
-
-fn run(config: PathBuf) -> anyhow::Result<()> {
-    let _cfg = loader()
-        .load_file(&config)
-        .with_context(|| format!("while loading {}", config.display()))?;
-    anyhow::bail!(
-        "the service itself is not built yet: only `validate` and `print-config` work in this version"
-    )
 }

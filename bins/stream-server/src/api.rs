@@ -1,0 +1,410 @@
+//! The admin HTTP API (axum): health, readiness, metrics, streams, DLQ, config.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use producer::{DlqFilter, DlqStatus};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use stream_config::{Format, Loader};
+use stream_manager::StreamManager;
+
+/// What handlers share.
+pub(crate) struct AppState {
+    pub(crate) manager: Arc<StreamManager>,
+    pub(crate) metrics: PrometheusHandle,
+    pub(crate) token: Option<String>,
+    pub(crate) loader: Loader,
+}
+
+type AppResult = Result<Response, ApiError>;
+
+/// A JSON error with a 4xx status.
+pub(crate) struct ApiError(StatusCode, Value);
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(status, json!({ "error": message.into() }))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl From<stream_manager::Error> for ApiError {
+    fn from(e: stream_manager::Error) -> Self {
+        match &e {
+            stream_manager::Error::UnknownStream(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
+            stream_manager::Error::State { .. } => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            stream_manager::Error::Config(c) => config_error(c),
+            _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    }
+}
+
+fn config_error(e: &stream_config::Error) -> ApiError {
+    match e.diagnostics() {
+        Some(d) => ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({
+                "error": "invalid configuration; nothing was changed",
+                "errors": d.items.iter().map(|i| json!({
+                    "path": i.path,
+                    "line": i.location.map(|l| l.line),
+                    "column": i.location.map(|l| l.column),
+                    "message": i.message,
+                    "hint": i.hint,
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        None => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+fn dlq_error(e: producer::DlqError) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+/// Every route, for `/openapi.json` (a test checks it matches the router).
+pub(crate) const ROUTES: &[(&str, &str, &str)] = &[
+    ("get", "/health", "Liveness: 200 while the process serves"),
+    (
+        "get",
+        "/ready",
+        "Readiness: 200 when Kafka is reachable and streams run, else 503 with reasons",
+    ),
+    ("get", "/metrics", "Prometheus text format"),
+    ("get", "/streams", "Every stream with status and figures"),
+    ("get", "/streams/{id}", "One stream"),
+    (
+        "post",
+        "/streams/{id}/{action}",
+        "start, stop, pause or resume a stream",
+    ),
+    (
+        "get",
+        "/dlq",
+        "Dead letters; filters status, reason, source_id; limit, offset",
+    ),
+    (
+        "get",
+        "/dlq/stats",
+        "Counts by reason and status, oldest pending",
+    ),
+    (
+        "post",
+        "/dlq/{id}/replay",
+        "Replay one dead letter (optional ?topic=)",
+    ),
+    (
+        "post",
+        "/dlq/replay",
+        "Replay by filter: JSON {status, reason, source_id, topic, limit}",
+    ),
+    ("delete", "/dlq/{id}", "Discard one dead letter"),
+    (
+        "get",
+        "/config",
+        "Effective configuration, secrets redacted",
+    ),
+    (
+        "put",
+        "/config",
+        "Validated runtime update (YAML or JSON body); 422 with every error",
+    ),
+    ("get", "/openapi.json", "This description"),
+];
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .route("/streams", get(list_streams))
+        .route("/streams/{id}", get(get_stream))
+        .route("/streams/{id}/{action}", post(stream_action))
+        .route("/dlq", get(list_dlq))
+        .route("/dlq/stats", get(dlq_stats))
+        .route("/dlq/replay", post(replay_filter))
+        .route("/dlq/{id}/replay", post(replay_one))
+        .route("/dlq/{id}", delete(discard))
+        .route("/config", get(get_config).put(put_config))
+        .route("/openapi.json", get(openapi))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .merge(protected)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "no such route; see /openapi.json")
+        })
+        .with_state(state)
+}
+
+async fn auth(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn ready(State(s): State<Arc<AppState>>) -> Response {
+    let h = s.manager.health().await;
+    let mut reasons = Vec::new();
+    if !h.producer.kafka_connected {
+        reasons.push(format!(
+            "kafka unreachable: {}",
+            h.producer.last_error.clone().unwrap_or_default()
+        ));
+    }
+    if h.streams.total > 0 && h.streams.active == 0 {
+        reasons.push("no stream is running".to_owned());
+    }
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "ready": reasons.is_empty(), "reasons": reasons, "health": h })),
+    )
+        .into_response()
+}
+
+async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn list_streams(State(s): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!(s.manager.list_streams().await))
+}
+
+async fn get_stream(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> AppResult {
+    Ok(Json(s.manager.stream(&id).await?).into_response())
+}
+
+async fn stream_action(
+    State(s): State<Arc<AppState>>,
+    Path((id, action)): Path<(String, String)>,
+) -> AppResult {
+    let info = match action.as_str() {
+        "start" => s.manager.start_stream(&id).await?,
+        "stop" => s.manager.stop_stream(&id).await?,
+        "pause" => s.manager.pause_stream(&id).await?,
+        "resume" => s.manager.resume_stream(&id).await?,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown action `{other}`; use start, stop, pause or resume"),
+            ))
+        }
+    };
+    Ok(Json(info).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DlqQuery {
+    status: Option<String>,
+    reason: Option<String>,
+    source_id: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+    topic: Option<String>,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+impl DlqQuery {
+    fn filter(&self) -> Result<DlqFilter, ApiError> {
+        let status = match &self.status {
+            Some(s) => Some(
+                s.parse::<DlqStatus>()
+                    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?,
+            ),
+            None => None,
+        };
+        if !(1..=1000).contains(&self.limit) || self.offset < 0 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "limit must be 1-1000 and offset >= 0",
+            ));
+        }
+        Ok(DlqFilter {
+            status,
+            reason: self.reason.clone(),
+            source_id: self.source_id.clone(),
+        })
+    }
+}
+
+fn letter_json(l: &producer::DeadLetter) -> Value {
+    json!({
+        "id": l.id, "message_id": l.message_id, "source_id": l.source_id, "source_topic": l.source_topic,
+        "payload": l.payload_json.as_ref().and_then(|p| serde_json::from_str::<Value>(p).ok())
+            .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&l.payload).into_owned())),
+        "failure_reason": l.failure_reason, "error_details": l.error_details, "retry_count": l.retry_count,
+        "status": l.status.as_str(), "retry_at": l.retry_at, "created_at": l.created_at, "updated_at": l.updated_at,
+    })
+}
+
+async fn list_dlq(State(s): State<Arc<AppState>>, Query(q): Query<DlqQuery>) -> AppResult {
+    let filter = q.filter()?;
+    let rows = s
+        .manager
+        .delivery()
+        .store()
+        .list(&filter, q.limit, q.offset)
+        .await
+        .map_err(dlq_error)?;
+    Ok(Json(json!({ "items": rows.iter().map(letter_json).collect::<Vec<_>>(), "limit": q.limit, "offset": q.offset })).into_response())
+}
+
+async fn dlq_stats(State(s): State<Arc<AppState>>) -> AppResult {
+    Ok(Json(
+        s.manager
+            .delivery()
+            .store()
+            .stats()
+            .await
+            .map_err(dlq_error)?,
+    )
+    .into_response())
+}
+
+async fn replay(
+    s: &AppState,
+    letters: Vec<producer::DeadLetter>,
+    topic: Option<&str>,
+) -> AppResult {
+    let d = s.manager.delivery();
+    let (replayed, failed) =
+        producer::replay(d.store().as_ref(), d.producer().as_ref(), &letters, topic)
+            .await
+            .map_err(dlq_error)?;
+    Ok(Json(json!({ "replayed": replayed, "failed": failed })).into_response())
+}
+
+async fn replay_one(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+    Query(q): Query<DlqQuery>,
+) -> AppResult {
+    let letter = s
+        .manager
+        .delivery()
+        .store()
+        .get(id)
+        .await
+        .map_err(dlq_error)?;
+    let letter = letter
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no dead letter {id}")))?;
+    replay(&s, vec![letter], q.topic.as_deref()).await
+}
+
+async fn replay_filter(State(s): State<Arc<AppState>>, body: Option<Json<DlqQuery>>) -> AppResult {
+    let q = body.map(|b| b.0).unwrap_or(DlqQuery {
+        status: None,
+        reason: None,
+        source_id: None,
+        limit: default_limit(),
+        offset: 0,
+        topic: None,
+    });
+    let mut filter = q.filter()?;
+    if filter.status.is_none() {
+        filter.status = Some(DlqStatus::PermanentFailure);
+    }
+    let rows = s
+        .manager
+        .delivery()
+        .store()
+        .list(&filter, q.limit, 0)
+        .await
+        .map_err(dlq_error)?;
+    replay(&s, rows, q.topic.as_deref()).await
+}
+
+async fn discard(State(s): State<Arc<AppState>>, Path(id): Path<i64>) -> AppResult {
+    let n = s
+        .manager
+        .delivery()
+        .store()
+        .set_status(&[id], DlqStatus::Discarded)
+        .await
+        .map_err(dlq_error)?;
+    if n == 0 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no dead letter {id}"),
+        ));
+    }
+    Ok(Json(json!({ "discarded": id })).into_response())
+}
+
+async fn get_config(State(s): State<Arc<AppState>>) -> Json<Value> {
+    let tree = stream_config::redacted(&s.manager.config());
+    Json(serde_json::to_value(tree).unwrap_or(Value::Null))
+}
+
+async fn put_config(State(s): State<Arc<AppState>>, headers: HeaderMap, body: String) -> AppResult {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    let format = if is_json { Format::Json } else { Format::Yaml };
+    let next = s
+        .loader
+        .load_str(&body, format, "<PUT /config>")
+        .map_err(|e| config_error(&e))?;
+    let touched = s.manager.apply_config(next).await?;
+    Ok(Json(json!({ "applied": true, "restarted_streams": touched })).into_response())
+}
+
+async fn openapi() -> Json<Value> {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary) in ROUTES {
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] =
+            json!({ "summary": summary, "responses": { "200": { "description": "OK" } } });
+    }
+    Json(json!({
+        "openapi": "3.0.3",
+        "info": { "title": "stream-manager admin API", "version": env!("CARGO_PKG_VERSION") },
+        "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+    }))
+}
