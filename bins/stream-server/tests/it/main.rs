@@ -1,3 +1,4 @@
 //! Integration tests of the stream-server binary, run as a real process.
 
+mod api;
 mod cli;

@@ -1,0 +1,396 @@
+//! The service as a process: embedded broker, admin API, auth, errors, metrics, SIGTERM.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    base: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const TOKEN: &str = "test-admin-token-42";
+
+fn start_server() -> Server {
+    let port = test_support::free_port().unwrap();
+    let dir = std::env::temp_dir().join(format!("server-it-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "kafka: {{ bootstrap_servers: embedded, linger_ms: 5 }}
+dlq: {{ url: 'sqlite://{dir}/dlq.db' }}
+routing: {{ fallback_topic: demo }}
+sources:
+  gen:
+    source_type: synthetic
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.2 }}
+    custom_params: {{ records_per_second: 50 }}
+server: {{ listen: '127.0.0.1:{port}', admin_token: '${{ADMIN_TOKEN}}', metrics_namespace: wildfire }}
+",
+        dir = dir.display()
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_stream-server"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("ADMIN_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        dir,
+    };
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<(&str, &str)>,
+) -> (u16, String) {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some((ct, b)) = body {
+        req = req.header("content-type", ct).body(b.to_owned());
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Parses Prometheus text format strictly enough to catch malformed output.
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    let name_re = |n: &str| {
+        n.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix("# ") {
+            assert!(
+                rest.starts_with("TYPE ") || rest.starts_with("HELP "),
+                "bad comment line: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(name_re(name), "bad metric name in: {line}");
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(
+                    labels.starts_with('{') && labels.ends_with('}'),
+                    "bad labels: {line}"
+                );
+            }
+        }
+        let v: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value: {line}")),
+        };
+        out.push((series.to_owned(), v));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_end_to_end() {
+    use reqwest::Method;
+    let s = start_server();
+    let b = &s.base;
+    // Open routes.
+    assert_eq!(
+        call(Method::GET, &format!("{b}/health"), None, None)
+            .await
+            .0,
+        200
+    );
+    // Wait for data to flow.
+    let start = Instant::now();
+    loop {
+        let (code, body) = call(Method::GET, &format!("{b}/streams/gen"), Some(TOKEN), None).await;
+        assert_eq!(code, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if v["records_processed"].as_u64().unwrap() > 20 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no records delivered: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, body) = call(Method::GET, &format!("{b}/ready"), None, None).await;
+    assert_eq!(code, 200, "{body}");
+
+    // Auth on everything but health, ready, metrics.
+    assert_eq!(
+        call(Method::GET, &format!("{b}/streams"), None, None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        call(Method::GET, &format!("{b}/streams"), Some("wrong"), None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        call(Method::GET, &format!("{b}/config"), None, None)
+            .await
+            .0,
+        401
+    );
+    let (code, body) = call(Method::GET, &format!("{b}/config"), Some(TOKEN), None).await;
+    assert_eq!(code, 200);
+    assert!(
+        !body.contains(TOKEN),
+        "the token never appears in the config dump"
+    );
+
+    // 404 and 400, always JSON.
+    let (code, body) = call(Method::GET, &format!("{b}/streams/nope"), Some(TOKEN), None).await;
+    assert_eq!(code, 404);
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
+    assert_eq!(
+        call(
+            Method::POST,
+            &format!("{b}/streams/gen/fly"),
+            Some(TOKEN),
+            None
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        call(
+            Method::GET,
+            &format!("{b}/dlq?status=bogus"),
+            Some(TOKEN),
+            None
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        call(Method::GET, &format!("{b}/nowhere"), Some(TOKEN), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        call(
+            Method::POST,
+            &format!("{b}/dlq/999999/replay"),
+            Some(TOKEN),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+
+    // Stream control.
+    let (code, body) = call(
+        Method::POST,
+        &format!("{b}/streams/gen/pause"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["status"],
+        "paused"
+    );
+    assert_eq!(
+        call(
+            Method::POST,
+            &format!("{b}/streams/gen/pause"),
+            Some(TOKEN),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            Method::POST,
+            &format!("{b}/streams/gen/resume"),
+            Some(TOKEN),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+
+    // A bad update: 422 with every error, nothing changed.
+    let bad = "queue_max_size: 0\nsources: { x: { source_type: nope } }\n";
+    let (code, body) = call(
+        Method::PUT,
+        &format!("{b}/config"),
+        Some(TOKEN),
+        Some(("application/yaml", bad)),
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let paths: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"queue_max_size") && paths.contains(&"sources.x.source_type"),
+        "{paths:?}"
+    );
+    let (_, streams) = call(Method::GET, &format!("{b}/streams"), Some(TOKEN), None).await;
+    assert!(!streams.contains("\"x\""));
+
+    // DLQ endpoints answer.
+    let (code, body) = call(Method::GET, &format!("{b}/dlq/stats"), Some(TOKEN), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        call(Method::GET, &format!("{b}/dlq?limit=5"), Some(TOKEN), None)
+            .await
+            .0,
+        200
+    );
+
+    // OpenAPI lists every route the server serves.
+    let (code, body) = call(Method::GET, &format!("{b}/openapi.json"), Some(TOKEN), None).await;
+    assert_eq!(code, 200);
+    let spec: Value = serde_json::from_str(&body).unwrap();
+    for (method, path) in [
+        ("get", "/health"),
+        ("get", "/ready"),
+        ("get", "/metrics"),
+        ("get", "/streams"),
+        ("get", "/streams/{id}"),
+        ("post", "/streams/{id}/{action}"),
+        ("get", "/dlq"),
+        ("get", "/dlq/stats"),
+        ("post", "/dlq/{id}/replay"),
+        ("post", "/dlq/replay"),
+        ("delete", "/dlq/{id}"),
+        ("get", "/config"),
+        ("put", "/config"),
+        ("get", "/openapi.json"),
+    ] {
+        assert!(
+            spec["paths"][path][method].is_object(),
+            "{method} {path} missing from OpenAPI"
+        );
+    }
+
+    // Metrics: valid Prometheus text, with the configured namespace.
+    let (code, text) = call(Method::GET, &format!("{b}/metrics"), None, None).await;
+    assert_eq!(code, 200);
+    let series = parse_prometheus(&text);
+    let sent = series
+        .iter()
+        .find(|(n, _)| n == "wildfire_producer_sent_total")
+        .map(|(_, v)| *v);
+    assert!(sent.unwrap_or(0.0) > 0.0, "{text}");
+    assert!(
+        series
+            .iter()
+            .any(|(n, _)| n.starts_with("wildfire_pipeline_e2e_latency_seconds_bucket")),
+        "e2e histogram"
+    );
+    assert!(
+        series.iter().all(|(n, _)| n.starts_with("wildfire_")),
+        "every metric carries the namespace"
+    );
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let mut s = start_server();
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut out = String::new();
+    use std::io::Read;
+    s.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.contains("stream-server: stopped"), "{out}");
+}
+
+#[test]
+fn refuses_a_public_address_without_a_token() {
+    let dir = std::env::temp_dir().join(format!("server-pub-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("c.yaml");
+    std::fs::write(&path, "server: { listen: '0.0.0.0:18080' }\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stream-server"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server.admin_token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
