@@ -30,6 +30,10 @@ pub struct StreamConfig {
     /// Whether records that cannot be delivered are kept in the dead-letter queue.
     #[serde(default = "default_true")]
     pub enable_dlq: bool,
+    /// Also embed the pipeline's metadata in each payload, as
+    /// `{"data": <record>, "_metadata": {...}}` (it is always sent as Kafka headers).
+    #[serde(default)]
+    pub metadata_in_payload: bool,
     /// Dead-letter queue storage and retry policy.
     #[serde(default)]
     pub dlq: DlqConfig,
@@ -56,6 +60,7 @@ impl Default for StreamConfig {
             queue_max_bytes: None,
             queue_overflow_strategy: OverflowStrategy::default(),
             enable_dlq: true,
+            metadata_in_payload: false,
             dlq: DlqConfig::default(),
             topics: BTreeMap::new(),
             routing: RoutingConfig::default(),

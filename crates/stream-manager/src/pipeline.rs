@@ -82,6 +82,7 @@ impl Shared {
             source_type: &item.ctx.source_type,
             value: &item.value,
         });
+        let ingested_at = now_ms();
         let headers = vec![
             ("message_id".to_owned(), Bytes::from(item.id.to_string())),
             (
@@ -98,15 +99,32 @@ impl Shared {
             ),
             (
                 "ingested_at_ms".to_owned(),
-                Bytes::from(now_ms().to_string()),
+                Bytes::from(ingested_at.to_string()),
             ),
         ];
+        let payload = if self.config().metadata_in_payload {
+            let wrapped = serde_json::json!({
+                "data": item.value,
+                "_metadata": {
+                    "message_id": item.id.to_string(),
+                    "source_id": &*item.ctx.id,
+                    "source_type": &*item.ctx.source_type,
+                    "priority": priority_name(item.priority),
+                    "ingested_at_ms": ingested_at,
+                },
+            });
+            serde_json::to_vec(&wrapped)
+                .map(Bytes::from)
+                .unwrap_or_else(|_| item.payload.clone())
+        } else {
+            item.payload.clone()
+        };
         OutgoingRecord {
             id: item.id.to_string(),
             source_id: item.ctx.id.clone(),
             topic: d.topic,
             key: d.key.map(Bytes::from),
-            payload: item.payload.clone(),
+            payload,
             headers,
             critical: item.priority == Priority::Critical,
             emitted_at: Some(item.emitted_at),

@@ -418,3 +418,40 @@ sources:
     m.shutdown(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_can_be_embedded_in_the_payload() {
+    let yaml = format!(
+        "{BASE}
+metadata_in_payload: true
+routing: {{ fallback_topic: all }}
+sources:
+  replay:
+    source_type: file
+    ingestion: {{ mode: real_time, polling_interval_seconds: 3600 }}
+    custom_params: {{ path: '${{FIXTURES}}/alerts.ndjson' }}
+"
+    );
+    let (mock, cfg, dir) = setup(&yaml, &["all"]);
+    let m = start(cfg).await;
+    wait_for(
+        async || m.stream("replay").await.unwrap().records_processed == 5,
+        Duration::from_secs(20),
+    )
+    .await;
+    let got = consume(
+        &mock.bootstrap_servers(),
+        &["all"],
+        5,
+        Duration::from_secs(20),
+    );
+    let v: Value = serde_json::from_slice(&got[0].payload).unwrap();
+    assert_eq!(v["_metadata"]["source_id"], "replay");
+    assert_eq!(
+        v["_metadata"]["message_id"],
+        Value::String(got[0].id.clone())
+    );
+    assert!(v["data"]["alert_id"].is_string(), "{v}");
+    m.shutdown(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
