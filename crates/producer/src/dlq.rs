@@ -354,6 +354,20 @@ where
     })
 }
 
+fn letters<R: Row>(rows: &[R]) -> Result<Vec<DeadLetter>, DlqError>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    rows.iter()
+        .map(row_to_letter)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)
+}
+
 /// Builds `WHERE …` for a filter with `$n` placeholders from `first`, and the values.
 fn where_clause(filter: &DlqFilter, first: usize) -> (String, Vec<String>) {
     let mut clauses = Vec::new();
@@ -553,10 +567,7 @@ impl DeadLetterStore for SqlDeadLetterStore {
                 .fetch_all(pool)
                 .await
                 .map_err(db_err)?;
-            rows.iter()
-                .map(row_to_letter)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_err)
+            letters(&rows)
         })
     }
 
@@ -637,10 +648,7 @@ impl DeadLetterStore for SqlDeadLetterStore {
                 .fetch_all(pool)
                 .await
                 .map_err(db_err)?;
-            rows.iter()
-                .map(row_to_letter)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_err)
+            letters(&rows)
         })
     }
 

@@ -76,7 +76,8 @@ fn priority_name(p: Priority) -> &'static str {
 impl Shared {
     /// The outgoing form of a queued record: its topic and key resolved now, metadata
     /// as headers.
-    pub(crate) fn outgoing(&self, item: &Item) -> OutgoingRecord {
+    /// `embed_metadata` is `metadata_in_payload`, read once per batch by the caller.
+    pub(crate) fn outgoing(&self, item: &Item, embed_metadata: bool) -> OutgoingRecord {
         let d = self.resolver.resolve(&Record {
             source_id: &item.ctx.id,
             source_type: &item.ctx.source_type,
@@ -102,7 +103,7 @@ impl Shared {
                 Bytes::from(ingested_at.to_string()),
             ),
         ];
-        let payload = if self.config().metadata_in_payload {
+        let payload = if embed_metadata {
             let wrapped = serde_json::json!({
                 "data": item.value,
                 "_metadata": {
@@ -141,10 +142,11 @@ impl Shared {
         if items.is_empty() {
             return;
         }
+        let embed = self.config().metadata_in_payload;
         let letters = items
             .iter()
             .map(|i| NewDeadLetter {
-                record: self.outgoing(i),
+                record: self.outgoing(i, embed),
                 reason,
                 details: details.to_owned(),
             })
@@ -320,7 +322,10 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
                     .min(remaining);
             }
         }
-        let records: Vec<OutgoingRecord> = batch.iter().map(|i| shared.outgoing(i)).collect();
+        let records: Vec<OutgoingRecord> = batch
+            .iter()
+            .map(|i| shared.outgoing(i, cfg.metadata_in_payload))
+            .collect();
         let permit = semaphore
             .clone()
             .acquire_owned()
