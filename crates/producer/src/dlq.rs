@@ -324,36 +324,7 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn row_to_letter<R: Row>(row: &R) -> Result<DeadLetter, sqlx::Error>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-{
-    let status: String = row.try_get("status")?;
-    Ok(DeadLetter {
-        id: row.try_get("id")?,
-        message_id: row.try_get("message_id")?,
-        source_id: row.try_get("source_id")?,
-        source_topic: row.try_get("source_topic")?,
-        key: row.try_get("key")?,
-        payload: row.try_get("payload")?,
-        payload_json: row.try_get("payload_json")?,
-        headers: row.try_get("headers")?,
-        failure_reason: row.try_get("failure_reason")?,
-        error_details: row.try_get("error_details")?,
-        retry_count: row.try_get("retry_count")?,
-        status: status
-            .parse()
-            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-        retry_at: row.try_get("retry_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
+/// Decodes `failed_messages` rows (the same code for both backends).
 fn letters<R: Row>(rows: &[R]) -> Result<Vec<DeadLetter>, DlqError>
 where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -362,8 +333,30 @@ where
     for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> &'r str: sqlx::ColumnIndex<R>,
 {
+    let decode = |row: &R| -> Result<DeadLetter, sqlx::Error> {
+        let status: String = row.try_get("status")?;
+        Ok(DeadLetter {
+            id: row.try_get("id")?,
+            message_id: row.try_get("message_id")?,
+            source_id: row.try_get("source_id")?,
+            source_topic: row.try_get("source_topic")?,
+            key: row.try_get("key")?,
+            payload: row.try_get("payload")?,
+            payload_json: row.try_get("payload_json")?,
+            headers: row.try_get("headers")?,
+            failure_reason: row.try_get("failure_reason")?,
+            error_details: row.try_get("error_details")?,
+            retry_count: row.try_get("retry_count")?,
+            status: status
+                .parse()
+                .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+            retry_at: row.try_get("retry_at")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    };
     rows.iter()
-        .map(row_to_letter)
+        .map(decode)
         .collect::<Result<Vec<_>, _>>()
         .map_err(db_err)
 }
@@ -620,7 +613,7 @@ impl DeadLetterStore for SqlDeadLetterStore {
                 .fetch_optional(pool)
                 .await
                 .map_err(db_err)?;
-            row.as_ref().map(row_to_letter).transpose().map_err(db_err)
+            Ok(letters(row.as_slice())?.pop())
         })
     }
 

@@ -88,10 +88,10 @@ impl Loader {
                 .map(|(_, v)| v.clone())
         };
         let (expanded, mut problems) = interpolate(text, &lookup);
-        let invalid = |mut items: Vec<Diagnostic>| {
+        let invalid = |items: Vec<Diagnostic>| {
             let mut d = Diagnostics {
                 origin: origin.to_owned(),
-                items: std::mem::take(&mut items),
+                items,
             };
             d.sort();
             Error::Invalid(d)

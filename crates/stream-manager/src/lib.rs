@@ -578,11 +578,9 @@ impl StreamManager {
     /// streams that were (re)started or stopped.
     pub async fn apply_config(&self, next: StreamConfig) -> Result<Vec<String>> {
         self.loader.validate(&next, "<update>")?;
-        let resolver =
-            Resolver::from_config(&next).map_err(|e| component("routing")(e.to_string()))?;
         let rules = compile_priority_rules(&next)?;
         let old = self.shared.config();
-        drop(resolver);
+        // `reload` compiles first and changes nothing on error.
         self.shared
             .resolver
             .reload(&next)

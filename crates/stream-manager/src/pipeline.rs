@@ -158,18 +158,12 @@ impl Shared {
         settle(items.iter().map(|i| (&i.ctx, i.seq))).await;
     }
 
-    /// The queue priority of a record: the first matching priority rule, else its
-    /// source's.
-    fn priority_of(&self, value: &Value, source: Priority) -> Priority {
-        let rules = self
-            .priority_rules
+    /// The priority rules in force (read once per batch, not per record).
+    fn priority_rules(&self) -> Arc<Vec<(topic_resolver::Predicate, Priority)>> {
+        self.priority_rules
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        rules
-            .iter()
-            .find(|(p, _)| p.matches(value))
-            .map_or(source, |(_, prio)| *prio)
+            .clone()
     }
 }
 
@@ -204,6 +198,7 @@ impl Sink for StreamSink {
             self.dead_letter_rejected(batch.rejected).await;
         }
         let now = Instant::now();
+        let rules = shared.priority_rules();
         let mut overflow = Vec::new();
         let mut closed = Vec::new();
         for (seq, value) in batch.records {
@@ -219,7 +214,11 @@ impl Sink for StreamSink {
                 }
             };
             let item = Item {
-                priority: shared.priority_of(&value, self.ctx.priority),
+                // The first matching priority rule, else the source's priority.
+                priority: rules
+                    .iter()
+                    .find(|(p, _)| p.matches(&value))
+                    .map_or(self.ctx.priority, |(_, prio)| *prio),
                 ctx: self.ctx.clone(),
                 seq,
                 value,

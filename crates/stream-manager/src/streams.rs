@@ -91,7 +91,10 @@ impl Stream {
             id: id.to_owned(),
             source_type: self.config.source_type.clone(),
             status: self.status,
-            mode: format!("{:?}", self.config.ingestion.mode).to_lowercase(),
+            mode: serde_json::to_value(self.config.ingestion.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             priority: format!("{:?}", self.config.priority).to_lowercase(),
             records_processed: self.ctx.counters.delivered.load(Ordering::Relaxed),
             records_dead_lettered: self.ctx.counters.dead_lettered.load(Ordering::Relaxed),
