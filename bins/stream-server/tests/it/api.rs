@@ -394,3 +394,41 @@ fn refuses_a_public_address_without_a_token() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_file() {
+    let s = start_server();
+    let path = s.dir.join("config.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text = text.replace(
+        "server:",
+        "  gen2:\n    source_type: synthetic\n    ingestion: { mode: real_time, polling_interval_seconds: 0.2 }\nserver:",
+    );
+    std::fs::write(&path, text).unwrap();
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    loop {
+        let (code, body) = call(
+            reqwest::Method::GET,
+            &format!("{}/streams/gen2", s.base),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+        if code == 200 {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["status"], "running");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "gen2 never appeared: {code} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
