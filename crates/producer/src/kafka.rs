@@ -94,6 +94,20 @@ impl ClientContext for StatsContext {
         metrics::gauge!(m::LIBRDKAFKA_QUEUE_BYTES, "path" => path).set(s.msg_size as f64);
         metrics::gauge!(m::LIBRDKAFKA_TX_MESSAGES, "path" => path).set(s.txmsgs as f64);
         metrics::gauge!(m::LIBRDKAFKA_TX_BYTES, "path" => path).set(s.txmsg_bytes as f64);
+        // librdkafka's own resends and request errors (cumulative per client); during a
+        // broker outage these and `producer_client_errors_total` are what moves.
+        let (mut retries, mut errors, mut up) = (0u64, 0u64, 0u32);
+        for b in s.brokers.values() {
+            retries += b.txretries;
+            errors += b.txerrs;
+            // Bootstrap entries have nodeid -1; count only real brokers.
+            if b.nodeid >= 0 && b.state == "UP" {
+                up += 1;
+            }
+        }
+        metrics::gauge!(m::LIBRDKAFKA_TX_RETRIES, "path" => path).set(retries as f64);
+        metrics::gauge!(m::LIBRDKAFKA_TX_ERRORS, "path" => path).set(errors as f64);
+        metrics::gauge!(m::BROKERS_UP, "path" => path).set(f64::from(up));
         for b in s.brokers.values() {
             if let Some(rtt) = &b.rtt {
                 metrics::gauge!(m::BROKER_RTT_P99, "path" => path, "broker" => b.name.clone())
@@ -104,6 +118,10 @@ impl ClientContext for StatsContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(path = self.path, error = %error, "kafka client error: {reason}");
+        let code = error
+            .rdkafka_error_code()
+            .map_or_else(|| "other".to_owned(), |c| format!("{c:?}"));
+        metrics::counter!(m::CLIENT_ERRORS, "path" => self.path, "error" => code).increment(1);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(format!("{error}: {reason}"));
     }

@@ -1,9 +1,12 @@
 //! Test orchestration helpers with no dependencies: a throwaway PostgreSQL cluster from
-//! the machine's server binaries, and free loopback ports. Used by `xtask` (one cluster
+//! the machine's server binaries, free loopback ports, supervised processes and the
+//! tansu broker. Used by `xtask` (one cluster
 //! for the whole run) and by test suites run on their own (one cluster per process).
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod process;
+pub mod tansu;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,455 @@
+//! The harness of the real-broker suite: the `stream-server` binary as a supervised
+//! process with a generated config, a local HTTP upstream, Prometheus scraping, and
+//! verification by consuming from the broker and counting unique record ids.
+//!
+//! Run by `cargo xtask it run [scenario]` (and by `cargo xtask test`), which builds the
+//! server, installs tansu when missing and provides `DATABASE_URL`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use test_support::kafka::Consumed;
+use test_support::process::Supervised;
+
+pub use test_support::tansu::{Storage, Tansu};
+
+/// The `stream-server` binary: `$STREAM_SERVER_BIN`, else the one beside this test in
+/// the target dir (`cargo xtask` builds it first).
+pub fn server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("STREAM_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/scenarios-… → target/<profile>/stream-server
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("stream-server");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the suite with `cargo xtask it run` (it builds the server)",
+        bin.display()
+    );
+    bin
+}
+
+/// One scenario's folder and the logs to keep when it fails (copied to
+/// `target/it-logs/<scenario>/`).
+#[derive(Debug)]
+pub struct Scene {
+    name: String,
+    dir: PathBuf,
+    logs: Mutex<Vec<PathBuf>>,
+}
+
+impl Scene {
+    /// A fresh folder for scenario `name`.
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scenario dir");
+        Self {
+            name: name.to_owned(),
+            dir,
+            logs: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The scenario's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Keeps `path` if the scenario fails.
+    pub fn watch_log(&self, path: PathBuf) {
+        self.logs.lock().unwrap().push(path);
+    }
+
+    /// Starts tansu and watches its log.
+    pub fn tansu(&self, storage: Storage) -> Tansu {
+        let t = Tansu::start(storage).unwrap_or_else(|e| panic!("{e}"));
+        self.watch_log(t.log());
+        t
+    }
+
+    /// `sqlite://<dir>/dlq.db`: the scenario's embedded DLQ and cursor store.
+    pub fn sqlite_url(&self) -> String {
+        format!("sqlite://{}/dlq.db", self.dir.display())
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let target = std::env::var_os("IT_LOG_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/it-logs")
+                })
+                .join(&self.name);
+            let _ = std::fs::create_dir_all(&target);
+            for (i, log) in self.logs.lock().unwrap().iter().enumerate() {
+                let name = log.file_name().map_or_else(
+                    || format!("log-{i}"),
+                    |n| format!("{i}-{}", n.to_string_lossy()),
+                );
+                let _ = std::fs::copy(log, target.join(name));
+            }
+            eprintln!("logs of the failed scenario kept in {}", target.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The server as a real process.
+#[derive(Debug)]
+pub struct Server {
+    proc: Option<Supervised>,
+    port: u16,
+    config: PathBuf,
+    log: PathBuf,
+    dir: PathBuf,
+    http: reqwest::Client,
+    starts: u32,
+}
+
+impl Server {
+    /// Writes `config` (everything but the `server` section, which is added) into the
+    /// scenario folder and starts the server with it; returns once `/health` answers.
+    pub async fn start(scene: &Scene, config: &str) -> Self {
+        let port = test_support::free_port().expect("free port");
+        let full = format!(
+            "{config}\nserver: {{ listen: '127.0.0.1:{port}', metrics_namespace: stream }}\n"
+        );
+        let path = scene.dir().join("config.yaml");
+        std::fs::write(&path, full).expect("write config");
+        let log = scene.dir().join("server.log");
+        scene.watch_log(log.clone());
+        scene.watch_log(path.clone());
+        let mut s = Self {
+            proc: None,
+            port,
+            config: path,
+            log,
+            dir: scene.dir().to_path_buf(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+            starts: 0,
+        };
+        s.launch().await;
+        s
+    }
+
+    /// Starts the process again (after [`Server::kill`] or [`Server::sigterm`]).
+    pub async fn launch(&mut self) {
+        assert!(self.proc.is_none(), "server already running");
+        self.starts += 1;
+        let args = vec![
+            "run".to_owned(),
+            "--config".to_owned(),
+            self.config.display().to_string(),
+        ];
+        let envs = [(
+            "RUST_LOG".to_owned(),
+            "info,librdkafka=warn,rdkafka=warn".to_owned(),
+        )];
+        let proc = Supervised::spawn(&server_bin(), &args, &self.dir, &envs, &self.log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.proc = Some(proc);
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(self.url("/health")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            let p = self.proc.as_mut().expect("just started");
+            assert!(
+                p.is_running() && start.elapsed() < Duration::from_secs(60),
+                "server did not come up (start {}):\n{}",
+                self.starts,
+                p.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `kill -9`: a crash.
+    pub fn kill(&mut self) {
+        let mut p = self.proc.take().expect("server running");
+        let status = p.kill();
+        assert_eq!(status, Some(137), "kill -9 ends the server with 137");
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit; the exit status.
+    pub async fn sigterm(&mut self, timeout: Duration) -> Option<i32> {
+        let mut p = self.proc.take().expect("server running");
+        p.signal("TERM");
+        let status = tokio::task::spawn_blocking(move || {
+            let s = p.wait_exit(timeout);
+            (s, p)
+        })
+        .await
+        .expect("wait task");
+        if status.0.is_none() {
+            panic!(
+                "server did not exit within {timeout:?} of SIGTERM:\n{}",
+                status.1.log_tail(30)
+            );
+        }
+        status.0
+    }
+
+    /// The server log's last lines.
+    pub fn log_tail(&self, lines: usize) -> String {
+        test_support::process::tail(&self.log, lines)
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// GET → (status, body as JSON or string).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// POST a JSON body → (status, body).
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// `GET /metrics`, parsed.
+    pub async fn metrics(&self) -> Metrics {
+        let r = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        Metrics::parse(&r.text().await.expect("metrics body"))
+    }
+
+    /// Stops source `id` through the admin API.
+    pub async fn stop_stream(&self, id: &str) {
+        let (status, body) = self.post(&format!("/streams/{id}/stop"), Value::Null).await;
+        assert_eq!(status, 200, "stop {id}: {body}");
+    }
+
+    /// Waits until nothing is queued or in flight (after the sources stopped).
+    pub async fn wait_drained(&self, timeout: Duration) {
+        wait_until(timeout, "queue and producer drained", || async {
+            let m = self.metrics().await;
+            m.value("stream_queue_size", &[]) == 0.0
+                && m.value("stream_producer_in_flight", &[]) == 0.0
+        })
+        .await;
+    }
+}
+
+/// Prometheus text, parsed into (name, labels, value).
+#[derive(Debug, Clone)]
+pub struct Metrics(Vec<(String, String, f64)>);
+
+impl Metrics {
+    /// Parses the exposition format (comments skipped).
+    pub fn parse(text: &str) -> Self {
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let (name, labels) = match series.split_once('{') {
+                Some((n, l)) => (n, l.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if let Ok(v) = value.parse::<f64>() {
+                out.push((name.to_owned(), labels.to_owned(), v));
+            }
+        }
+        Self(out)
+    }
+
+    /// The sum over series called `name` whose labels include every `k="v"` of `labels`.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.split(',').any(|p| p == format!("{k}=\"{v}\"")))
+            })
+            .map(|(_, _, v)| v)
+            .sum()
+    }
+}
+
+/// Polls `cond` every 200 ms until it holds; panics after `timeout` naming `what`.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Serves `app` on a free loopback port; its address.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
+    let addr = listener.local_addr().expect("upstream addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// Consumes `topics` from the start until `expected` records arrived or `timeout`.
+pub async fn consume(
+    bootstrap: &str,
+    topics: &[&str],
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
+    let bootstrap = bootstrap.to_owned();
+    let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let t: Vec<&str> = topics.iter().map(String::as_str).collect();
+        test_support::kafka::consume(&bootstrap, &t, expected, timeout)
+    })
+    .await
+    .expect("consumer task")
+}
+
+/// A consumed record's payload as JSON.
+pub fn json(c: &Consumed) -> Value {
+    serde_json::from_slice(&c.payload).unwrap_or_else(|e| panic!("payload is not JSON: {e}"))
+}
+
+/// A header's value.
+pub fn header<'a>(c: &'a Consumed, key: &str) -> Option<&'a str> {
+    c.headers
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Records of one synthetic source counted by sequence number.
+pub fn sequences(records: &[Consumed], source: &str) -> HashMap<u64, usize> {
+    let mut seen = HashMap::new();
+    for c in records
+        .iter()
+        .filter(|c| header(c, "source_id") == Some(source))
+    {
+        let seq = json(c)["sequence"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no sequence in a record of {source}"));
+        *seen.entry(seq).or_default() += 1;
+    }
+    seen
+}
+
+/// What a count-by-id check found: how many of `1..=n` are missing, and the ids that
+/// arrived more than once (with their counts).
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Expected ids that never arrived.
+    pub missing: Vec<u64>,
+    /// Ids that arrived more than once → times.
+    pub duplicates: Vec<(u64, usize)>,
+    /// Ids outside `1..=n`.
+    pub unexpected: Vec<u64>,
+}
+
+/// Compares a count by sequence with the expected `1..=n`.
+pub fn tally(seen: &HashMap<u64, usize>, n: u64) -> Tally {
+    let mut t = Tally {
+        missing: (1..=n).filter(|s| !seen.contains_key(s)).collect(),
+        ..Tally::default()
+    };
+    for (&s, &c) in seen {
+        if c > 1 {
+            t.duplicates.push((s, c));
+        }
+        if s == 0 || s > n {
+            t.unexpected.push(s);
+        }
+    }
+    t.duplicates.sort_unstable();
+    t.unexpected.sort_unstable();
+    t
+}
+
+/// The committed cursor of `source` in a SQLite or PostgreSQL store.
+pub async fn committed_cursor(db_url: &str, source: &str) -> Option<String> {
+    use sqlx::Row as _;
+    let q = "SELECT cursor FROM source_cursors WHERE source_id = $1";
+    if db_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(db_url).await.expect("open sqlite");
+        let row = sqlx::query(q)
+            .bind(source)
+            .fetch_optional(&pool)
+            .await
+            .expect("read cursor");
+        pool.close().await;
+        row.map(|r| r.get::<String, _>(0))
+    } else {
+        let pool = sqlx::PgPool::connect(db_url).await.expect("open postgres");
+        let row = sqlx::query(q)
+            .bind(source)
+            .fetch_optional(&pool)
+            .await
+            .expect("read cursor");
+        pool.close().await;
+        row.map(|r| r.get::<String, _>(0))
+    }
+}
+
+/// The synthetic cursor as a number (0 when none was committed).
+pub async fn committed_seq(db_url: &str, source: &str) -> u64 {
+    committed_cursor(db_url, source)
+        .await
+        .map_or(0, |c| c.parse().expect("synthetic cursor is a number"))
+}

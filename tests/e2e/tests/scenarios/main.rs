@@ -1,0 +1,11 @@
+//! The real-broker scenarios: `stream-server` as a process, tansu as the broker,
+//! PostgreSQL for the DLQ scenario. Each test is one scenario of issue #7; run them
+//! with `cargo xtask it run [scenario]`.
+
+mod bad_upstream;
+mod crash;
+mod dlq_postgres;
+mod end_to_end;
+mod lag_throttling;
+mod outage;
+mod shutdown;

@@ -1,0 +1,146 @@
+//! tansu, a Kafka-protocol broker, as a real process on a free loopback port.
+//!
+//! Quirks of tansu 0.6 this relies on (see ARCHITECTURE.md): topics are never
+//! auto-created; `sqlite://` storage survives a restart and reports correct end offsets;
+//! `memory://` is faster but forgets everything on restart and reports end offsets too
+//! low, so it serves plain delivery only.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::process::Supervised;
+
+/// Where `cargo xtask` installs tansu: `$TANSU_BIN`, else
+/// `~/.cache/stream-manager/tansu/bin/tansu`.
+pub fn tansu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache/stream-manager/tansu/bin/tansu")
+}
+
+/// tansu's storage engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// `sqlite://tansu.db` in the broker's folder: durable across restarts.
+    Sqlite,
+    /// `memory://tansu/`: fast, lost on restart.
+    Memory,
+}
+
+/// A running (or stopped) tansu broker. Its folder holds the storage and `tansu.log`;
+/// the folder is removed on drop unless [`Tansu::keep`] was called.
+#[derive(Debug)]
+pub struct Tansu {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    storage: Storage,
+    proc: Option<Supervised>,
+    keep: bool,
+}
+
+impl Tansu {
+    /// Starts a broker in a new folder under the temp dir.
+    pub fn start(storage: Storage) -> Result<Self, String> {
+        let bin = tansu_bin();
+        if !bin.is_file() {
+            return Err(format!(
+                "tansu not found at {}: run `cargo xtask it up` (installs it once), or set TANSU_BIN",
+                bin.display()
+            ));
+        }
+        let port = crate::free_port().map_err(|e| format!("no free port: {e}"))?;
+        let dir = std::env::temp_dir().join(format!("tansu-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut t = Self {
+            bin,
+            dir,
+            port,
+            storage,
+            proc: None,
+            keep: false,
+        };
+        t.restart()?;
+        Ok(t)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its log file.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("tansu.log")
+    }
+
+    /// Keeps the folder (storage and log) after drop, for a failed test's post-mortem.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    /// Stops the broker abruptly (`kill -9`): an outage, as clients see it.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts the broker again on the same port and storage; waits until it accepts
+    /// connections.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.stop();
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let engine = match self.storage {
+            Storage::Sqlite => "sqlite://tansu.db".to_owned(),
+            Storage::Memory => "memory://tansu/".to_owned(),
+        };
+        let args = vec![
+            "broker".to_owned(),
+            "--listener-url".to_owned(),
+            url.clone(),
+            "--advertised-listener-url".to_owned(),
+            url,
+            "--storage-engine".to_owned(),
+            engine,
+        ];
+        let envs = [("RUST_LOG".to_owned(), "warn".to_owned())];
+        let proc = Supervised::spawn(&self.bin, &args, &self.dir, &envs, &self.log())?;
+        self.proc = Some(proc);
+        let start = Instant::now();
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            let log = self.log();
+            let p = self.proc.as_mut().expect("just started");
+            if !p.is_running() || start.elapsed() > Duration::from_secs(30) {
+                return Err(format!(
+                    "tansu did not listen on {} (log: {}):\n{}",
+                    self.port,
+                    log.display(),
+                    p.log_tail(20)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.stop();
+        if !self.keep && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
