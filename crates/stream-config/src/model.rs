@@ -273,7 +273,8 @@ pub struct ThrottlingConfig {
     /// Consecutive low-lag checks before the rate is raised again.
     #[serde(default = "default_recovery_checks")]
     pub recovery_checks: u32,
-    /// Consumer groups whose lag is watched; empty means throttle on queue fill only.
+    /// Consumer groups whose lag is watched; empty means no lag throttling (only
+    /// `max_send_rate` applies).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumer_groups: Vec<String>,
 }

@@ -29,7 +29,7 @@ use producer::{DeadLetterStore, Delivery, Producer, SqlDeadLetterStore};
 use queue::{PriorityQueue, QueueConfig};
 use serde::Serialize;
 use stream_config::{Loader, Priority, StreamConfig};
-use throttling::{LagProbe, QueueFillProbe, ThrottleGroup, ThrottleSettings};
+use throttling::{LagProbe, ThrottleGroup, ThrottleSettings};
 use tokio::task::JoinHandle;
 use topic_resolver::{Predicate, Resolver};
 
@@ -179,8 +179,9 @@ impl Builder {
         self
     }
 
-    /// Uses `probe` for consumer lag (default: Kafka lag of `throttling.consumer_groups`,
-    /// or the queue's fill when none are configured).
+    /// Uses `probe` for consumer lag (default: Kafka lag of `throttling.consumer_groups`;
+    /// none — no lag throttling — when no group is configured). A
+    /// [`throttling::QueueFillProbe`] can be passed here deliberately.
     pub fn lag_probe(mut self, probe: Arc<dyn LagProbe>) -> Self {
         self.lag_probe = Some(probe);
         self
@@ -232,24 +233,25 @@ impl Builder {
             ),
         };
         let queue = Arc::new(PriorityQueue::new(QueueConfig::from_config(&cfg)));
-        let probe: Arc<dyn LagProbe> = match self.lag_probe {
-            Some(p) => p,
+        // Lag comes from the watched consumer groups. Without any, only
+        // `max_send_rate` applies: throttling the drain on the queue's own fill is a
+        // positive feedback loop (a backlog slows the drain, which grows the backlog) —
+        // the broker-outage scenario left the rate at 1 record/s with 90 k queued.
+        let probe: Option<Arc<dyn LagProbe>> = match self.lag_probe {
+            Some(p) => Some(p),
             None if !cfg.throttling.consumer_groups.is_empty() => {
                 let mut topics: Vec<String> = cfg.topics.keys().cloned().collect();
                 topics.push(cfg.routing.fallback_topic.clone());
                 topics.extend(cfg.sources.values().filter_map(|s| s.topic.clone()));
                 topics.sort();
                 topics.dedup();
-                Arc::new(producer::KafkaLagProbe::new(
+                Some(Arc::new(producer::KafkaLagProbe::new(
                     producer::client_config(&cfg.kafka),
                     cfg.throttling.consumer_groups.clone(),
                     topics,
-                ))
+                )))
             }
-            None => {
-                let q = queue.clone();
-                Arc::new(QueueFillProbe::new(move || q.len() as u64))
-            }
+            None => None,
         };
         let delivery = Arc::new(
             Delivery::new(producer, dlq)
@@ -277,10 +279,13 @@ impl Builder {
                 shared.clone(),
                 self.max_in_flight,
             )))),
-            background: std::sync::Mutex::new(vec![
-                tokio::spawn(lag_checker(shared.clone(), probe, self.check_interval)),
-                tokio::spawn(dlq_worker(shared.clone())),
-            ]),
+            background: std::sync::Mutex::new(
+                probe
+                    .map(|p| tokio::spawn(lag_checker(shared.clone(), p, self.check_interval)))
+                    .into_iter()
+                    .chain([tokio::spawn(dlq_worker(shared.clone()))])
+                    .collect(),
+            ),
             start_jitter: self.start_jitter,
             started_at: Instant::now(),
         };
@@ -540,6 +545,12 @@ impl StreamManager {
             },
             dlq,
         }
+    }
+
+    /// Publishes the gauges that otherwise move only when the dispatcher pops (queue
+    /// sizes by priority): call before a scrape so a stalled pipeline shows its backlog.
+    pub fn refresh_metrics(&self) {
+        self.shared.queue.publish_metrics();
     }
 
     /// Every figure in one snapshot.

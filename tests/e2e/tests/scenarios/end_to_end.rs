@@ -57,7 +57,7 @@ async fn items(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end() {
     let scene = Scene::new("end_to_end");
-    let tansu = scene.tansu(Storage::Memory);
+    let tansu = scene.tansu(Storage::Memory).await;
     let upstream = Arc::new(Upstream::default());
     let addr = serve(
         axum::Router::new()
@@ -125,7 +125,7 @@ sources:
     let t = tally(&sequences(&records, "syn_a"), synthetic);
     assert!(
         t.missing.is_empty() && t.duplicates.is_empty() && t.unexpected.is_empty(),
-        "synthetic: {t:?}"
+        "synthetic: {}", t.summary()
     );
     // HTTP: every item exactly once.
     let mut http_ids: HashMap<String, usize> = HashMap::new();
