@@ -4,7 +4,9 @@
 //! - `cargo xtask lint`: format check and clippy with warnings denied.
 //! - `cargo xtask ci`: `lint`, then `test`.
 //! - `cargo xtask tidy`: the repository conventions (also run as tests by `test`).
+//! - `cargo xtask it up | down | run [scenario]`: the real-broker suite by hand (`it.rs`).
 
+mod it;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root).context("while entering the project root")?;
     match args.first().map(String::as_str) {
         Some("test") => test(&root),
+        Some("it") => it::main(&root, &args[1..]),
         Some("lint") => lint(),
         Some("ci") => {
             lint()?;
@@ -37,7 +40,7 @@ fn main() -> Result<()> {
             }
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|lint|ci|tidy>");
+            eprintln!("usage: cargo xtask <test|lint|ci|tidy|it up|it down|it run [scenario]>");
             bail!("unknown or missing command")
         }
     }
@@ -50,11 +53,11 @@ fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
 }
 
-fn run(mut cmd: Command, what: &str) -> Result<()> {
+pub(crate) fn run(mut cmd: Command, what: &str) -> Result<()> {
     eprintln!("xtask: {what}");
     let status = cmd
         .status()
@@ -65,64 +68,56 @@ fn run(mut cmd: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn has_nextest() -> bool {
+pub(crate) fn has_nextest() -> bool {
     cargo()
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success())
 }
 
-/// Every test: unit, integration and doc tests of the workspace, with a throwaway
-/// PostgreSQL server for the DLQ tests (or the one `DATABASE_URL` names).
+/// Every test: unit, integration and doc tests of the workspace, then the real-broker
+/// suite (tansu, the server as a process), with a throwaway PostgreSQL server for the
+/// DLQ tests (or the one `DATABASE_URL` names).
 fn test(root: &Path) -> Result<()> {
-    let pg = if std::env::var_os("DATABASE_URL").is_some() {
-        eprintln!("xtask: using PostgreSQL at DATABASE_URL");
-        None
-    } else {
-        let pg = test_support::TestPostgres::start()
-            .map_err(|e| anyhow::anyhow!(e))
-            .context("while starting a throwaway PostgreSQL for the DLQ tests")?;
-        eprintln!("xtask: started PostgreSQL on 127.0.0.1:{}", pg.port());
-        std::env::set_var("DATABASE_URL", pg.url());
-        Some(pg)
-    };
-    let result = run_tests();
-    if let Some(pg) = pg {
-        let keep = result.is_err();
-        if keep {
-            let logs = root.join("target/test-logs");
-            let _ = std::fs::create_dir_all(&logs);
-            let _ = std::fs::copy(pg.dir().join("server.log"), logs.join("postgres.log"));
-            eprintln!(
-                "xtask: PostgreSQL log kept in {}",
-                logs.join("postgres.log").display()
-            );
-        }
-        pg.stop(false);
-    }
+    let tansu = it::ensure_tansu()?;
+    let pg = it::postgres()?;
+    let result = run_tests(root, &tansu);
+    it::finish_postgres(root, pg, result.is_err());
     result
 }
 
-fn run_tests() -> Result<()> {
-    if has_nextest() {
+fn run_tests(root: &Path, tansu: &Path) -> Result<()> {
+    let hermetic = if has_nextest() {
         let mut cmd = cargo();
-        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-        run(cmd, "cargo nextest run --workspace")?;
+        cmd.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+            "-E",
+            "not package(e2e)",
+        ]);
+        run(cmd, "cargo nextest run --workspace (hermetic)")
     } else {
         let mut cmd = cargo();
         cmd.args([
             "test",
             "--workspace",
+            "--exclude",
+            "e2e",
             "--no-fail-fast",
             "--lib",
             "--bins",
             "--tests",
         ]);
-        run(cmd, "cargo test --workspace")?;
-    }
+        run(cmd, "cargo test --workspace (hermetic)")
+    };
+    // The real-broker suite runs even when a hermetic test failed: both results count.
+    let e2e = it::run_suite(root, tansu, None);
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--doc"]);
-    run(cmd, "cargo test --workspace --doc")
+    let doc = run(cmd, "cargo test --workspace --doc");
+    hermetic.and(e2e).and(doc)
 }
 
 fn lint() -> Result<()> {

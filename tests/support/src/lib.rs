@@ -160,6 +160,27 @@ impl TestPostgres {
         &self.dir
     }
 
+    /// Leaves the server running after this value is gone (for `cargo xtask it up`);
+    /// stop it later with [`TestPostgres::stop_detached`] and the returned folder.
+    pub fn detach(self) -> PathBuf {
+        let me = std::mem::ManuallyDrop::new(self);
+        me.dir.clone()
+    }
+
+    /// Stops a server left running by [`TestPostgres::detach`] and removes its folder.
+    pub fn stop_detached(dir: &Path) -> Result<(), String> {
+        let bin = postgres_bin_dir().ok_or("PostgreSQL server binaries not found")?;
+        let mut pg = Self {
+            dir: dir.to_path_buf(),
+            bin,
+            run_as: is_root().then(|| "postgres".to_owned()),
+            port: 0,
+        };
+        pg.shutdown(false);
+        std::mem::forget(pg);
+        Ok(())
+    }
+
     /// Stops the server; the folder is removed unless `keep` (to read its log).
     pub fn stop(self, keep: bool) {
         let mut me = std::mem::ManuallyDrop::new(self);
