@@ -1,6 +1,7 @@
 //! The real-broker suite (`tests/e2e`): installs tansu once into a cached folder,
 //! builds the server, provides PostgreSQL, and runs the scenarios one at a time.
 //!
+//! - `cargo xtask it install`: install tansu if missing (what `.ci/run` calls first).
 //! - `cargo xtask it up`: install tansu if missing, build the server, start PostgreSQL
 //!   and leave it running; prints the environment for running scenarios by hand.
 //! - `cargo xtask it down`: stop what `up` started.
@@ -19,6 +20,7 @@ const TANSU_VERSION: &str = "0.6.0";
 
 pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
+        Some("install") => ensure_tansu().map(|bin| println!("tansu: {}", bin.display())),
         Some("up") => up(root),
         Some("down") => down(root),
         Some("run") => {
@@ -28,7 +30,7 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
             finish_postgres(root, pg, result.is_err());
             result
         }
-        _ => bail!("usage: cargo xtask it <up|down|run [scenario]>"),
+        _ => bail!("usage: cargo xtask it <install|up|down|run [scenario]>"),
     }
 }
 
@@ -66,7 +68,10 @@ pub(crate) fn ensure_tansu() -> Result<PathBuf> {
     .arg(&install_root);
     run(cmd, "cargo install tansu")?;
     if !bin.is_file() {
-        bail!("cargo install tansu finished but {} is missing", bin.display());
+        bail!(
+            "cargo install tansu finished but {} is missing",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -105,7 +110,10 @@ fn build_server(root: &Path) -> Result<PathBuf> {
     // features, so nothing is compiled twice.
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--no-run", "--quiet"]);
-    run(cmd, "cargo test --workspace --no-run (builds stream-server)")?;
+    run(
+        cmd,
+        "cargo test --workspace --no-run (builds stream-server)",
+    )?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
@@ -123,7 +131,14 @@ pub(crate) fn run_suite(root: &Path, tansu: &Path, filter: Option<&str>) -> Resu
     };
     let mut cmd = cargo();
     if has_nextest() {
-        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast", "-E", &expr]);
+        cmd.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+            "-E",
+            &expr,
+        ]);
     } else {
         cmd.args(["test", "-p", "e2e", "--", "--test-threads", "1"]);
         if let Some(f) = filter {

@@ -324,7 +324,10 @@ impl Metrics {
     /// Parses the exposition format (comments skipped).
     pub fn parse(text: &str) -> Self {
         let mut out = Vec::new();
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let Some((series, value)) = line.rsplit_once(' ') else {
                 continue;
             };
@@ -442,7 +445,13 @@ pub struct Tally {
 impl Tally {
     /// Counts and the first few ids of each kind (never the whole list).
     pub fn summary(&self) -> String {
-        let head = |v: &[u64]| v.iter().take(5).map(u64::to_string).collect::<Vec<_>>().join(",");
+        let head = |v: &[u64]| {
+            v.iter()
+                .take(5)
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         format!(
             "{} missing [{}…], {} duplicated [{}…], {} unexpected [{}…]",
             self.missing.len(),
@@ -479,7 +488,9 @@ pub async fn committed_cursor(db_url: &str, source: &str) -> Option<String> {
     use sqlx::Row as _;
     let q = "SELECT cursor FROM source_cursors WHERE source_id = $1";
     if db_url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(db_url).await.expect("open sqlite");
+        let pool = sqlx::SqlitePool::connect(db_url)
+            .await
+            .expect("open sqlite");
         let row = sqlx::query(q)
             .bind(source)
             .fetch_optional(&pool)

@@ -74,7 +74,11 @@ sources:
         t.missing.len(),
         t.duplicates.len()
     );
-    assert!(t.missing.is_empty() && t.unexpected.is_empty(), "{}", t.summary());
+    assert!(
+        t.missing.is_empty() && t.unexpected.is_empty(),
+        "{}",
+        t.summary()
+    );
     // Every duplicate lies in the window between the committed cursor and the crash.
     for (seq, count) in &t.duplicates {
         assert!(

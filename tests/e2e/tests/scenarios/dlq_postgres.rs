@@ -25,7 +25,9 @@ async fn fresh_database() -> String {
         "DATABASE_URL must name a PostgreSQL server: run the suite with `cargo xtask it run`",
     );
     let name = format!("e2e_dlq_{}", std::process::id());
-    let admin = sqlx::PgPool::connect(&base).await.expect("connect DATABASE_URL");
+    let admin = sqlx::PgPool::connect(&base)
+        .await
+        .expect("connect DATABASE_URL");
     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&admin)
         .await;
@@ -117,10 +119,14 @@ sources:
             })
             .unwrap_or_default()
     };
-    wait_until(Duration::from_secs(60), "15 rows in failed_messages", || {
-        let pool = pool.clone();
-        async move { rows(pool).await.len() >= LOST + BIG }
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "15 rows in failed_messages",
+        || {
+            let pool = pool.clone();
+            async move { rows(pool).await.len() >= LOST + BIG }
+        },
+    )
     .await;
     let dead = rows(pool.clone()).await;
     assert_eq!(dead.len(), LOST + BIG, "{dead:?}");
@@ -137,7 +143,10 @@ sources:
     for i in OK + LOST..OK + LOST + BIG {
         assert_eq!(
             reasons[&format!("d-{i}")],
-            ("record_too_large".to_owned(), "permanent_failure".to_owned())
+            (
+                "record_too_large".to_owned(),
+                "permanent_failure".to_owned()
+            )
         );
     }
 
@@ -155,23 +164,27 @@ sources:
         .expect("create topic");
     assert!(created.iter().all(Result::is_ok), "{created:?}");
     let mut replay_calls = 0;
-    wait_until(Duration::from_secs(60), "the unknown-topic rows replayed", || {
-        replay_calls += 1;
-        let server = &server;
-        let pool = pool.clone();
-        async move {
-            let (status, body) = server
-                .post("/dlq/replay", json!({ "reason": "unknown_topic" }))
-                .await;
-            assert_eq!(status, 200, "{body}");
-            let replayed = rows(pool)
-                .await
-                .iter()
-                .filter(|(_, r, s)| r == "unknown_topic" && s == "replayed")
-                .count();
-            replayed == LOST
-        }
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "the unknown-topic rows replayed",
+        || {
+            replay_calls += 1;
+            let server = &server;
+            let pool = pool.clone();
+            async move {
+                let (status, body) = server
+                    .post("/dlq/replay", json!({ "reason": "unknown_topic" }))
+                    .await;
+                assert_eq!(status, 200, "{body}");
+                let replayed = rows(pool)
+                    .await
+                    .iter()
+                    .filter(|(_, r, s)| r == "unknown_topic" && s == "replayed")
+                    .count();
+                replayed == LOST
+            }
+        },
+    )
     .await;
     let delivered = consume(
         &tansu.bootstrap(),
@@ -189,7 +202,11 @@ sources:
     want.sort();
     assert_eq!(ids, want, "each replayed record arrived once");
     let ok = consume(&tansu.bootstrap(), &["e2e-ok"], OK, Duration::from_secs(30)).await;
-    assert_eq!(ok.len(), OK, "the deliverable records went straight through");
+    assert_eq!(
+        ok.len(),
+        OK,
+        "the deliverable records went straight through"
+    );
     let after = rows(pool.clone()).await;
     let still_big = after
         .iter()

@@ -51,7 +51,11 @@ async fn items(
         })
         .collect();
     let next = (page < PAGES).then(|| format!("/items?page={}", page + 1));
-    ([("etag", etag)], Json(json!({ "items": items, "next": next }))).into_response()
+    (
+        [("etag", etag)],
+        Json(json!({ "items": items, "next": next })),
+    )
+        .into_response()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +129,8 @@ sources:
     let t = tally(&sequences(&records, "syn_a"), synthetic);
     assert!(
         t.missing.is_empty() && t.duplicates.is_empty() && t.unexpected.is_empty(),
-        "synthetic: {}", t.summary()
+        "synthetic: {}",
+        t.summary()
     );
     // HTTP: every item exactly once.
     let mut http_ids: HashMap<String, usize> = HashMap::new();
@@ -141,7 +146,11 @@ sources:
             (other, _) => panic!("record from unknown source {other}"),
         };
         assert_eq!(c.topic, want_topic, "routing of {v}");
-        let source_type = if source == "web" { "http_json" } else { "synthetic" };
+        let source_type = if source == "web" {
+            "http_json"
+        } else {
+            "synthetic"
+        };
         assert_eq!(header(c, "source_type"), Some(source_type));
         let priority = if source == "web" { "high" } else { "normal" };
         assert_eq!(header(c, "priority"), Some(priority));

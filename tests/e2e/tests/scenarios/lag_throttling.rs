@@ -130,7 +130,10 @@ sources:
     let i1 = states.iter().position(|s| *s == 1.0).unwrap();
     let i2 = states.iter().position(|s| *s == 2.0).unwrap();
     assert!(i1 < i2, "moderate came before critical: {states:?}");
-    assert!(lowest_rate < MAX_RATE / 2.0, "the allowed rate dropped ({lowest_rate})");
+    assert!(
+        lowest_rate < MAX_RATE / 2.0,
+        "the allowed rate dropped ({lowest_rate})"
+    );
     let critical_sent = measured_rate(&server, Duration::from_secs(4)).await;
     assert!(
         critical_sent < normal_sent / 2.0,
@@ -140,14 +143,21 @@ sources:
     // The consumer resumes: lag falls, the state recovers, the rate returns to max.
     run.store(true, Ordering::Relaxed);
     let resumed_at = Instant::now();
-    wait_until(Duration::from_secs(90), "recovered to normal at max rate", || async {
-        let m = server.metrics().await;
-        state(&m) == 0.0 && rate(&m) == MAX_RATE
-    })
+    wait_until(
+        Duration::from_secs(90),
+        "recovered to normal at max rate",
+        || async {
+            let m = server.metrics().await;
+            state(&m) == 0.0 && rate(&m) == MAX_RATE
+        },
+    )
     .await;
     let recovered_in = resumed_at.elapsed();
     let m = server.metrics().await;
-    let increases = m.value("stream_throttle_rate_increases_total", &[("scope", "global")]);
+    let increases = m.value(
+        "stream_throttle_rate_increases_total",
+        &[("scope", "global")],
+    );
     assert!(increases >= 1.0, "the rate was raised back step by step");
     println!(
         "lag_throttling: states {states:?} within {escalated_in:?} of the pause (peak avg lag \

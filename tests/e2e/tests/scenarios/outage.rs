@@ -38,9 +38,11 @@ sources:
         dlq = scene.sqlite_url(),
     );
     let mut server = Server::start(&scene, &config).await;
-    wait_until(Duration::from_secs(30), "ready before the outage", || async {
-        server.get("/ready").await.0 == 200
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "ready before the outage",
+        || async { server.get("/ready").await.0 == 200 },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let before = server.metrics().await;
@@ -70,9 +72,11 @@ sources:
     );
 
     tansu.restart().expect("tansu restarts");
-    wait_until(Duration::from_secs(60), "ready after the outage", || async {
-        server.get("/ready").await.0 == 200
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "ready after the outage",
+        || async { server.get("/ready").await.0 == 200 },
+    )
     .await;
     let recovered_in = down_at.elapsed() - outage;
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -118,7 +122,9 @@ sources:
 
 async fn server_dlq_total(scene: &Scene) -> ((), i64) {
     use sqlx::Row as _;
-    let pool = sqlx::SqlitePool::connect(&scene.sqlite_url()).await.expect("dlq db");
+    let pool = sqlx::SqlitePool::connect(&scene.sqlite_url())
+        .await
+        .expect("dlq db");
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM failed_messages")
         .fetch_one(&pool)
         .await
