@@ -5,7 +5,9 @@
 //! - `cargo xtask ci`: `lint`, then `test`.
 //! - `cargo xtask tidy`: the repository conventions (also run as tests by `test`).
 //! - `cargo xtask it up | down | run [scenario]`: the real-broker suite by hand (`it.rs`).
+//! - `cargo xtask bench [--quick]`: the benchmarks, written to `BENCHMARKS.md`.
 
+mod bench;
 mod it;
 mod tidy;
 
@@ -21,6 +23,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root),
         Some("it") => it::main(&root, &args[1..]),
+        Some("bench") => bench::main(&root, &args[1..]),
         Some("lint") => lint(),
         Some("ci") => {
             lint()?;
@@ -40,7 +43,7 @@ fn main() -> Result<()> {
             }
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|lint|ci|tidy|it up|it down|it run [scenario]>");
+            eprintln!("usage: cargo xtask <test|lint|ci|tidy|bench [--quick]|it up|it down|it run [scenario]>");
             bail!("unknown or missing command")
         }
     }

@@ -1,0 +1,208 @@
+//! `cargo xtask bench [--quick]`: runs the benchmarks and writes `BENCHMARKS.md` with the
+//! machine, the versions, the command and the results. `--quick` runs each for a few
+//! seconds (CI keeps them compiling and running; its numbers mean nothing).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context as _, Result};
+use test_support::tansu::{Storage, Tansu};
+
+use crate::cargo;
+
+/// One benchmark run: its title and what it printed.
+struct Section {
+    title: String,
+    output: String,
+}
+
+pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let q: &[&str] = if quick { &["--quick"] } else { &[] };
+    let mut sections = Vec::new();
+
+    for (pkg, bench, title) in [
+        ("queue", "queue", "Queue (criterion)"),
+        (
+            "topic-resolver",
+            "resolve",
+            "Resolver, 50 rules (criterion)",
+        ),
+        ("throttling", "throttle", "Throttle decision (criterion)"),
+    ] {
+        sections.push(Section {
+            title: title.to_owned(),
+            output: bench_output(pkg, bench, q, &[])?,
+        });
+    }
+    sections.push(Section {
+        title: "Producer layer vs bare rdkafka — librdkafka mock broker".to_owned(),
+        output: bench_output("producer", "vs_bare", q, &[])?,
+    });
+    let tansu_bin = crate::it::ensure_tansu()?;
+    let tansu = Tansu::start(Storage::Memory).map_err(|e| anyhow::anyhow!(e))?;
+    let created = Command::new(&tansu_bin)
+        .args(["topic", "create", "bench", "--partitions", "4", "--broker"])
+        .arg(format!("tcp://{}", tansu.bootstrap()))
+        .status()
+        .context("tansu topic create")?;
+    anyhow::ensure!(created.success(), "tansu topic create bench failed");
+    sections.push(Section {
+        title: "Producer layer vs bare rdkafka — tansu 0.6 (memory://)".to_owned(),
+        output: bench_output(
+            "producer",
+            "vs_bare",
+            q,
+            &[("BENCH_BOOTSTRAP", tansu.bootstrap())],
+        )?,
+    });
+    drop(tansu);
+    sections.push(Section {
+        title: "Polling scale: http_json sources at 1 s against a local server".to_owned(),
+        output: bench_output("stream-server", "polling_scale", q, &[])?,
+    });
+
+    let md = render(quick, &sections);
+    std::fs::write(root.join("BENCHMARKS.md"), md).context("writing BENCHMARKS.md")?;
+    println!("xtask: wrote BENCHMARKS.md");
+    Ok(())
+}
+
+fn bench_output(pkg: &str, bench: &str, extra: &[&str], env: &[(&str, String)]) -> Result<String> {
+    eprintln!("xtask: cargo bench -p {pkg} --bench {bench}");
+    let mut cmd = cargo();
+    cmd.args(["bench", "-q", "-p", pkg, "--bench", bench, "--"])
+        .args(extra);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("cargo bench {bench}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "cargo bench -p {pkg} --bench {bench} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Criterion's summary lines and the harness-less benches' key/value lines.
+    Ok(stdout
+        .lines()
+        .filter(|l| {
+            !l.trim().is_empty() && !l.starts_with("Benchmarking") && !l.contains("Gnuplot")
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+fn sh(cmd: &str) -> String {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn render(quick: bool, sections: &[Section]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `cargo xtask bench{}` — rerun it to reproduce. Figures are medians of \
+         several runs (criterion's estimates for the micro-benchmarks); a comparison is valid \
+         only within one run on one machine. Nothing in `cargo xtask test` asserts a duration.\n",
+        if quick { " --quick" } else { "" }
+    );
+    if quick {
+        let _ = writeln!(
+            md,
+            "> **Quick mode**: every benchmark ran for a few seconds only. These numbers are \
+             not measurements.\n"
+        );
+    }
+    let _ = writeln!(md, "## Machine\n");
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(
+        md,
+        "| CPU | {} |",
+        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2")
+    );
+    let _ = writeln!(md, "| Cores | {} |", sh("nproc"));
+    let _ = writeln!(
+        md,
+        "| Memory | {} |",
+        sh("grep MemTotal /proc/meminfo | awk '{printf \"%.1f GB\", $2/1048576}'")
+    );
+    let _ = writeln!(
+        md,
+        "| OS | {} |",
+        sh(". /etc/os-release; echo $PRETTY_NAME")
+    );
+    let _ = writeln!(md, "| rustc | {} |", sh("rustc -V"));
+    let _ = writeln!(md, "| librdkafka | bundled with rdkafka 0.38 (2.12.1) |");
+    let _ = writeln!(
+        md,
+        "| tansu | {} |",
+        sh("\"${TANSU_BIN:-$HOME/.cache/stream-manager/tansu/bin/tansu}\" --version")
+    );
+    let _ = writeln!(md, "| Commit | {} |", sh("git rev-parse --short HEAD"));
+    let _ = writeln!(md, "| Date | {} |\n", sh("date -u +%Y-%m-%dT%H:%MZ"));
+
+    let _ = writeln!(md, "## Producer layer vs bare rdkafka\n");
+    let _ = writeln!(
+        md,
+        "Same records, same producer settings (`linger.ms` 5, acks all, idempotence, gzip), \
+         same broker, alternating runs. Goal: ratio ≥ 0.9.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| broker | record bytes | bare rdkafka rec/s | producer layer rec/s | ratio |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for s in sections
+        .iter()
+        .filter(|s| s.title.starts_with("Producer layer"))
+    {
+        let broker = if s.title.contains("tansu") {
+            "tansu (memory)"
+        } else {
+            "mock"
+        };
+        let mut size = String::new();
+        let mut row: Vec<String> = Vec::new();
+        for line in s.output.lines() {
+            if let Some(rest) = line.strip_prefix("producer_vs_bare ") {
+                size = rest
+                    .split_whitespace()
+                    .find_map(|kv| kv.strip_prefix("record_bytes="))
+                    .unwrap_or_default()
+                    .to_owned();
+                row.clear();
+            } else if let Some((_, v)) = line.split_once(' ') {
+                row.push(v.to_owned());
+                if row.len() == 3 {
+                    let _ = writeln!(
+                        md,
+                        "| {broker} | {size} | {} | {} | {} |",
+                        row[0], row[1], row[2]
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(md);
+    for s in sections {
+        let _ = writeln!(md, "## {}\n\n```text\n{}\n```\n", s.title, s.output);
+    }
+    let _ = writeln!(
+        md,
+        "## Not measured yet\n\nIssue #8 also asks for: end-to-end pipeline throughput \
+         (synthetic → queue → throttle → resolver → producer) against bare rdkafka, the \
+         source-emit → broker-ack latency distribution at 1k/10k/50k records/s (and \
+         CRITICAL vs NORMAL under a LOW backlog), CPU seconds per million records and RSS \
+         (idle with 10 sources, under overflow), decoder throughput in MB/s, and a profile \
+         of the end-to-end path. Not built yet; the rows above are the parts that exist."
+    );
+    md
+}
