@@ -363,7 +363,11 @@ impl Producer for KafkaProducer {
         let mut done: Vec<Option<(OutgoingRecord, Outcome)>> = (0..n).map(|_| None).collect();
         let mut pending: Vec<(usize, OutgoingRecord)> = records.into_iter().enumerate().collect();
         let mut attempt = 0u32;
-        let e2e = metrics::histogram!(m::E2E_SECONDS);
+        // By path: CRITICAL records take the low-latency producer.
+        let e2e = [
+            metrics::histogram!(m::E2E_SECONDS, "path" => "normal"),
+            metrics::histogram!(m::E2E_SECONDS, "path" => "critical"),
+        ];
         while !pending.is_empty() {
             let outcomes = self.attempt(&pending).await;
             let mut retry = Vec::new();
@@ -383,7 +387,8 @@ impl Producer for KafkaProducer {
                     }
                     Ok(d) => {
                         if let Some(emitted) = record.emitted_at {
-                            e2e.record(emitted.elapsed().as_secs_f64());
+                            e2e[usize::from(record.critical)]
+                                .record(emitted.elapsed().as_secs_f64());
                         }
                         done[idx] = Some((record, Ok(d)));
                     }
