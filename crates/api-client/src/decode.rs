@@ -64,9 +64,11 @@ impl Decoder {
     pub fn decode(&self, body: &[u8]) -> Result<Decoded, SourceError> {
         match self {
             Decoder::Json { pointer } => {
-                let json = parse_json(body)?;
-                let records = match json.pointer(pointer) {
-                    Some(Value::Array(items)) => items.clone(),
+                let mut json = parse_json(body)?;
+                // The records are moved out, not cloned (half the decode time went to the
+                // copy); what stays behind (links, tokens) is all pagination needs.
+                let records = match json.pointer_mut(pointer) {
+                    Some(Value::Array(items)) => std::mem::take(items),
                     Some(Value::Null) | None => Vec::new(),
                     Some(other) => vec![other.clone()],
                 };
@@ -77,18 +79,17 @@ impl Decoder {
                 })
             }
             Decoder::Geojson => {
-                let json = parse_json(body)?;
+                let mut json = parse_json(body)?;
                 let mut out = Decoded::default();
                 match json.get("type").and_then(Value::as_str) {
                     Some("FeatureCollection") => {
-                        for f in json
-                            .get("features")
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                        {
+                        let features = match json.get_mut("features") {
+                            Some(Value::Array(items)) => std::mem::take(items),
+                            _ => Vec::new(),
+                        };
+                        for f in features {
                             if f.get("type").and_then(Value::as_str) == Some("Feature") {
-                                out.records.push(f.clone());
+                                out.records.push(f);
                             } else {
                                 out.rejected.push(Rejected::new(
                                     "GeoJSON feature without `\"type\": \"Feature\"`",
