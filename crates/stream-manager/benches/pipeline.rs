@@ -10,7 +10,6 @@
 //! The broker is librdkafka's in-process mock, or the one `BENCH_BOOTSTRAP` names
 //! (topics must exist: `bench-pipeline`, `bench-bare`). `--quick` runs a few seconds.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
@@ -35,11 +34,15 @@ impl Bench {
     /// A config with the shared producer settings and `sources`/`extra` YAML.
     fn config(&self, extra: &str) -> StreamConfig {
         let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let routing = if extra.contains("routing:") {
+            String::new()
+        } else {
+            format!("routing: {{ fallback_topic: {TOPIC} }}\n")
+        };
         let yaml = format!(
             "kafka: {{ bootstrap_servers: '{}', linger_ms: 5, batch_size: 1000, compression_type: lz4 }}
 dlq: {{ url: 'sqlite://{}/dlq-{n}.db' }}
-routing: {{ fallback_topic: {TOPIC} }}
-{extra}",
+{routing}{extra}",
             self.bootstrap,
             self.dir.display()
         );
@@ -55,7 +58,7 @@ fn synthetic(id: &str, priority: &str, rate: f64, pad: usize, mode: &str, alerts
     source_type: synthetic
     priority: {priority}
     ingestion: {{ mode: {mode}, polling_interval_seconds: 0.01, buffer_size: 2000, buffer_flush_interval_seconds: 0.02, max_records_per_poll: 100000 }}
-    custom_params: {{ records_per_second: {rate}, max_per_fetch: 20000, seed: 1, alert_probability: {alerts}, pad_bytes: {pad} }}
+    custom_params: {{ records_per_second: {rate}, max_per_fetch: 5000, seed: 1, alert_probability: {alerts}, pad_bytes: {pad} }}
 "
     )
 }
@@ -236,9 +239,8 @@ sources:
 
 /// CRITICAL vs NORMAL latency while LOW records queue up behind a throttled rate.
 async fn priority_run(b: &Bench, snap: &Snapshotter) -> (usize, f64, usize, f64, usize) {
-    let cfg = b.config(
-        &format!(
-            "throttling: {{ max_send_rate: 3000 }}
+    let cfg = b.config(&format!(
+        "throttling: {{ max_send_rate: 3000 }}
 queue_max_size: 1000000
 routing:
   fallback_topic: {TOPIC}
@@ -246,11 +248,9 @@ routing:
     - {{ field: /severity, operator: eq, value: critical, priority: critical }}
 sources:
 {}{}",
-            synthetic("backlog", "low", 4000.0, 0, "real_time", 0.0),
-            synthetic("mixed", "normal", 500.0, 0, "real_time", 0.05)
-        )
-        .replace(&format!("routing: {{ fallback_topic: {TOPIC} }}\n"), ""),
-    );
+        synthetic("backlog", "low", 4000.0, 0, "real_time", 0.0),
+        synthetic("mixed", "normal", 500.0, 0, "real_time", 0.05)
+    ));
     let m = StreamManager::builder(cfg).start().await.expect("manager");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _ = all_e2e(snap);
@@ -390,7 +390,8 @@ fn main() {
         for pad in [0usize, 1800] {
             let size = record_bytes(pad);
             let n: u64 = match (quick, pad) {
-                (true, _) => 20_000,
+                (true, 0) => 100_000,
+                (true, _) => 25_000,
                 (false, 0) => 400_000,
                 (false, _) => 100_000,
             };
@@ -411,6 +412,9 @@ fn main() {
                 median(pc),
                 median(bc)
             );
+        }
+        if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "throughput") {
+            return;
         }
         println!("\n### Latency, source emit → broker ack ({broker}, linger 5 ms)\n");
         println!("| offered rec/s | samples | p50 ms | p99 ms | p99.9 ms | max ms |");
@@ -433,6 +437,9 @@ fn main() {
         println!("| normal + low | {nn} | {} |", ms(n99));
         println!("\nLOW records still queued at the end: {backlog}.");
     });
+    if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "throughput") {
+        return;
+    }
     let o = child("overflow", quick);
     let f: Vec<f64> = o
         .split_whitespace()

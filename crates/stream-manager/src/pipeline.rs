@@ -30,6 +30,9 @@ pub(crate) struct StreamCounters {
 pub(crate) struct SourceCtx {
     pub(crate) id: Arc<str>,
     pub(crate) source_type: Arc<str>,
+    /// `id` and `source_type` as header values: cloning `Bytes` shares, not copies.
+    pub(crate) id_header: Bytes,
+    pub(crate) type_header: Bytes,
     pub(crate) priority: Priority,
     pub(crate) tracker: Arc<CursorTracker>,
     pub(crate) counters: Arc<StreamCounters>,
@@ -57,6 +60,23 @@ impl QueueItem for Item {
     }
 }
 
+/// The ingestion time of a batch: as a number and as a ready header value.
+#[derive(Debug, Clone)]
+pub(crate) struct Ingested {
+    pub(crate) ms: i64,
+    pub(crate) header: Bytes,
+}
+
+impl Ingested {
+    pub(crate) fn now() -> Self {
+        let ms = now_ms();
+        Self {
+            ms,
+            header: Bytes::from(ms.to_string()),
+        }
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -77,32 +97,33 @@ impl Shared {
     /// The outgoing form of a queued record: its topic and key resolved now, metadata
     /// as headers.
     /// `embed_metadata` is `metadata_in_payload`, read once per batch by the caller.
-    pub(crate) fn outgoing(&self, item: &Item, embed_metadata: bool) -> OutgoingRecord {
+    /// `ingested_at` is now in ms since the epoch, taken once per batch by the caller.
+    pub(crate) fn outgoing(
+        &self,
+        item: &Item,
+        embed_metadata: bool,
+        ingested_at: &Ingested,
+    ) -> OutgoingRecord {
         let d = self.resolver.resolve(&Record {
             source_id: &item.ctx.id,
             source_type: &item.ctx.source_type,
             value: &item.value,
         });
-        let ingested_at = now_ms();
+        let id = item.id.to_string();
         let headers = vec![
-            ("message_id".to_owned(), Bytes::from(item.id.to_string())),
             (
-                "source_id".to_owned(),
-                Bytes::copy_from_slice(item.ctx.id.as_bytes()),
+                "message_id".to_owned(),
+                Bytes::copy_from_slice(id.as_bytes()),
             ),
-            (
-                "source_type".to_owned(),
-                Bytes::copy_from_slice(item.ctx.source_type.as_bytes()),
-            ),
+            ("source_id".to_owned(), item.ctx.id_header.clone()),
+            ("source_type".to_owned(), item.ctx.type_header.clone()),
             (
                 "priority".to_owned(),
                 Bytes::from_static(priority_name(item.priority).as_bytes()),
             ),
-            (
-                "ingested_at_ms".to_owned(),
-                Bytes::from(ingested_at.to_string()),
-            ),
+            ("ingested_at_ms".to_owned(), ingested_at.header.clone()),
         ];
+        let ingested_at = ingested_at.ms;
         let payload = if embed_metadata {
             let wrapped = serde_json::json!({
                 "data": item.value,
@@ -121,7 +142,7 @@ impl Shared {
             item.payload.clone()
         };
         OutgoingRecord {
-            id: item.id.to_string(),
+            id,
             source_id: item.ctx.id.clone(),
             topic: d.topic,
             key: d.key.map(Bytes::from),
@@ -143,10 +164,11 @@ impl Shared {
             return;
         }
         let embed = self.config().metadata_in_payload;
+        let ingested = Ingested::now();
         let letters = items
             .iter()
             .map(|i| NewDeadLetter {
-                record: self.outgoing(i, embed),
+                record: self.outgoing(i, embed, &ingested),
                 reason,
                 details: details.to_owned(),
             })
@@ -299,7 +321,10 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
         let limits = PopBatch {
             max_items: cfg.kafka.batch_size as usize,
             max_bytes: 4 * 1024 * 1024,
-            linger: Duration::from_millis(u64::from(cfg.kafka.linger_ms.min(50))),
+            // librdkafka lingers (`linger_ms`) for its own batches; lingering here too
+            // added up to the same delay again to every record's latency (p50 11.6 ms
+            // with linger 5 ms). A 1 ms wait still gathers bursts into one batch.
+            linger: Duration::from_millis(u64::from(cfg.kafka.linger_ms.min(1))),
         };
         let batch = shared.queue.pop_batch(limits).await;
         if batch.is_empty() {
@@ -321,9 +346,10 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
                     .min(remaining);
             }
         }
+        let ingested = Ingested::now();
         let records: Vec<OutgoingRecord> = batch
             .iter()
-            .map(|i| shared.outgoing(i, cfg.metadata_in_payload))
+            .map(|i| shared.outgoing(i, cfg.metadata_in_payload, &ingested))
             .collect();
         let permit = semaphore
             .clone()
