@@ -101,14 +101,31 @@ fn bench_output(pkg: &str, bench: &str, extra: &[&str], env: &[(&str, String)]) 
         "cargo bench -p {pkg} --bench {bench} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Criterion's summary lines and the harness-less benches' key/value lines.
-    Ok(stdout
-        .lines()
-        .filter(|l| {
-            !l.trim().is_empty() && !l.starts_with("Benchmarking") && !l.contains("Gnuplot")
-        })
-        .collect::<Vec<_>>()
-        .join("\n"))
+    // Criterion's estimates and the harness-less benches' lines; criterion's comparison
+    // with an earlier run on this machine ("change: …") and outlier counts are left out.
+    let mut kept = Vec::new();
+    let mut in_change = false;
+    for line in stdout.lines() {
+        let t = line.trim();
+        if t.contains("change:") {
+            in_change = true;
+            continue;
+        }
+        if in_change {
+            in_change = !(t.starts_with("Performance has")
+                || t.starts_with("No change")
+                || t.starts_with("Change within"));
+            continue;
+        }
+        let outlier = t.starts_with("Found ") && t.contains("outliers")
+            || t.ends_with("mild")
+            || t.ends_with("severe");
+        if t.is_empty() || t.starts_with("Benchmarking") || t.contains("Gnuplot") || outlier {
+            continue;
+        }
+        kept.push(line);
+    }
+    Ok(kept.join("\n"))
 }
 
 fn sh(cmd: &str) -> String {
