@@ -144,6 +144,18 @@ pub async fn index_tansu_headers(t: &Tansu) {
     }
 }
 
+/// The YAML of a `synthetic` source `id` (under `sources:`): continuous streaming,
+/// polled every 0.1 s, flushed at 200 records or 0.5 s, `rate` records/s, no alerts.
+pub fn synthetic(id: &str, rate: u64, seed: u64) -> String {
+    format!(
+        "  {id}:
+    source_type: synthetic
+    ingestion: {{ mode: continuous_streaming, polling_interval_seconds: 0.1, buffer_size: 200, buffer_flush_interval_seconds: 0.5 }}
+    custom_params: {{ records_per_second: {rate}, seed: {seed}, alert_probability: 0 }}
+"
+    )
+}
+
 /// The server as a real process.
 #[derive(Debug)]
 pub struct Server {
@@ -486,27 +498,23 @@ pub fn tally(seen: &HashMap<u64, usize>, n: u64) -> Tally {
 /// The committed cursor of `source` in a SQLite or PostgreSQL store.
 pub async fn committed_cursor(db_url: &str, source: &str) -> Option<String> {
     use sqlx::Row as _;
-    let q = "SELECT cursor FROM source_cursors WHERE source_id = $1";
+    // The same statement on either pool type (sqlx is built without `any`).
+    macro_rules! read {
+        ($pool:expr) => {{
+            let pool = $pool.expect("open the cursor store");
+            let row = sqlx::query("SELECT cursor FROM source_cursors WHERE source_id = $1")
+                .bind(source)
+                .fetch_optional(&pool)
+                .await
+                .expect("read cursor");
+            pool.close().await;
+            row.map(|r| r.get::<String, _>(0))
+        }};
+    }
     if db_url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(db_url)
-            .await
-            .expect("open sqlite");
-        let row = sqlx::query(q)
-            .bind(source)
-            .fetch_optional(&pool)
-            .await
-            .expect("read cursor");
-        pool.close().await;
-        row.map(|r| r.get::<String, _>(0))
+        read!(sqlx::SqlitePool::connect(db_url).await)
     } else {
-        let pool = sqlx::PgPool::connect(db_url).await.expect("open postgres");
-        let row = sqlx::query(q)
-            .bind(source)
-            .fetch_optional(&pool)
-            .await
-            .expect("read cursor");
-        pool.close().await;
-        row.map(|r| r.get::<String, _>(0))
+        read!(sqlx::PgPool::connect(db_url).await)
     }
 }
 

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use e2e::{
-    committed_seq, consume, header, json, sequences, serve, tally, wait_until, Scene, Server,
-    Storage,
+    committed_seq, consume, header, json, sequences, serve, synthetic, tally, wait_until, Scene,
+    Server, Storage,
 };
 use sqlx::Row as _;
 
@@ -124,17 +124,14 @@ routing:
   custom_mappings: {{ good: e2e-good }}
   fallback_topic: e2e-web
 sources:
-{malformed}{nd}{storm}{hang}  good:
-    source_type: synthetic
-    ingestion: {{ mode: continuous_streaming, polling_interval_seconds: 0.1, buffer_size: 100, buffer_flush_interval_seconds: 0.5 }}
-    custom_params: {{ records_per_second: 300, seed: 11, alert_probability: 0 }}
-",
+{malformed}{nd}{storm}{hang}{good}",
         bootstrap = tansu.bootstrap(),
         dlq = scene.sqlite_url(),
         malformed = http("malformed", "/malformed", "{ type: json, pointer: /items }"),
         nd = http("ndjson", "/ndjson", "{ type: ndjson }"),
         storm = http("storm", "/storm", "{ type: json }"),
         hang = http("hang", "/hang", "{ type: json }"),
+        good = synthetic("good", 300, 11),
     );
     let mut server = Server::start(&scene, &config).await;
     wait_until(

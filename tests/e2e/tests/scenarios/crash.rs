@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use e2e::{committed_seq, consume, sequences, tally, Scene, Server, Storage};
+use e2e::{committed_seq, consume, sequences, synthetic, tally, Scene, Server, Storage};
 
 const RATE: u64 = 1000;
 
@@ -20,13 +20,10 @@ topics:
   e2e-crash: {{ partitions: 2 }}
 routing: {{ fallback_topic: e2e-crash }}
 sources:
-  gen:
-    source_type: synthetic
-    ingestion: {{ mode: continuous_streaming, polling_interval_seconds: 0.1, buffer_size: 200, buffer_flush_interval_seconds: 0.5 }}
-    custom_params: {{ records_per_second: {RATE}, seed: 3, alert_probability: 0 }}
-",
+{gen}",
         bootstrap = tansu.bootstrap(),
         dlq = scene.sqlite_url(),
+        gen = synthetic("gen", RATE, 3),
     );
     let mut server = Server::start(&scene, &config).await;
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::{wait_until, Metrics, Scene, Server, Storage};
+use e2e::{synthetic, wait_until, Metrics, Scene, Server, Storage};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -79,13 +79,10 @@ topics:
   e2e-lag: {{ partitions: 1 }}
 routing: {{ fallback_topic: e2e-lag }}
 sources:
-  gen:
-    source_type: synthetic
-    ingestion: {{ mode: continuous_streaming, polling_interval_seconds: 0.1, buffer_size: 100, buffer_flush_interval_seconds: 0.25 }}
-    custom_params: {{ records_per_second: {OFFERED}, seed: 9, alert_probability: 0 }}
-",
+{gen}",
         bootstrap = tansu.bootstrap(),
         dlq = scene.sqlite_url(),
+        gen = synthetic("gen", OFFERED, 9),
     );
     let run = Arc::new(AtomicBool::new(true));
     let stop = Arc::new(AtomicBool::new(false));

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{committed_seq, consume, sequences, tally, wait_until, Scene, Server, Storage};
+use e2e::{
+    committed_seq, consume, sequences, synthetic, tally, wait_until, Scene, Server, Storage,
+};
 
 const RATE: u64 = 2500;
 const OUTAGE_SECS: u64 = 30;
@@ -29,13 +31,10 @@ topics:
   e2e-load: {{ partitions: 3 }}
 routing: {{ fallback_topic: e2e-load }}
 sources:
-  load:
-    source_type: synthetic
-    ingestion: {{ mode: continuous_streaming, polling_interval_seconds: 0.1, buffer_size: 500, buffer_flush_interval_seconds: 0.5 }}
-    custom_params: {{ records_per_second: {RATE}, seed: 1, alert_probability: 0 }}
-",
+{load}",
         bootstrap = tansu.bootstrap(),
         dlq = scene.sqlite_url(),
+        load = synthetic("load", RATE, 1),
     );
     let mut server = Server::start(&scene, &config).await;
     wait_until(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use e2e::{committed_seq, consume, sequences, tally, Scene, Server, Storage};
+use e2e::{committed_seq, consume, sequences, synthetic, tally, Scene, Server, Storage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains() {
@@ -20,13 +20,10 @@ topics:
   e2e-drain: {{ partitions: 2 }}
 routing: {{ fallback_topic: e2e-drain }}
 sources:
-  gen:
-    source_type: synthetic
-    ingestion: {{ mode: continuous_streaming, polling_interval_seconds: 0.1, buffer_size: 300, buffer_flush_interval_seconds: 0.5 }}
-    custom_params: {{ records_per_second: 3000, seed: 5, alert_probability: 0 }}
-",
+{gen}",
         bootstrap = tansu.bootstrap(),
         dlq = scene.sqlite_url(),
+        gen = synthetic("gen", 3000, 5),
     );
     let mut server = Server::start(&scene, &config).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
