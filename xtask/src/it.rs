@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use test_support::TestPostgres;
 
-use crate::{cargo, has_nextest, run};
+use crate::{cargo, run, test_command};
 
 /// The tansu version the suite is written against.
 const TANSU_VERSION: &str = "0.6.0";
@@ -129,22 +129,13 @@ pub(crate) fn run_suite(root: &Path, tansu: &Path, filter: Option<&str>) -> Resu
         Some(f) => format!("package(e2e) & test(/{f}/)"),
         None => "package(e2e)".to_owned(),
     };
-    let mut cmd = cargo();
-    if has_nextest() {
-        cmd.args([
-            "nextest",
-            "run",
-            "--workspace",
-            "--no-fail-fast",
-            "-E",
+    let mut cmd = match filter {
+        Some(f) => test_command(
             &expr,
-        ]);
-    } else {
-        cmd.args(["test", "-p", "e2e", "--", "--test-threads", "1"]);
-        if let Some(f) = filter {
-            cmd.arg(f);
-        }
-    }
+            &["--test", "scenarios", f, "--", "--test-threads", "1"],
+        ),
+        None => test_command(&expr, &["--test", "scenarios", "--", "--test-threads", "1"]),
+    };
     cmd.env("STREAM_SERVER_BIN", &server)
         .env("TANSU_BIN", tansu)
         .env("IT_LOG_DIR", &logs);

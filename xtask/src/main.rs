@@ -71,7 +71,27 @@ pub(crate) fn run(mut cmd: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn has_nextest() -> bool {
+/// `cargo nextest run --workspace` on the tests `filter` selects (a nextest filter
+/// expression), or, where nextest is missing, `cargo test --workspace` with `fallback`.
+pub(crate) fn test_command(filter: &str, fallback: &[&str]) -> Command {
+    let mut cmd = cargo();
+    if has_nextest() {
+        cmd.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+            "-E",
+            filter,
+        ]);
+    } else {
+        cmd.args(["test", "--workspace", "--no-fail-fast"])
+            .args(fallback);
+    }
+    cmd
+}
+
+fn has_nextest() -> bool {
     cargo()
         .args(["nextest", "--version"])
         .output()
@@ -90,31 +110,13 @@ fn test(root: &Path) -> Result<()> {
 }
 
 fn run_tests(root: &Path, tansu: &Path) -> Result<()> {
-    let hermetic = if has_nextest() {
-        let mut cmd = cargo();
-        cmd.args([
-            "nextest",
-            "run",
-            "--workspace",
-            "--no-fail-fast",
-            "-E",
+    let hermetic = run(
+        test_command(
             "not package(e2e)",
-        ]);
-        run(cmd, "cargo nextest run --workspace (hermetic)")
-    } else {
-        let mut cmd = cargo();
-        cmd.args([
-            "test",
-            "--workspace",
-            "--exclude",
-            "e2e",
-            "--no-fail-fast",
-            "--lib",
-            "--bins",
-            "--tests",
-        ]);
-        run(cmd, "cargo test --workspace (hermetic)")
-    };
+            &["--exclude", "e2e", "--lib", "--bins", "--tests"],
+        ),
+        "unit and hermetic integration tests",
+    );
     // The real-broker suite runs even when a hermetic test failed: both results count.
     let e2e = it::run_suite(root, tansu, None);
     let mut cmd = cargo();
