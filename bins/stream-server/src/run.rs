@@ -88,7 +88,7 @@ async fn serve(
         .listen
         .parse()
         .context("while reading server.listen")?;
-    let _embedded = if cfg.kafka.is_embedded() {
+    let embedded = if cfg.kafka.is_embedded() {
         let broker = producer::EmbeddedBroker::start(&embedded_topics(cfg))
             .context("while starting the embedded Kafka broker")?;
         cfg.kafka.bootstrap_servers = broker.bootstrap_servers().to_owned();
@@ -159,6 +159,10 @@ async fn serve(
     let _ = stop_tx.send(());
     let _ = server.await;
     println!("stream-server: stopped");
+    // The process is exiting. Producer clients still held by finished tasks are dropped
+    // only when the runtime shuts down, after this returns; an embedded broker dropped
+    // here first made each of them log "all brokers are down" on every clean exit.
+    std::mem::forget(embedded);
     Ok(())
 }
 
