@@ -269,29 +269,20 @@ impl Server {
 
     /// GET → (status, body as JSON or string).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.call(self.http.get(self.url(path)), "GET", path).await
     }
 
     /// POST a JSON body → (status, body).
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .json(&body)
+        self.call(self.http.post(self.url(path)).json(&body), "POST", path)
+            .await
+    }
+
+    async fn call(&self, req: reqwest::RequestBuilder, method: &str, path: &str) -> (u16, Value) {
+        let r = req
             .send()
             .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = r.status().as_u16();
         let text = r.text().await.unwrap_or_default();
         (

@@ -81,16 +81,6 @@ impl Supervised {
         })
     }
 
-    /// The program's pid.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// Its log file.
-    pub fn log(&self) -> &Path {
-        &self.log
-    }
-
     /// Sends `signal` (a `kill -s` name: `TERM`, `KILL`, `STOP`, `CONT`, `HUP`).
     pub fn signal(&self, signal: &str) {
         let _ = Command::new("kill")

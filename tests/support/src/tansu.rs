@@ -30,7 +30,7 @@ pub enum Storage {
 }
 
 /// A running (or stopped) tansu broker. Its folder holds the storage and `tansu.log`;
-/// the folder is removed on drop unless [`Tansu::keep`] was called.
+/// the folder is removed on drop, except while panicking (for the post-mortem).
 #[derive(Debug)]
 pub struct Tansu {
     bin: PathBuf,
@@ -38,7 +38,6 @@ pub struct Tansu {
     port: u16,
     storage: Storage,
     proc: Option<Supervised>,
-    keep: bool,
 }
 
 impl Tansu {
@@ -62,7 +61,6 @@ impl Tansu {
             port,
             storage,
             proc: None,
-            keep: false,
         };
         t.restart()?;
         Ok(t)
@@ -81,11 +79,6 @@ impl Tansu {
     /// Its log file.
     pub fn log(&self) -> PathBuf {
         self.dir.join("tansu.log")
-    }
-
-    /// Keeps the folder (storage and log) after drop, for a failed test's post-mortem.
-    pub fn keep(&mut self) {
-        self.keep = true;
     }
 
     /// Stops the broker abruptly (`kill -9`): an outage, as clients see it.
@@ -139,7 +132,7 @@ impl Tansu {
 impl Drop for Tansu {
     fn drop(&mut self) {
         self.stop();
-        if !self.keep && !std::thread::panicking() {
+        if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

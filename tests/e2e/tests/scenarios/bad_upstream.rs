@@ -162,10 +162,24 @@ sources:
     assert!(storm_retries >= 1.0, "429s were retried after Retry-After");
     assert_eq!(errors("good"), 0.0, "the healthy source saw no error");
     assert_eq!(errors("ndjson"), 0.0, "partial NDJSON is not a failed poll");
-    // Health names the failing sources and keeps the healthy ones running.
+    // The admin API names the failing sources; every source keeps running.
     let (_, streams) = server.get("/streams").await;
-    let text = streams.to_string();
-    assert!(text.contains("\"good\""), "{text}");
+    let stream = |id: &str| {
+        streams
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["id"] == id))
+            .unwrap_or_else(|| panic!("{id} missing from /streams: {streams}"))
+            .clone()
+    };
+    for id in ["malformed", "hang"] {
+        let s = stream(id);
+        assert_eq!(s["status"], "running", "{s}");
+        assert_eq!(s["failing"], true, "{s}");
+    }
+    let good = stream("good");
+    assert_eq!(good["status"], "running", "{good}");
+    assert_eq!(good["failing"], false, "{good}");
+    assert_eq!(good["errors"], 0, "{good}");
 
     assert_eq!(server.sigterm(Duration::from_secs(60)).await, Some(0));
     let n = committed_seq(&scene.sqlite_url(), "good").await;

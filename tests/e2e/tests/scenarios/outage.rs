@@ -9,17 +9,11 @@ use e2e::{
 };
 
 const RATE: u64 = 2500;
-const OUTAGE_SECS: u64 = 30;
+const OUTAGE: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage() {
     let scene = Scene::new("outage");
-    let outage = Duration::from_secs(
-        std::env::var("E2E_OUTAGE_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(OUTAGE_SECS),
-    );
     let mut tansu = scene.tansu(Storage::Sqlite).await;
     let config = format!(
         "kafka: {{ bootstrap_servers: '{bootstrap}', linger_ms: 20, batch_size: 1000 }}
@@ -51,7 +45,7 @@ sources:
     tansu.stop();
     let down_at = Instant::now();
     let mut saw_unready = false;
-    while down_at.elapsed() < outage {
+    while down_at.elapsed() < OUTAGE {
         let (status, _) = server.get("/ready").await;
         saw_unready |= status == 503;
         assert!(status == 200 || status == 503, "ready answered {status}");
@@ -77,7 +71,7 @@ sources:
         || async { server.get("/ready").await.0 == 200 },
     )
     .await;
-    let recovered_in = down_at.elapsed() - outage;
+    let recovered_in = down_at.elapsed() - OUTAGE;
     tokio::time::sleep(Duration::from_secs(5)).await;
     server.stop_stream("load").await;
     server.wait_drained(Duration::from_secs(120)).await;
@@ -87,7 +81,7 @@ sources:
     assert_eq!(server.sigterm(Duration::from_secs(60)).await, Some(0));
 
     let n = committed_seq(&scene.sqlite_url(), "load").await;
-    let total_secs = 10.0 + outage.as_secs_f64();
+    let total_secs = 10.0 + OUTAGE.as_secs_f64();
     assert!(
         n as f64 >= RATE as f64 * total_secs * 0.8,
         "steady load: {n} records in ~{total_secs} s"
