@@ -9,11 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use producer::{DlqFilter, DlqStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use stream_config::{Format, Loader};
-use stream_manager::StreamManager;
+use stream_manager::{DeadLetter, DlqFilter, DlqStatus, StreamManager};
 
 /// What handlers share.
 pub(crate) struct AppState {
@@ -43,16 +42,29 @@ impl IntoResponse for ApiError {
 impl From<stream_manager::Error> for ApiError {
     fn from(e: stream_manager::Error) -> Self {
         match &e {
-            stream_manager::Error::UnknownStream(_) => {
+            stream_manager::Error::UnknownStream(_)
+            | stream_manager::Error::UnknownDeadLetter(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, e.to_string())
             }
             stream_manager::Error::State { .. } => {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }
             stream_manager::Error::Config(c) => config_error(c),
-            _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error_chain(&e)),
         }
     }
+}
+
+/// An error with its causes, `outer: cause: cause` (as anyhow's `{:#}` prints).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 fn config_error(e: &stream_config::Error) -> ApiError {
@@ -72,10 +84,6 @@ fn config_error(e: &stream_config::Error) -> ApiError {
         ),
         None => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
     }
-}
-
-fn dlq_error(e: producer::DlqError) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
 /// Every route, for `/openapi.json` (a test checks it matches the router).
@@ -271,7 +279,7 @@ impl DlqQuery {
     }
 }
 
-fn letter_json(l: &producer::DeadLetter) -> Value {
+fn letter_json(l: &DeadLetter) -> Value {
     json!({
         "id": l.id, "message_id": l.message_id, "source_id": l.source_id, "source_topic": l.source_topic,
         "payload": l.payload_json.as_ref().and_then(|p| serde_json::from_str::<Value>(p).ok())
@@ -283,39 +291,12 @@ fn letter_json(l: &producer::DeadLetter) -> Value {
 
 async fn list_dlq(State(s): State<Arc<AppState>>, Query(q): Query<DlqQuery>) -> AppResult {
     let filter = q.filter()?;
-    let rows = s
-        .manager
-        .delivery()
-        .store()
-        .list(&filter, q.limit, q.offset)
-        .await
-        .map_err(dlq_error)?;
+    let rows = s.manager.dlq_list(&filter, q.limit, q.offset).await?;
     Ok(Json(json!({ "items": rows.iter().map(letter_json).collect::<Vec<_>>(), "limit": q.limit, "offset": q.offset })).into_response())
 }
 
 async fn dlq_stats(State(s): State<Arc<AppState>>) -> AppResult {
-    Ok(Json(
-        s.manager
-            .delivery()
-            .store()
-            .stats()
-            .await
-            .map_err(dlq_error)?,
-    )
-    .into_response())
-}
-
-async fn replay(
-    s: &AppState,
-    letters: Vec<producer::DeadLetter>,
-    topic: Option<&str>,
-) -> AppResult {
-    let d = s.manager.delivery();
-    let (replayed, failed) =
-        producer::replay(d.store().as_ref(), d.producer().as_ref(), &letters, topic)
-            .await
-            .map_err(dlq_error)?;
-    Ok(Json(json!({ "replayed": replayed, "failed": failed })).into_response())
+    Ok(Json(s.manager.dlq_stats().await?).into_response())
 }
 
 async fn replay_one(
@@ -323,16 +304,8 @@ async fn replay_one(
     Path(id): Path<i64>,
     Query(q): Query<DlqQuery>,
 ) -> AppResult {
-    let letter = s
-        .manager
-        .delivery()
-        .store()
-        .get(id)
-        .await
-        .map_err(dlq_error)?;
-    let letter = letter
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no dead letter {id}")))?;
-    replay(&s, vec![letter], q.topic.as_deref()).await
+    let outcome = s.manager.dlq_replay_one(id, q.topic.as_deref()).await?;
+    Ok(Json(outcome).into_response())
 }
 
 async fn replay_filter(State(s): State<Arc<AppState>>, body: Option<Json<DlqQuery>>) -> AppResult {
@@ -344,34 +317,16 @@ async fn replay_filter(State(s): State<Arc<AppState>>, body: Option<Json<DlqQuer
         offset: 0,
         topic: None,
     });
-    let mut filter = q.filter()?;
-    if filter.status.is_none() {
-        filter.status = Some(DlqStatus::PermanentFailure);
-    }
-    let rows = s
+    let filter = q.filter()?;
+    let outcome = s
         .manager
-        .delivery()
-        .store()
-        .list(&filter, q.limit, 0)
-        .await
-        .map_err(dlq_error)?;
-    replay(&s, rows, q.topic.as_deref()).await
+        .dlq_replay(&filter, q.limit, q.topic.as_deref())
+        .await?;
+    Ok(Json(outcome).into_response())
 }
 
 async fn discard(State(s): State<Arc<AppState>>, Path(id): Path<i64>) -> AppResult {
-    let n = s
-        .manager
-        .delivery()
-        .store()
-        .set_status(&[id], DlqStatus::Discarded)
-        .await
-        .map_err(dlq_error)?;
-    if n == 0 {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no dead letter {id}"),
-        ));
-    }
+    s.manager.dlq_discard(id).await?;
     Ok(Json(json!({ "discarded": id })).into_response())
 }
 

@@ -9,13 +9,20 @@ use async_trait::async_trait;
 
 use crate::source::Cursor;
 
-/// Cursor storage errors.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cursor store: {0}")]
-pub struct CursorError(pub String);
+/// A cursor store failed; the cause is the error's source.
+#[derive(Debug, thiserror::Error)]
+#[error("cursor store failed")]
+pub struct CursorError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+impl CursorError {
+    /// Wraps the store's own error.
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(cause.into())
+    }
+}
 
 /// Durable cursors by source id. The SQL implementation (SQLite or PostgreSQL, beside
-/// the DLQ) is `producer::SqlDeadLetterStore`, adapted by the manager.
+/// the DLQ) is the `store` crate's `SqlStore`.
 #[async_trait]
 pub trait CursorStore: Send + Sync + fmt::Debug {
     /// The last committed cursor of `source_id`.

@@ -1,13 +1,14 @@
 //! `Delivery`: the producer and the DLQ together. Every record handed to `deliver` is
 //! acknowledged by Kafka or dead-lettered with its reason; if the DLQ store is down,
-//! dead letters wait in a bounded memory buffer until it returns.
+//! dead letters wait in a bounded memory buffer until it returns. `retry_due` and
+//! `replay` send dead letters again.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::dlq::{DeadLetterStore, NewDeadLetter};
+use crate::dlq::{DeadLetter, DeadLetterStore, DlqError, DlqStatus, NewDeadLetter};
 use crate::metrics as m;
 use crate::{FailureReason, Outcome, OutgoingRecord, Producer};
 
@@ -69,6 +70,13 @@ impl Delivery {
         &self.dlq
     }
 
+    /// The DLQ's counts (also published as the `dlq_size` gauge).
+    pub async fn dlq_stats(&self) -> Result<crate::DlqStats, DlqError> {
+        let stats = self.dlq.stats().await?;
+        metrics::gauge!(m::DLQ_SIZE).set(stats.pending as f64);
+        Ok(stats)
+    }
+
     /// False while dead letters cannot be written and wait in memory.
     pub fn dlq_healthy(&self) -> bool {
         self.dlq_healthy.load(Ordering::Relaxed)
@@ -121,6 +129,7 @@ impl Delivery {
         if self.buffered() == 0 {
             match self.dlq.insert(&letters, self.first_retry).await {
                 Ok(()) => {
+                    count_writes(&letters);
                     self.dlq_healthy.store(true, Ordering::Relaxed);
                     return;
                 }
@@ -154,7 +163,7 @@ impl Delivery {
 
     /// Writes buffered dead letters to the store (call it periodically). Ok once the
     /// buffer is empty.
-    pub async fn flush_buffer(&self) -> Result<(), crate::DlqError> {
+    pub async fn flush_buffer(&self) -> Result<(), DlqError> {
         loop {
             let chunk: Vec<NewDeadLetter> = {
                 let buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
@@ -166,6 +175,7 @@ impl Delivery {
             }
             match self.dlq.insert(&chunk, self.first_retry).await {
                 Ok(()) => {
+                    count_writes(&chunk);
                     let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
                     buf.drain(..chunk.len());
                     metrics::gauge!(m::DLQ_BUFFERED).set(buf.len() as f64);
@@ -177,4 +187,76 @@ impl Delivery {
             }
         }
     }
+}
+
+fn count_writes(letters: &[NewDeadLetter]) {
+    for l in letters {
+        metrics::counter!(m::DLQ_WRITES, "reason" => l.reason.as_str()).increment(1);
+    }
+}
+
+/// One pass of the background worker: retries due rows through `producer`. A success
+/// marks the row `retry_success`; a failure counts the retry and schedules the next at
+/// `base × 2^n`, or makes the row permanent after `max_retries`. Returns
+/// (delivered, still failing).
+pub async fn retry_due(
+    store: &dyn DeadLetterStore,
+    producer: &dyn Producer,
+    now_ms: i64,
+    base: Duration,
+    max_retries: u32,
+) -> Result<(usize, usize), DlqError> {
+    let due = store.due(now_ms, 500).await?;
+    if due.is_empty() {
+        return Ok((0, 0));
+    }
+    let records: Vec<_> = due.iter().map(|d| d.to_record(None)).collect();
+    let outcomes = producer.send(records).await;
+    let (mut ok_ids, mut failed) = (Vec::new(), 0);
+    for (letter, (_, outcome)) in due.iter().zip(outcomes) {
+        metrics::counter!(m::DLQ_RETRIES).increment(1);
+        match outcome {
+            Ok(_) => ok_ids.push(letter.id),
+            Err(e) => {
+                failed += 1;
+                let n = letter.retry_count as u32 + 1;
+                let next = (n < max_retries && e.reason.is_retriable())
+                    .then(|| now_ms + base.saturating_mul(1 << n.min(20)).as_millis() as i64);
+                store.retry_failed(letter.id, &e.to_string(), next).await?;
+            }
+        }
+    }
+    store.set_status(&ok_ids, DlqStatus::RetrySuccess).await?;
+    Ok((ok_ids.len(), failed))
+}
+
+/// Replays rows (to their original topic, or `topic`): delivered rows are marked
+/// `replayed`; rows that fail again keep their status with the new error.
+/// Returns (replayed, failed).
+pub async fn replay(
+    store: &dyn DeadLetterStore,
+    producer: &dyn Producer,
+    letters: &[DeadLetter],
+    topic: Option<&str>,
+) -> Result<(usize, usize), DlqError> {
+    let records: Vec<_> = letters.iter().map(|d| d.to_record(topic)).collect();
+    let outcomes = producer.send(records).await;
+    let (mut ok_ids, mut failed) = (Vec::new(), 0);
+    for (letter, (_, outcome)) in letters.iter().zip(outcomes) {
+        match outcome {
+            Ok(_) => ok_ids.push(letter.id),
+            Err(e) => {
+                failed += 1;
+                let keep = letter
+                    .retry_at
+                    .filter(|_| letter.status == DlqStatus::QueuedForRetry);
+                store
+                    .retry_failed(letter.id, &format!("replay failed: {e}"), keep)
+                    .await?;
+            }
+        }
+    }
+    store.set_status(&ok_ids, DlqStatus::Replayed).await?;
+    metrics::counter!(m::DLQ_REPLAYS).increment(ok_ids.len() as u64);
+    Ok((ok_ids.len(), failed))
 }

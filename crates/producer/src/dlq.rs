@@ -1,20 +1,17 @@
-//! The dead-letter queue: a `DeadLetterStore` trait and its SQL implementation on SQLite
-//! or PostgreSQL (chosen by URL scheme), plus the retry and replay operations.
+//! The dead-letter queue's seam: the `DeadLetterStore` trait, its row types, and
+//! `MemoryDeadLetterStore`. The SQL implementation (SQLite, PostgreSQL) is the `store`
+//! crate's.
 
-use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::Row;
 
-use crate::metrics as m;
-use crate::{FailureReason, OutgoingRecord, Producer};
+use crate::{FailureReason, OutgoingRecord};
 
 /// Lifecycle of a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -174,23 +171,16 @@ pub struct DlqStats {
     pub oldest_pending_at: Option<i64>,
 }
 
-/// DLQ errors.
+/// A DLQ store failed; the cause (never carrying a secret) is the error's source.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DlqError {
-    /// The URL is not `sqlite://…` or `postgres://…`.
-    #[error("unsupported DLQ URL scheme in `{0}`; use sqlite://path or postgres://user@host/db")]
-    UnsupportedUrl(String),
-    /// The database failed (the message never contains the URL's password).
-    #[error("dlq database: {0}")]
-    Database(String),
-    /// The schema could not be created or upgraded.
-    #[error("dlq migration: {0}")]
-    Migration(String),
-}
+#[error("dead-letter store failed")]
+pub struct DlqError(#[source] Box<dyn std::error::Error + Send + Sync>);
 
-fn db_err(e: sqlx::Error) -> DlqError {
-    DlqError::Database(e.to_string())
+impl DlqError {
+    /// Wraps the store's own error.
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(cause.into())
+    }
 }
 
 /// Storage of dead letters.
@@ -233,89 +223,6 @@ pub trait DeadLetterStore: Send + Sync + fmt::Debug {
     async fn ping(&self) -> Result<(), DlqError>;
 }
 
-#[derive(Debug, Clone)]
-enum Backend {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
-/// Dead letters in SQLite (`sqlite://path`, created if missing) or PostgreSQL
-/// (`postgres://…`), with the schema migrated on connect. The same database keeps the
-/// sources' committed cursors (`load_cursor`, `commit_cursor`).
-#[derive(Debug, Clone)]
-pub struct SqlDeadLetterStore {
-    backend: Backend,
-}
-
-#[derive(Debug)]
-struct Embedded(&'static [(i64, &'static str, &'static str)]);
-
-impl MigrationSource<'static> for Embedded {
-    fn resolve(
-        self,
-    ) -> futures_core_box::BoxFuture<Result<Vec<Migration>, sqlx::error::BoxDynError>> {
-        Box::pin(async move {
-            Ok(self
-                .0
-                .iter()
-                .map(|(v, d, sql)| {
-                    Migration::new(
-                        *v,
-                        Cow::Borrowed(*d),
-                        MigrationType::Simple,
-                        Cow::Borrowed(*sql),
-                        false,
-                    )
-                })
-                .collect())
-        })
-    }
-}
-
-mod futures_core_box {
-    pub(crate) type BoxFuture<T> =
-        std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
-}
-
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "failed_messages",
-        include_str!("../migrations/sqlite/0001_failed_messages.sql"),
-    ),
-    (
-        2,
-        "source_cursors",
-        include_str!("../migrations/sqlite/0002_source_cursors.sql"),
-    ),
-];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "failed_messages",
-        include_str!("../migrations/postgres/0001_failed_messages.sql"),
-    ),
-    (
-        2,
-        "source_cursors",
-        include_str!("../migrations/postgres/0002_source_cursors.sql"),
-    ),
-];
-
-/// Runs the same statement code against whichever pool the store has.
-macro_rules! on_pool {
-    ($self:expr, |$pool:ident| $body:expr) => {
-        match &$self.backend {
-            Backend::Sqlite($pool) => $body,
-            Backend::Postgres($pool) => $body,
-        }
-    };
-}
-
-const COLUMNS: &str =
-    "id, message_id, source_id, source_topic, key, payload, payload_json, headers, \
-     failure_reason, error_details, retry_count, status, retry_at, created_at, updated_at";
-
 /// Milliseconds since the epoch, now.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -324,244 +231,123 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Decodes `failed_messages` rows (the same code for both backends).
-fn letters<R: Row>(rows: &[R]) -> Result<Vec<DeadLetter>, DlqError>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-{
-    let decode = |row: &R| -> Result<DeadLetter, sqlx::Error> {
-        let status: String = row.try_get("status")?;
-        Ok(DeadLetter {
-            id: row.try_get("id")?,
-            message_id: row.try_get("message_id")?,
-            source_id: row.try_get("source_id")?,
-            source_topic: row.try_get("source_topic")?,
-            key: row.try_get("key")?,
-            payload: row.try_get("payload")?,
-            payload_json: row.try_get("payload_json")?,
-            headers: row.try_get("headers")?,
-            failure_reason: row.try_get("failure_reason")?,
-            error_details: row.try_get("error_details")?,
-            retry_count: row.try_get("retry_count")?,
-            status: status
-                .parse()
-                .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-            retry_at: row.try_get("retry_at")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    };
-    rows.iter()
-        .map(decode)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db_err)
+/// Dead letters in memory, with the same semantics as the SQL store (one row per
+/// `message_id`, statuses, retry times): for tests and for users who accept losing
+/// dead letters at exit.
+#[derive(Debug, Default)]
+pub struct MemoryDeadLetterStore {
+    rows: Mutex<BTreeMap<i64, DeadLetter>>,
 }
 
-/// Builds `WHERE …` for a filter with `$n` placeholders from `first`, and the values.
-fn where_clause(filter: &DlqFilter, first: usize) -> (String, Vec<String>) {
-    let mut clauses = Vec::new();
-    let mut values = Vec::new();
-    let mut n = first;
-    for (column, value) in [
-        ("status", filter.status.map(|s| s.as_str().to_owned())),
-        ("failure_reason", filter.reason.clone()),
-        ("source_id", filter.source_id.clone()),
-    ] {
-        if let Some(v) = value {
-            clauses.push(format!("{column} = ${n}"));
-            values.push(v);
-            n += 1;
-        }
+impl MemoryDeadLetterStore {
+    fn rows(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, DeadLetter>> {
+        self.rows.lock().unwrap_or_else(|e| e.into_inner())
     }
-    if clauses.is_empty() {
-        (String::new(), values)
+}
+
+fn matches(filter: &DlqFilter, row: &DeadLetter) -> bool {
+    filter.status.is_none_or(|s| s == row.status)
+        && filter
+            .reason
+            .as_ref()
+            .is_none_or(|r| *r == row.failure_reason)
+        && filter
+            .source_id
+            .as_ref()
+            .is_none_or(|s| *s == row.source_id)
+}
+
+/// The stored form of a record's headers: a JSON array of `[name, value]`.
+pub fn headers_json(record: &OutgoingRecord) -> String {
+    let headers: Vec<(&str, std::borrow::Cow<'_, str>)> = record
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v)))
+        .collect();
+    serde_json::to_string(&headers).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The payload as JSON text when it is JSON (for operators reading the DLQ).
+pub fn payload_json(record: &OutgoingRecord) -> Option<String> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(&record.payload)
+        .ok()
+        .map(|_| String::from_utf8_lossy(&record.payload).into_owned())
+}
+
+/// The status and first retry time of a new dead letter.
+pub fn initial_status(
+    reason: FailureReason,
+    now_ms: i64,
+    first_retry: Duration,
+) -> (DlqStatus, Option<i64>) {
+    if reason.is_retriable() {
+        (
+            DlqStatus::QueuedForRetry,
+            Some(now_ms + first_retry.as_millis() as i64),
+        )
     } else {
-        (format!("WHERE {}", clauses.join(" AND ")), values)
-    }
-}
-
-impl SqlDeadLetterStore {
-    /// Connects (creating a SQLite file and its folder if needed) and migrates.
-    pub async fn connect(url: &str) -> Result<Self, DlqError> {
-        let scheme = url.split("://").next().unwrap_or_default();
-        let backend = match scheme {
-            "sqlite" => {
-                let path = url.trim_start_matches("sqlite://");
-                let path = path.split('?').next().unwrap_or(path);
-                if let Some(dir) = std::path::Path::new(path).parent() {
-                    if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            DlqError::Database(format!("cannot create {}: {e}", dir.display()))
-                        })?;
-                    }
-                }
-                let options = SqliteConnectOptions::new()
-                    .filename(path)
-                    .create_if_missing(true)
-                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .connect_with(options)
-                    .await
-                    .map_err(db_err)?;
-                Backend::Sqlite(pool)
-            }
-            "postgres" | "postgresql" => {
-                let pool = PgPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect(url)
-                    .await
-                    .map_err(|e| {
-                        DlqError::Database(
-                            stream_config::redact_url(&e.to_string())
-                                .unwrap_or_else(|| e.to_string()),
-                        )
-                    })?;
-                Backend::Postgres(pool)
-            }
-            _ => {
-                return Err(DlqError::UnsupportedUrl(
-                    stream_config::redact_url(url).unwrap_or_else(|| url.to_owned()),
-                ))
-            }
-        };
-        let store = Self { backend };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<(), DlqError> {
-        let source = match self.backend {
-            Backend::Sqlite(_) => Embedded(SQLITE_MIGRATIONS),
-            Backend::Postgres(_) => Embedded(POSTGRES_MIGRATIONS),
-        };
-        let migrator = Migrator::new(source)
-            .await
-            .map_err(|e| DlqError::Migration(e.to_string()))?;
-        on_pool!(self, |pool| migrator.run(pool).await)
-            .map_err(|e| DlqError::Migration(e.to_string()))
-    }
-
-    /// The committed cursor of a source (sources' cursors live beside the DLQ).
-    pub async fn load_cursor(&self, source_id: &str) -> Result<Option<String>, DlqError> {
-        on_pool!(self, |pool| {
-            let row = sqlx::query("SELECT cursor FROM source_cursors WHERE source_id = $1")
-                .bind(source_id)
-                .fetch_optional(pool)
-                .await
-                .map_err(db_err)?;
-            row.map(|r| r.try_get::<String, _>(0))
-                .transpose()
-                .map_err(db_err)
-        })
-    }
-
-    /// Commits a source's cursor.
-    pub async fn commit_cursor(&self, source_id: &str, cursor: &str) -> Result<(), DlqError> {
-        let sql = "INSERT INTO source_cursors (source_id, cursor, updated_at) VALUES ($1, $2, $3) \
-                   ON CONFLICT (source_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at";
-        on_pool!(self, |pool| sqlx::query(sql)
-            .bind(source_id)
-            .bind(cursor)
-            .bind(now_ms())
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(db_err))
-    }
-
-    /// `sqlite` or `postgres`.
-    pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
+        (DlqStatus::PermanentFailure, None)
     }
 }
 
 #[async_trait]
-impl DeadLetterStore for SqlDeadLetterStore {
+impl DeadLetterStore for MemoryDeadLetterStore {
     async fn insert(
         &self,
         letters: &[NewDeadLetter],
         first_retry: Duration,
     ) -> Result<(), DlqError> {
-        if letters.is_empty() {
-            return Ok(());
-        }
         let now = now_ms();
-        let sql = "INSERT INTO failed_messages (message_id, source_id, source_topic, key, payload, payload_json, \
-                   headers, failure_reason, error_details, retry_count, status, retry_at, created_at, updated_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13) \
-                   ON CONFLICT (message_id) DO UPDATE SET failure_reason = excluded.failure_reason, \
-                   error_details = excluded.error_details, status = excluded.status, retry_at = excluded.retry_at, \
-                   source_topic = excluded.source_topic, updated_at = excluded.updated_at";
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(db_err)?;
-            for l in letters {
-                let r = &l.record;
-                let payload_json = serde_json::from_slice::<serde_json::Value>(&r.payload)
-                    .ok()
-                    .map(|_| String::from_utf8_lossy(&r.payload).into_owned());
-                let headers: Vec<(String, String)> = r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
-                    .collect();
-                let (status, retry_at) = if l.reason.is_retriable() {
-                    (
-                        DlqStatus::QueuedForRetry,
-                        Some(now + first_retry.as_millis() as i64),
-                    )
-                } else {
-                    (DlqStatus::PermanentFailure, None)
-                };
-                sqlx::query(sql)
-                    .bind(r.id.as_str())
-                    .bind(r.source_id.as_ref())
-                    .bind(r.topic.as_ref())
-                    .bind(r.key.as_ref().map(|k| k.to_vec()))
-                    .bind(r.payload.to_vec())
-                    .bind(payload_json)
-                    .bind(serde_json::to_string(&headers).unwrap_or_else(|_| "[]".to_owned()))
-                    .bind(l.reason.as_str())
-                    .bind(l.details.as_str())
-                    .bind(status.as_str())
-                    .bind(retry_at)
-                    .bind(now)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            }
-            tx.commit().await.map_err(db_err)
-        })?;
+        let mut rows = self.rows();
         for l in letters {
-            metrics::counter!(m::DLQ_WRITES, "reason" => l.reason.as_str()).increment(1);
+            let r = &l.record;
+            let (status, retry_at) = initial_status(l.reason, now, first_retry);
+            if let Some(row) = rows.values_mut().find(|row| row.message_id == r.id) {
+                row.failure_reason = l.reason.as_str().to_owned();
+                row.error_details = l.details.clone();
+                row.status = status;
+                row.retry_at = retry_at;
+                row.source_topic = r.topic.to_string();
+                row.updated_at = now;
+                continue;
+            }
+            let id = rows.keys().next_back().map_or(1, |k| k + 1);
+            rows.insert(
+                id,
+                DeadLetter {
+                    id,
+                    message_id: r.id.clone(),
+                    source_id: r.source_id.to_string(),
+                    source_topic: r.topic.to_string(),
+                    key: r.key.as_ref().map(|k| k.to_vec()),
+                    payload: r.payload.to_vec(),
+                    payload_json: payload_json(r),
+                    headers: headers_json(r),
+                    failure_reason: l.reason.as_str().to_owned(),
+                    error_details: l.details.clone(),
+                    retry_count: 0,
+                    status,
+                    retry_at,
+                    created_at: now,
+                    updated_at: now,
+                },
+            );
         }
         Ok(())
     }
 
     async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<DeadLetter>, DlqError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM failed_messages WHERE status = $1 AND retry_at <= $2 ORDER BY retry_at LIMIT $3"
-        );
-        on_pool!(self, |pool| {
-            let rows = sqlx::query(&sql)
-                .bind(DlqStatus::QueuedForRetry.as_str())
-                .bind(now_ms)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-                .map_err(db_err)?;
-            letters(&rows)
-        })
+        let mut due: Vec<DeadLetter> = self
+            .rows()
+            .values()
+            .filter(|r| {
+                r.status == DlqStatus::QueuedForRetry && r.retry_at.is_some_and(|t| t <= now_ms)
+            })
+            .cloned()
+            .collect();
+        due.sort_by_key(|r| r.retry_at);
+        due.truncate(limit.max(0) as usize);
+        Ok(due)
     }
 
     async fn retry_failed(
@@ -570,51 +356,36 @@ impl DeadLetterStore for SqlDeadLetterStore {
         details: &str,
         next_retry_at: Option<i64>,
     ) -> Result<(), DlqError> {
-        let status = if next_retry_at.is_some() {
-            DlqStatus::QueuedForRetry
-        } else {
-            DlqStatus::PermanentFailure
-        };
-        let sql = "UPDATE failed_messages SET retry_count = retry_count + 1, error_details = $1, status = $2, \
-                   retry_at = $3, updated_at = $4 WHERE id = $5";
-        on_pool!(self, |pool| sqlx::query(sql)
-            .bind(details)
-            .bind(status.as_str())
-            .bind(next_retry_at)
-            .bind(now_ms())
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(db_err))
+        if let Some(row) = self.rows().get_mut(&id) {
+            row.retry_count += 1;
+            row.error_details = details.to_owned();
+            row.status = if next_retry_at.is_some() {
+                DlqStatus::QueuedForRetry
+            } else {
+                DlqStatus::PermanentFailure
+            };
+            row.retry_at = next_retry_at;
+            row.updated_at = now_ms();
+        }
+        Ok(())
     }
 
     async fn set_status(&self, ids: &[i64], status: DlqStatus) -> Result<u64, DlqError> {
+        let mut rows = self.rows();
         let mut changed = 0;
-        let sql = "UPDATE failed_messages SET status = $1, retry_at = NULL, updated_at = $2 WHERE id = $3";
         for id in ids {
-            changed += on_pool!(self, |pool| sqlx::query(sql)
-                .bind(status.as_str())
-                .bind(now_ms())
-                .bind(*id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-                .map_err(db_err))?;
+            if let Some(row) = rows.get_mut(id) {
+                row.status = status;
+                row.retry_at = None;
+                row.updated_at = now_ms();
+                changed += 1;
+            }
         }
         Ok(changed)
     }
 
     async fn get(&self, id: i64) -> Result<Option<DeadLetter>, DlqError> {
-        let sql = format!("SELECT {COLUMNS} FROM failed_messages WHERE id = $1");
-        on_pool!(self, |pool| {
-            let row = sqlx::query(&sql)
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-                .map_err(db_err)?;
-            Ok(letters(row.as_slice())?.pop())
-        })
+        Ok(self.rows().get(&id).cloned())
     }
 
     async fn list(
@@ -623,148 +394,44 @@ impl DeadLetterStore for SqlDeadLetterStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<DeadLetter>, DlqError> {
-        let (clause, values) = where_clause(filter, 1);
-        let n = values.len();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM failed_messages {clause} ORDER BY id DESC LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
-        on_pool!(self, |pool| {
-            let mut q = sqlx::query(&sql);
-            for v in &values {
-                q = q.bind(v.as_str());
-            }
-            let rows = q
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await
-                .map_err(db_err)?;
-            letters(&rows)
-        })
+        Ok(self
+            .rows()
+            .values()
+            .rev()
+            .filter(|r| matches(filter, r))
+            .skip(offset.max(0) as usize)
+            .take(limit.max(0) as usize)
+            .cloned()
+            .collect())
     }
 
     async fn stats(&self) -> Result<DlqStats, DlqError> {
-        let pending_sql =
-            "SELECT COUNT(*), MIN(created_at) FROM failed_messages WHERE status IN ($1, $2)";
-        let group = |col: &str| {
-            format!("SELECT {col}, COUNT(*) FROM failed_messages GROUP BY {col} ORDER BY {col}")
-        };
-        let (by_reason_sql, by_status_sql) = (group("failure_reason"), group("status"));
-        on_pool!(self, |pool| {
-            let row = sqlx::query(pending_sql)
-                .bind(DlqStatus::QueuedForRetry.as_str())
-                .bind(DlqStatus::PermanentFailure.as_str())
-                .fetch_one(pool)
-                .await
-                .map_err(db_err)?;
-            let pending: i64 = row.try_get(0).map_err(db_err)?;
-            let oldest_pending_at: Option<i64> = row.try_get(1).map_err(db_err)?;
-            let mut out = DlqStats {
-                pending,
-                oldest_pending_at,
-                ..DlqStats::default()
-            };
-            for (sql, target) in [
-                (&by_reason_sql, &mut out.by_reason),
-                (&by_status_sql, &mut out.by_status),
-            ] {
-                for row in sqlx::query(sql).fetch_all(pool).await.map_err(db_err)? {
-                    target.push((
-                        row.try_get(0).map_err(db_err)?,
-                        row.try_get(1).map_err(db_err)?,
-                    ));
-                }
+        let rows = self.rows();
+        let mut by_reason = BTreeMap::<String, i64>::new();
+        let mut by_status = BTreeMap::<String, i64>::new();
+        let mut out = DlqStats::default();
+        for r in rows.values() {
+            *by_reason.entry(r.failure_reason.clone()).or_default() += 1;
+            *by_status.entry(r.status.as_str().to_owned()).or_default() += 1;
+            if r.status.is_pending() {
+                out.pending += 1;
+                out.oldest_pending_at = Some(
+                    out.oldest_pending_at
+                        .map_or(r.created_at, |t| t.min(r.created_at)),
+                );
             }
-            out.total = out.by_status.iter().map(|(_, n)| n).sum();
-            metrics::gauge!(m::DLQ_SIZE).set(pending as f64);
-            Ok(out)
-        })
+        }
+        out.total = rows.len() as i64;
+        out.by_reason = by_reason.into_iter().collect();
+        out.by_status = by_status.into_iter().collect();
+        Ok(out)
     }
 
     async fn delete(&self, id: i64) -> Result<bool, DlqError> {
-        on_pool!(self, |pool| sqlx::query(
-            "DELETE FROM failed_messages WHERE id = $1"
-        )
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected() > 0)
-        .map_err(db_err))
+        Ok(self.rows().remove(&id).is_some())
     }
 
     async fn ping(&self) -> Result<(), DlqError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(db_err))
+        Ok(())
     }
-}
-
-/// One pass of the background worker: retries due rows through `producer`. A success
-/// marks the row `retry_success`; a failure counts the retry and schedules the next at
-/// `base × 2^n`, or makes the row permanent after `max_retries`. Returns
-/// (delivered, still failing).
-pub async fn retry_due(
-    store: &dyn DeadLetterStore,
-    producer: &dyn Producer,
-    now_ms: i64,
-    base: Duration,
-    max_retries: u32,
-) -> Result<(usize, usize), DlqError> {
-    let due = store.due(now_ms, 500).await?;
-    if due.is_empty() {
-        return Ok((0, 0));
-    }
-    let records: Vec<_> = due.iter().map(|d| d.to_record(None)).collect();
-    let outcomes = producer.send(records).await;
-    let (mut ok_ids, mut failed) = (Vec::new(), 0);
-    for (letter, (_, outcome)) in due.iter().zip(outcomes) {
-        metrics::counter!(m::DLQ_RETRIES).increment(1);
-        match outcome {
-            Ok(_) => ok_ids.push(letter.id),
-            Err(e) => {
-                failed += 1;
-                let n = letter.retry_count as u32 + 1;
-                let next = (n < max_retries && e.reason.is_retriable())
-                    .then(|| now_ms + base.saturating_mul(1 << n.min(20)).as_millis() as i64);
-                store.retry_failed(letter.id, &e.to_string(), next).await?;
-            }
-        }
-    }
-    store.set_status(&ok_ids, DlqStatus::RetrySuccess).await?;
-    Ok((ok_ids.len(), failed))
-}
-
-/// Replays rows (to their original topic, or `topic`): delivered rows are marked
-/// `replayed`; rows that fail again keep their status with the new error.
-/// Returns (replayed, failed).
-pub async fn replay(
-    store: &dyn DeadLetterStore,
-    producer: &dyn Producer,
-    letters: &[DeadLetter],
-    topic: Option<&str>,
-) -> Result<(usize, usize), DlqError> {
-    let records: Vec<_> = letters.iter().map(|d| d.to_record(topic)).collect();
-    let outcomes = producer.send(records).await;
-    let (mut ok_ids, mut failed) = (Vec::new(), 0);
-    for (letter, (_, outcome)) in letters.iter().zip(outcomes) {
-        match outcome {
-            Ok(_) => ok_ids.push(letter.id),
-            Err(e) => {
-                failed += 1;
-                let keep = letter
-                    .retry_at
-                    .filter(|_| letter.status == DlqStatus::QueuedForRetry);
-                store
-                    .retry_failed(letter.id, &format!("replay failed: {e}"), keep)
-                    .await?;
-            }
-        }
-    }
-    store.set_status(&ok_ids, DlqStatus::Replayed).await?;
-    metrics::counter!(m::DLQ_REPLAYS).increment(ok_ids.len() as u64);
-    Ok((ok_ids.len(), failed))
 }

@@ -4,8 +4,9 @@
 //!   report; [`KafkaProducer`] implements it on librdkafka with classified errors,
 //!   per-record retries with backoff, backpressure on a full local queue, and a
 //!   low-latency path for CRITICAL records.
-//! - [`DeadLetterStore`] keeps what could not be delivered, on SQLite or PostgreSQL
-//!   ([`SqlDeadLetterStore`], chosen by URL), with background retries and replay.
+//! - [`DeadLetterStore`] keeps what could not be delivered: [`MemoryDeadLetterStore`]
+//!   here, SQLite or PostgreSQL in the `store` crate; [`retry_due`] and [`replay`] send
+//!   dead letters again.
 //! - [`Delivery`] joins the two: every record handed to it is acknowledged by Kafka or
 //!   lands in the DLQ with its reason.
 //! - [`ensure_topics`] creates configured topics; [`KafkaLagProbe`] reads consumer lag
@@ -13,12 +14,12 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use producer::{Delivery, KafkaProducer, OutgoingRecord, SqlDeadLetterStore};
+//! use producer::{Delivery, KafkaProducer, MemoryDeadLetterStore, OutgoingRecord};
 //! use stream_config::StreamConfig;
 //!
 //! let cfg = StreamConfig::default();
 //! let kafka = KafkaProducer::new(&cfg.kafka)?;
-//! let dlq = SqlDeadLetterStore::connect(&cfg.dlq.url).await?;
+//! let dlq = MemoryDeadLetterStore::default();
 //! let delivery = Delivery::new(std::sync::Arc::new(kafka), std::sync::Arc::new(dlq));
 //! let report = delivery
 //!     .deliver(vec![OutgoingRecord::new("wildfire-default", "demo", &b"{\"t\":21.5}"[..])])
@@ -44,10 +45,10 @@ use bytes::Bytes;
 
 pub use admin::{ensure_topics, TopicOutcome};
 pub use classify::{classify, classify_code, DeliveryError, ErrorClass, FailureReason};
-pub use delivery::{Delivery, DeliveryReport};
+pub use delivery::{replay, retry_due, Delivery, DeliveryReport};
 pub use dlq::{
-    replay, retry_due, DeadLetter, DeadLetterStore, DlqError, DlqFilter, DlqStats, DlqStatus,
-    NewDeadLetter, SqlDeadLetterStore,
+    headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqError, DlqFilter,
+    DlqStats, DlqStatus, MemoryDeadLetterStore, NewDeadLetter,
 };
 pub use embedded::EmbeddedBroker;
 pub use kafka::{

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod dlq;
 mod pipeline;
 mod streams;
 
@@ -23,19 +24,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use api_client::{Cursor, CursorError, CursorStore, Registry};
-use async_trait::async_trait;
-use producer::{DeadLetterStore, Delivery, Producer, SqlDeadLetterStore};
+use api_client::{CursorStore, Registry};
+use producer::{DeadLetterStore, Delivery, Producer};
 use queue::{PriorityQueue, QueueConfig};
 use serde::Serialize;
+use store::SqlStore;
 use stream_config::{Loader, Priority, StreamConfig};
 use throttling::{LagProbe, ThrottleGroup, ThrottleSettings};
 use tokio::task::JoinHandle;
 use topic_resolver::{Predicate, Resolver};
 
+pub use crate::dlq::ReplayOutcome;
 use crate::pipeline::Item;
 use crate::streams::Stream;
 pub use crate::streams::{StreamInfo, StreamStatus};
+pub use producer::{DeadLetter, DlqFilter, DlqStats, DlqStatus};
 
 /// Errors of the manager.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +55,15 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// The database (dead letters, source state) could not be opened.
+    #[error("cannot open the store (dlq.url)")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The dead-letter store failed.
+    #[error(transparent)]
+    Dlq(#[from] producer::DlqError),
+    /// No dead letter has this id.
+    #[error("no dead letter {0}")]
+    UnknownDeadLetter(i64),
     /// No stream has this id.
     #[error("no stream `{0}`")]
     UnknownStream(String),
@@ -72,28 +84,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn component(component: &'static str) -> impl FnOnce(String) -> Error {
     move |message| Error::Component { component, message }
-}
-
-/// Cursors kept in the DLQ's database.
-#[derive(Debug, Clone)]
-pub struct SqlCursors(pub Arc<SqlDeadLetterStore>);
-
-#[async_trait]
-impl CursorStore for SqlCursors {
-    async fn load(&self, source_id: &str) -> Result<Option<Cursor>, CursorError> {
-        self.0
-            .load_cursor(source_id)
-            .await
-            .map(|c| c.map(Cursor))
-            .map_err(|e| CursorError(e.to_string()))
-    }
-
-    async fn commit(&self, source_id: &str, cursor: &Cursor) -> Result<(), CursorError> {
-        self.0
-            .commit_cursor(source_id, &cursor.0)
-            .await
-            .map_err(|e| CursorError(e.to_string()))
-    }
 }
 
 /// State shared by the manager's tasks.
@@ -210,20 +200,19 @@ impl Builder {
         let cfg = self.config;
         let loader = Loader::new().with_source_types(self.registry.names());
         loader.validate(&cfg, "<config>")?;
-        let mut sql_store: Option<Arc<SqlDeadLetterStore>> = None;
-        if self.dlq.is_none() || self.cursors.is_none() {
-            let store = SqlDeadLetterStore::connect(&cfg.dlq.url)
-                .await
-                .map_err(|e| component("dlq")(e.to_string()))?;
-            sql_store = Some(Arc::new(store));
-        }
-        let dlq: Arc<dyn DeadLetterStore> = match self.dlq {
-            Some(d) => d,
-            None => sql_store.clone().expect("connected above"),
-        };
-        let cursors: Arc<dyn CursorStore> = match self.cursors {
-            Some(c) => c,
-            None => Arc::new(SqlCursors(sql_store.clone().expect("connected above"))),
+        let (dlq, cursors) = match (self.dlq, self.cursors) {
+            (Some(dlq), Some(cursors)) => (dlq, cursors),
+            (dlq, cursors) => {
+                let sql = Arc::new(
+                    SqlStore::connect(&cfg.dlq.url)
+                        .await
+                        .map_err(|e| Error::Store(Box::new(e)))?,
+                );
+                (
+                    dlq.unwrap_or_else(|| sql.clone()),
+                    cursors.unwrap_or_else(|| sql.clone()),
+                )
+            }
         };
         let producer: Arc<dyn Producer> = match self.producer {
             Some(p) => p,
@@ -346,7 +335,7 @@ async fn dlq_worker(shared: Arc<Shared>) {
         {
             tracing::warn!(error = %e, "DLQ retry pass failed");
         }
-        let _ = store.stats().await;
+        let _ = shared.delivery.dlq_stats().await;
     }
 }
 
@@ -494,11 +483,6 @@ impl StreamManager {
         self.shared.config()
     }
 
-    /// The producer and DLQ.
-    pub fn delivery(&self) -> &Arc<Delivery> {
-        &self.shared.delivery
-    }
-
     /// The source types this manager can build.
     pub fn source_types(&self) -> Vec<String> {
         self.registry.names()
@@ -507,7 +491,7 @@ impl StreamManager {
     /// Health of every component; `healthy` only if all are.
     pub async fn health(&self) -> Health {
         let kafka = self.shared.delivery.producer().health().await;
-        let stats = self.shared.delivery.store().stats().await;
+        let stats = self.shared.delivery.dlq_stats().await;
         let streams = self.list_streams().await;
         let failing: Vec<String> = streams
             .iter()

@@ -7,10 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use producer::{
     retry_due, DeadLetter, DeadLetterStore, Delivery, DlqError, DlqFilter, DlqStats, DlqStatus,
-    FailureReason, NewDeadLetter, SqlDeadLetterStore,
+    FailureReason, MemoryDeadLetterStore, NewDeadLetter,
 };
 
-use crate::support::{consume_ids, mock_cluster, producer, records, sqlite_store};
+use crate::support::{consume_ids, memory_store, mock_cluster, producer, records};
 
 fn letters(prefix: &str, n: usize, reason: FailureReason) -> Vec<NewDeadLetter> {
     records("t", prefix, n)
@@ -27,7 +27,7 @@ fn letters(prefix: &str, n: usize, reason: FailureReason) -> Vec<NewDeadLetter> 
 async fn background_retry_delivers_due_rows_once() {
     let mock = mock_cluster(&["t"]);
     let p = producer(&mock.bootstrap_servers(), &[], 1);
-    let (store, dir) = sqlite_store().await;
+    let store = memory_store();
     store
         .insert(
             &letters("late", 3, FailureReason::BrokerUnavailable),
@@ -78,7 +78,6 @@ async fn background_retry_delivers_due_rows_once() {
     assert_eq!(done.len(), 3);
     let seen = consume_ids(&mock.bootstrap_servers(), "t", 3, Duration::from_secs(20));
     crate::support::assert_exactly_once(&seen, "late", 3);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -92,7 +91,7 @@ async fn failing_retries_back_off_doubling_then_become_permanent() {
         ],
         0,
     );
-    let (store, dir) = sqlite_store().await;
+    let store = memory_store();
     store
         .insert(&letters("x", 1, FailureReason::Timeout), Duration::ZERO)
         .await
@@ -125,21 +124,20 @@ async fn failing_retries_back_off_doubling_then_become_permanent() {
         vec![20_000, 40_000],
         "base × 2^n, n = retries so far"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A real store that can be switched off, to see what `Delivery` does meanwhile.
 #[derive(Debug)]
 struct SwitchableStore {
-    inner: SqlDeadLetterStore,
+    inner: MemoryDeadLetterStore,
     down: AtomicBool,
 }
 
 impl SwitchableStore {
     fn check(&self) -> Result<(), DlqError> {
         if self.down.load(Ordering::Relaxed) {
-            Err(DlqError::Database(
-                "connection refused (switched off by the test)".into(),
+            Err(DlqError::new(
+                "connection refused (switched off by the test)",
             ))
         } else {
             Ok(())
@@ -194,7 +192,7 @@ async fn unreachable_store_buffers_in_memory_and_writes_when_it_returns() {
         &[("message.max.bytes", "1000")],
         0,
     ));
-    let (inner, dir) = sqlite_store().await;
+    let inner = memory_store();
     let store = Arc::new(SwitchableStore {
         inner,
         down: AtomicBool::new(true),
@@ -226,7 +224,6 @@ async fn unreachable_store_buffers_in_memory_and_writes_when_it_returns() {
     let stats = store.stats().await.unwrap();
     // 4 + 1 + the 5 of "b" that fitted before the timeout cancelled the call.
     assert_eq!(stats.total, 10);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn producer_now() -> i64 {

@@ -6,7 +6,7 @@ use producer::{replay, DeadLetterStore, Delivery, DlqFilter, DlqStatus, FailureR
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::support::{
-    assert_exactly_once, consume_ids, mock_cluster, producer, records, sqlite_store,
+    assert_exactly_once, consume_ids, memory_store, mock_cluster, producer, records,
 };
 
 #[tokio::test]
@@ -139,7 +139,7 @@ async fn our_retry_resends_only_the_failed_records() {
 async fn fatal_errors_go_to_the_dlq_and_replay_delivers_after_the_fix() {
     let mock = mock_cluster(&["t", "forbidden"]);
     let bootstrap = mock.bootstrap_servers();
-    let (store, dir) = sqlite_store().await;
+    let store = memory_store();
     let store = std::sync::Arc::new(store);
     // A producer that refuses records over 1000 bytes.
     let strict = std::sync::Arc::new(producer(&bootstrap, &[("message.max.bytes", "1000")], 3));
@@ -198,7 +198,6 @@ async fn fatal_errors_go_to_the_dlq_and_replay_delivers_after_the_fix() {
     );
     let seen = consume_ids(&bootstrap, "t", 4, Duration::from_secs(20));
     assert_eq!(seen.get("big-0"), Some(&1));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -212,7 +211,7 @@ async fn unreachable_cluster_exhausts_retries_into_the_dlq_as_retriable() {
         ],
         2,
     ));
-    let (store, dir) = sqlite_store().await;
+    let store = memory_store();
     let delivery = Delivery::new(p.clone(), std::sync::Arc::new(store));
     let report = delivery.deliver(records("t", "lost", 5)).await;
     assert_eq!(report.dead_lettered, 5);
@@ -227,7 +226,6 @@ async fn unreachable_cluster_exhausts_retries_into_the_dlq_as_retriable() {
         .await
         .unwrap();
     assert!(rows.iter().all(|r| r.status == DlqStatus::QueuedForRetry));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

@@ -1,8 +1,7 @@
 //! Integration tests of the producer and the DLQ, compiled as one binary: librdkafka's
-//! in-process mock broker, a SQLite file, and a real PostgreSQL server.
+//! in-process mock broker and the in-memory DLQ (the SQL backends are tested in `store`).
 
 mod admin_lag;
 mod delivery;
-mod dlq_contract;
 mod kafka;
 mod support;

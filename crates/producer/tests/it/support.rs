@@ -1,67 +1,15 @@
-//! Shared helpers: stores on SQLite and PostgreSQL, mock clusters, a verifying consumer.
+//! Shared helpers: an in-memory DLQ, mock clusters, a verifying consumer.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use producer::{KafkaProducer, OutgoingRecord, ProducerSettings, SqlDeadLetterStore};
+use producer::{KafkaProducer, MemoryDeadLetterStore, OutgoingRecord, ProducerSettings};
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
-use test_support::TestPostgres;
 
-static N: AtomicU64 = AtomicU64::new(0);
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A fresh SQLite store in a temporary file.
-pub(crate) async fn sqlite_store() -> (SqlDeadLetterStore, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(unique("dlq"));
-    let url = format!("sqlite://{}/dlq.db", dir.display());
-    (
-        SqlDeadLetterStore::connect(&url)
-            .await
-            .expect("sqlite store"),
-        dir,
-    )
-}
-
-/// A PostgreSQL server: `DATABASE_URL` when set (xtask sets it), else a throwaway
-/// cluster owned by the returned guard.
-pub(crate) fn postgres() -> (String, Option<TestPostgres>) {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let pg =
-                TestPostgres::start().expect("throwaway PostgreSQL starts (or set DATABASE_URL)");
-            (pg.url(), Some(pg))
-        }
-    }
-}
-
-/// A fresh database on that server, so tests never share rows.
-pub(crate) async fn postgres_store(admin_url: &str) -> SqlDeadLetterStore {
-    use sqlx::Connection;
-    let name = unique("dlq");
-    let mut conn = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(admin_url);
-    SqlDeadLetterStore::connect(&format!("{base}/{name}"))
-        .await
-        .expect("postgres store")
+/// A fresh in-memory DLQ (the SQL backends run the same contract in the `store` crate).
+pub(crate) fn memory_store() -> MemoryDeadLetterStore {
+    MemoryDeadLetterStore::default()
 }
 
 /// A one-broker mock cluster with `topics` (1 partition each).

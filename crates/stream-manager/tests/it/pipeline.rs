@@ -256,9 +256,7 @@ sources:
     let s = m.stream("burst").await.unwrap();
     assert!(s.records_dead_lettered >= 250, "{s:?}");
     let rows = m
-        .delivery()
-        .store()
-        .list(
+        .dlq_list(
             &DlqFilter {
                 reason: Some("queue_overflow".into()),
                 ..DlqFilter::default()

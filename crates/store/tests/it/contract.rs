@@ -1,10 +1,13 @@
-//! One contract, two real backends: every test runs on SQLite and on PostgreSQL.
+//! One contract, every backend: each test runs on SQLite and on PostgreSQL (and on the
+//! in-memory stores of `producer` and `api-client`, which promise the same semantics).
 
 use std::time::Duration;
 
+use api_client::{Cursor, CursorStore};
 use producer::{
     DeadLetterStore, DlqFilter, DlqStatus, FailureReason, NewDeadLetter, OutgoingRecord,
 };
+use store::SqlStore;
 
 use crate::support::{postgres, sqlite_store};
 
@@ -187,36 +190,44 @@ async fn filters_pagination_stats_status_and_delete(store: &dyn DeadLetterStore)
     store.ping().await.unwrap();
 }
 
-async fn cursors_are_committed_and_overwritten(store: &producer::SqlDeadLetterStore) {
-    assert_eq!(store.load_cursor("noaa").await.unwrap(), None);
+async fn cursors_are_committed_and_overwritten(store: &dyn CursorStore) {
+    let c = |s: &str| Cursor(s.to_owned());
+    assert_eq!(store.load("noaa").await.unwrap(), None);
     store
-        .commit_cursor("noaa", "2026-11-27T00:00:00Z")
+        .commit("noaa", &c("2026-11-27T00:00:00Z"))
         .await
         .unwrap();
-    store.commit_cursor("firms", "17").await.unwrap();
+    store.commit("firms", &c("17")).await.unwrap();
     store
-        .commit_cursor("noaa", "2026-11-27T01:00:00Z")
+        .commit("noaa", &c("2026-11-27T01:00:00Z"))
         .await
         .unwrap();
     assert_eq!(
-        store.load_cursor("noaa").await.unwrap().as_deref(),
-        Some("2026-11-27T01:00:00Z")
+        store.load("noaa").await.unwrap(),
+        Some(c("2026-11-27T01:00:00Z"))
     );
-    assert_eq!(
-        store.load_cursor("firms").await.unwrap().as_deref(),
-        Some("17")
-    );
+    assert_eq!(store.load("firms").await.unwrap(), Some(c("17")));
 }
 
+/// One module per backend, each running every named contract test on a fresh store.
 macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
+    ($memory:expr; $($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let store = $memory;
+                    super::$name(&store).await;
+                }
+            )*
+        }
         mod sqlite {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let (store, dir) = crate::support::sqlite_store().await;
+                    let (store, _dir) = crate::support::sqlite_store().await;
+                    assert_eq!(store.backend_name(), "sqlite");
                     super::$name(&store).await;
-                    let _ = std::fs::remove_dir_all(dir);
                 }
             )*
         }
@@ -234,37 +245,50 @@ macro_rules! contract {
     };
 }
 
-contract!(
-    insert_sets_status_by_reason_and_keeps_the_record,
-    same_message_updates_the_same_row,
-    retry_schedule_updates_the_same_row,
-    filters_pagination_stats_status_and_delete,
-    cursors_are_committed_and_overwritten,
-);
+mod dlq {
+    use super::*;
+    contract!(
+        producer::MemoryDeadLetterStore::default();
+        insert_sets_status_by_reason_and_keeps_the_record,
+        same_message_updates_the_same_row,
+        retry_schedule_updates_the_same_row,
+        filters_pagination_stats_status_and_delete,
+    );
+}
+
+mod cursors {
+    use super::*;
+    contract!(api_client::MemoryCursorStore::default(); cursors_are_committed_and_overwritten);
+}
 
 #[tokio::test]
 async fn unsupported_url_is_a_clear_error_without_the_password() {
-    let err = producer::SqlDeadLetterStore::connect("mysql://u:hunter2@h/db")
+    let err = SqlStore::connect("mysql://u:hunter2@h/db")
         .await
         .unwrap_err();
-    let text = err.to_string();
-    assert!(text.contains("unsupported DLQ URL scheme"), "{text}");
+    let text = chain(&err);
+    assert!(text.contains("unsupported database URL"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
 
 #[tokio::test]
 async fn unreachable_postgres_error_hides_the_password() {
     let port = test_support::free_port().unwrap();
-    let err =
-        producer::SqlDeadLetterStore::connect(&format!("postgres://u:hunter2@127.0.0.1:{port}/db"))
-            .await
-            .unwrap_err();
-    assert!(!err.to_string().contains("hunter2"), "{err}");
+    let err = SqlStore::connect(&format!("postgres://u:hunter2@127.0.0.1:{port}/db"))
+        .await
+        .unwrap_err();
+    let text = chain(&err);
+    assert!(
+        text.contains("cannot connect to postgres://u:***@127.0.0.1"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 #[tokio::test]
 async fn sqlite_store_creates_its_folder_and_survives_reopen() {
     let (store, dir) = sqlite_store().await;
+    let dir = dir.path().to_path_buf();
     store
         .insert(
             &[letter("keep", "s", FailureReason::Shutdown)],
@@ -273,16 +297,14 @@ async fn sqlite_store_creates_its_folder_and_survives_reopen() {
         .await
         .unwrap();
     drop(store);
-    let again =
-        producer::SqlDeadLetterStore::connect(&format!("sqlite://{}/dlq.db", dir.display()))
-            .await
-            .unwrap();
+    let again = SqlStore::connect(&format!("sqlite://{}/dlq.db", dir.display()))
+        .await
+        .unwrap();
     assert_eq!(
         again.stats().await.unwrap().total,
         1,
         "rows survive a restart; migrations are idempotent"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -290,4 +312,16 @@ fn postgres_helper_is_real() {
     // The PostgreSQL tests above run against a server, never a stand-in.
     let (url, _guard) = postgres();
     assert!(url.starts_with("postgres://"));
+}
+
+/// The error and all its causes, as an operator would read them.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

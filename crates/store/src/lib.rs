@@ -1,0 +1,99 @@
+//! The project's SQL: dead letters and source cursors in one database, SQLite by default
+//! (embedded, a file) or PostgreSQL, chosen by URL. The only crate that knows sqlx.
+//!
+//! [`SqlStore`] implements `producer::DeadLetterStore` and `api_client::CursorStore`;
+//! each backend has its own migration sequence, embedded in the binary and run on
+//! connect.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), store::Error> {
+//! use api_client::{Cursor, CursorStore};
+//!
+//! let db = store::SqlStore::connect("sqlite://data/stream.db").await?;
+//! db.commit("firms", &Cursor("2026-11-30T12:00:00Z".into())).await.unwrap();
+//! assert_eq!(db.load("firms").await.unwrap(), Some(Cursor("2026-11-30T12:00:00Z".into())));
+//! # Ok(()) }
+//! ```
+
+mod sql;
+
+pub use sql::SqlStore;
+
+/// Errors of the store. Messages never contain a URL's password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL is neither `sqlite://…` nor `postgres://…`.
+    #[error("unsupported database URL `{0}`; use sqlite://path or postgres://user@host/db")]
+    UnsupportedUrl(String),
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the database folder {dir}")]
+    CreateDir {
+        /// The folder.
+        dir: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be reached.
+    #[error("cannot connect to {url}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema could not be created or upgraded.
+    #[error("database migration failed")]
+    Migration(#[source] sqlx::migrate::MigrateError),
+    /// A statement failed.
+    #[error("database query failed")]
+    Query(#[source] sqlx::Error),
+}
+
+/// The store's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for producer::DlqError {
+    fn from(e: Error) -> Self {
+        producer::DlqError::new(e)
+    }
+}
+
+impl From<Error> for api_client::CursorError {
+    fn from(e: Error) -> Self {
+        api_client::CursorError::new(e)
+    }
+}
+
+/// `url` with its password replaced by `***` (and unchanged when it has none or does not
+/// parse), for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => url
+            .split_once('@')
+            .map(|(_, host)| format!("***@{host}"))
+            .unwrap_or_else(|| url.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/dlq"),
+            "postgres://app:***@db:5432/dlq"
+        );
+        assert_eq!(redact_url("sqlite://data/dlq.db"), "sqlite://data/dlq.db");
+        assert!(!redact_url("postgres://app:s3cret@db/dlq?x=%").contains("s3cret"));
+    }
+}
