@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::clock::TokioClock;
 use async_trait::async_trait;
 use governor::clock::Clock as _;
 use governor::middleware::NoOpMiddleware;
@@ -14,7 +15,6 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
-use throttling::TokioClock;
 use tokio::time::Instant;
 
 use crate::breaker::{BreakerState, CircuitBreaker};
@@ -329,7 +329,7 @@ impl HttpApiClient {
         let quota = Quota::with_period(Duration::from_secs(60) / per_minute)
             .expect("positive period")
             .allow_burst(burst);
-        let clock = TokioClock::default();
+        let clock = TokioClock::start();
         let mut secrets = Vec::new();
         match &spec.auth {
             Some(Auth::Basic { password, .. }) => secrets.push(password.clone()),

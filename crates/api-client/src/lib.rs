@@ -27,6 +27,7 @@
 //! ```
 
 mod breaker;
+mod clock;
 mod connectors;
 mod cursor;
 mod decode;

@@ -35,8 +35,46 @@ mod metrics;
 mod queue;
 
 pub use envelope::{Envelope, MessageId};
+pub use metrics::describe_metrics;
 pub use queue::{PopBatch, PriorityQueue, PushError, QueueConfig, QueueStats, Scheduling};
-pub use stream_config::{OverflowStrategy, Priority};
+
+/// Priority of a record in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    /// Lowest.
+    Low,
+    /// Default.
+    #[default]
+    Normal,
+    /// Above normal.
+    High,
+    /// Highest.
+    Critical,
+}
+
+impl Priority {
+    /// The lowercase name (`low`, `normal`, `high`, `critical`), e.g. for metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+}
+
+/// What a full queue does with one more record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverflowStrategy {
+    /// Evict the oldest record of the lowest priority not above the incoming one.
+    #[default]
+    DropOldest,
+    /// Refuse the incoming record.
+    DropNewest,
+    /// Wait for room (backpressure on the source).
+    Block,
+}
 
 /// What the queue needs to know about an item.
 pub trait QueueItem {

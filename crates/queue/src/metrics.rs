@@ -1,4 +1,4 @@
-//! Metric names of the queue (the server adds its namespace prefix).
+//! Metric names of the queue (the server adds its namespace prefix), and their help text.
 
 pub(crate) const SIZE: &str = "queue_size";
 pub(crate) const BYTES: &str = "queue_bytes";
@@ -8,11 +8,31 @@ pub(crate) const DEQUEUED: &str = "queue_dequeued_total";
 pub(crate) const DROPPED: &str = "queue_dropped_total";
 pub(crate) const BLOCKED: &str = "queue_blocked_seconds";
 
-pub(crate) fn priority_label(p: crate::Priority) -> &'static str {
-    match p {
-        crate::Priority::Low => "low",
-        crate::Priority::Normal => "normal",
-        crate::Priority::High => "high",
-        crate::Priority::Critical => "critical",
-    }
+/// Registers the help text of every queue metric with the installed recorder (call once,
+/// after installing it, so `/metrics` carries `# HELP` lines).
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(SIZE, Unit::Count, "Records held in the queue, by priority.");
+    describe_gauge!(BYTES, Unit::Bytes, "Bytes held in the queue.");
+    describe_gauge!(
+        UTILIZATION,
+        Unit::Percent,
+        "Fill of the queue's tighter bound (count or bytes)."
+    );
+    describe_counter!(
+        ENQUEUED,
+        Unit::Count,
+        "Records accepted by the queue, by priority."
+    );
+    describe_counter!(
+        DEQUEUED,
+        Unit::Count,
+        "Records handed to the dispatcher, by priority."
+    );
+    describe_counter!(DROPPED, Unit::Count, "Records evicted or refused by the queue (each handed back for the DLQ), by reason and priority.");
+    describe_histogram!(
+        BLOCKED,
+        Unit::Seconds,
+        "Time a push waited for room under the block strategy."
+    );
 }

@@ -6,7 +6,6 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use stream_config::StreamConfig;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -50,18 +49,6 @@ impl Default for QueueConfig {
             max_items: 10_000,
             max_bytes: None,
             overflow: OverflowStrategy::DropOldest,
-            scheduling: Scheduling::Strict,
-        }
-    }
-}
-
-impl QueueConfig {
-    /// The queue section of a stream-manager configuration.
-    pub fn from_config(cfg: &StreamConfig) -> Self {
-        Self {
-            max_items: cfg.queue_max_size,
-            max_bytes: cfg.queue_max_bytes,
-            overflow: cfg.queue_overflow_strategy,
             scheduling: Scheduling::Strict,
         }
     }
@@ -288,7 +275,7 @@ impl<T: QueueItem> PriorityQueue<T> {
                     for (lane, count) in victims.iter().enumerate() {
                         for _ in 0..*count {
                             let victim = self.remove_front(inner, lane);
-                            metrics::counter!(m::DROPPED, "reason" => "evicted", "priority" => m::priority_label(PRIORITIES[lane]))
+                            metrics::counter!(m::DROPPED, "reason" => "evicted", "priority" => PRIORITIES[lane].as_str())
                                 .increment(1);
                             evicted.push(victim);
                         }
@@ -308,7 +295,7 @@ impl<T: QueueItem> PriorityQueue<T> {
 
     fn refuse(&self, inner: &mut Inner<T>, err: PushError<T>, priority: Priority) -> PushError<T> {
         inner.stats.refused += 1;
-        metrics::counter!(m::DROPPED, "reason" => err.reason(), "priority" => m::priority_label(priority))
+        metrics::counter!(m::DROPPED, "reason" => err.reason(), "priority" => priority.as_str())
             .increment(1);
         err
     }
@@ -619,7 +606,7 @@ impl<T: QueueItem> PriorityQueue<T> {
     pub fn publish_metrics(&self) {
         let mut inner = self.lock();
         for (i, p) in PRIORITIES.iter().enumerate() {
-            let label = m::priority_label(*p);
+            let label = p.as_str();
             metrics::gauge!(m::SIZE, "priority" => label).set(inner.lanes[i].len() as f64);
             metrics::gauge!(m::BYTES, "priority" => label).set(inner.bytes[i] as f64);
         }

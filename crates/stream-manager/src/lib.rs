@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod convert;
 mod dlq;
 mod pipeline;
 mod streams;
@@ -26,11 +27,11 @@ use std::time::{Duration, Instant};
 
 use api_client::{CursorStore, Registry};
 use producer::{DeadLetterStore, Delivery, Producer};
-use queue::{PriorityQueue, QueueConfig};
+use queue::{Priority, PriorityQueue};
 use serde::Serialize;
 use store::SqlStore;
-use stream_config::{Loader, Priority, StreamConfig};
-use throttling::{LagProbe, ThrottleGroup, ThrottleSettings};
+use stream_config::{Loader, StreamConfig};
+use throttling::{LagProbe, ThrottleGroup};
 use tokio::task::JoinHandle;
 use topic_resolver::{Predicate, Resolver};
 
@@ -120,10 +121,10 @@ fn compile_priority_rules(cfg: &StreamConfig) -> Result<Vec<(Predicate, Priority
             Predicate::new(
                 &format!("routing.priority_rules[{i}]"),
                 &r.field,
-                r.operator,
+                convert::operator(r.operator),
                 &r.value,
             )
-            .map(|p| (p, r.priority))
+            .map(|p| (p, convert::priority(r.priority)))
             .map_err(|e| component("routing")(e.to_string()))
         })
         .collect()
@@ -221,7 +222,7 @@ impl Builder {
                     .map_err(|e| component("producer")(e.to_string()))?,
             ),
         };
-        let queue = Arc::new(PriorityQueue::new(QueueConfig::from_config(&cfg)));
+        let queue = Arc::new(PriorityQueue::new(convert::queue_config(&cfg)));
         // Lag comes from the watched consumer groups. Without any, only
         // `max_send_rate` applies: throttling the drain on the queue's own fill is a
         // positive feedback loop (a backlog slows the drain, which grows the backlog) —
@@ -248,10 +249,13 @@ impl Builder {
         );
         let shared = Arc::new(Shared {
             resolver: Arc::new(
-                Resolver::from_config(&cfg).map_err(|e| component("routing")(e.to_string()))?,
+                Resolver::new(convert::routing_rules(&cfg))
+                    .map_err(|e| component("routing")(e.to_string()))?,
             ),
             priority_rules: RwLock::new(Arc::new(compile_priority_rules(&cfg)?)),
-            throttle: Arc::new(ThrottleGroup::new(ThrottleSettings::from(&cfg.throttling))),
+            throttle: Arc::new(ThrottleGroup::new(convert::throttle_settings(
+                &cfg.throttling,
+            ))),
             config: RwLock::new(Arc::new(cfg.clone())),
             queue,
             delivery,
@@ -578,7 +582,7 @@ impl StreamManager {
         // `reload` compiles first and changes nothing on error.
         self.shared
             .resolver
-            .reload(&next)
+            .reload(convert::routing_rules(&next))
             .map_err(|e| component("routing")(e.to_string()))?;
         *self
             .shared

@@ -84,15 +84,6 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn priority_name(p: Priority) -> &'static str {
-    match p {
-        Priority::Low => "low",
-        Priority::Normal => "normal",
-        Priority::High => "high",
-        Priority::Critical => "critical",
-    }
-}
-
 impl Shared {
     /// The outgoing form of a queued record: its topic and key resolved now, metadata
     /// as headers.
@@ -119,7 +110,7 @@ impl Shared {
             ("source_type".to_owned(), item.ctx.type_header.clone()),
             (
                 "priority".to_owned(),
-                Bytes::from_static(priority_name(item.priority).as_bytes()),
+                Bytes::from_static(item.priority.as_str().as_bytes()),
             ),
             ("ingested_at_ms".to_owned(), ingested_at.header.clone()),
         ];
@@ -131,7 +122,7 @@ impl Shared {
                     "message_id": item.id.to_string(),
                     "source_id": &*item.ctx.id,
                     "source_type": &*item.ctx.source_type,
-                    "priority": priority_name(item.priority),
+                    "priority": item.priority.as_str(),
                     "ingested_at_ms": ingested_at,
                 },
             });

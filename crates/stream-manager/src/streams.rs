@@ -124,7 +124,7 @@ impl StreamManager {
             source_type: config.source_type.as_str().into(),
             id_header: bytes::Bytes::copy_from_slice(id.as_bytes()),
             type_header: bytes::Bytes::copy_from_slice(config.source_type.as_bytes()),
-            priority: config.priority,
+            priority: crate::convert::priority(config.priority),
             tracker: Arc::new(tracker),
             counters: Arc::new(StreamCounters::default()),
         });

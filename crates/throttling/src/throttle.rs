@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use stream_config::ThrottlingConfig;
 use tokio::time::Instant;
 
 use crate::clock::TokioClock;
@@ -15,7 +14,7 @@ use crate::metrics as m;
 use crate::probe::{LagProbe, ProbeError};
 use crate::window::{LagWindow, WindowStats};
 
-/// Tuning of a throttle. `From<&ThrottlingConfig>` maps the configuration section.
+/// Tuning of a throttle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThrottleSettings {
     /// When false, every decision is `Normal` at `max_rate` and nothing is paced.
@@ -49,24 +48,20 @@ pub struct ThrottleSettings {
 }
 
 impl Default for ThrottleSettings {
+    /// The stream manager's documented defaults (1–1000 rec/s, target lag 1,000,
+    /// critical 5,000, factor 1.5, a 60 s window of 100 samples).
     fn default() -> Self {
-        Self::from(&ThrottlingConfig::default())
-    }
-}
-
-impl From<&ThrottlingConfig> for ThrottleSettings {
-    fn from(c: &ThrottlingConfig) -> Self {
         Self {
-            enabled: c.enabled,
-            min_rate: c.min_send_rate,
-            max_rate: c.max_send_rate,
-            target_lag: c.target_consumer_lag,
-            critical_lag: c.critical_consumer_lag,
-            factor: c.adjustment_factor,
-            window: Duration::from_secs(c.window_size_seconds),
-            max_samples: c.metric_sample_size,
-            max_backoff_level: c.max_backoff_level,
-            recovery_checks: c.recovery_checks,
+            enabled: true,
+            min_rate: 1.0,
+            max_rate: 1000.0,
+            target_lag: 1000,
+            critical_lag: 5000,
+            factor: 1.5,
+            window: Duration::from_secs(60),
+            max_samples: 100,
+            max_backoff_level: 5,
+            recovery_checks: 10,
             moderate_delay: Duration::from_secs(1),
             critical_base_delay: Duration::from_secs(2),
             max_delay: Duration::from_secs(16),

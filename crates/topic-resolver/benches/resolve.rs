@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
-use stream_config::{Format, Loader};
 use topic_resolver::{Record, Resolver};
 
 /// 20 content rules, 10 custom mappings, 20 patterns.
@@ -39,8 +38,23 @@ fn fifty_rules() -> Resolver {
     for id in unique {
         writeln!(y, "  {id}: {{ source_type: bench }}").unwrap();
     }
-    let cfg = Loader::new().load_str(&y, Format::Yaml, "<bench>").unwrap();
-    Resolver::from_config(&cfg).unwrap()
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        routing: topic_resolver::Rules,
+        sources: std::collections::BTreeMap<String, Source>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Source {
+        source_type: String,
+    }
+    let doc: Doc = serde_yaml::from_str(&y).unwrap();
+    let mut rules = doc.routing;
+    rules.source_types = doc
+        .sources
+        .into_iter()
+        .map(|(id, s)| (id, s.source_type))
+        .collect();
+    Resolver::new(rules).unwrap()
 }
 
 /// A mix that walks every content rule, then hits mappings, patterns or the fallback.

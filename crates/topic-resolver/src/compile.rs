@@ -1,54 +1,14 @@
 //! Routing configuration compiled for fast resolution: regexes built, templates split,
 //! static topics shared as `Arc<str>`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use regex::Regex;
 use serde_json::Value;
-use stream_config::{ContentRule, PartitionKeyConfig, PatternMapping, RuleOperator, StreamConfig};
 
 use crate::resolver::{Error, Result};
-
-/// The routing rules as configured: the source of truth that runtime changes edit and
-/// that is compiled again after each change.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct RawRules {
-    pub(crate) content_rules: Vec<ContentRule>,
-    /// Source id → topic, sources' own `topic` merged under `routing.custom_mappings`.
-    pub(crate) custom_mappings: BTreeMap<String, String>,
-    pub(crate) pattern_mappings: Vec<PatternMapping>,
-    pub(crate) fallback_topic: String,
-    pub(crate) keys: BTreeMap<String, PartitionKeyConfig>,
-    /// Source id → source type, for `{source_type}` in custom mappings of known sources.
-    pub(crate) source_types: BTreeMap<String, String>,
-}
-
-impl RawRules {
-    pub(crate) fn from_config(cfg: &StreamConfig) -> Self {
-        let mut custom_mappings = BTreeMap::new();
-        let mut keys = BTreeMap::new();
-        let mut source_types = BTreeMap::new();
-        for (id, src) in &cfg.sources {
-            if let Some(topic) = &src.topic {
-                custom_mappings.insert(id.clone(), topic.clone());
-            }
-            if let Some(key) = &src.partition_key {
-                keys.insert(id.clone(), key.clone());
-            }
-            source_types.insert(id.clone(), src.source_type.clone());
-        }
-        custom_mappings.extend(cfg.routing.custom_mappings.clone());
-        Self {
-            content_rules: cfg.routing.content_rules.clone(),
-            custom_mappings,
-            pattern_mappings: cfg.routing.pattern_mappings.clone(),
-            fallback_topic: cfg.routing.fallback_topic.clone(),
-            keys,
-            source_types,
-        }
-    }
-}
+use crate::rules::{check_topic_name, ContentRule, Operator as RuleOperator, PartitionKey, Rules};
 
 /// Where a strategy sends a record.
 /// A JSON pointer split into unescaped tokens once, so lookups allocate nothing
@@ -129,7 +89,7 @@ pub(crate) enum KeySpec {
 
 #[derive(Debug)]
 pub(crate) struct RuleSet {
-    pub(crate) raw: RawRules,
+    pub(crate) raw: Rules,
     pub(crate) rules: Vec<Rule>,
     pub(crate) custom: HashMap<String, Target>,
     pub(crate) patterns: Vec<(Regex, Target)>,
@@ -155,8 +115,9 @@ fn invalid(rule: String, message: impl Into<String>) -> Error {
 }
 
 fn target(rule: &str, topic: &str) -> Result<Target> {
-    stream_config::check_topic(topic, true).map_err(|m| invalid(rule.to_owned(), m))?;
+    let bad = |m: String| invalid(rule.to_owned(), m);
     if !topic.contains('{') {
+        check_topic_name(topic).map_err(bad)?;
         return Ok(Target::Static(Arc::from(topic)));
     }
     let mut parts = Vec::new();
@@ -168,17 +129,31 @@ fn target(rule: &str, topic: &str) -> Result<Target> {
         let close = rest[open..]
             .find('}')
             .map(|c| open + c)
-            .expect("checked above");
+            .ok_or_else(|| bad(format!("invalid topic template `{topic}`: unclosed `{{`")))?;
         parts.push(match &rest[open + 1..close] {
             "source_id" => Part::SourceId,
             "source_type" => Part::SourceType,
-            pointer => Part::Pointer(Pointer::parse(pointer)),
+            p if p.starts_with('/') => Part::Pointer(Pointer::parse(p)),
+            other => {
+                return Err(bad(format!(
+                    "invalid topic template `{topic}`: `{{{other}}}` is not `{{source_id}}`, `{{source_type}}` or a JSON pointer like `{{/properties/severity}}`"
+                )))
+            }
         });
         rest = &rest[close + 1..];
     }
     if !rest.is_empty() {
         parts.push(Part::Literal(rest.to_owned()));
     }
+    // The literal text, with each placeholder standing for one valid character.
+    let shape: String = parts
+        .iter()
+        .map(|p| match p {
+            Part::Literal(l) => l.as_str(),
+            _ => "x",
+        })
+        .collect();
+    check_topic_name(&shape).map_err(|m| bad(format!("in template `{topic}`: {m}")))?;
     Ok(Target::Template(parts))
 }
 
@@ -283,7 +258,7 @@ impl Predicate {
 
 impl RuleSet {
     /// Compiles every rule; the first invalid one is reported by its config path.
-    pub(crate) fn compile(raw: RawRules) -> Result<RuleSet> {
+    pub(crate) fn compile(raw: Rules) -> Result<RuleSet> {
         let rules = raw
             .content_rules
             .iter()
@@ -309,21 +284,24 @@ impl RuleSet {
                 Ok((regex(&name, &m.pattern)?, target(&name, &m.topic)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        stream_config::check_topic(&raw.fallback_topic, false)
+        check_topic_name(&raw.fallback_topic)
             .map_err(|m| invalid("routing.fallback_topic".to_owned(), m))?;
         let keys = raw
             .keys
             .iter()
             .map(|(source, k)| {
                 let name = format!("sources.{source}.partition_key");
-                let spec = match (&k.pointer, &k.geo) {
-                    (Some(p), None) => KeySpec::Pointer(pointer(&name, p)?),
-                    (None, Some(g)) => KeySpec::Geo {
-                        lat: pointer(&name, &g.lat)?,
-                        lon: pointer(&name, &g.lon)?,
-                        precision: g.precision.clamp(1, 12),
+                let spec = match k {
+                    PartitionKey::Pointer(p) => KeySpec::Pointer(pointer(&name, p)?),
+                    PartitionKey::Geo {
+                        lat,
+                        lon,
+                        precision,
+                    } => KeySpec::Geo {
+                        lat: pointer(&name, lat)?,
+                        lon: pointer(&name, lon)?,
+                        precision: (*precision).clamp(1, 12),
                     },
-                    _ => return Err(invalid(name, "give exactly one of `pointer` or `geo`")),
                 };
                 Ok((source.clone(), spec))
             })

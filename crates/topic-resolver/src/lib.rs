@@ -13,17 +13,22 @@
 //!
 //! ```
 //! use serde_json::json;
-//! use stream_config::{Format, Loader};
-//! use topic_resolver::{Record, Resolver, Strategy};
+//! use topic_resolver::{ContentRule, Operator, PatternMapping, Record, Resolver, Rules, Strategy};
 //!
-//! let cfg = Loader::new().load_str(r#"
-//! routing:
-//!   content_rules:
-//!     - { field: /severity, operator: eq, value: critical, topic: "alerts-{source_type}" }
-//!   pattern_mappings:
-//!     - { pattern: '^sensor_\d+', topic: wildfire-iot-sensors }
-//! "#, Format::Yaml, "<doc>").unwrap();
-//! let resolver = Resolver::from_config(&cfg).unwrap();
+//! let resolver = Resolver::new(Rules {
+//!     content_rules: vec![ContentRule {
+//!         field: "/severity".into(),
+//!         operator: Operator::Eq,
+//!         value: json!("critical"),
+//!         topic: "alerts-{source_type}".into(),
+//!     }],
+//!     pattern_mappings: vec![PatternMapping {
+//!         pattern: r"^sensor_\d+".into(),
+//!         topic: "wildfire-iot-sensors".into(),
+//!     }],
+//!     ..Rules::default()
+//! })
+//! .unwrap();
 //!
 //! let reading = json!({"severity": "low", "temp": 31.5});
 //! let d = resolver.resolve(&Record { source_id: "sensor_17", source_type: "synthetic", value: &reading });
@@ -36,8 +41,12 @@
 
 mod compile;
 mod geohash;
+mod metrics;
 mod resolver;
+mod rules;
 
 pub use compile::Predicate;
 pub use geohash::geohash;
+pub use metrics::describe_metrics;
 pub use resolver::{Destination, Error, Record, Resolver, Result, Strategy};
+pub use rules::{check_topic_name, ContentRule, Operator, PartitionKey, PatternMapping, Rules};

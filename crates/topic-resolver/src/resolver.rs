@@ -5,11 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use serde_json::Value;
-use stream_config::{ContentRule, PatternMapping, StreamConfig};
 
-use crate::compile::{
-    compile_rule, Condition, KeySpec, Part, Predicate, RawRules, RuleSet, Target,
-};
+use crate::compile::{compile_rule, Condition, KeySpec, Part, Predicate, RuleSet, Target};
+use crate::rules::{ContentRule, PatternMapping, Rules};
 
 /// Errors of the resolver.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,24 +82,28 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// Compiles the routing section (and sources' `topic` and `partition_key`).
-    pub fn from_config(cfg: &StreamConfig) -> Result<Self> {
+    /// Compiles `rules`; the first invalid rule is reported by its path.
+    pub fn new(rules: Rules) -> Result<Self> {
         Ok(Self {
-            rules: ArcSwap::from_pointee(RuleSet::compile(RawRules::from_config(cfg))?),
+            rules: ArcSwap::from_pointee(RuleSet::compile(rules)?),
             writer: Mutex::new(()),
         })
     }
 
-    /// Replaces every rule from a new configuration; on error nothing changes.
-    pub fn reload(&self, cfg: &StreamConfig) -> Result<()> {
+    /// Checks that `rules` compile, without building a resolver.
+    pub fn check(rules: &Rules) -> Result<()> {
+        RuleSet::compile(rules.clone()).map(drop)
+    }
+
+    /// Replaces every rule; on error nothing changes.
+    pub fn reload(&self, rules: Rules) -> Result<()> {
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        self.rules
-            .store(Arc::new(RuleSet::compile(RawRules::from_config(cfg))?));
+        self.rules.store(Arc::new(RuleSet::compile(rules)?));
         Ok(())
     }
 
     /// Applies `change` to a copy of the rules, compiles it, and swaps it in.
-    fn edit<T>(&self, change: impl FnOnce(&mut RawRules) -> T) -> Result<T> {
+    fn edit<T>(&self, change: impl FnOnce(&mut Rules) -> T) -> Result<T> {
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut raw = self.rules.load().raw.clone();
         let out = change(&mut raw);
@@ -194,12 +196,12 @@ impl Resolver {
         .zip(by_strategy)
         {
             if n > 0 {
-                metrics::counter!("resolver_resolutions_total", "strategy" => s.as_str())
+                metrics::counter!(crate::metrics::RESOLUTIONS, "strategy" => s.as_str())
                     .increment(n);
             }
         }
         for (topic, n) in by_topic {
-            metrics::counter!("resolver_records_total", "topic" => topic.to_owned()).increment(n);
+            metrics::counter!(crate::metrics::RECORDS, "topic" => topic.to_owned()).increment(n);
         }
     }
 }

@@ -3,22 +3,18 @@
 
 use serde_json::json;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-use stream_config::{Format, Loader};
-use topic_resolver::{Record, Resolver, Strategy};
+use topic_resolver::{Record, Resolver, Rules, Strategy};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 #[test]
 fn static_topic_resolution_does_not_allocate() {
-    let cfg = Loader::new()
-        .load_str(
-            "routing:\n  content_rules:\n    - { field: /sev, operator: in, value: [high, critical], topic: alerts }\n    - { field: /name, operator: matches, value: '^fire', topic: fires }\n  custom_mappings: { noaa: weather }\n  pattern_mappings:\n    - { pattern: '^sensor_\\d+', topic: sensors }\n",
-            Format::Yaml,
-            "<alloc>",
-        )
-        .unwrap();
-    let resolver = Resolver::from_config(&cfg).unwrap();
+    let rules: Rules = serde_yaml::from_str(
+        "content_rules:\n  - { field: /sev, operator: in, value: [high, critical], topic: alerts }\n  - { field: /name, operator: matches, value: '^fire', topic: fires }\ncustom_mappings: { noaa: weather }\npattern_mappings:\n  - { pattern: '^sensor_\\d+', topic: sensors }\n",
+    )
+    .unwrap();
+    let resolver = Resolver::new(rules).unwrap();
     let records = [
         ("noaa", json!({"sev": "low"}), Strategy::CustomMapping),
         ("sensor_1", json!({"name": "smoke"}), Strategy::Pattern),

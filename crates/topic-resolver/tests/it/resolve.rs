@@ -43,7 +43,7 @@ fn resolve(r: &Resolver, source_id: &str, source_type: &str, value: Value) -> (S
 
 #[test]
 fn strategies_apply_in_documented_order() {
-    let r = Resolver::from_config(&config(ROUTING)).unwrap();
+    let r = Resolver::new(config(ROUTING)).unwrap();
     let t = |id: &str, v: Value| resolve(&r, id, "synthetic", v);
     // A content rule beats the source's own topic, its custom mapping and patterns.
     assert_eq!(
@@ -83,7 +83,7 @@ fn strategies_apply_in_documented_order() {
 
 #[test]
 fn templates_render_sanitise_and_fall_through() {
-    let r = Resolver::from_config(&config(ROUTING)).unwrap();
+    let r = Resolver::new(config(ROUTING)).unwrap();
     assert_eq!(
         resolve(&r, "x", "noaa weather/v2", json!({"alert_id": 1})).0,
         "alerts-noaa_weather_v2"
@@ -140,7 +140,7 @@ fn every_operator() {
         let cfg = config(&format!(
             "routing:\n  content_rules:\n    - {{ field: /f, operator: {op}{value}, topic: hit }}\n"
         ));
-        let r = Resolver::from_config(&cfg).unwrap();
+        let r = Resolver::new(cfg.clone()).unwrap();
         let record = json!({ "f": field });
         let hit = resolve(&r, "s", "t", record).1 == Strategy::ContentRule;
         assert_eq!(hit, *expected, "{op} {value} against {field}");
@@ -155,7 +155,7 @@ fn every_operator() {
 
 #[test]
 fn keys_from_pointer_and_stable_geohash() {
-    let r = Resolver::from_config(&config(ROUTING)).unwrap();
+    let r = Resolver::new(config(ROUTING)).unwrap();
     let d = r.resolve(&Record {
         source_id: "quakes",
         source_type: "usgs",
@@ -225,11 +225,11 @@ proptest! {
         source_type in ".{0,40}",
     ) {
         let cfg = config("routing:\n  content_rules:\n    - { field: /s, operator: exists, topic: \"a-{/s}-{source_type}\" }\n    - { field: /a, operator: exists, topic: \"{/a/b}\" }\n  pattern_mappings:\n    - { pattern: '.', topic: \"p-{source_type}\" }\n");
-        let r = Resolver::from_config(&cfg).unwrap();
+        let r = Resolver::new(cfg.clone()).unwrap();
         let record = json!({ "s": sev, "a": value });
         let d = r.resolve(&Record { source_id: &source_id, source_type: &source_type, value: &record });
-        prop_assert!(stream_config::check_topic(&d.topic, false).is_ok(), "invalid topic {:?}", d.topic);
+        prop_assert!(topic_resolver::check_topic_name(&d.topic).is_ok(), "invalid topic {:?}", d.topic);
         let d = r.resolve(&Record { source_id: &source_id, source_type: &source_type, value: &value });
-        prop_assert!(stream_config::check_topic(&d.topic, false).is_ok(), "invalid topic {:?}", d.topic);
+        prop_assert!(topic_resolver::check_topic_name(&d.topic).is_ok(), "invalid topic {:?}", d.topic);
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use stream_config::{ContentRule, RuleOperator, StreamConfig};
+use topic_resolver::{ContentRule, Operator as RuleOperator, Rules};
 use topic_resolver::{Error, Record, Resolver, Strategy};
 
 use crate::config;
@@ -20,7 +20,7 @@ fn topic(r: &Resolver, source_id: &str) -> (String, Strategy) {
 
 #[test]
 fn add_and_remove_every_kind_of_rule() {
-    let r = Resolver::from_config(&StreamConfig::default()).unwrap();
+    let r = Resolver::new(Rules::default()).unwrap();
     assert_eq!(
         topic(&r, "s1"),
         ("wildfire-default".into(), Strategy::Fallback)
@@ -57,7 +57,7 @@ fn add_and_remove_every_kind_of_rule() {
 
 #[test]
 fn invalid_rules_are_errors_naming_the_rule_and_change_nothing() {
-    let r = Resolver::from_config(&config(
+    let r = Resolver::new(config(
         "routing:\n  pattern_mappings:\n    - { pattern: '^a', topic: t-a }\n",
     ))
     .unwrap();
@@ -93,15 +93,15 @@ fn invalid_rules_are_errors_naming_the_rule_and_change_nothing() {
     assert!(r.content_rules().is_empty());
     assert_eq!(topic(&r, "abc"), ("t-a".into(), Strategy::Pattern));
 
-    // A config built in code (never validated) is checked when compiled.
-    let mut cfg = StreamConfig::default();
-    cfg.routing.content_rules.push(ContentRule {
+    // Rules built in code (never validated) are checked when compiled.
+    let mut cfg = Rules::default();
+    cfg.content_rules.push(ContentRule {
         field: "/x".into(),
         operator: RuleOperator::Matches,
         value: json!("(("),
         topic: "t".into(),
     });
-    let err = Resolver::from_config(&cfg).unwrap_err();
+    let err = Resolver::new(cfg.clone()).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("invalid routing rule `routing.content_rules[0]`"),
@@ -111,7 +111,7 @@ fn invalid_rules_are_errors_naming_the_rule_and_change_nothing() {
 
 #[test]
 fn resolution_during_updates_always_sees_a_whole_rule_set() {
-    let r = Arc::new(Resolver::from_config(&StreamConfig::default()).unwrap());
+    let r = Arc::new(Resolver::new(Rules::default()).unwrap());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {
