@@ -1,18 +1,24 @@
-//! `stream-server`: the stream manager service binary.
+//! `stream-server`: the stream manager service binary. Parses arguments, loads the
+//! configuration, installs tracing and the metrics recorder, builds the manager and
+//! serves (`run.rs`); the admin API is `api.rs`.
 //!
-//! `stream-server [run --config FILE]` runs the service (default
-//! `config/stream_config.yaml`); `stream-server validate <file>` checks a configuration
-//! and prints every problem; `stream-server print-config <file>` prints the effective
-//! configuration (environment overrides applied, secrets redacted).
+//! Every command takes the configuration file the same way, positionally or as
+//! `--config FILE` (default `config/stream_config.yaml`):
+//! `stream-server [run] [FILE]` runs the service; `stream-server validate FILE` checks a
+//! configuration and prints every problem; `stream-server print-config FILE` prints the
+//! effective configuration (environment overrides applied, secrets redacted).
 
 mod api;
 mod run;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use stream_config::Loader;
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_util::layers::{PrefixLayer, Stack};
+use stream_config::{Loader, StreamConfig};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,84 +44,119 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the service (the default).
-    Run {
-        /// Configuration file (YAML or JSON).
-        #[arg(long, default_value = "config/stream_config.yaml")]
-        config: PathBuf,
-    },
+    Run(ConfigFile),
     /// Check a configuration file: prints `ok` or every problem; exit code 0 or 1.
-    Validate {
-        /// Configuration file (YAML or JSON).
-        file: PathBuf,
-    },
+    Validate(ConfigFile),
     /// Print the effective configuration (overrides applied, secrets redacted).
-    PrintConfig {
-        /// Configuration file (YAML or JSON).
-        file: PathBuf,
-    },
+    PrintConfig(ConfigFile),
+}
+
+/// The configuration file: `FILE` or `--config FILE`.
+#[derive(Debug, Args, Default)]
+struct ConfigFile {
+    /// Configuration file (YAML or JSON) [default: config/stream_config.yaml].
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// The same, as an option.
+    #[arg(long = "config", value_name = "FILE", conflicts_with = "file")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    fn path(self) -> PathBuf {
+        self.file
+            .or(self.config)
+            .unwrap_or_else(|| PathBuf::from("config/stream_config.yaml"))
+    }
 }
 
 /// The one place the process environment reaches the configuration.
-fn loader() -> Loader {
+pub(crate) fn loader() -> Loader {
     Loader::new()
         .with_env(std::env::vars())
-        .with_source_types(api_client::Registry::builtin().names())
+        .with_source_types(stream_manager::source_types())
 }
 
 /// Loads a file and also builds every source, so connector parameters are checked.
-fn load_checked(file: &std::path::Path) -> Result<stream_config::StreamConfig, String> {
+pub(crate) fn load_checked(file: &Path) -> Result<StreamConfig, String> {
     let cfg = loader().load_file(file).map_err(|e| e.to_string())?;
-    let registry = api_client::Registry::builtin();
-    let errors: Vec<String> = cfg
-        .sources
-        .iter()
-        .filter_map(|(id, src)| registry.build(id, src).err())
-        .map(|e| format!("  {}: {e}", file.display()))
-        .collect();
+    let errors = stream_manager::check_sources(&cfg);
     if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(format!(
-            "{}: {} source error(s)\n{}",
-            file.display(),
-            errors.len(),
-            errors.join("\n")
-        ))
+        return Ok(cfg);
     }
+    Err(format!(
+        "{}: {} source error(s)\n{}",
+        file.display(),
+        errors.len(),
+        errors
+            .iter()
+            .map(|e| format!("  {}: {e}", file.display()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    ))
+}
+
+fn install_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        // Colour only on a terminal: log files and journald get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The Prometheus recorder, every metric name prefixed with `namespace` and described.
+fn install_metrics(namespace: &str) -> anyhow::Result<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ])
+        .context("while configuring histogram buckets")?
+        .build_recorder();
+    let handle = recorder.handle();
+    Stack::new(recorder)
+        .push(PrefixLayer::new(namespace))
+        .install()
+        .context("while installing the metrics recorder")?;
+    stream_manager::describe_metrics();
+    Ok(handle)
+}
+
+fn run(file: PathBuf, json_logs: bool) -> anyhow::Result<()> {
+    let cfg = load_checked(&file).map_err(anyhow::Error::msg)?;
+    install_tracing(json_logs);
+    let metrics = install_metrics(&cfg.server.metrics_namespace)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("while starting the async runtime")?;
+    rt.block_on(run::serve(file, cfg, metrics))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Run {
-        config: PathBuf::from("config/stream_config.yaml"),
-    });
-    match command {
-        Command::Validate { file } => match load_checked(&file) {
-            Ok(_) => {
-                println!("ok");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::PrintConfig { file } => match loader().load_file(&file) {
-            Ok(cfg) => {
-                print!("{}", stream_config::redacted_yaml(&cfg));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Run { config } => match run::run(config, cli.log_format == LogFormat::Json) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+    let command = cli.command.unwrap_or(Command::Run(ConfigFile::default()));
+    let result = match command {
+        Command::Validate(file) => load_checked(&file.path()).map(|_| println!("ok")),
+        Command::PrintConfig(file) => loader()
+            .load_file(file.path())
+            .map(|cfg| print!("{}", stream_config::redacted_yaml(&cfg)))
+            .map_err(|e| e.to_string()),
+        Command::Run(file) => {
+            run(file.path(), cli.log_format == LogFormat::Json).map_err(|e| format!("error: {e:#}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -48,5 +48,6 @@ pub use dedup::{Dedup, DedupSpec};
 pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,
 };
+pub use metrics::describe_metrics;
 pub use source::{Cursor, Fetch, Rejected, Source, SourceError};
 pub use time::{iso8601, iso8601_now};

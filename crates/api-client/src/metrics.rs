@@ -9,3 +9,43 @@ pub(crate) const NOT_MODIFIED: &str = "api_not_modified_total";
 pub(crate) const CACHE_HITS: &str = "api_cache_hits_total";
 pub(crate) const RETRIES: &str = "api_retries_total";
 pub(crate) const BREAKER: &str = "api_breaker_state";
+
+/// Registers the help text of every source metric with the installed recorder.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        REQUESTS,
+        Unit::Count,
+        "Upstream HTTP requests, by source and status (`error` when no response came)."
+    );
+    describe_histogram!(
+        LATENCY,
+        Unit::Seconds,
+        "Upstream request duration, by source."
+    );
+    describe_counter!(
+        BYTES,
+        Unit::Bytes,
+        "Upstream response body bytes, by source."
+    );
+    describe_counter!(
+        RECORDS,
+        Unit::Count,
+        "Records decoded from upstream responses, by source."
+    );
+    describe_counter!(
+        NOT_MODIFIED,
+        Unit::Count,
+        "Conditional requests answered 304 Not Modified, by source."
+    );
+    describe_counter!(
+        CACHE_HITS,
+        Unit::Count,
+        "Polls answered from the response cache without a request, by source."
+    );
+    describe_counter!(RETRIES, Unit::Count, "Upstream request retries, by source.");
+    describe_gauge!(
+        BREAKER,
+        "Circuit breaker state by source: 0 closed, 1 half-open, 2 open."
+    );
+}

@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+mod metrics;
 mod modes;
 mod schedule;
 
@@ -50,6 +51,7 @@ use api_client::{FetchSeq, Rejected};
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use metrics::describe_metrics;
 pub use modes::{start, IngestionHandle, ModeSpec, StopReport};
 pub use schedule::{Schedule, ScheduleError};
 

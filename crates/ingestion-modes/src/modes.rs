@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics as m;
 use crate::schedule::{Grid, Schedule, ScheduleError};
 use crate::{Emitted, ModeSnapshot, ModeStats, Sink, FAR};
 
@@ -256,7 +257,8 @@ impl Ctx {
                 let missed = g.advance(Instant::now());
                 if missed > 0 {
                     self.stats.missed_ticks.fetch_add(missed, Ordering::Relaxed);
-                    metrics::counter!("ingestion_missed_ticks_total", "source" => self.source_id.to_string()).increment(missed);
+                    metrics::counter!(m::MISSED_TICKS, "source" => self.source_id.to_string())
+                        .increment(missed);
                 }
             }
         }
@@ -275,7 +277,7 @@ impl Ctx {
             ("mode", self.spec.label().to_owned()),
         ];
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("ingestion_polls_total", &labels).increment(1);
+        metrics::counter!(m::POLLS, &labels).increment(1);
         let from = self.tracker.fetch_from();
         let fetch = match self.source.fetch(from.as_ref()).await {
             Ok(f) => f,
@@ -299,7 +301,7 @@ impl Ctx {
         };
         if n == 0 {
             self.stats.empty_polls.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("ingestion_empty_polls_total", &labels).increment(1);
+            metrics::counter!(m::EMPTY_POLLS, &labels).increment(1);
             return None;
         }
         self.stats
@@ -308,7 +310,7 @@ impl Ctx {
         self.stats
             .rejected
             .fetch_add(fetch.rejected.len() as u64, Ordering::Relaxed);
-        metrics::counter!("ingestion_records_total", &labels).increment(fetch.records.len() as u64);
+        metrics::counter!(m::RECORDS, &labels).increment(fetch.records.len() as u64);
         Some((
             fetch.records.into_iter().map(|r| (seq, r)).collect(),
             fetch.rejected.into_iter().map(|r| (seq, r)).collect(),
@@ -317,8 +319,7 @@ impl Ctx {
 
     fn failed(&self, e: &SourceError) {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("ingestion_errors_total", "source" => self.source_id.to_string())
-            .increment(1);
+        metrics::counter!(m::ERRORS, "source" => self.source_id.to_string()).increment(1);
         tracing::warn!(source = %self.source_id, error = %e, "fetch failed");
         *self
             .stats
@@ -357,8 +358,7 @@ impl Ctx {
     async fn flush(&self, buffer: &mut Polled) -> Result<(), crate::SinkClosed> {
         let (records, rejected) = std::mem::take(buffer);
         self.stats.buffered.store(0, Ordering::Relaxed);
-        metrics::gauge!("ingestion_buffer_records", "source" => self.source_id.to_string())
-            .set(0.0);
+        metrics::gauge!(m::BUFFER_RECORDS, "source" => self.source_id.to_string()).set(0.0);
         self.emit_chunks(records, rejected).await
     }
 }

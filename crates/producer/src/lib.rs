@@ -55,6 +55,7 @@ pub use kafka::{
     client_config, KafkaHealth, KafkaProducer, ProducerSettings, ProducerStats, StatsContext,
 };
 pub use lag::KafkaLagProbe;
+pub use metrics::describe_metrics;
 
 /// A record on its way to Kafka.
 #[derive(Debug, Clone, PartialEq)]

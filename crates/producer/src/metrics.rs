@@ -21,3 +21,105 @@ pub(crate) const DLQ_REPLAYS: &str = "dlq_replays_total";
 pub(crate) const DLQ_RETRIES: &str = "dlq_retries_total";
 pub(crate) const DLQ_SIZE: &str = "dlq_size";
 pub(crate) const DLQ_BUFFERED: &str = "dlq_buffered_records";
+
+/// Registers the help text of every producer and DLQ metric with the installed recorder.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(SENT, Unit::Count, "Records acknowledged by Kafka.");
+    describe_counter!(
+        FAILED,
+        Unit::Count,
+        "Records that failed for good after retries, by error type."
+    );
+    describe_counter!(
+        RETRIES,
+        Unit::Count,
+        "Records resent by the producer's retry layer."
+    );
+    describe_counter!(
+        BACKPRESSURE_WAITS,
+        Unit::Count,
+        "Sends that waited because librdkafka's local queue was full."
+    );
+    describe_gauge!(
+        IN_FLIGHT,
+        Unit::Count,
+        "Records handed to librdkafka and not yet reported."
+    );
+    describe_histogram!(
+        DELIVERY_SECONDS,
+        Unit::Seconds,
+        "Time from send to delivery report."
+    );
+    describe_histogram!(E2E_SECONDS, Unit::Seconds, "Time from a source emitting a record to Kafka acknowledging it, by path (normal, critical).");
+    describe_gauge!(
+        LIBRDKAFKA_QUEUE_MESSAGES,
+        Unit::Count,
+        "Messages in librdkafka's local queue, by producer path."
+    );
+    describe_gauge!(
+        LIBRDKAFKA_QUEUE_BYTES,
+        Unit::Bytes,
+        "Bytes in librdkafka's local queue, by producer path."
+    );
+    describe_gauge!(
+        LIBRDKAFKA_TX_MESSAGES,
+        Unit::Count,
+        "Messages librdkafka has transmitted (cumulative per client), by producer path."
+    );
+    describe_gauge!(
+        LIBRDKAFKA_TX_BYTES,
+        Unit::Bytes,
+        "Bytes librdkafka has transmitted (cumulative per client), by producer path."
+    );
+    describe_gauge!(
+        LIBRDKAFKA_TX_RETRIES,
+        Unit::Count,
+        "librdkafka's own request retries (cumulative per client), by producer path."
+    );
+    describe_gauge!(
+        LIBRDKAFKA_TX_ERRORS,
+        Unit::Count,
+        "librdkafka's request errors (cumulative per client), by producer path."
+    );
+    describe_gauge!(
+        BROKERS_UP,
+        Unit::Count,
+        "Brokers librdkafka sees up, by producer path."
+    );
+    describe_counter!(
+        CLIENT_ERRORS,
+        Unit::Count,
+        "Client-level librdkafka errors (e.g. all brokers down), by path and error."
+    );
+    describe_gauge!(
+        BROKER_RTT_P99,
+        Unit::Seconds,
+        "99th percentile broker round-trip time, by path and broker."
+    );
+    describe_counter!(
+        DLQ_WRITES,
+        Unit::Count,
+        "Records written to the dead-letter store, by reason."
+    );
+    describe_counter!(
+        DLQ_REPLAYS,
+        Unit::Count,
+        "Dead letters delivered by an operator's replay."
+    );
+    describe_counter!(
+        DLQ_RETRIES,
+        Unit::Count,
+        "Background retry attempts of dead letters."
+    );
+    describe_gauge!(
+        DLQ_SIZE,
+        Unit::Count,
+        "Dead letters still to deliver (queued for retry or permanent failure)."
+    );
+    describe_gauge!(
+        DLQ_BUFFERED,
+        Unit::Count,
+        "Dead letters held in memory while the store is unreachable."
+    );
+}

@@ -70,6 +70,30 @@ impl Default for StreamConfig {
     }
 }
 
+impl StreamConfig {
+    /// Every topic the configuration names literally, sorted and without repeats: the
+    /// `topics` section, the fallback, custom mappings, content and pattern rules, and
+    /// sources' own `topic` (templates such as `alerts-{source_type}` excluded). The
+    /// topics to create on an embedded broker, and whose consumer lag is watched.
+    pub fn static_topics(&self) -> Vec<String> {
+        let r = &self.routing;
+        let mut topics: Vec<String> = self
+            .topics
+            .keys()
+            .chain([&r.fallback_topic])
+            .chain(r.custom_mappings.values())
+            .chain(r.content_rules.iter().map(|c| &c.topic))
+            .chain(r.pattern_mappings.iter().map(|m| &m.topic))
+            .chain(self.sources.values().filter_map(|s| s.topic.as_ref()))
+            .filter(|t| !t.contains('{'))
+            .cloned()
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+}
+
 /// Kafka connection and producer settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

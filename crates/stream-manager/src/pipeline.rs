@@ -15,7 +15,7 @@ use queue::{MessageId, PopBatch, Priority, PushError, QueueItem};
 use serde_json::Value;
 use topic_resolver::Record;
 
-use crate::Shared;
+use crate::manager::Shared;
 
 /// Per-stream counters, shared by the stream's records.
 #[derive(Debug, Default)]

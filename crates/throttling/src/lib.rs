@@ -32,6 +32,7 @@ mod throttle;
 mod window;
 
 pub use clock::TokioClock;
+pub use metrics::describe_metrics;
 pub use probe::{Lag, LagProbe, ProbeError, QueueFillProbe, StaticLagProbe};
 pub use throttle::{Decision, Throttle, ThrottleGroup, ThrottleSettings, ThrottleState};
 pub use window::{LagWindow, WindowStats};

@@ -9,3 +9,43 @@ pub(crate) const LAG_P95: &str = "throttle_lag_p95";
 pub(crate) const THROTTLES: &str = "throttle_throttles_total";
 pub(crate) const RATE_INCREASES: &str = "throttle_rate_increases_total";
 pub(crate) const RATE_DECREASES: &str = "throttle_rate_decreases_total";
+
+/// Registers the help text of every throttling metric with the installed recorder.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, Unit};
+    describe_gauge!(
+        STATE,
+        "Throttle state by scope: 0 normal, 1 moderate, 2 critical."
+    );
+    describe_gauge!(
+        BACKOFF_LEVEL,
+        Unit::Count,
+        "Exponential backoff level in the critical state, by scope."
+    );
+    describe_gauge!(RATE, "Allowed send rate in records per second, by scope.");
+    describe_gauge!(
+        LAG_AVG,
+        Unit::Count,
+        "Average consumer lag in the window, by scope."
+    );
+    describe_gauge!(
+        LAG_P95,
+        Unit::Count,
+        "95th percentile consumer lag in the window, by scope."
+    );
+    describe_counter!(
+        THROTTLES,
+        Unit::Count,
+        "Checks that delayed sending, by scope."
+    );
+    describe_counter!(
+        RATE_INCREASES,
+        Unit::Count,
+        "Send rate increases (recovery steps), by scope."
+    );
+    describe_counter!(
+        RATE_DECREASES,
+        Unit::Count,
+        "Send rate decreases under lag, by scope."
+    );
+}

@@ -8,23 +8,28 @@ use serde_json::Value;
 struct Server {
     child: Child,
     base: String,
-    dir: std::path::PathBuf,
+    // Dropped after the process is killed (fields drop in order after `drop`).
+    dir: test_support::TempDir,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 const TOKEN: &str = "test-admin-token-42";
 
 fn start_server() -> Server {
+    start_server_with(50, "")
+}
+
+/// A server with one synthetic source emitting `records_per_second`, and `extra` YAML
+/// appended to its configuration.
+fn start_server_with(records_per_second: u32, extra: &str) -> Server {
     let port = test_support::free_port().unwrap();
-    let dir = std::env::temp_dir().join(format!("server-it-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_support::TempDir::new("server-it");
     let config = format!(
         "kafka: {{ bootstrap_servers: embedded, linger_ms: 5 }}
 dlq: {{ url: 'sqlite://{dir}/dlq.db' }}
@@ -33,12 +38,12 @@ sources:
   gen:
     source_type: synthetic
     ingestion: {{ mode: real_time, polling_interval_seconds: 0.2 }}
-    custom_params: {{ records_per_second: 50 }}
+    custom_params: {{ records_per_second: {records_per_second} }}
 server: {{ listen: '127.0.0.1:{port}', admin_token: '${{ADMIN_TOKEN}}', metrics_namespace: wildfire }}
-",
-        dir = dir.display()
+{extra}",
+        dir = dir.path().display()
     );
-    let path = dir.join("config.yaml");
+    let path = dir.path().join("config.yaml");
     std::fs::write(&path, config).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_stream-server"))
         .args(["run", "--config"])
@@ -343,9 +348,10 @@ async fn admin_api_end_to_end() {
 }
 
 #[test]
-fn sigterm_drains_and_exits_cleanly() {
-    let mut s = start_server();
-    std::thread::sleep(Duration::from_secs(2));
+fn sigterm_drains_the_backlog_and_exits_cleanly() {
+    // 400 records/s offered, 100/s allowed: a backlog builds that SIGTERM must drain.
+    let mut s = start_server_with(400, "throttling: { max_send_rate: 100 }\n");
+    std::thread::sleep(Duration::from_secs(3));
     let pid = s.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -372,14 +378,30 @@ fn sigterm_drains_and_exits_cleanly() {
         .unwrap()
         .read_to_string(&mut out)
         .unwrap();
-    assert!(out.contains("stream-server: stopped"), "{out}");
+    // "stopped (N queued records at shutdown: S sent, D dead-lettered as `shutdown`)"
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("stream-server: stopped"))
+        .unwrap_or_else(|| panic!("no stop line: {out}"));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [queued, sent, dead] = numbers[..] else {
+        panic!("unexpected stop line: {line}")
+    };
+    assert!(queued > 50, "a backlog was queued at SIGTERM: {line}");
+    assert_eq!(
+        (sent, dead),
+        (queued, 0),
+        "all of it drained into Kafka: {line}"
+    );
 }
 
 #[test]
 fn refuses_a_public_address_without_a_token() {
-    let dir = std::env::temp_dir().join(format!("server-pub-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("c.yaml");
+    let dir = test_support::TempDir::new("server-pub");
+    let path = dir.path().join("c.yaml");
     std::fs::write(&path, "server: { listen: '0.0.0.0:18080' }\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_stream-server"))
         .args(["run", "--config"])
@@ -392,13 +414,12 @@ fn refuses_a_public_address_without_a_token() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_config_file() {
     let s = start_server();
-    let path = s.dir.join("config.yaml");
+    let path = s.dir.path().join("config.yaml");
     let mut text = std::fs::read_to_string(&path).unwrap();
     text = text.replace(
         "server:",

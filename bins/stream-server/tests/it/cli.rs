@@ -91,3 +91,38 @@ fn print_config_applies_overrides_and_redacts_secrets() {
         "{text}"
     );
 }
+
+#[test]
+fn every_command_takes_the_file_positionally_or_as_config() {
+    let file = "config/stream_config.example.yaml";
+    for args in [
+        vec!["validate", file],
+        vec!["validate", "--config", file],
+        vec!["print-config", file],
+        vec!["print-config", "--config", file],
+    ] {
+        let out = server(&args, &[]);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Both at once is ambiguous: a usage error naming the conflict.
+    let out = server(&["validate", file, "--config", file], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `run FILE` reads that file (here an invalid one: the error names it).
+    let bad = "crates/stream-config/tests/fixtures/three_errors.yaml";
+    let out = server(&["run", bad], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(bad),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -59,12 +59,15 @@ fn example_config_loads_and_round_trips() {
 
 #[test]
 fn shipped_default_config_loads() {
-    let path = repo_file("config/stream_config.yaml");
-    if path.exists() {
-        loader()
-            .load_file(path)
-            .expect("config/stream_config.yaml loads");
-    }
+    // The README's run command uses this file; it must exist and load.
+    let cfg = loader()
+        .load_file(repo_file("config/stream_config.yaml"))
+        .expect("config/stream_config.yaml loads");
+    assert!(
+        cfg.kafka.is_embedded(),
+        "the default runs on the embedded broker"
+    );
+    assert!(!cfg.sources.is_empty(), "the default has demo sources");
 }
 
 #[test]
