@@ -1,9 +1,12 @@
 //! Repository conventions, checked by `cargo xtask tidy` and as tests: every Rust file
-//! opens with a `//!` doc line, and no debugging or placeholder macros are left behind.
+//! opens with a `//!` doc line, no debugging or placeholder macros are left behind, no
+//! source file grows past 600 lines (tests excepted; the few exceptions say why), and
+//! every crate's dependencies follow ARCHITECTURE.md's dependency tables.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
 /// Folders whose Rust files are checked.
 const CHECKED: &[&str] = &["crates", "bins", "xtask", "tests"];
@@ -17,8 +20,24 @@ fn forbidden() -> [String; 3] {
     ]
 }
 
+/// Most lines in a non-test source file.
+const MAX_LINES: usize = 600;
+
+/// Source files allowed past `MAX_LINES`, and why.
+const LONG_FILES: &[(&str, &str)] = &[(
+    "crates/stream-config/src/model.rs",
+    "the configuration reference: one serde struct per section with a doc line and a \
+     named default per key; split across files it stops reading as one reference",
+)];
+
 /// Returns one line per problem.
 pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
+    let mut problems = check_sources(root)?;
+    problems.extend(check_dependencies(root)?);
+    Ok(problems)
+}
+
+fn check_sources(root: &Path) -> Result<Vec<String>> {
     let mut files = Vec::new();
     for dir in CHECKED {
         collect_rs(&root.join(dir), &mut files)?;
@@ -45,8 +64,166 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
                 }
             }
         }
+        let lines = text.lines().count();
+        let is_test = rel.contains("/tests/") || rel.contains("/benches/");
+        let excepted = LONG_FILES.iter().any(|(f, _)| rel == *f);
+        if lines > MAX_LINES && !is_test && !excepted {
+            problems.push(format!(
+                "{rel}: {lines} lines; split it by responsibility (at most {MAX_LINES}), or add it to LONG_FILES in xtask/src/tidy.rs saying why"
+            ));
+        }
     }
     Ok(problems)
+}
+
+/// The two tables of ARCHITECTURE.md's "Dependency rules": which workspace crates each
+/// crate may depend on, and where each restricted external crate may appear.
+#[derive(Debug, Default)]
+struct Rules {
+    allowed: BTreeMap<String, BTreeSet<String>>,
+    external_only_in: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn parse_rules(architecture: &str) -> Result<Rules> {
+    let section = architecture
+        .split("\n## ")
+        .find(|s| s.starts_with("Dependency rules"))
+        .context("ARCHITECTURE.md has no `## Dependency rules` section")?;
+    let mut rules = Rules::default();
+    let mut table = 0;
+    let mut in_table = false;
+    for line in section.lines() {
+        let line = line.trim();
+        if !line.starts_with('|') {
+            in_table = false;
+            continue;
+        }
+        if !in_table {
+            in_table = true;
+            table += 1;
+            continue; // the header row
+        }
+        if line.starts_with("|---") {
+            continue;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let [name, list] = cells[..] else {
+            bail!("ARCHITECTURE.md dependency rules: cannot read the row `{line}`");
+        };
+        let names = |s: &str| -> BTreeSet<String> {
+            s.split(',')
+                .map(|n| n.trim().trim_matches('`').to_owned())
+                .filter(|n| !n.is_empty() && n != "—")
+                .collect()
+        };
+        let name = name.trim_matches('`').to_owned();
+        match table {
+            1 => rules.allowed.insert(name, names(list)),
+            2 => rules.external_only_in.insert(name, names(list)),
+            _ => bail!("ARCHITECTURE.md dependency rules: expected two tables"),
+        };
+    }
+    if rules.allowed.is_empty() || rules.external_only_in.is_empty() {
+        bail!("ARCHITECTURE.md dependency rules: expected two tables");
+    }
+    Ok(rules)
+}
+
+/// A manifest's package name and the names in its `[dependencies]` table.
+fn manifest(text: &str) -> (Option<String>, Vec<String>) {
+    let (mut name, mut deps, mut section) = (None, Vec::new(), String::new());
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line.trim_matches(|c| c == '[' || c == ']').to_owned();
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if section == "package" && key == "name" {
+            name = Some(value.trim().trim_matches('"').to_owned());
+        } else if section == "dependencies" && !key.starts_with('#') {
+            deps.push(key.split('.').next().unwrap_or(key).trim().to_owned());
+        }
+    }
+    (name, deps)
+}
+
+fn check_dependencies(root: &Path) -> Result<Vec<String>> {
+    let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md"))
+        .context("while reading ARCHITECTURE.md")?;
+    let rules = parse_rules(&architecture)?;
+    let mut manifests = Vec::new();
+    for dir in CHECKED {
+        collect_manifests(&root.join(dir), &mut manifests)?;
+    }
+    manifests.sort();
+    let crates: Vec<(String, String, Vec<String>)> = manifests
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("while reading {}", path.display()))?;
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            let (name, deps) = manifest(&text);
+            Ok((rel, name.unwrap_or_default(), deps))
+        })
+        .collect::<Result<_>>()?;
+    let workspace: BTreeSet<&str> = crates.iter().map(|(_, n, _)| n.as_str()).collect();
+    let mut problems = Vec::new();
+    for (rel, name, deps) in &crates {
+        let Some(allowed) = rules.allowed.get(name) else {
+            problems.push(format!(
+                "{rel}: crate `{name}` is missing from ARCHITECTURE.md's dependency table"
+            ));
+            continue;
+        };
+        for dep in deps {
+            if workspace.contains(dep.as_str()) && !allowed.contains(dep) {
+                problems.push(format!(
+                    "{rel}: `{name}` may not depend on `{dep}` (ARCHITECTURE.md, Dependency rules)"
+                ));
+            }
+            if let Some(only) = rules.external_only_in.get(dep) {
+                if !only.contains(name) {
+                    problems.push(format!(
+                        "{rel}: only {} may depend on `{dep}` (ARCHITECTURE.md, Dependency rules)",
+                        only.iter()
+                            .map(|c| format!("`{c}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
+fn collect_manifests(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if dir.join("Cargo.toml").is_file() {
+        out.push(dir.join("Cargo.toml"));
+    }
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("while listing {}", dir.display()))?
+    {
+        let path = entry?.path();
+        let skip = path
+            .file_name()
+            .is_some_and(|n| n == "target" || n == "src" || n == "tests" || n == "benches");
+        if path.is_dir() && !skip {
+            collect_manifests(&path, out)?;
+        }
+    }
+    Ok(())
 }
 
 fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -90,8 +267,44 @@ mod tests {
         std::fs::create_dir_all(&src).unwrap();
         let bad_macro = forbidden()[2].clone();
         std::fs::write(src.join("lib.rs"), format!("fn f() {{ {bad_macro}1); }}\n")).unwrap();
-        let problems = check(&dir).unwrap();
+        let problems = check_sources(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn tidy_catches_a_forbidden_arrow_and_a_misplaced_external_crate() {
+        let dir = std::env::temp_dir().join(format!("xtask-deps-{}", std::process::id()));
+        let write = |rel: &str, text: &str| {
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "ARCHITECTURE.md",
+            "# A\n\n## Dependency rules\n\n| crate | may depend on |\n|---|---|\n| `queue` | — |\n| `manager` | `queue` |\n\n| external crate | only in |\n|---|---|\n| `sqlx` | `manager` |\n\n## Invariants\n",
+        );
+        write(
+            "crates/queue/Cargo.toml",
+            "[package]\nname = \"queue\"\n\n[dependencies]\nmanager.workspace = true\nsqlx = { workspace = true }\n\n[dev-dependencies]\nmanager.workspace = true\n",
+        );
+        write(
+            "crates/manager/Cargo.toml",
+            "[package]\nname = \"manager\"\n\n[dependencies]\nqueue.workspace = true\nsqlx.workspace = true\n",
+        );
+        write("crates/stray/Cargo.toml", "[package]\nname = \"stray\"\n");
+        let problems = check_dependencies(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        for expected in [
+            "crates/queue/Cargo.toml: `queue` may not depend on `manager`",
+            "crates/queue/Cargo.toml: only `manager` may depend on `sqlx`",
+            "crates/stray/Cargo.toml: crate `stray` is missing",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{expected}: {problems:?}"
+            );
+        }
     }
 }

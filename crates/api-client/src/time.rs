@@ -1,29 +1,15 @@
-//! ISO-8601 timestamps without a date library.
+//! Date arithmetic in one place, on chrono: ISO-8601 timestamps for records and cursors,
+//! HTTP dates (`Retry-After`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a time after the epoch.
+use chrono::{DateTime, Utc};
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn iso8601(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    DateTime::<Utc>::from(t)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 /// Now, as ISO-8601.
@@ -31,10 +17,17 @@ pub fn iso8601_now() -> String {
     iso8601(SystemTime::now())
 }
 
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate).
+pub(crate) fn http_date(s: &str) -> Option<SystemTime> {
+    DateTime::parse_from_rfc2822(s.trim())
+        .ok()
+        .map(SystemTime::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn known_instants() {
@@ -47,5 +40,12 @@ mod tests {
             iso8601(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn http_dates_parse() {
+        let t = http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
+        assert!(http_date("yesterday").is_none());
     }
 }

@@ -33,10 +33,12 @@
 mod envelope;
 mod metrics;
 mod queue;
+mod settings;
 
 pub use envelope::{Envelope, MessageId};
 pub use metrics::describe_metrics;
-pub use queue::{PopBatch, PriorityQueue, PushError, QueueConfig, QueueStats, Scheduling};
+pub use queue::{PriorityQueue, PushError};
+pub use settings::{PopBatch, QueueConfig, QueueStats, Scheduling};
 
 /// Priority of a record in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -127,6 +127,18 @@ fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
         };
         out.push((series.to_owned(), v));
     }
+    // Every metric family carries help text (`promtool check metrics` wants it).
+    let families = |prefix: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (typed, helped) = (families("# TYPE "), families("# HELP "));
+    assert!(!typed.is_empty(), "no metric families");
+    let missing: Vec<_> = typed.difference(&helped).collect();
+    assert!(missing.is_empty(), "metrics without HELP: {missing:?}");
     out
 }
 

@@ -1,0 +1,184 @@
+//! Credentials: static auth (basic, bearer, API key), OAuth2 client credentials with
+//! token refresh, conditional-request validators, and redaction of every secret the
+//! source was configured with.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Url;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::spec::{Auth, HttpSpec, KeyLocation, Method};
+use super::HttpApiClient;
+use crate::source::SourceError;
+
+/// The secret values of `spec`: its auth, and query parameters and headers whose names
+/// say they are secret.
+pub(super) fn secrets_of(spec: &HttpSpec) -> Vec<String> {
+    let mut secrets = Vec::new();
+    match &spec.auth {
+        Some(Auth::Basic { password, .. }) => secrets.push(password.clone()),
+        Some(Auth::Bearer { token }) => secrets.push(token.clone()),
+        Some(Auth::ApiKey { value, .. }) => secrets.push(value.clone()),
+        Some(Auth::Oauth2 { client_secret, .. }) => secrets.push(client_secret.clone()),
+        None => {}
+    }
+    for (k, v) in spec.query.iter().chain(spec.headers.iter()) {
+        if stream_config::is_secret_key(k) {
+            secrets.push(v.clone());
+        }
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets
+}
+
+impl HttpApiClient {
+    /// Treats `secret` as a secret: it is replaced by `***` in every message.
+    pub fn with_secret(mut self, secret: impl Into<String>) -> Self {
+        let s = secret.into();
+        if !s.is_empty() {
+            self.secrets.push(s);
+        }
+        self
+    }
+
+    /// `text` with every secret replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), stream_config::REDACTED);
+        }
+        out
+    }
+
+    pub(super) async fn bearer_token(&self, refresh: bool) -> Result<Option<String>, SourceError> {
+        let Some(Auth::Oauth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        }) = &self.spec.auth
+        else {
+            return Ok(None);
+        };
+        let mut cached = self.token.lock().await;
+        if let Some((token, expires)) = &*cached {
+            if !refresh && Instant::now() < *expires {
+                return Ok(Some(token.clone()));
+            }
+        }
+        let mut form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", client_id.clone()),
+            ("client_secret", client_secret.clone()),
+        ];
+        if let Some(s) = scope {
+            form.push(("scope", s.clone()));
+        }
+        self.rate_limit().await;
+        let resp = self
+            .client
+            .post(token_url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| {
+                SourceError::Unavailable(
+                    self.redact(&format!("OAuth2 token request: {}", e.without_url())),
+                )
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(SourceError::Status {
+                status: status.as_u16(),
+                message: "OAuth2 token endpoint refused the client credentials".to_owned(),
+            });
+        }
+        let body: Value = resp.json().await.map_err(|e| {
+            SourceError::Decode(format!("OAuth2 token response: {}", e.without_url()))
+        })?;
+        let token = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                SourceError::Decode("OAuth2 token response has no access_token".to_owned())
+            })?
+            .to_owned();
+        let ttl = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600);
+        // Refresh a little before expiry.
+        let expires = Instant::now() + Duration::from_secs(ttl.saturating_sub(30).max(1));
+        *cached = Some((token.clone(), expires));
+        Ok(Some(token))
+    }
+
+    pub(super) fn request(
+        &self,
+        url: &Url,
+        first_page: bool,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut req = match self.spec.method {
+            Method::Get => self.client.get(url.clone()),
+            Method::Post => self.client.post(url.clone()),
+        };
+        let mut headers = HeaderMap::new();
+        for (k, v) in &self.spec.headers {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                headers.insert(k, v);
+            }
+        }
+        match &self.spec.auth {
+            Some(Auth::Basic { username, password }) => {
+                req = req.basic_auth(username, Some(password))
+            }
+            Some(Auth::Bearer { token }) => req = req.bearer_auth(token),
+            Some(Auth::ApiKey {
+                name,
+                value,
+                location: KeyLocation::Header,
+            }) => {
+                if let (Ok(k), Ok(v)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    headers.insert(k, v);
+                }
+            }
+            Some(Auth::ApiKey {
+                name,
+                value,
+                location: KeyLocation::Query,
+            }) => {
+                req = req.query(&[(name, value)]);
+            }
+            Some(Auth::Oauth2 { .. }) => {
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+            }
+            None => {}
+        }
+        if first_page {
+            let v = self.validators.lock().unwrap_or_else(|e| e.into_inner());
+            if v.url == url.as_str() {
+                if let Some(etag) = &v.etag {
+                    headers.insert(reqwest::header::IF_NONE_MATCH, etag.clone());
+                }
+                if let Some(lm) = &v.last_modified {
+                    headers.insert(reqwest::header::IF_MODIFIED_SINCE, lm.clone());
+                }
+            }
+        }
+        if let Some(body) = &self.spec.body {
+            req = req.json(body);
+        }
+        req.headers(headers)
+    }
+}

@@ -1,0 +1,349 @@
+//! `HttpApiClient`: a polite, robust poller of one HTTP API. What it is asked to do is
+//! `spec.rs`; credentials and redaction `auth.rs`; page and cursor arithmetic
+//! `paging.rs`; requests, retries, limits and the fetch itself here.
+
+mod auth;
+mod paging;
+mod spec;
+
+pub use spec::{Auth, ClientOptions, HttpSpec, Incremental, KeyLocation, Method, Pagination};
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::clock::TokioClock;
+use async_trait::async_trait;
+use governor::clock::Clock as _;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{StatusCode, Url};
+use tokio::time::Instant;
+
+use crate::breaker::{BreakerState, CircuitBreaker};
+use crate::dedup::Dedup;
+use crate::metrics as m;
+use crate::source::{Cursor, Fetch, Source, SourceError};
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
+
+#[derive(Debug, Default)]
+struct Validators {
+    url: String,
+    etag: Option<HeaderValue>,
+    last_modified: Option<HeaderValue>,
+}
+
+/// Polls one HTTP API. See the crate docs for what it guarantees.
+#[derive(Debug)]
+pub struct HttpApiClient {
+    spec: HttpSpec,
+    opts: ClientOptions,
+    client: reqwest::Client,
+    clock: TokioClock,
+    limiter: Limiter,
+    breaker: CircuitBreaker,
+    validators: Mutex<Validators>,
+    cache: Mutex<Option<(String, Instant)>>,
+    dedup: Option<Dedup>,
+    token: tokio::sync::Mutex<Option<(String, Instant)>>,
+    secrets: Vec<String>,
+}
+
+/// Why one request attempt failed.
+enum Attempt {
+    Retry {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    Fatal(SourceError),
+}
+
+impl HttpApiClient {
+    /// A client for `spec`. Fails on an unparseable URL or header.
+    pub fn new(spec: HttpSpec, opts: ClientOptions) -> Result<Self, SourceError> {
+        let config_err = |key: &str, message: String| SourceError::Config {
+            path: format!("sources.{}.custom_params.{key}", opts.source_id),
+            message,
+        };
+        Url::parse(&spec.url)
+            .map_err(|e| config_err("url", format!("`{}` is not a URL: {e}", spec.url)))?;
+        for (k, v) in &spec.headers {
+            HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| config_err("headers", format!("header name `{k}`: {e}")))?;
+            HeaderValue::from_str(v)
+                .map_err(|e| config_err("headers", format!("header `{k}` value: {e}")))?;
+        }
+        let client = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .user_agent(spec.user_agent.clone().unwrap_or_else(|| {
+                format!(
+                    "stream-manager/{} ({})",
+                    env!("CARGO_PKG_VERSION"),
+                    opts.source_id
+                )
+            }))
+            .build()
+            .map_err(|e| config_err("", format!("HTTP client: {e}")))?;
+        let per_minute = opts.rate_limit_per_minute.max(1);
+        let burst = NonZeroU32::new((per_minute / 10).max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(Duration::from_secs(60) / per_minute)
+            .expect("positive period")
+            .allow_burst(burst);
+        let clock = TokioClock::start();
+        let secrets = auth::secrets_of(&spec);
+        Ok(Self {
+            breaker: CircuitBreaker::new(
+                spec.breaker_threshold,
+                Duration::from_secs_f64(spec.breaker_cooldown_seconds.max(0.0)),
+            ),
+            dedup: spec.dedup.clone().map(Dedup::new),
+            limiter: RateLimiter::direct_with_clock(quota, clock),
+            clock,
+            validators: Mutex::new(Validators::default()),
+            cache: Mutex::new(None),
+            token: tokio::sync::Mutex::new(None),
+            client,
+            spec,
+            opts,
+            secrets,
+        })
+    }
+
+    /// The circuit breaker's state.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    async fn rate_limit(&self) {
+        while let Err(not_until) = self.limiter.check() {
+            tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+        }
+    }
+
+    /// One request with retries; returns the response (2xx or 304) and its body.
+    async fn get_page(
+        &self,
+        url: &Url,
+        first_page: bool,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), SourceError> {
+        let mut refreshed = false;
+        let mut attempt = 0u32;
+        loop {
+            self.rate_limit().await;
+            let token = self.bearer_token(false).await?;
+            let started = Instant::now();
+            let result = self.request(url, first_page, token.as_deref()).send().await;
+            let outcome = match result {
+                Ok(resp) => {
+                    let status = resp.status();
+                    metrics::counter!(m::REQUESTS, "source" => self.opts.source_id.clone(), "status" => status.as_u16().to_string())
+                        .increment(1);
+                    metrics::histogram!(m::LATENCY, "source" => self.opts.source_id.clone())
+                        .record(started.elapsed().as_secs_f64());
+                    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+                        let headers = resp.headers().clone();
+                        let body = if status == StatusCode::NOT_MODIFIED {
+                            Vec::new()
+                        } else {
+                            self.read_body(resp).await?
+                        };
+                        return Ok((status, headers, body));
+                    }
+                    if status == StatusCode::UNAUTHORIZED
+                        && !refreshed
+                        && matches!(self.spec.auth, Some(Auth::Oauth2 { .. }))
+                    {
+                        refreshed = true;
+                        self.bearer_token(true).await?;
+                        continue;
+                    }
+                    let retry_after = retry_after(resp.headers());
+                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                        Attempt::Retry {
+                            message: format!("HTTP {status}"),
+                            retry_after,
+                        }
+                    } else {
+                        Attempt::Fatal(SourceError::Status {
+                            status: status.as_u16(),
+                            message: status.canonical_reason().unwrap_or("error").to_owned(),
+                        })
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!(m::REQUESTS, "source" => self.opts.source_id.clone(), "status" => "error").increment(1);
+                    let kind = if e.is_timeout() {
+                        "timed out"
+                    } else {
+                        "request failed"
+                    };
+                    Attempt::Retry {
+                        message: self.redact(&format!("{kind}: {}", e.without_url())),
+                        retry_after: None,
+                    }
+                }
+            };
+            match outcome {
+                Attempt::Fatal(e) => return Err(e),
+                Attempt::Retry {
+                    message,
+                    retry_after,
+                } => {
+                    if attempt >= self.spec.max_retries {
+                        return Err(SourceError::Unavailable(format!(
+                            "{message} (after {} retries)",
+                            self.spec.max_retries
+                        )));
+                    }
+                    attempt += 1;
+                    metrics::counter!(m::RETRIES, "source" => self.opts.source_id.clone())
+                        .increment(1);
+                    let backoff = self.backoff(attempt);
+                    let wait = retry_after.map_or(backoff, |ra| ra.max(backoff));
+                    tracing::debug!(source = %self.opts.source_id, attempt, ?wait, "{message}; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// `retry_base × 2^(attempt-1)`, equal jitter, capped at 60 s.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let full = Duration::from_secs_f64(self.spec.retry_base_seconds.max(0.0))
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(Duration::from_secs(60));
+        let half = full / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+
+    async fn read_body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, SourceError> {
+        let limit = self.spec.max_response_bytes;
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(SourceError::TooLarge { limit });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
+            SourceError::Unavailable(self.redact(&format!("reading body: {}", e.without_url())))
+        })? {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(SourceError::TooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        metrics::counter!(m::BYTES, "source" => self.opts.source_id.clone())
+            .increment(body.len() as u64);
+        Ok(body)
+    }
+
+    async fn fetch_pages(&self, cursor: Option<&Cursor>) -> Result<Fetch, SourceError> {
+        let first = paging::first_url(&self.spec, &self.opts.source_id, cursor)?;
+        let cache_key = first.to_string();
+        if !self.opts.cache_ttl.is_zero() {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((key, at)) = &*cache {
+                if *key == cache_key && at.elapsed() < self.opts.cache_ttl {
+                    metrics::counter!(m::CACHE_HITS, "source" => self.opts.source_id.clone())
+                        .increment(1);
+                    return Ok(Fetch::unchanged());
+                }
+            }
+        }
+        let mut fetch = Fetch {
+            changed: true,
+            ..Fetch::default()
+        };
+        let mut url = first.clone();
+        for page in 0..self.spec.max_pages.max(1) {
+            let (status, headers, body) = self.get_page(&url, page == 0).await?;
+            if status == StatusCode::NOT_MODIFIED {
+                metrics::counter!(m::NOT_MODIFIED, "source" => self.opts.source_id.clone())
+                    .increment(1);
+                self.remember(&cache_key);
+                return Ok(Fetch::unchanged());
+            }
+            if page == 0 {
+                let mut v = self.validators.lock().unwrap_or_else(|e| e.into_inner());
+                *v = Validators {
+                    url: first.to_string(),
+                    etag: headers.get(reqwest::header::ETAG).cloned(),
+                    last_modified: headers.get(reqwest::header::LAST_MODIFIED).cloned(),
+                };
+            }
+            let decoded = self.spec.decoder.decode(&body)?;
+            let page_len = decoded.records.len();
+            let next = paging::next_url(
+                &self.spec.pagination,
+                &url,
+                &headers,
+                decoded.json.as_ref(),
+                page_len,
+            );
+            fetch.records.extend(decoded.records);
+            fetch.rejected.extend(decoded.rejected);
+            match next {
+                Some(n) if n != url => url = n,
+                _ => break,
+            }
+        }
+        if let Some(d) = &self.dedup {
+            fetch.records = d.filter(std::mem::take(&mut fetch.records));
+        }
+        fetch.next_cursor =
+            paging::newest_cursor(self.spec.incremental.as_ref(), &fetch.records, cursor);
+        fetch.changed = !fetch.records.is_empty() || !fetch.rejected.is_empty();
+        metrics::counter!(m::RECORDS, "source" => self.opts.source_id.clone())
+            .increment(fetch.records.len() as u64);
+        self.remember(&cache_key);
+        Ok(fetch)
+    }
+
+    fn remember(&self, key: &str) {
+        if !self.opts.cache_ttl.is_zero() {
+            *self.cache.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((key.to_owned(), Instant::now()));
+        }
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = crate::time::http_date(v)?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[async_trait]
+impl Source for HttpApiClient {
+    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, SourceError> {
+        if let Err(wait) = self.breaker.allow() {
+            return Err(SourceError::BreakerOpen {
+                retry_in_seconds: wait.as_secs().max(1),
+            });
+        }
+        let result = self.fetch_pages(cursor).await;
+        match &result {
+            Ok(_) => self.breaker.success(),
+            Err(SourceError::Config { .. }) => {}
+            Err(_) => self.breaker.failure(),
+        }
+        metrics::gauge!(m::BREAKER, "source" => self.opts.source_id.clone())
+            .set(f64::from(self.breaker.state().as_number()));
+        result.map_err(|e| match e {
+            SourceError::Unavailable(msg) => SourceError::Unavailable(self.redact(&msg)),
+            other => other,
+        })
+    }
+}

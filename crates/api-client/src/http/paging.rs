@@ -1,0 +1,266 @@
+//! Pages and cursors as pure functions: the first URL of a poll, the next page's URL
+//! (next link, `Link` header, cursor token, offset), and the newest incremental cursor.
+
+use reqwest::header::HeaderMap;
+use reqwest::Url;
+use serde_json::Value;
+
+use super::spec::{HttpSpec, Incremental, Pagination};
+use crate::source::{Cursor, SourceError};
+
+pub(crate) fn first_url(
+    spec: &HttpSpec,
+    source_id: &str,
+    cursor: Option<&Cursor>,
+) -> Result<Url, SourceError> {
+    let mut url = Url::parse(&spec.url).map_err(|e| SourceError::Config {
+        path: format!("sources.{}.custom_params.url", source_id),
+        message: e.to_string(),
+    })?;
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in &spec.query {
+            q.append_pair(k, v);
+        }
+        if let Some(inc) = &spec.incremental {
+            if let Some(value) = cursor.map(|c| c.0.clone()).or_else(|| inc.initial.clone()) {
+                q.append_pair(&inc.param, &value);
+            }
+        }
+        if let Pagination::Offset {
+            offset_param,
+            limit_param,
+            limit,
+        } = &spec.pagination
+        {
+            q.append_pair(offset_param, "0");
+            q.append_pair(limit_param, &limit.to_string());
+        }
+    }
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
+    Ok(url)
+}
+
+pub(crate) fn next_url(
+    pagination: &Pagination,
+    current: &Url,
+    headers: &HeaderMap,
+    json: Option<&Value>,
+    page_len: usize,
+) -> Option<Url> {
+    match pagination {
+        Pagination::None => None,
+        Pagination::NextLink { pointer } => {
+            let link = json?.pointer(pointer)?.as_str()?;
+            (!link.is_empty())
+                .then(|| current.join(link).ok())
+                .flatten()
+        }
+        Pagination::LinkHeader => {
+            let header = headers.get(reqwest::header::LINK)?.to_str().ok()?;
+            header.split(',').find_map(|part| {
+                let (target, params) = part.split_once(';')?;
+                let is_next = params.split(';').any(|p| {
+                    p.trim()
+                        .replace(' ', "")
+                        .eq_ignore_ascii_case("rel=\"next\"")
+                        || p.trim() == "rel=next"
+                });
+                let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+                is_next.then(|| current.join(target).ok()).flatten()
+            })
+        }
+        Pagination::Cursor { pointer, param } => {
+            let token = json?.pointer(pointer)?;
+            let token = match token {
+                Value::String(s) if !s.is_empty() => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some(with_param(current, param, &token))
+        }
+        Pagination::Offset {
+            offset_param,
+            limit,
+            ..
+        } => {
+            if (page_len as u64) < *limit {
+                return None;
+            }
+            let offset: u64 = current
+                .query_pairs()
+                .find(|(k, _)| k == offset_param.as_str())
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            Some(with_param(
+                current,
+                offset_param,
+                &(offset + limit).to_string(),
+            ))
+        }
+    }
+}
+
+pub(crate) fn newest_cursor(
+    inc: Option<&Incremental>,
+    records: &[Value],
+    old: Option<&Cursor>,
+) -> Option<Cursor> {
+    let inc = inc?;
+    let mut newest: Option<String> = old.map(|c| c.0.clone());
+    for r in records {
+        let Some(v) = r.pointer(&inc.field) else {
+            continue;
+        };
+        let v = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => continue,
+        };
+        let newer = match &newest {
+            None => true,
+            Some(cur) => match (v.parse::<f64>(), cur.parse::<f64>()) {
+                (Ok(a), Ok(b)) => a > b,
+                _ => v > *cur,
+            },
+        };
+        if newer {
+            newest = Some(v);
+        }
+    }
+    newest.map(Cursor)
+}
+
+fn with_param(url: &Url, param: &str, value: &str) -> Url {
+    let mut next = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != param)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    next.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair(param, value);
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+    use serde_json::json;
+
+    #[test]
+    fn link_header_and_offsets() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            reqwest::header::LINK,
+            HeaderValue::from_static(
+                "<http://h/x?page=1>; rel=\"prev\", </x?page=3>; rel=\"next\"",
+            ),
+        );
+        let cur = Url::parse("http://h/x?page=2").unwrap();
+        assert_eq!(
+            next_url(&Pagination::LinkHeader, &cur, &h, None, 10)
+                .unwrap()
+                .as_str(),
+            "http://h/x?page=3"
+        );
+        let offset = Pagination::Offset {
+            offset_param: "o".into(),
+            limit_param: "l".into(),
+            limit: 2,
+        };
+        let spec = HttpSpec {
+            pagination: offset.clone(),
+            ..HttpSpec::get("http://h/x")
+        };
+        let first = first_url(&spec, "t", None).unwrap();
+        assert_eq!(first.as_str(), "http://h/x?o=0&l=2");
+        assert_eq!(
+            next_url(&offset, &first, &h, None, 2).unwrap().as_str(),
+            "http://h/x?l=2&o=2"
+        );
+        assert!(
+            next_url(&offset, &first, &h, None, 1).is_none(),
+            "a short page is the last"
+        );
+    }
+
+    #[test]
+    fn next_links_and_cursor_tokens_from_the_body() {
+        let cur = Url::parse("http://h/api/items?limit=5").unwrap();
+        let none = HeaderMap::new();
+        let link = Pagination::NextLink {
+            pointer: "/links/next".into(),
+        };
+        let body = json!({"links": {"next": "/api/items?page=2"}});
+        assert_eq!(
+            next_url(&link, &cur, &none, Some(&body), 5)
+                .unwrap()
+                .as_str(),
+            "http://h/api/items?page=2"
+        );
+        let last = json!({"links": {"next": ""}});
+        assert!(next_url(&link, &cur, &none, Some(&last), 5).is_none());
+        let cursor = Pagination::Cursor {
+            pointer: "/meta/next".into(),
+            param: "after".into(),
+        };
+        assert_eq!(
+            next_url(
+                &cursor,
+                &cur,
+                &none,
+                Some(&json!({"meta": {"next": 17}})),
+                5
+            )
+            .unwrap()
+            .as_str(),
+            "http://h/api/items?limit=5&after=17"
+        );
+        assert!(next_url(&cursor, &cur, &none, Some(&json!({"meta": {}})), 5).is_none());
+    }
+
+    #[test]
+    fn first_url_carries_the_cursor_and_the_newest_value_wins() {
+        let inc = Incremental {
+            field: "/t".into(),
+            param: "since".into(),
+            initial: Some("0".into()),
+        };
+        let spec = HttpSpec {
+            incremental: Some(inc.clone()),
+            ..HttpSpec::get("http://h/q?x=1")
+        };
+        assert_eq!(
+            first_url(&spec, "t", None).unwrap().as_str(),
+            "http://h/q?x=1&since=0"
+        );
+        let c = Cursor("9".into());
+        assert_eq!(
+            first_url(&spec, "t", Some(&c)).unwrap().as_str(),
+            "http://h/q?x=1&since=9"
+        );
+        // Numbers compare as numbers (10 > 9), strings as strings; others are skipped.
+        let records = [
+            json!({"t": 10}),
+            json!({"t": "8"}),
+            json!({"t": null}),
+            json!({}),
+        ];
+        assert_eq!(
+            newest_cursor(Some(&inc), &records, Some(&c)),
+            Some(Cursor("10".into()))
+        );
+        assert_eq!(newest_cursor(None, &records, Some(&c)), None);
+        let bad = HttpSpec::get("not a url");
+        assert!(matches!(
+            first_url(&bad, "src", None),
+            Err(SourceError::Config { path, .. }) if path == "sources.src.custom_params.url"
+        ));
+    }
+}
