@@ -9,26 +9,14 @@ use async_trait::async_trait;
 
 use crate::source::Cursor;
 
-/// A cursor store failed; the cause is the error's source.
-#[derive(Debug, thiserror::Error)]
-#[error("cursor store failed")]
-pub struct CursorError(#[source] Box<dyn std::error::Error + Send + Sync>);
-
-impl CursorError {
-    /// Wraps the store's own error.
-    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(cause.into())
-    }
-}
-
 /// Durable cursors by source id. The SQL implementation (SQLite or PostgreSQL, beside
 /// the DLQ) is the `store` crate's `SqlStore`.
 #[async_trait]
 pub trait CursorStore: Send + Sync + fmt::Debug {
     /// The last committed cursor of `source_id`.
-    async fn load(&self, source_id: &str) -> Result<Option<Cursor>, CursorError>;
+    async fn load(&self, source_id: &str) -> crate::Result<Option<Cursor>>;
     /// Commits `cursor` for `source_id`.
-    async fn commit(&self, source_id: &str, cursor: &Cursor) -> Result<(), CursorError>;
+    async fn commit(&self, source_id: &str, cursor: &Cursor) -> crate::Result<()>;
 }
 
 /// Cursors in memory (tests, or library users who do not need durability).
@@ -39,7 +27,7 @@ pub struct MemoryCursorStore {
 
 #[async_trait]
 impl CursorStore for MemoryCursorStore {
-    async fn load(&self, source_id: &str) -> Result<Option<Cursor>, CursorError> {
+    async fn load(&self, source_id: &str) -> crate::Result<Option<Cursor>> {
         Ok(self
             .cursors
             .lock()
@@ -48,7 +36,7 @@ impl CursorStore for MemoryCursorStore {
             .cloned())
     }
 
-    async fn commit(&self, source_id: &str, cursor: &Cursor) -> Result<(), CursorError> {
+    async fn commit(&self, source_id: &str, cursor: &Cursor) -> crate::Result<()> {
         self.cursors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -86,7 +74,7 @@ pub struct FetchSeq(pub u64);
 
 impl CursorTracker {
     /// Loads the committed cursor of `source_id` from `store`.
-    pub async fn load(source_id: &str, store: Arc<dyn CursorStore>) -> Result<Self, CursorError> {
+    pub async fn load(source_id: &str, store: Arc<dyn CursorStore>) -> crate::Result<Self> {
         let current = store.load(source_id).await?;
         Ok(Self {
             source_id: source_id.to_owned(),
@@ -124,7 +112,7 @@ impl CursorTracker {
         &self,
         cursor: Option<Cursor>,
         records: usize,
-    ) -> Result<FetchSeq, CursorError> {
+    ) -> crate::Result<FetchSeq> {
         let seq = {
             let mut s = self.lock();
             let seq = s.next_seq;
@@ -145,7 +133,7 @@ impl CursorTracker {
     }
 
     /// `n` records of fetch `seq` are safe.
-    pub async fn settle(&self, seq: FetchSeq, n: usize) -> Result<(), CursorError> {
+    pub async fn settle(&self, seq: FetchSeq, n: usize) -> crate::Result<()> {
         {
             let mut s = self.lock();
             if let Some(p) = s.pending.get_mut(&seq.0) {
@@ -156,7 +144,7 @@ impl CursorTracker {
     }
 
     /// Commits the newest cursor of the settled prefix of fetches.
-    async fn commit_ready(&self) -> Result<(), CursorError> {
+    async fn commit_ready(&self) -> crate::Result<()> {
         let to_commit = {
             let mut s = self.lock();
             let mut newest = None;

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
-use crate::source::{Rejected, SourceError};
+use crate::source::{Error, Rejected};
 
 /// How a response body becomes records.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -61,7 +61,7 @@ pub struct Decoded {
 
 impl Decoder {
     /// Decodes a body.
-    pub fn decode(&self, body: &[u8]) -> Result<Decoded, SourceError> {
+    pub fn decode(&self, body: &[u8]) -> Result<Decoded, Error> {
         match self {
             Decoder::Json { pointer } => {
                 let mut json = parse_json(body)?;
@@ -100,7 +100,7 @@ impl Decoder {
                     }
                     Some("Feature") => out.records.push(json.clone()),
                     _ => {
-                        return Err(SourceError::Decode(
+                        return Err(Error::Decode(
                             "expected a GeoJSON FeatureCollection or Feature".to_owned(),
                         ))
                     }
@@ -131,7 +131,7 @@ impl Decoder {
                 let names: Vec<String> = json
                     .pointer(fields)
                     .and_then(Value::as_array)
-                    .ok_or_else(|| SourceError::Decode(format!("no field list at `{fields}`")))?
+                    .ok_or_else(|| Error::Decode(format!("no field list at `{fields}`")))?
                     .iter()
                     .map(|f| {
                         f.as_str()
@@ -165,10 +165,10 @@ impl Decoder {
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, SourceError> {
+fn parse_json(body: &[u8]) -> Result<Value, Error> {
     serde_json::from_slice(body).map_err(|e| {
         let excerpt = Rejected::new("", body).excerpt;
-        SourceError::Decode(format!(
+        Error::Decode(format!(
             "invalid JSON ({e}); body starts with: {}",
             excerpt.chars().take(120).collect::<String>()
         ))
@@ -188,11 +188,11 @@ fn typed(cell: &str) -> Value {
     Value::String(cell.to_owned())
 }
 
-fn decode_csv(body: &[u8]) -> Result<Decoded, SourceError> {
+fn decode_csv(body: &[u8]) -> Result<Decoded, Error> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
     let headers = reader
         .headers()
-        .map_err(|e| SourceError::Decode(format!("CSV header row: {e}")))?
+        .map_err(|e| Error::Decode(format!("CSV header row: {e}")))?
         .clone();
     let mut out = Decoded::default();
     for (i, row) in reader.records().enumerate() {

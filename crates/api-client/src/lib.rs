@@ -11,7 +11,7 @@
 //! once every record of its fetch is safe.
 //!
 //! ```
-//! # async fn demo() -> Result<(), api_client::SourceError> {
+//! # async fn demo() -> Result<(), api_client::Error> {
 //! use api_client::{Registry, Source};
 //! use stream_config::SourceConfig;
 //!
@@ -42,12 +42,12 @@ pub use connectors::{
     params, Factory, FileParams, FileSource, MultiSource, Registry, SyntheticParams,
     SyntheticSource,
 };
-pub use cursor::{CursorError, CursorStore, CursorTracker, FetchSeq, MemoryCursorStore};
+pub use cursor::{CursorStore, CursorTracker, FetchSeq, MemoryCursorStore};
 pub use decode::{Decoded, Decoder};
 pub use dedup::{Dedup, DedupSpec};
 pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,
 };
 pub use metrics::describe_metrics;
-pub use source::{Cursor, Fetch, Rejected, Source, SourceError};
+pub use source::{Cursor, Error, Fetch, Rejected, Result, Source};
 pub use time::{iso8601, iso8601_now};

@@ -61,10 +61,11 @@ impl Fetch {
     }
 }
 
-/// Errors of a fetch. Messages never contain secrets.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Errors of the api-client crate (a fetch, a source's configuration, a cursor store).
+/// Messages never contain secrets: upstream errors are redacted text.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum SourceError {
+pub enum Error {
     /// The source's configuration is invalid; `path` names the key.
     #[error("invalid source configuration at `{path}`: {message}")]
     Config {
@@ -104,11 +105,24 @@ pub enum SourceError {
     /// A local resource (file) failed.
     #[error("{0}")]
     Io(String),
+    /// A cursor store failed; the cause is the source.
+    #[error("cursor store failed")]
+    Cursor(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+impl Error {
+    /// A cursor store's own error, wrapped.
+    pub fn cursor(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Cursor(cause.into())
+    }
+}
+
+/// Result with the api-client's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Something that yields records: an HTTP API, a file, a generator.
 #[async_trait]
 pub trait Source: Send + Sync + fmt::Debug {
     /// Fetches what is new since `cursor`.
-    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, SourceError>;
+    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error>;
 }

@@ -53,7 +53,7 @@ use serde_json::Value;
 
 pub use metrics::describe_metrics;
 pub use modes::{start, IngestionHandle, ModeSpec, StopReport};
-pub use schedule::{Schedule, ScheduleError};
+pub use schedule::{Error, Result, Schedule};
 
 /// Records on their way from a source into the pipeline. Each record carries the fetch
 /// it came from, to settle that fetch's cursor once the record is safe.
@@ -79,22 +79,17 @@ impl Emitted {
     }
 }
 
-/// The pipeline is gone; nothing more can be emitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the pipeline no longer accepts records")]
-pub struct SinkClosed;
-
 /// Where emitted records go. Waiting in `emit` is backpressure on the source.
 #[async_trait]
 pub trait Sink: Send + Sync {
     /// Hands a batch over; waits while the pipeline is full.
-    async fn emit(&self, batch: Emitted) -> Result<(), SinkClosed>;
+    async fn emit(&self, batch: Emitted) -> Result<(), Error>;
 }
 
 #[async_trait]
 impl Sink for tokio::sync::mpsc::Sender<Emitted> {
-    async fn emit(&self, batch: Emitted) -> Result<(), SinkClosed> {
-        self.send(batch).await.map_err(|_| SinkClosed)
+    async fn emit(&self, batch: Emitted) -> Result<(), Error> {
+        self.send(batch).await.map_err(|_| Error::SinkClosed)
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_client::{CursorTracker, FetchSeq, Rejected, Source, SourceError};
+use api_client::{CursorTracker, FetchSeq, Rejected, Source};
 use serde_json::Value;
 use stream_config::{IngestionConfig, IngestionModeKind};
 use tokio::task::JoinHandle;
@@ -12,7 +12,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics as m;
-use crate::schedule::{Grid, Schedule, ScheduleError};
+use crate::schedule::{Error, Grid, Schedule};
 use crate::{Emitted, ModeSnapshot, ModeStats, Sink, FAR};
 
 /// A mode, ready to start: the factory's output from an `ingestion` config section.
@@ -32,17 +32,17 @@ pub struct ModeSpec {
     pub start_jitter: Duration,
 }
 
-fn seconds(key: &'static str, value: f64) -> Result<Duration, ScheduleError> {
+fn seconds(key: &'static str, value: f64) -> Result<Duration, Error> {
     if value.is_finite() && value > 0.0 {
         Ok(Duration::from_secs_f64(value))
     } else {
-        Err(ScheduleError::Interval { key, value })
+        Err(Error::Interval { key, value })
     }
 }
 
 impl ModeSpec {
     /// The mode an `ingestion` section describes.
-    pub fn from_config(cfg: &IngestionConfig) -> Result<Self, ScheduleError> {
+    pub fn from_config(cfg: &IngestionConfig) -> Result<Self, Error> {
         let (schedule, chunk_size) = match cfg.mode {
             IngestionModeKind::Batch => {
                 let schedule = match &cfg.cron {
@@ -295,7 +295,7 @@ impl Ctx {
         let seq = match self.tracker.register(fetch.next_cursor.clone(), n).await {
             Ok(seq) => seq,
             Err(e) => {
-                self.failed(&SourceError::Io(e.to_string()));
+                self.failed(&api_client::Error::Io(e.to_string()));
                 return None;
             }
         };
@@ -317,10 +317,10 @@ impl Ctx {
         ))
     }
 
-    fn failed(&self, e: &SourceError) {
+    fn failed(&self, e: &api_client::Error) {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(m::ERRORS, "source" => self.source_id.to_string()).increment(1);
-        tracing::warn!(source = %self.source_id, error = %e, "fetch failed");
+        tracing::warn!(source = %self.source_id, error = e as &dyn std::error::Error, "fetch failed");
         *self
             .stats
             .last_error
@@ -333,7 +333,7 @@ impl Ctx {
         &self,
         records: Vec<(FetchSeq, Value)>,
         rejected: Vec<(FetchSeq, Rejected)>,
-    ) -> Result<(), crate::SinkClosed> {
+    ) -> Result<(), crate::Error> {
         let mut rejected = Some(rejected);
         let mut rest = records.into_iter().peekable();
         loop {
@@ -355,7 +355,7 @@ impl Ctx {
         }
     }
 
-    async fn flush(&self, buffer: &mut Polled) -> Result<(), crate::SinkClosed> {
+    async fn flush(&self, buffer: &mut Polled) -> Result<(), crate::Error> {
         let (records, rejected) = std::mem::take(buffer);
         self.stats.buffered.store(0, Ordering::Relaxed);
         metrics::gauge!(m::BUFFER_RECORDS, "source" => self.source_id.to_string()).set(0.0);

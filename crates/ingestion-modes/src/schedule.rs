@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Schedule errors.
+/// Errors of the ingestion-modes crate.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ScheduleError {
+pub enum Error {
     /// The cron expression does not parse.
     #[error("invalid cron expression `{expr}`: {message}")]
     Cron {
@@ -24,7 +24,13 @@ pub enum ScheduleError {
         /// The value.
         value: f64,
     },
+    /// The pipeline is gone; nothing more can be emitted.
+    #[error("the pipeline no longer accepts records")]
+    SinkClosed,
 }
+
+/// Result with the ingestion-modes crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// When polls happen.
 #[derive(Debug, Clone)]
@@ -37,10 +43,10 @@ pub enum Schedule {
 
 impl Schedule {
     /// A cron schedule (5 fields, or 6 with seconds first).
-    pub fn cron(expr: &str) -> Result<Self, ScheduleError> {
+    pub fn cron(expr: &str) -> Result<Self, Error> {
         stream_config::parse_cron(expr)
             .map(|c| Schedule::Cron(Box::new(c)))
-            .map_err(|message| ScheduleError::Cron {
+            .map_err(|message| Error::Cron {
                 expr: expr.to_owned(),
                 message,
             })

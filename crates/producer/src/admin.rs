@@ -10,7 +10,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use stream_config::{Compression, TopicConfig};
 
-use crate::ProducerError;
+use crate::Error;
 
 /// What happened to one configured topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,15 +34,12 @@ pub async fn ensure_topics(
     topics: &BTreeMap<String, TopicConfig>,
     default_compression: Compression,
     timeout: Duration,
-) -> Result<BTreeMap<String, TopicOutcome>, ProducerError> {
+) -> Result<BTreeMap<String, TopicOutcome>, Error> {
     if topics.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(
-        config
-            .create()
-            .map_err(|e| ProducerError::Config(e.to_string()))?,
-    );
+    let admin: Arc<AdminClient<DefaultClientContext>> =
+        Arc::new(config.create().map_err(Error::Config)?);
     let for_metadata = admin.clone();
     let existing: Vec<String> = tokio::task::spawn_blocking(move || {
         for_metadata
@@ -51,8 +48,8 @@ pub async fn ensure_topics(
             .map(|md| md.topics().iter().map(|t| t.name().to_owned()).collect())
     })
     .await
-    .map_err(|e| ProducerError::Kafka(e.to_string()))?
-    .map_err(|e| ProducerError::Kafka(format!("cannot read cluster metadata: {e}")))?;
+    .map_err(|e| Error::kafka("reading cluster metadata", e))?
+    .map_err(|e| Error::kafka("reading cluster metadata", e))?;
 
     let mut outcomes = BTreeMap::new();
     let mut specs = Vec::new();
@@ -97,7 +94,7 @@ pub async fn ensure_topics(
     let results = admin
         .create_topics(new_topics.iter(), &options)
         .await
-        .map_err(|e| ProducerError::Kafka(format!("create topics: {e}")))?;
+        .map_err(|e| Error::kafka("creating topics", e))?;
     for result in results {
         match result {
             Ok(name) => {

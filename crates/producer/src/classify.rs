@@ -130,6 +130,8 @@ impl fmt::Display for DeliveryError {
     }
 }
 
+impl std::error::Error for DeliveryError {}
+
 /// Fatal codes: the record itself, its topic or our rights are the problem.
 fn fatal_reason(code: RDKafkaErrorCode) -> Option<FailureReason> {
     use RDKafkaErrorCode::*;

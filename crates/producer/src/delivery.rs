@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::dlq::{DeadLetter, DeadLetterStore, DlqError, DlqStatus, NewDeadLetter};
+use crate::dlq::{DeadLetter, DeadLetterStore, DlqStatus, NewDeadLetter};
 use crate::metrics as m;
+use crate::Error as DlqError;
 use crate::{FailureReason, Outcome, OutgoingRecord, Producer};
 
 /// What happened to a batch.
@@ -134,7 +135,11 @@ impl Delivery {
                     return;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, records = letters.len(), "DLQ store unavailable; holding dead letters in memory");
+                    tracing::error!(
+                        error = &e as &dyn std::error::Error,
+                        records = letters.len(),
+                        "DLQ store unavailable; holding dead letters in memory"
+                    );
                     self.dlq_healthy.store(false, Ordering::Relaxed);
                 }
             }

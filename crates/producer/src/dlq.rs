@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{FailureReason, OutgoingRecord};
+use crate::{Error as DlqError, FailureReason, OutgoingRecord};
 
 /// Lifecycle of a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -169,18 +169,6 @@ pub struct DlqStats {
     pub by_status: Vec<(String, i64)>,
     /// Creation time of the oldest pending row, ms since the epoch.
     pub oldest_pending_at: Option<i64>,
-}
-
-/// A DLQ store failed; the cause (never carrying a secret) is the error's source.
-#[derive(Debug, thiserror::Error)]
-#[error("dead-letter store failed")]
-pub struct DlqError(#[source] Box<dyn std::error::Error + Send + Sync>);
-
-impl DlqError {
-    /// Wraps the store's own error.
-    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(cause.into())
-    }
 }
 
 /// Storage of dead letters.

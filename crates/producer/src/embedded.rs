@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 
 use rdkafka::mocking::MockCluster;
 
-use crate::ProducerError;
+use crate::Error;
 
 /// A running in-process broker. It lives on its own thread (the mock cluster handle is
 /// not `Send`); dropping this value shuts it down.
@@ -21,7 +21,7 @@ pub struct EmbeddedBroker {
 impl EmbeddedBroker {
     /// Starts a one-broker cluster and creates `topics` (name, partitions) on it. The mock
     /// has no CreateTopics API, so topics are created here, through its own interface.
-    pub fn start(topics: &[(String, i32)]) -> Result<Self, ProducerError> {
+    pub fn start(topics: &[(String, i32)]) -> Result<Self, Error> {
         let topics = topics.to_vec();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -46,13 +46,11 @@ impl EmbeddedBroker {
                 let _ = stop_rx.recv();
                 drop(cluster);
             })
-            .map_err(|e| {
-                ProducerError::Kafka(format!("cannot start the embedded broker thread: {e}"))
-            })?;
+            .map_err(|e| Error::Embedded(format!("cannot start its thread: {e}")))?;
         let bootstrap = ready_rx
             .recv()
-            .map_err(|_| ProducerError::Kafka("the embedded broker thread died".into()))?
-            .map_err(|e| ProducerError::Kafka(format!("embedded broker: {e}")))?;
+            .map_err(|_| Error::Embedded("its thread died".into()))?
+            .map_err(Error::Embedded)?;
         Ok(Self {
             bootstrap,
             stop: Some(stop_tx),

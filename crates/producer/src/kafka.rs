@@ -18,7 +18,7 @@ use stream_config::KafkaConfig;
 
 use crate::classify::{classify, ErrorClass};
 use crate::metrics as m;
-use crate::{DeliveryError, FailureReason, Outcome, OutgoingRecord, Producer, ProducerError};
+use crate::{DeliveryError, Error, FailureReason, Outcome, OutgoingRecord, Producer};
 
 /// Producer behaviour that is not librdkafka configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,7 +180,7 @@ impl fmt::Debug for KafkaProducer {
 
 impl KafkaProducer {
     /// A producer for a `kafka` configuration section.
-    pub fn new(cfg: &KafkaConfig) -> Result<Self, ProducerError> {
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, Error> {
         Self::with_client_config(client_config(cfg), ProducerSettings::from_config(cfg))
     }
 
@@ -188,7 +188,7 @@ impl KafkaProducer {
     pub fn with_client_config(
         config: ClientConfig,
         settings: ProducerSettings,
-    ) -> Result<Self, ProducerError> {
+    ) -> Result<Self, Error> {
         let last_error = Arc::new(Mutex::new(None));
         let make = |path: &'static str, config: &ClientConfig| {
             Inner::from_config_and_context(
@@ -198,7 +198,7 @@ impl KafkaProducer {
                     last_error: last_error.clone(),
                 },
             )
-            .map_err(|e| ProducerError::Config(e.to_string()))
+            .map_err(Error::Config)
         };
         let normal = make("normal", &config)?;
         let mut fast_config = config.clone();
@@ -433,14 +433,14 @@ impl Producer for KafkaProducer {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    async fn flush(&self, timeout: Duration) -> Result<(), ProducerError> {
+    async fn flush(&self, timeout: Duration) -> Result<(), Error> {
         let (a, b) = (self.normal.clone(), self.fast.clone());
         tokio::task::spawn_blocking(move || {
             a.flush(timeout)?;
             b.flush(timeout)
         })
         .await
-        .map_err(|e| ProducerError::Kafka(e.to_string()))?
-        .map_err(|e| ProducerError::Kafka(e.to_string()))
+        .map_err(|e| Error::kafka("flush", e))?
+        .map_err(|e| Error::kafka("flush", e))
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use throttling::{Lag, LagProbe, ProbeError};
+use throttling::{Lag, LagProbe};
 use tokio::time::Instant;
 
 /// Reads, for each watched consumer group, its committed offsets on the watched topics
@@ -57,8 +57,9 @@ impl KafkaLagProbe {
         groups: &[String],
         topics: &[String],
         timeout: Duration,
-    ) -> Result<Lag, ProbeError> {
-        let unavailable = |e: rdkafka::error::KafkaError| ProbeError::Unavailable(e.to_string());
+    ) -> Result<Lag, throttling::Error> {
+        let unavailable =
+            |e: rdkafka::error::KafkaError| throttling::Error::ProbeUnavailable(e.into());
         let mut lag = Lag::default();
         for group in groups {
             let mut c = config.clone();
@@ -98,7 +99,7 @@ impl KafkaLagProbe {
 
 #[async_trait]
 impl LagProbe for KafkaLagProbe {
-    async fn lag(&self) -> Result<Lag, ProbeError> {
+    async fn lag(&self) -> Result<Lag, throttling::Error> {
         if let Some((at, lag)) = &*self.cache.lock().unwrap_or_else(|e| e.into_inner()) {
             if at.elapsed() < self.cache_for {
                 return Ok(lag.clone());
@@ -113,7 +114,7 @@ impl LagProbe for KafkaLagProbe {
         let lag =
             tokio::task::spawn_blocking(move || Self::read(config, &groups, &topics, timeout))
                 .await
-                .map_err(|e| ProbeError::Unavailable(e.to_string()))??;
+                .map_err(|e| throttling::Error::ProbeUnavailable(e.into()))??;
         *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), lag.clone()));
         Ok(lag)
     }

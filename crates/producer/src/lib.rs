@@ -47,8 +47,8 @@ pub use admin::{ensure_topics, TopicOutcome};
 pub use classify::{classify, classify_code, DeliveryError, ErrorClass, FailureReason};
 pub use delivery::{replay, retry_due, Delivery, DeliveryReport};
 pub use dlq::{
-    headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqError, DlqFilter,
-    DlqStats, DlqStatus, MemoryDeadLetterStore, NewDeadLetter,
+    headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqFilter, DlqStats,
+    DlqStatus, MemoryDeadLetterStore, NewDeadLetter,
 };
 pub use embedded::EmbeddedBroker;
 pub use kafka::{
@@ -116,17 +116,49 @@ pub struct Delivered {
 /// A record's final outcome: acknowledged, or failed for good (after retries).
 pub type Outcome = Result<Delivered, DeliveryError>;
 
-/// Errors of the producer crate.
+/// Errors of the producer crate. Causes are kept as sources; none carries a secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ProducerError {
+pub enum Error {
     /// librdkafka refused the configuration.
-    #[error("invalid Kafka producer configuration: {0}")]
-    Config(String),
+    #[error("invalid Kafka client configuration")]
+    Config(#[source] rdkafka::error::KafkaError),
     /// A Kafka operation failed.
-    #[error("kafka: {0}")]
-    Kafka(String),
+    #[error("kafka: {what} failed")]
+    Kafka {
+        /// What was attempted.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The embedded broker could not start.
+    #[error("the embedded broker could not start: {0}")]
+    Embedded(String),
+    /// A dead-letter store failed.
+    #[error("dead-letter store failed")]
+    Dlq(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+impl Error {
+    /// A dead-letter store's own error, wrapped.
+    pub fn dlq(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Dlq(cause.into())
+    }
+
+    fn kafka(
+        what: &'static str,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Kafka {
+            what,
+            source: cause.into(),
+        }
+    }
+}
+
+/// Result with the producer's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Sends records to Kafka and reports each one's outcome.
 #[async_trait]
@@ -142,7 +174,7 @@ pub trait Producer: Send + Sync + std::fmt::Debug {
     fn in_flight(&self) -> i64;
 
     /// Waits up to `timeout` for everything queued to be delivered.
-    async fn flush(&self, timeout: Duration) -> Result<(), ProducerError>;
+    async fn flush(&self, timeout: Duration) -> Result<()>;
 
     /// Connectivity to the cluster (a metadata request with a timeout).
     async fn health(&self) -> KafkaHealth;

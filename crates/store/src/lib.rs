@@ -55,15 +55,15 @@ pub enum Error {
 /// The store's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<Error> for producer::DlqError {
+impl From<Error> for producer::Error {
     fn from(e: Error) -> Self {
-        producer::DlqError::new(e)
+        producer::Error::dlq(e)
     }
 }
 
-impl From<Error> for api_client::CursorError {
+impl From<Error> for api_client::Error {
     fn from(e: Error) -> Self {
-        api_client::CursorError::new(e)
+        api_client::Error::cursor(e)
     }
 }
 

@@ -4,11 +4,11 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use api_client::{Cursor, CursorError, CursorStore};
+use api_client::{Cursor, CursorStore};
 use async_trait::async_trait;
 use producer::{
-    headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqError, DlqFilter,
-    DlqStats, DlqStatus, NewDeadLetter,
+    headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqFilter, DlqStats,
+    DlqStatus, NewDeadLetter,
 };
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -461,10 +461,10 @@ impl DeadLetterStore for SqlStore {
         &self,
         letters: &[NewDeadLetter],
         first_retry: Duration,
-    ) -> Result<(), DlqError> {
+    ) -> Result<(), producer::Error> {
         Ok(self.sql_insert(letters, first_retry).await?)
     }
-    async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<DeadLetter>, DlqError> {
+    async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<DeadLetter>, producer::Error> {
         Ok(self.sql_due(now_ms, limit).await?)
     }
     async fn retry_failed(
@@ -472,13 +472,13 @@ impl DeadLetterStore for SqlStore {
         id: i64,
         details: &str,
         next_retry_at: Option<i64>,
-    ) -> Result<(), DlqError> {
+    ) -> Result<(), producer::Error> {
         Ok(self.sql_retry_failed(id, details, next_retry_at).await?)
     }
-    async fn set_status(&self, ids: &[i64], status: DlqStatus) -> Result<u64, DlqError> {
+    async fn set_status(&self, ids: &[i64], status: DlqStatus) -> Result<u64, producer::Error> {
         Ok(self.sql_set_status(ids, status).await?)
     }
-    async fn get(&self, id: i64) -> Result<Option<DeadLetter>, DlqError> {
+    async fn get(&self, id: i64) -> Result<Option<DeadLetter>, producer::Error> {
         Ok(self.sql_get(id).await?)
     }
     async fn list(
@@ -486,27 +486,27 @@ impl DeadLetterStore for SqlStore {
         filter: &DlqFilter,
         limit: i64,
         offset: i64,
-    ) -> Result<Vec<DeadLetter>, DlqError> {
+    ) -> Result<Vec<DeadLetter>, producer::Error> {
         Ok(self.sql_list(filter, limit, offset).await?)
     }
-    async fn stats(&self) -> Result<DlqStats, DlqError> {
+    async fn stats(&self) -> Result<DlqStats, producer::Error> {
         Ok(self.sql_stats().await?)
     }
-    async fn delete(&self, id: i64) -> Result<bool, DlqError> {
+    async fn delete(&self, id: i64) -> Result<bool, producer::Error> {
         Ok(self.sql_delete(id).await?)
     }
-    async fn ping(&self) -> Result<(), DlqError> {
+    async fn ping(&self) -> Result<(), producer::Error> {
         Ok(self.sql_ping().await?)
     }
 }
 
 #[async_trait]
 impl CursorStore for SqlStore {
-    async fn load(&self, source_id: &str) -> Result<Option<Cursor>, CursorError> {
+    async fn load(&self, source_id: &str) -> api_client::Result<Option<Cursor>> {
         Ok(self.load_cursor(source_id).await?.map(Cursor))
     }
 
-    async fn commit(&self, source_id: &str, cursor: &Cursor) -> Result<(), CursorError> {
+    async fn commit(&self, source_id: &str, cursor: &Cursor) -> api_client::Result<()> {
         Ok(self.commit_cursor(source_id, &cursor.0).await?)
     }
 }

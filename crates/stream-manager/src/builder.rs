@@ -29,7 +29,7 @@ pub(crate) fn compile_priority_rules(cfg: &StreamConfig) -> Result<Vec<(Predicat
                 &r.value,
             )
             .map(|p| (p, convert::priority(r.priority)))
-            .map_err(|e| component("routing")(e.to_string()))
+            .map_err(component("routing"))
         })
         .collect()
 }
@@ -121,10 +121,9 @@ impl Builder {
         };
         let producer: Arc<dyn Producer> = match self.producer {
             Some(p) => p,
-            None => Arc::new(
-                producer::KafkaProducer::new(&cfg.kafka)
-                    .map_err(|e| component("producer")(e.to_string()))?,
-            ),
+            None => {
+                Arc::new(producer::KafkaProducer::new(&cfg.kafka).map_err(component("producer"))?)
+            }
         };
         let queue = Arc::new(PriorityQueue::new(convert::queue_config(&cfg)));
         // Lag comes from the watched consumer groups. Without any, only
@@ -148,8 +147,7 @@ impl Builder {
         );
         let shared = Arc::new(Shared {
             resolver: Arc::new(
-                Resolver::new(convert::routing_rules(&cfg))
-                    .map_err(|e| component("routing")(e.to_string()))?,
+                Resolver::new(convert::routing_rules(&cfg)).map_err(component("routing"))?,
             ),
             priority_rules: RwLock::new(Arc::new(compile_priority_rules(&cfg)?)),
             throttle: Arc::new(ThrottleGroup::new(convert::throttle_settings(

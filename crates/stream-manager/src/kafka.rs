@@ -37,8 +37,8 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
                 (t, partitions)
             })
             .collect();
-        let broker = producer::EmbeddedBroker::start(&topics)
-            .map_err(|e| component("embedded broker")(e.to_string()))?;
+        let broker =
+            producer::EmbeddedBroker::start(&topics).map_err(component("embedded broker"))?;
         cfg.kafka.bootstrap_servers = broker.bootstrap_servers().to_owned();
         return Ok(KafkaHandle {
             embedded: Some(broker),
@@ -60,7 +60,10 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot create configured topics; continuing (they may exist)")
+            tracing::error!(
+                error = &e as &dyn std::error::Error,
+                "cannot create configured topics; continuing (they may exist)"
+            )
         }
     }
     Ok(KafkaHandle { embedded: None })

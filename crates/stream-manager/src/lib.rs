@@ -55,20 +55,21 @@ pub enum Error {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] stream_config::Error),
-    /// A component could not be built or reached.
-    #[error("{component}: {message}")]
+    /// A component could not be built or reached; the cause is the source.
+    #[error("{component} failed")]
     Component {
-        /// Which component.
-        component: &'static str,
+        /// Which component (`routing`, `producer`, `source sensors_1`, …).
+        component: String,
         /// Why.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The database (dead letters, source state) could not be opened.
     #[error("cannot open the store (dlq.url)")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The dead-letter store failed.
+    /// The producer or the dead-letter store failed.
     #[error(transparent)]
-    Dlq(#[from] producer::DlqError),
+    Producer(#[from] producer::Error),
     /// No dead letter has this id.
     #[error("no dead letter {0}")]
     UnknownDeadLetter(i64),
@@ -90,6 +91,12 @@ pub enum Error {
 /// Result with the manager's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn component(component: &'static str) -> impl FnOnce(String) -> Error {
-    move |message| Error::Component { component, message }
+fn component<E>(component: impl Into<String>) -> impl FnOnce(E) -> Error
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    move |e| Error::Component {
+        component: component.into(),
+        source: e.into(),
+    }
 }

@@ -147,7 +147,10 @@ impl StreamManager {
             .saturating_duration_since(tokio::time::Instant::now())
             .max(Duration::from_secs(1));
         if let Err(e) = self.shared.delivery.producer().flush(remaining).await {
-            tracing::warn!(error = %e, "producer flush at shutdown");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "producer flush at shutdown"
+            );
         }
         let _ = self.shared.delivery.flush_buffer().await;
         for task in self

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use api_client::{CursorTracker, FetchSeq, Rejected};
 use async_trait::async_trait;
 use bytes::Bytes;
-use ingestion_modes::{Emitted, Sink, SinkClosed};
+use ingestion_modes::{Emitted, Sink};
 use producer::{FailureReason, NewDeadLetter, OutgoingRecord};
 use queue::{MessageId, PopBatch, Priority, PushError, QueueItem};
 use serde_json::Value;
@@ -192,7 +192,7 @@ pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, 
     }
     for ((_, seq), (ctx, n)) in groups {
         if let Err(e) = ctx.tracker.settle(seq, n).await {
-            tracing::error!(source = %ctx.id, error = %e, "cannot commit cursor; the records will be fetched again after a restart");
+            tracing::error!(source = %ctx.id, error = &e as &dyn std::error::Error, "cannot commit cursor; the records will be fetched again after a restart");
         }
     }
 }
@@ -205,7 +205,7 @@ pub(crate) struct StreamSink {
 
 #[async_trait]
 impl Sink for StreamSink {
-    async fn emit(&self, batch: Emitted) -> Result<(), SinkClosed> {
+    async fn emit(&self, batch: Emitted) -> Result<(), ingestion_modes::Error> {
         let shared = &self.shared;
         if !batch.rejected.is_empty() {
             self.dead_letter_rejected(batch.rejected).await;

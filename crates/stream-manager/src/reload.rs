@@ -20,7 +20,7 @@ impl StreamManager {
         self.shared
             .resolver
             .reload(convert::routing_rules(&next))
-            .map_err(|e| component("routing")(e.to_string()))?;
+            .map_err(component("routing"))?;
         *self
             .shared
             .priority_rules

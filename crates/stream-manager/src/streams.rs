@@ -115,10 +115,10 @@ impl StreamManager {
         let source = self
             .registry
             .build(id, &config)
-            .map_err(|e| component("source")(e.to_string()))?;
+            .map_err(component(format!("source {id}")))?;
         let tracker = CursorTracker::load(id, self.cursors.clone())
             .await
-            .map_err(|e| component("cursors")(e.to_string()))?;
+            .map_err(component(format!("cursor store of {id}")))?;
         let ctx = Arc::new(SourceCtx {
             id: id.into(),
             source_type: config.source_type.as_str().into(),
@@ -150,7 +150,7 @@ impl StreamManager {
 
     fn launch(&self, id: &str, stream: &mut Stream) -> Result<()> {
         let spec = ModeSpec::from_config(&stream.config.ingestion)
-            .map_err(|e| component("ingestion")(format!("sources.{id}.ingestion: {e}")))?
+            .map_err(component(format!("ingestion of sources.{id}")))?
             .with_start_jitter(self.start_jitter);
         let sink = Arc::new(StreamSink {
             ctx: stream.ctx.clone(),

@@ -26,7 +26,10 @@ pub(crate) async fn lag_checker(shared: Arc<Shared>, probe: Arc<dyn LagProbe>, e
                         .fetch_max(d.delay.as_millis() as u64, Ordering::Relaxed);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "lag probe failed; throttle unchanged"),
+            Err(e) => tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "lag probe failed; throttle unchanged"
+            ),
         }
     }
 }
@@ -58,7 +61,10 @@ pub(crate) async fn dlq_worker(shared: Arc<Shared>) {
         )
         .await
         {
-            tracing::warn!(error = %e, "DLQ retry pass failed");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "DLQ retry pass failed"
+            );
         }
         let _ = shared.delivery.dlq_stats().await;
     }

@@ -33,6 +33,6 @@ mod window;
 
 pub use clock::TokioClock;
 pub use metrics::describe_metrics;
-pub use probe::{Lag, LagProbe, ProbeError, QueueFillProbe, StaticLagProbe};
+pub use probe::{Error, Lag, LagProbe, QueueFillProbe, Result, StaticLagProbe};
 pub use throttle::{Decision, Throttle, ThrottleGroup, ThrottleSettings, ThrottleState};
 pub use window::{LagWindow, WindowStats};

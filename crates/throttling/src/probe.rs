@@ -28,20 +28,23 @@ impl Lag {
     }
 }
 
-/// Why a probe could not read the lag.
+/// Errors of the throttling crate: a probe could not read the lag.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ProbeError {
-    /// The backend (e.g. the Kafka cluster) did not answer.
-    #[error("lag probe unavailable: {0}")]
-    Unavailable(String),
+pub enum Error {
+    /// The backend (e.g. the Kafka cluster) did not answer; the cause is the source.
+    #[error("lag probe unavailable")]
+    ProbeUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// Result with the throttling crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Reads consumer lag.
 #[async_trait]
 pub trait LagProbe: Send + Sync + fmt::Debug {
     /// The current lag.
-    async fn lag(&self) -> Result<Lag, ProbeError>;
+    async fn lag(&self) -> Result<Lag>;
 }
 
 /// A lag set by hand: for tests, demos, or an external signal.
@@ -66,7 +69,7 @@ impl StaticLagProbe {
 
 #[async_trait]
 impl LagProbe for StaticLagProbe {
-    async fn lag(&self) -> Result<Lag, ProbeError> {
+    async fn lag(&self) -> Result<Lag> {
         Ok(Lag::total(self.value.load(Ordering::Relaxed)))
     }
 }
@@ -94,7 +97,7 @@ impl fmt::Debug for QueueFillProbe {
 
 #[async_trait]
 impl LagProbe for QueueFillProbe {
-    async fn lag(&self) -> Result<Lag, ProbeError> {
+    async fn lag(&self) -> Result<Lag> {
         Ok(Lag::total(i64::try_from((self.fill)()).unwrap_or(i64::MAX)))
     }
 }

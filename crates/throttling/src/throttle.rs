@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::clock::TokioClock;
 use crate::metrics as m;
-use crate::probe::{LagProbe, ProbeError};
+use crate::probe::{Error, LagProbe};
 use crate::window::{LagWindow, WindowStats};
 
 /// Tuning of a throttle.
@@ -191,7 +191,7 @@ impl Throttle {
     }
 
     /// Reads the probe and records its total lag. A probe failure changes nothing.
-    pub async fn check(&self, probe: &dyn LagProbe) -> Result<Decision, ProbeError> {
+    pub async fn check(&self, probe: &dyn LagProbe) -> Result<Decision, Error> {
         let lag = probe.lag().await?;
         Ok(self.record(lag.total))
     }

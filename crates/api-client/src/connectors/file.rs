@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::decode::Decoder;
-use crate::source::{Cursor, Fetch, Rejected, Source, SourceError};
+use crate::source::{Cursor, Error, Fetch, Rejected, Source};
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -52,8 +52,8 @@ pub struct FileSource {
 
 impl FileSource {
     /// Reads and decodes the file now, so a bad path is a configuration error.
-    pub fn new(id: &str, params: FileParams) -> Result<Self, SourceError> {
-        let bad = |message: String| SourceError::Config {
+    pub fn new(id: &str, params: FileParams) -> Result<Self, Error> {
+        let bad = |message: String| Error::Config {
             path: format!("sources.{id}.custom_params.path"),
             message,
         };
@@ -104,7 +104,7 @@ impl FileSource {
 
 #[async_trait]
 impl Source for FileSource {
-    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, SourceError> {
+    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
         let (cycle, index) = match cursor.map(|c| c.0.as_str()) {
             None => (0u64, 0usize),
             Some(c) => match c.split_once(':') {

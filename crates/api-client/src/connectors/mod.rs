@@ -13,14 +13,13 @@ use serde::de::DeserializeOwned;
 use stream_config::SourceConfig;
 
 use crate::http::{ClientOptions, HttpApiClient, HttpSpec};
-use crate::source::{Cursor, Fetch, Source, SourceError};
+use crate::source::{Cursor, Error, Fetch, Source};
 
 pub use file::{FileParams, FileSource};
 pub use synthetic::{SyntheticParams, SyntheticSource};
 
 /// Builds a source from its id and configuration.
-pub type Factory =
-    Arc<dyn Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, SourceError> + Send + Sync>;
+pub type Factory = Arc<dyn Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, Error> + Send + Sync>;
 
 /// Source types by name. [`Registry::builtin`] has the eight built-in connectors; a
 /// library user adds their own with [`Registry::register`].
@@ -74,10 +73,7 @@ impl Registry {
     pub fn register(
         &mut self,
         name: &str,
-        factory: impl Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, SourceError>
-            + Send
-            + Sync
-            + 'static,
+        factory: impl Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, Error> + Send + Sync + 'static,
     ) {
         self.factories.insert(name.to_owned(), Arc::new(factory));
     }
@@ -88,11 +84,11 @@ impl Registry {
     }
 
     /// Builds the source `id`; its `custom_params` are checked by the connector.
-    pub fn build(&self, id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+    pub fn build(&self, id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
         let factory = self
             .factories
             .get(&cfg.source_type)
-            .ok_or_else(|| SourceError::Config {
+            .ok_or_else(|| Error::Config {
                 path: format!("sources.{id}.source_type"),
                 message: format!(
                     "unknown source type `{}`; known: {}",
@@ -105,7 +101,7 @@ impl Registry {
 }
 
 /// Deserializes a connector's `custom_params`, naming the exact key on error.
-pub fn params<T: DeserializeOwned>(id: &str, cfg: &SourceConfig) -> Result<T, SourceError> {
+pub fn params<T: DeserializeOwned>(id: &str, cfg: &SourceConfig) -> Result<T, Error> {
     let value = serde_json::Value::Object(cfg.custom_params.clone().into_iter().collect());
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
@@ -114,7 +110,7 @@ pub fn params<T: DeserializeOwned>(id: &str, cfg: &SourceConfig) -> Result<T, So
         } else {
             format!("sources.{id}.custom_params.{inner}")
         };
-        SourceError::Config {
+        Error::Config {
             path,
             message: e.into_inner().to_string(),
         }
@@ -137,7 +133,7 @@ impl MultiSource {
 
 #[async_trait]
 impl Source for MultiSource {
-    async fn fetch(&self, _cursor: Option<&Cursor>) -> Result<Fetch, SourceError> {
+    async fn fetch(&self, _cursor: Option<&Cursor>) -> Result<Fetch, Error> {
         let mut all = Fetch::unchanged();
         for part in &self.parts {
             let f = part.fetch(None).await?;

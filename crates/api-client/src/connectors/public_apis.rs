@@ -11,9 +11,9 @@ use super::{params, MultiSource};
 use crate::decode::Decoder;
 use crate::dedup::DedupSpec;
 use crate::http::{Auth, ClientOptions, HttpApiClient, HttpSpec, KeyLocation, Pagination};
-use crate::source::{Source, SourceError};
+use crate::source::{Error, Source};
 
-fn client(id: &str, cfg: &SourceConfig, spec: HttpSpec) -> Result<HttpApiClient, SourceError> {
+fn client(id: &str, cfg: &SourceConfig, spec: HttpSpec) -> Result<HttpApiClient, Error> {
     HttpApiClient::new(spec, ClientOptions::from_source(id, cfg))
 }
 
@@ -24,8 +24,8 @@ fn dedup(keys: &[&str]) -> Option<DedupSpec> {
     })
 }
 
-fn bad(id: &str, key: &str, message: impl Into<String>) -> SourceError {
-    SourceError::Config {
+fn bad(id: &str, key: &str, message: impl Into<String>) -> Error {
+    Error::Config {
         path: format!("sources.{id}.custom_params.{key}"),
         message: message.into(),
     }
@@ -66,7 +66,7 @@ fn yes() -> bool {
 
 /// api.weather.gov: latest observations of stations, active alerts of an area, and
 /// optionally the (paginated) station list of a state. GeoJSON; User-Agent required.
-pub(super) fn noaa_weather(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+pub(super) fn noaa_weather(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
     let p: NoaaParams = params(id, cfg)?;
     let base = p.base_url.trim_end_matches('/');
     let geo = |url: String, dedup_keys: &[&str]| HttpSpec {
@@ -139,7 +139,7 @@ fn one() -> u8 {
 
 /// NASA FIRMS area CSV API, de-duplicated by detection identity (latitude, longitude,
 /// acquisition date and time, satellite): FIRMS returns overlapping day windows.
-pub(super) fn nasa_firms(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+pub(super) fn nasa_firms(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
     let p: FirmsParams = params(id, cfg)?;
     if p.map_key.trim().is_empty() {
         return Err(bad(
@@ -210,10 +210,7 @@ fn usgs_feed() -> String {
 }
 
 /// USGS GeoJSON summary feeds; an event is new again when USGS updates it.
-pub(super) fn usgs_earthquakes(
-    id: &str,
-    cfg: &SourceConfig,
-) -> Result<Arc<dyn Source>, SourceError> {
+pub(super) fn usgs_earthquakes(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
     let p: UsgsParams = params(id, cfg)?;
     let ok = regex::Regex::new(r"^(all|significant|4\.5|2\.5|1\.0)_(hour|day|week|month)$")
         .expect("static regex");
@@ -259,7 +256,7 @@ fn airnow_distance() -> u32 {
 }
 
 /// AirNow current observations by location (a JSON array).
-pub(super) fn airnow(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+pub(super) fn airnow(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
     let p: AirNowParams = params(id, cfg)?;
     let mut spec = HttpSpec {
         dedup: dedup(&[
@@ -309,7 +306,7 @@ fn purpleair_fields() -> String {
 }
 
 /// PurpleAir sensors: `fields` + `data` arrays, each row turned into an object.
-pub(super) fn purpleair(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, SourceError> {
+pub(super) fn purpleair(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
     let p: PurpleAirParams = params(id, cfg)?;
     let mut spec = HttpSpec {
         decoder: Decoder::FieldsData {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::source::{Cursor, Fetch, Source, SourceError};
+use crate::source::{Cursor, Error, Fetch, Source};
 
 /// Parameters of the `synthetic` connector.
 #[derive(Debug, Clone, Deserialize)]
@@ -118,7 +118,7 @@ impl SyntheticSource {
 
 #[async_trait]
 impl Source for SyntheticSource {
-    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, SourceError> {
+    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let elapsed = s.last.map_or(1.0, |t| now.duration_since(t).as_secs_f64());

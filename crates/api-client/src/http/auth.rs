@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::spec::{Auth, HttpSpec, KeyLocation, Method};
 use super::HttpApiClient;
-use crate::source::SourceError;
+use crate::source::Error;
 
 /// The secret values of `spec`: its auth, and query parameters and headers whose names
 /// say they are secret.
@@ -52,7 +52,7 @@ impl HttpApiClient {
         out
     }
 
-    pub(super) async fn bearer_token(&self, refresh: bool) -> Result<Option<String>, SourceError> {
+    pub(super) async fn bearer_token(&self, refresh: bool) -> Result<Option<String>, Error> {
         let Some(Auth::Oauth2 {
             token_url,
             client_id,
@@ -84,26 +84,25 @@ impl HttpApiClient {
             .send()
             .await
             .map_err(|e| {
-                SourceError::Unavailable(
+                Error::Unavailable(
                     self.redact(&format!("OAuth2 token request: {}", e.without_url())),
                 )
             })?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(SourceError::Status {
+            return Err(Error::Status {
                 status: status.as_u16(),
                 message: "OAuth2 token endpoint refused the client credentials".to_owned(),
             });
         }
-        let body: Value = resp.json().await.map_err(|e| {
-            SourceError::Decode(format!("OAuth2 token response: {}", e.without_url()))
-        })?;
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| Error::Decode(format!("OAuth2 token response: {}", e.without_url())))?;
         let token = body
             .get("access_token")
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                SourceError::Decode("OAuth2 token response has no access_token".to_owned())
-            })?
+            .ok_or_else(|| Error::Decode("OAuth2 token response has no access_token".to_owned()))?
             .to_owned();
         let ttl = body
             .get("expires_in")

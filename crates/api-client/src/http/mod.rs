@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::breaker::{BreakerState, CircuitBreaker};
 use crate::dedup::Dedup;
 use crate::metrics as m;
-use crate::source::{Cursor, Fetch, Source, SourceError};
+use crate::source::{Cursor, Error, Fetch, Source};
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
 
@@ -58,13 +58,13 @@ enum Attempt {
         message: String,
         retry_after: Option<Duration>,
     },
-    Fatal(SourceError),
+    Fatal(Error),
 }
 
 impl HttpApiClient {
     /// A client for `spec`. Fails on an unparseable URL or header.
-    pub fn new(spec: HttpSpec, opts: ClientOptions) -> Result<Self, SourceError> {
-        let config_err = |key: &str, message: String| SourceError::Config {
+    pub fn new(spec: HttpSpec, opts: ClientOptions) -> Result<Self, Error> {
+        let config_err = |key: &str, message: String| Error::Config {
             path: format!("sources.{}.custom_params.{key}", opts.source_id),
             message,
         };
@@ -128,7 +128,7 @@ impl HttpApiClient {
         &self,
         url: &Url,
         first_page: bool,
-    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), SourceError> {
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Error> {
         let mut refreshed = false;
         let mut attempt = 0u32;
         loop {
@@ -167,7 +167,7 @@ impl HttpApiClient {
                             retry_after,
                         }
                     } else {
-                        Attempt::Fatal(SourceError::Status {
+                        Attempt::Fatal(Error::Status {
                             status: status.as_u16(),
                             message: status.canonical_reason().unwrap_or("error").to_owned(),
                         })
@@ -193,7 +193,7 @@ impl HttpApiClient {
                     retry_after,
                 } => {
                     if attempt >= self.spec.max_retries {
-                        return Err(SourceError::Unavailable(format!(
+                        return Err(Error::Unavailable(format!(
                             "{message} (after {} retries)",
                             self.spec.max_retries
                         )));
@@ -219,17 +219,17 @@ impl HttpApiClient {
         half + half.mul_f64(rand::random::<f64>())
     }
 
-    async fn read_body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, SourceError> {
+    async fn read_body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, Error> {
         let limit = self.spec.max_response_bytes;
         if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(SourceError::TooLarge { limit });
+            return Err(Error::TooLarge { limit });
         }
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| {
-            SourceError::Unavailable(self.redact(&format!("reading body: {}", e.without_url())))
+            Error::Unavailable(self.redact(&format!("reading body: {}", e.without_url())))
         })? {
             if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(SourceError::TooLarge { limit });
+                return Err(Error::TooLarge { limit });
             }
             body.extend_from_slice(&chunk);
         }
@@ -238,7 +238,7 @@ impl HttpApiClient {
         Ok(body)
     }
 
-    async fn fetch_pages(&self, cursor: Option<&Cursor>) -> Result<Fetch, SourceError> {
+    async fn fetch_pages(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
         let first = paging::first_url(&self.spec, &self.opts.source_id, cursor)?;
         let cache_key = first.to_string();
         if !self.opts.cache_ttl.is_zero() {
@@ -327,22 +327,22 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 #[async_trait]
 impl Source for HttpApiClient {
-    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, SourceError> {
+    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
         if let Err(wait) = self.breaker.allow() {
-            return Err(SourceError::BreakerOpen {
+            return Err(Error::BreakerOpen {
                 retry_in_seconds: wait.as_secs().max(1),
             });
         }
         let result = self.fetch_pages(cursor).await;
         match &result {
             Ok(_) => self.breaker.success(),
-            Err(SourceError::Config { .. }) => {}
+            Err(Error::Config { .. }) => {}
             Err(_) => self.breaker.failure(),
         }
         metrics::gauge!(m::BREAKER, "source" => self.opts.source_id.clone())
             .set(f64::from(self.breaker.state().as_number()));
         result.map_err(|e| match e {
-            SourceError::Unavailable(msg) => SourceError::Unavailable(self.redact(&msg)),
+            Error::Unavailable(msg) => Error::Unavailable(self.redact(&msg)),
             other => other,
         })
     }

@@ -6,14 +6,14 @@ use reqwest::Url;
 use serde_json::Value;
 
 use super::spec::{HttpSpec, Incremental, Pagination};
-use crate::source::{Cursor, SourceError};
+use crate::source::{Cursor, Error};
 
 pub(crate) fn first_url(
     spec: &HttpSpec,
     source_id: &str,
     cursor: Option<&Cursor>,
-) -> Result<Url, SourceError> {
-    let mut url = Url::parse(&spec.url).map_err(|e| SourceError::Config {
+) -> Result<Url, Error> {
+    let mut url = Url::parse(&spec.url).map_err(|e| Error::Config {
         path: format!("sources.{}.custom_params.url", source_id),
         message: e.to_string(),
     })?;
@@ -260,7 +260,7 @@ mod tests {
         let bad = HttpSpec::get("not a url");
         assert!(matches!(
             first_url(&bad, "src", None),
-            Err(SourceError::Config { path, .. }) if path == "sources.src.custom_params.url"
+            Err(Error::Config { path, .. }) if path == "sources.src.custom_params.url"
         ));
     }
 }

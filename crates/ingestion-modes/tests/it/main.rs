@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api_client::{
-    Cursor, CursorStore, CursorTracker, Fetch, MemoryCursorStore, Source, SourceError,
-};
+use api_client::{Cursor, CursorStore, CursorTracker, Fetch, MemoryCursorStore, Source};
 use async_trait::async_trait;
 use ingestion_modes::{start, Emitted, ModeSpec};
 use serde_json::json;
@@ -52,7 +50,7 @@ impl Scripted {
 
 #[async_trait]
 impl Source for Scripted {
-    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, SourceError> {
+    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, api_client::Error> {
         self.started.lock().unwrap().push(self.origin.elapsed());
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use producer::{
-    retry_due, DeadLetter, DeadLetterStore, Delivery, DlqError, DlqFilter, DlqStats, DlqStatus,
+    retry_due, DeadLetter, DeadLetterStore, Delivery, DlqFilter, DlqStats, DlqStatus,
     FailureReason, MemoryDeadLetterStore, NewDeadLetter,
 };
 
@@ -134,9 +134,9 @@ struct SwitchableStore {
 }
 
 impl SwitchableStore {
-    fn check(&self) -> Result<(), DlqError> {
+    fn check(&self) -> Result<(), producer::Error> {
         if self.down.load(Ordering::Relaxed) {
-            Err(DlqError::new(
+            Err(producer::Error::dlq(
                 "connection refused (switched off by the test)",
             ))
         } else {
@@ -147,39 +147,49 @@ impl SwitchableStore {
 
 #[async_trait]
 impl DeadLetterStore for SwitchableStore {
-    async fn insert(&self, l: &[NewDeadLetter], first: Duration) -> Result<(), DlqError> {
+    async fn insert(&self, l: &[NewDeadLetter], first: Duration) -> Result<(), producer::Error> {
         self.check()?;
         self.inner.insert(l, first).await
     }
-    async fn due(&self, now: i64, limit: i64) -> Result<Vec<DeadLetter>, DlqError> {
+    async fn due(&self, now: i64, limit: i64) -> Result<Vec<DeadLetter>, producer::Error> {
         self.check()?;
         self.inner.due(now, limit).await
     }
-    async fn retry_failed(&self, id: i64, d: &str, next: Option<i64>) -> Result<(), DlqError> {
+    async fn retry_failed(
+        &self,
+        id: i64,
+        d: &str,
+        next: Option<i64>,
+    ) -> Result<(), producer::Error> {
         self.check()?;
         self.inner.retry_failed(id, d, next).await
     }
-    async fn set_status(&self, ids: &[i64], s: DlqStatus) -> Result<u64, DlqError> {
+    async fn set_status(&self, ids: &[i64], s: DlqStatus) -> Result<u64, producer::Error> {
         self.check()?;
         self.inner.set_status(ids, s).await
     }
-    async fn get(&self, id: i64) -> Result<Option<DeadLetter>, DlqError> {
+    async fn get(&self, id: i64) -> Result<Option<DeadLetter>, producer::Error> {
         self.check()?;
         self.inner.get(id).await
     }
-    async fn list(&self, f: &DlqFilter, l: i64, o: i64) -> Result<Vec<DeadLetter>, DlqError> {
+    async fn list(
+        &self,
+        f: &DlqFilter,
+        l: i64,
+        o: i64,
+    ) -> Result<Vec<DeadLetter>, producer::Error> {
         self.check()?;
         self.inner.list(f, l, o).await
     }
-    async fn stats(&self) -> Result<DlqStats, DlqError> {
+    async fn stats(&self) -> Result<DlqStats, producer::Error> {
         self.check()?;
         self.inner.stats().await
     }
-    async fn delete(&self, id: i64) -> Result<bool, DlqError> {
+    async fn delete(&self, id: i64) -> Result<bool, producer::Error> {
         self.check()?;
         self.inner.delete(id).await
     }
-    async fn ping(&self) -> Result<(), DlqError> {
+    async fn ping(&self) -> Result<(), producer::Error> {
         self.check()
     }
 }
