@@ -4,6 +4,9 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
+/// The fastest rate a throttle paces: one record per nanosecond.
+const MAX_SEND_RATE: f64 = 1e9;
+
 use crate::model::{ContentRule, RuleOperator, SourceConfig, StreamConfig};
 use crate::path::KeyPath;
 
@@ -177,6 +180,18 @@ pub(crate) fn validate(
     let th = &cfg.throttling;
     c.positive_f64(t.key("min_send_rate"), th.min_send_rate);
     c.positive_f64(t.key("max_send_rate"), th.max_send_rate);
+    for (key, rate) in [
+        ("min_send_rate", th.min_send_rate),
+        ("max_send_rate", th.max_send_rate),
+    ] {
+        if rate > MAX_SEND_RATE {
+            c.fail(
+                t.key(key),
+                format!("{rate} records per second is beyond what a throttle can pace"),
+                "use at most 1000000000 (1e9); set `throttling.enabled: false` for no limit",
+            );
+        }
+    }
     if th.min_send_rate > th.max_send_rate {
         c.fail(
             t.key("min_send_rate"),

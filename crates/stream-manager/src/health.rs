@@ -173,11 +173,7 @@ impl StreamManager {
                 refused: q.refused,
             },
             throttle: ThrottleMetrics {
-                state: match t.state {
-                    throttling::ThrottleState::Normal => "normal",
-                    throttling::ThrottleState::Moderate => "moderate",
-                    throttling::ThrottleState::Critical => "critical",
-                },
+                state: t.state.as_str(),
                 rate: t.rate,
                 backoff_level: t.backoff_level,
                 lag_avg: t.window.avg,

@@ -95,7 +95,9 @@ impl Stream {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
-            priority: format!("{:?}", self.config.priority).to_lowercase(),
+            priority: crate::convert::priority(self.config.priority)
+                .as_str()
+                .to_owned(),
             records_processed: self.ctx.counters.delivered.load(Ordering::Relaxed),
             records_dead_lettered: self.ctx.counters.dead_lettered.load(Ordering::Relaxed),
             polls: stats.polls,

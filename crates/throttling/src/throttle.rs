@@ -91,6 +91,15 @@ impl ThrottleState {
             ThrottleState::Critical => 2,
         }
     }
+
+    /// `normal`, `moderate` or `critical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleState::Normal => "normal",
+            ThrottleState::Moderate => "moderate",
+            ThrottleState::Critical => "critical",
+        }
+    }
 }
 
 /// The outcome of one check.
@@ -145,12 +154,15 @@ struct Bucket {
 
 impl Bucket {
     fn new(rate: f64, burst_seconds: f64) -> Self {
-        let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+        // Paced between one record per 1,000 s and one per nanosecond (a period of 0 ns
+        // has no quota), whatever the caller asks.
+        let period =
+            Duration::from_secs_f64(1.0 / rate.clamp(1e-3, 1e9)).max(Duration::from_nanos(1));
         let burst = (rate * burst_seconds)
             .floor()
             .clamp(1.0, f64::from(u32::MAX)) as u32;
         let quota = Quota::with_period(period)
-            .expect("period is positive")
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
             .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
         let clock = TokioClock::default();
         Self {

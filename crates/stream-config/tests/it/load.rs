@@ -264,3 +264,22 @@ fn unknown_extension_is_a_clear_error() {
     let err = loader().load_file("config/whatever.toml").unwrap_err();
     assert!(err.to_string().contains("name the file `*.yaml`"), "{err}");
 }
+
+#[test]
+fn a_send_rate_no_throttle_can_pace_is_a_validation_error() {
+    let err = loader()
+        .load_str(
+            "throttling:\n  max_send_rate: 1e10\n",
+            Format::Yaml,
+            "rate.yaml",
+        )
+        .unwrap_err();
+    let d = err.diagnostics().expect("a validation error, not a panic");
+    let item = d
+        .items
+        .iter()
+        .find(|i| i.path == "throttling.max_send_rate")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(item.location.map(|l| l.line), Some(2), "{err}");
+    assert!(item.hint.as_deref().unwrap_or("").contains("1e9"), "{err}");
+}

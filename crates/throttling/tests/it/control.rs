@@ -185,3 +185,18 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn absurd_rates_are_paced_not_panicked_on() {
+    for max_rate in [1e10, f64::MAX, 1e-9] {
+        let t = Throttle::new(
+            ThrottleSettings {
+                min_rate: max_rate.min(1.0),
+                max_rate,
+                ..settings()
+            },
+            "absurd",
+        );
+        assert!(t.acquire(10).await >= 1, "rate {max_rate}");
+    }
+}
