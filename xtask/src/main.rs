@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's automation.
 //!
-//! - `cargo xtask test`: every test of the project (the README's test command).
+//! - `cargo xtask test`: every test of the project (the README's test command); installs
+//!   what the tests need when it is missing (`setup.rs`).
 //! - `cargo xtask lint`: format check and clippy with warnings denied.
 //! - `cargo xtask ci`: `lint`, then `test`.
 //! - `cargo xtask tidy`: the repository conventions (also run as tests by `test`).
@@ -9,6 +10,7 @@
 
 mod bench;
 mod it;
+mod setup;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -102,6 +104,7 @@ fn has_nextest() -> bool {
 /// suite (tansu, the server as a process), with a throwaway PostgreSQL server for the
 /// DLQ tests (or the one `DATABASE_URL` names).
 fn test(root: &Path) -> Result<()> {
+    setup::ensure_test_prerequisites()?;
     let tansu = it::ensure_tansu()?;
     let pg = it::postgres()?;
     let result = run_tests(root, &tansu);
@@ -126,6 +129,7 @@ fn run_tests(root: &Path, tansu: &Path) -> Result<()> {
 }
 
 fn lint() -> Result<()> {
+    setup::ensure_lint_prerequisites()?;
     let mut cmd = cargo();
     cmd.args(["fmt", "--all", "--", "--check"]);
     run(cmd, "cargo fmt --check")?;

@@ -37,7 +37,7 @@ struct Inner {
 
 /// A circuit breaker on tokio's clock.
 #[derive(Debug)]
-pub struct CircuitBreaker {
+pub(crate) struct CircuitBreaker {
     threshold: u32,
     cooldown: Duration,
     inner: Mutex<Inner>,
@@ -45,7 +45,7 @@ pub struct CircuitBreaker {
 
 impl CircuitBreaker {
     /// Opens after `threshold` consecutive failures, probes after `cooldown`.
-    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+    pub(crate) fn new(threshold: u32, cooldown: Duration) -> Self {
         Self {
             threshold: threshold.max(1),
             cooldown,
@@ -63,7 +63,7 @@ impl CircuitBreaker {
 
     /// May a request go now? `Err(wait)` while open. Moves open → half-open when the
     /// cooldown is over.
-    pub fn allow(&self) -> Result<(), Duration> {
+    pub(crate) fn allow(&self) -> Result<(), Duration> {
         let mut i = self.lock();
         match i.state {
             BreakerState::Closed | BreakerState::HalfOpen => Ok(()),
@@ -80,7 +80,7 @@ impl CircuitBreaker {
     }
 
     /// A request succeeded.
-    pub fn success(&self) {
+    pub(crate) fn success(&self) {
         let mut i = self.lock();
         i.state = BreakerState::Closed;
         i.failures = 0;
@@ -88,7 +88,7 @@ impl CircuitBreaker {
     }
 
     /// A request failed.
-    pub fn failure(&self) {
+    pub(crate) fn failure(&self) {
         let mut i = self.lock();
         i.failures += 1;
         if i.state == BreakerState::HalfOpen || i.failures >= self.threshold {
@@ -98,7 +98,7 @@ impl CircuitBreaker {
     }
 
     /// The current state.
-    pub fn state(&self) -> BreakerState {
+    pub(crate) fn state(&self) -> BreakerState {
         self.lock().state
     }
 }

@@ -23,14 +23,14 @@ fn default_window() -> usize {
 
 /// Remembers the last `window` identities.
 #[derive(Debug)]
-pub struct Dedup {
+pub(crate) struct Dedup {
     spec: DedupSpec,
     seen: Mutex<(HashSet<String>, VecDeque<String>)>,
 }
 
 impl Dedup {
     /// A window per `spec`.
-    pub fn new(spec: DedupSpec) -> Self {
+    pub(crate) fn new(spec: DedupSpec) -> Self {
         Self {
             spec,
             seen: Mutex::new((HashSet::new(), VecDeque::new())),
@@ -48,7 +48,7 @@ impl Dedup {
     }
 
     /// Keeps the records not seen within the window (and remembers them).
-    pub fn filter(&self, records: Vec<Value>) -> Vec<Value> {
+    pub(crate) fn filter(&self, records: Vec<Value>) -> Vec<Value> {
         let mut guard = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let (set, order) = &mut *guard;
         let mut out = Vec::with_capacity(records.len());

@@ -37,17 +37,13 @@ mod metrics;
 mod source;
 mod time;
 
-pub use breaker::{BreakerState, CircuitBreaker};
-pub use connectors::{
-    params, Factory, FileParams, FileSource, MultiSource, Registry, SyntheticParams,
-    SyntheticSource,
-};
+pub use breaker::BreakerState;
+pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
 pub use cursor::{CursorStore, CursorTracker, FetchSeq, MemoryCursorStore};
 pub use decode::{Decoded, Decoder};
-pub use dedup::{Dedup, DedupSpec};
+pub use dedup::DedupSpec;
 pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,
 };
 pub use metrics::describe_metrics;
 pub use source::{Cursor, Error, Fetch, Rejected, Result, Source};
-pub use time::{iso8601, iso8601_now};

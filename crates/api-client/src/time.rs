@@ -6,14 +6,14 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn iso8601(t: SystemTime) -> String {
+pub(crate) fn iso8601(t: SystemTime) -> String {
     DateTime::<Utc>::from(t)
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
 }
 
 /// Now, as ISO-8601.
-pub fn iso8601_now() -> String {
+pub(crate) fn iso8601_now() -> String {
     iso8601(SystemTime::now())
 }
 

@@ -3,8 +3,8 @@
 //! Load a YAML or JSON file with [`Loader`]: `${VAR}` / `${VAR:-default}` are
 //! interpolated, `STREAM__SECTION__KEY=value` environment overrides are applied, unknown
 //! keys are rejected with a suggestion, and validation reports *every* problem at once
-//! with its key path and line. [`ConfigManager`] holds the current config for runtime
-//! updates and hands out `watch` subscriptions.
+//! with its key path and line. [`redacted`] dumps it without secrets; [`save`] writes it
+//! back atomically.
 //!
 //! ```
 //! use stream_config::{Format, Loader};
@@ -34,28 +34,29 @@
 
 mod error;
 mod load;
-mod manager;
 mod model;
 mod overrides;
 mod path;
 mod redact;
+mod save;
 mod validate;
 
 pub use error::{Diagnostic, Diagnostics, Error, Location, Result};
 pub use load::{Format, Loader};
-pub use manager::{save, ConfigManager};
 pub use model::{
     Acks, Compression, ContentRule, DlqConfig, GeoKeyConfig, IngestionConfig, IngestionModeKind,
     KafkaConfig, OverflowStrategy, PartitionKeyConfig, PatternMapping, Priority, PriorityRule,
     RoutingConfig, RuleOperator, Secret, ServerConfig, SourceConfig, StreamConfig,
     ThrottlingConfig, TopicConfig,
 };
-pub use overrides::ENV_PREFIX;
-pub use redact::{is_secret_key, redact_tree, redact_url, redacted, redacted_yaml, REDACTED};
-pub use validate::check_topic;
+pub use redact::{is_secret_key, redacted, redacted_yaml, REDACTED};
+pub use save::save;
 
 /// The candidate closest to `name` (for "did you mean"), if any is close enough.
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::normalized_damerau_levenshtein(name, c), c))

@@ -10,7 +10,7 @@ use crate::error::{Diagnostic, Location};
 use crate::path::KeyPath;
 
 /// Prefix of path overrides: `STREAM__KAFKA__BOOTSTRAP_SERVERS` sets `kafka.bootstrap_servers`.
-pub const ENV_PREFIX: &str = "STREAM__";
+pub(crate) const ENV_PREFIX: &str = "STREAM__";
 
 /// Shortcut variables kept from the seed era, applied before the `STREAM__` ones.
 const SHORTCUTS: &[(&str, &[&str])] = &[

@@ -43,7 +43,7 @@ pub fn redacted_yaml(cfg: &StreamConfig) -> String {
 }
 
 /// Replaces secrets in any YAML tree in place.
-pub fn redact_tree(node: &mut Value) {
+pub(crate) fn redact_tree(node: &mut Value) {
     match node {
         Value::Mapping(map) => {
             for (k, v) in map.iter_mut() {
@@ -65,7 +65,7 @@ pub fn redact_tree(node: &mut Value) {
 }
 
 /// A URL with its password (and secret-looking query values) replaced, if it had any.
-pub fn redact_url(s: &str) -> Option<String> {
+pub(crate) fn redact_url(s: &str) -> Option<String> {
     if !s.contains("://") {
         return None;
     }

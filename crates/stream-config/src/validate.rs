@@ -71,7 +71,7 @@ impl Checker {
 
 /// Checks a Kafka topic name (or a template such as `alerts-{/properties/severity}` when
 /// `allow_template`): at most 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
-pub fn check_topic(topic: &str, allow_template: bool) -> Result<(), String> {
+pub(crate) fn check_topic(topic: &str, allow_template: bool) -> Result<(), String> {
     let mut literal = String::new();
     let mut rest = topic;
     while let Some(open) = rest.find('{') {

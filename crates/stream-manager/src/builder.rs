@@ -180,6 +180,7 @@ impl Builder {
             ),
             start_jitter: self.start_jitter,
             started_at: Instant::now(),
+            reload_lock: tokio::sync::Mutex::new(()),
         };
         for (id, src) in &cfg.sources {
             manager.add_stream(id, src.clone(), src.enabled).await?;

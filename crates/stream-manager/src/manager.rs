@@ -53,6 +53,8 @@ pub struct StreamManager {
     pub(crate) background: std::sync::Mutex<Vec<JoinHandle<()>>>,
     pub(crate) start_jitter: Duration,
     pub(crate) started_at: Instant,
+    /// Serialises `apply_config`.
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for StreamManager {

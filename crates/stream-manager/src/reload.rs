@@ -8,18 +8,33 @@ use crate::builder::compile_priority_rules;
 use crate::{component, convert, Result, StreamManager};
 
 impl StreamManager {
-    /// Validates `next` and applies it: routing and priority rules swap at once; only
-    /// streams whose configuration changed restart; removed streams stop, new ones start.
-    /// Queue and Kafka settings take effect at the next restart. Returns the ids of the
-    /// streams that were (re)started or stopped.
+    /// Checks `next` in full, then applies it: routing and priority rules swap at once;
+    /// only streams whose configuration changed restart; removed streams stop, new ones
+    /// start. Queue and Kafka settings take effect at the next restart. Returns the ids
+    /// of the streams that were (re)started or stopped.
+    ///
+    /// Nothing changes unless everything checks: the configuration's rules, the routing
+    /// and priority rules compiled, and every new or changed source built with its
+    /// connector parameters and ingestion schedule. Concurrent calls run one at a time.
     pub async fn apply_config(&self, next: StreamConfig) -> Result<Vec<String>> {
+        let _one_at_a_time = self.reload_lock.lock().await;
         self.loader.validate(&next, "<update>")?;
         let rules = compile_priority_rules(&next)?;
+        let routing = convert::routing_rules(&next);
+        topic_resolver::Resolver::check(&routing).map_err(component("routing"))?;
         let old = self.shared.config();
-        // `reload` compiles first and changes nothing on error.
+        for (id, src) in &next.sources {
+            if old.sources.get(id) != Some(src) {
+                self.registry
+                    .build(id, src)
+                    .map_err(component(format!("source {id}")))?;
+                ingestion_modes::ModeSpec::from_config(&src.ingestion)
+                    .map_err(component(format!("ingestion of sources.{id}")))?;
+            }
+        }
         self.shared
             .resolver
-            .reload(convert::routing_rules(&next))
+            .reload(routing)
             .map_err(component("routing"))?;
         *self
             .shared

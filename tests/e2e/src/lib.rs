@@ -144,16 +144,66 @@ pub async fn index_tansu_headers(t: &Tansu) {
     }
 }
 
-/// The YAML of a `synthetic` source `id` (under `sources:`): continuous streaming,
-/// polled every 0.1 s, flushed at 200 records or 0.5 s, `rate` records/s, no alerts.
-pub fn synthetic(id: &str, rate: u64, seed: u64) -> String {
-    format!(
-        "  {id}:
-    source_type: synthetic
-    ingestion: {{ mode: continuous_streaming, polling_interval_seconds: 0.1, buffer_size: 200, buffer_flush_interval_seconds: 0.5 }}
-    custom_params: {{ records_per_second: {rate}, seed: {seed}, alert_probability: 0 }}
-"
-    )
+/// A server configuration built in code: Kafka and the DLQ first, everything else
+/// merged in; [`Server::start`] adds the `server` section and writes it as JSON.
+#[derive(Debug, Clone)]
+pub struct Config(Value);
+
+impl Config {
+    /// Kafka at `bootstrap` (linger 5 ms) and the DLQ at `dlq_url`.
+    pub fn new(bootstrap: &str, dlq_url: &str) -> Self {
+        Config(serde_json::json!({
+            "kafka": { "bootstrap_servers": bootstrap, "linger_ms": 5 },
+            "dlq": { "url": dlq_url },
+        }))
+    }
+
+    /// Merges `more` in: objects key by key, anything else replaces.
+    pub fn with(mut self, more: Value) -> Self {
+        fn merge(into: &mut Value, more: Value) {
+            match (into, more) {
+                (Value::Object(a), Value::Object(b)) => {
+                    for (k, v) in b {
+                        merge(a.entry(k).or_insert(Value::Null), v);
+                    }
+                }
+                (slot, v) => *slot = v,
+            }
+        }
+        merge(&mut self.0, more);
+        self
+    }
+
+    /// Adds source `id`.
+    pub fn source(self, id: &str, source: Value) -> Self {
+        self.with(serde_json::json!({ "sources": { id: source } }))
+    }
+
+    /// Adds a `synthetic` source `id`: continuous streaming, polled every 0.1 s, flushed
+    /// at 200 records or 0.5 s, `rate` records/s from `seed`, no alerts.
+    pub fn synthetic(self, id: &str, rate: u64, seed: u64) -> Self {
+        self.source(
+            id,
+            serde_json::json!({
+                "source_type": "synthetic",
+                "ingestion": {
+                    "mode": "continuous_streaming",
+                    "polling_interval_seconds": 0.1,
+                    "buffer_size": 200,
+                    "buffer_flush_interval_seconds": 0.5,
+                },
+                "custom_params": { "records_per_second": rate, "seed": seed, "alert_probability": 0 },
+            }),
+        )
+    }
+
+    /// The configuration with the admin API on `port`, as JSON text.
+    fn render(&self, port: u16) -> String {
+        let full = self.clone().with(serde_json::json!({
+            "server": { "listen": format!("127.0.0.1:{port}"), "metrics_namespace": "stream" },
+        }));
+        serde_json::to_string_pretty(&full.0).expect("a JSON value serializes")
+    }
 }
 
 /// The server as a real process.
@@ -169,15 +219,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Writes `config` (everything but the `server` section, which is added) into the
-    /// scenario folder and starts the server with it; returns once `/health` answers.
-    pub async fn start(scene: &Scene, config: &str) -> Self {
+    /// Writes `config` (with the `server` section added) into the scenario folder and
+    /// starts the server with it; returns once `/health` answers.
+    pub async fn start(scene: &Scene, config: &Config) -> Self {
         let port = test_support::free_port().expect("free port");
-        let full = format!(
-            "{config}\nserver: {{ listen: '127.0.0.1:{port}', metrics_namespace: stream }}\n"
-        );
-        let path = scene.dir().join("config.yaml");
-        std::fs::write(&path, full).expect("write config");
+        let path = scene.dir().join("config.json");
+        std::fs::write(&path, config.render(port)).expect("write config");
         let log = scene.dir().join("server.log");
         scene.watch_log(log.clone());
         scene.watch_log(path.clone());

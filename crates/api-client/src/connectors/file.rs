@@ -12,7 +12,7 @@ use crate::source::{Cursor, Error, Fetch, Rejected, Source};
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FileFormat {
+pub(crate) enum FileFormat {
     /// One JSON value per line.
     Ndjson,
     /// CSV with a header row.
@@ -24,7 +24,7 @@ pub enum FileFormat {
 /// Parameters of the `file` connector.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileParams {
+pub(crate) struct FileParams {
     /// The file (relative to the working directory).
     pub path: PathBuf,
     /// Format (by extension when absent: `.ndjson`/`.jsonl`, `.csv`, `.geojson`/`.json`).
@@ -44,7 +44,7 @@ fn default_per_fetch() -> usize {
 
 /// Replays a file. The cursor is the index of the next record (with `loop`, `cycle:index`).
 #[derive(Debug)]
-pub struct FileSource {
+pub(crate) struct FileSource {
     records: Vec<Value>,
     rejected: Vec<Rejected>,
     params: FileParams,
@@ -52,7 +52,7 @@ pub struct FileSource {
 
 impl FileSource {
     /// Reads and decodes the file now, so a bad path is a configuration error.
-    pub fn new(id: &str, params: FileParams) -> Result<Self, Error> {
+    pub(crate) fn new(id: &str, params: FileParams) -> Result<Self, Error> {
         let bad = |message: String| Error::Config {
             path: format!("sources.{id}.custom_params.path"),
             message,
@@ -89,16 +89,6 @@ impl FileSource {
             rejected: decoded.rejected,
             params,
         })
-    }
-
-    /// Records in the file.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// True for an empty file.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
     }
 }
 

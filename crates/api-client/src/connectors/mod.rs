@@ -15,11 +15,12 @@ use stream_config::SourceConfig;
 use crate::http::{ClientOptions, HttpApiClient, HttpSpec};
 use crate::source::{Cursor, Error, Fetch, Source};
 
-pub use file::{FileParams, FileSource};
+pub(crate) use file::FileSource;
 pub use synthetic::{SyntheticParams, SyntheticSource};
 
 /// Builds a source from its id and configuration.
-pub type Factory = Arc<dyn Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, Error> + Send + Sync>;
+pub(crate) type Factory =
+    Arc<dyn Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, Error> + Send + Sync>;
 
 /// Source types by name. [`Registry::builtin`] has the eight built-in connectors; a
 /// library user adds their own with [`Registry::register`].
@@ -120,13 +121,13 @@ pub fn params<T: DeserializeOwned>(id: &str, cfg: &SourceConfig) -> Result<T, Er
 /// Several sources polled as one (e.g. NOAA observations of many stations and alerts):
 /// records concatenated; one failing part fails the fetch so nothing is half-committed.
 #[derive(Debug)]
-pub struct MultiSource {
+pub(crate) struct MultiSource {
     parts: Vec<Arc<dyn Source>>,
 }
 
 impl MultiSource {
     /// Polls `parts` in order.
-    pub fn new(parts: Vec<Arc<dyn Source>>) -> Self {
+    pub(crate) fn new(parts: Vec<Arc<dyn Source>>) -> Self {
         Self { parts }
     }
 }

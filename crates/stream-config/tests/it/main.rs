@@ -2,7 +2,7 @@
 
 mod fuzz;
 mod load;
-mod manager;
+mod save;
 
 use std::path::PathBuf;
 

@@ -366,6 +366,20 @@ sources:
     bad.queue_max_size = 0;
     assert!(m.apply_config(bad).await.is_err());
     assert_eq!(m.config().sources["b"].topic.as_deref(), Some("b-topic"));
+    // Half-valid: a routing change plus a new source whose connector parameters are
+    // wrong (http_json without `url`). Nothing is applied, not even the routing.
+    let mut half = m.config().as_ref().clone();
+    half.routing.fallback_topic = "elsewhere".into();
+    half.sources
+        .insert("web".into(), stream_config::SourceConfig::new("http_json"));
+    let err = m.apply_config(half).await.unwrap_err();
+    let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(
+        text.contains("source web") && text.contains("url"),
+        "{text}"
+    );
+    assert_eq!(m.config().routing.fallback_topic, "all");
+    assert!(m.stream("web").await.is_err(), "no stream was added");
     m.shutdown(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(dir);
 }

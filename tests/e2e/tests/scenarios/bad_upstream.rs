@@ -11,9 +11,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use e2e::{
-    committed_seq, consume, header, json, sequences, serve, synthetic, tally, wait_until, Scene,
+    committed_seq, consume, header, json, sequences, serve, tally, wait_until, Config, Scene,
     Server, Storage,
 };
+use serde_json::{json, Value};
 use sqlx::Row as _;
 
 const NDJSON_GOOD: usize = 20;
@@ -98,41 +99,34 @@ async fn bad_upstreams() {
             }),
         );
     let addr = serve(app).await;
-    let http = |id: &str, path: &str, decoder: &str| {
-        format!(
-            "  {id}:
-    source_type: http_json
-    ingestion: {{ mode: real_time, polling_interval_seconds: 1 }}
-    timeout_seconds: 1
-    cache_ttl_seconds: 0
-    custom_params:
-      url: 'http://{addr}{path}'
-      decoder: {decoder}
-      max_retries: 3
-      retry_base_seconds: 0.1
-"
-        )
+    let http = |path: &str, decoder: Value| {
+        json!({
+            "source_type": "http_json",
+            "ingestion": { "mode": "real_time", "polling_interval_seconds": 1 },
+            "timeout_seconds": 1,
+            "cache_ttl_seconds": 0,
+            "custom_params": {
+                "url": format!("http://{addr}{path}"),
+                "decoder": decoder,
+                "max_retries": 3,
+                "retry_base_seconds": 0.1,
+            },
+        })
     };
-    let config = format!(
-        "kafka: {{ bootstrap_servers: '{bootstrap}', linger_ms: 5 }}
-dlq: {{ url: '{dlq}' }}
-throttling: {{ max_send_rate: 10000 }}
-topics:
-  e2e-web: {{ partitions: 1 }}
-  e2e-good: {{ partitions: 2 }}
-routing:
-  custom_mappings: {{ good: e2e-good }}
-  fallback_topic: e2e-web
-sources:
-{malformed}{nd}{storm}{hang}{good}",
-        bootstrap = tansu.bootstrap(),
-        dlq = scene.sqlite_url(),
-        malformed = http("malformed", "/malformed", "{ type: json, pointer: /items }"),
-        nd = http("ndjson", "/ndjson", "{ type: ndjson }"),
-        storm = http("storm", "/storm", "{ type: json }"),
-        hang = http("hang", "/hang", "{ type: json }"),
-        good = synthetic("good", 300, 11),
-    );
+    let config = Config::new(&tansu.bootstrap(), &scene.sqlite_url())
+        .with(json!({
+            "throttling": { "max_send_rate": 10000 },
+            "topics": { "e2e-web": { "partitions": 1 }, "e2e-good": { "partitions": 2 } },
+            "routing": { "custom_mappings": { "good": "e2e-good" }, "fallback_topic": "e2e-web" },
+        }))
+        .source(
+            "malformed",
+            http("/malformed", json!({ "type": "json", "pointer": "/items" })),
+        )
+        .source("ndjson", http("/ndjson", json!({ "type": "ndjson" })))
+        .source("storm", http("/storm", json!({ "type": "json" })))
+        .source("hang", http("/hang", json!({ "type": "json" })))
+        .synthetic("good", 300, 11);
     let mut server = Server::start(&scene, &config).await;
     wait_until(
         Duration::from_secs(60),

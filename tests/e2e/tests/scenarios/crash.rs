@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use e2e::{committed_seq, consume, sequences, synthetic, tally, Scene, Server, Storage};
+use e2e::{committed_seq, consume, sequences, tally, Config, Scene, Server, Storage};
+use serde_json::json;
 
 const RATE: u64 = 1000;
 
@@ -12,19 +13,14 @@ const RATE: u64 = 1000;
 async fn crash_and_resume() {
     let scene = Scene::new("crash");
     let tansu = scene.tansu(Storage::Sqlite).await;
-    let config = format!(
-        "kafka: {{ bootstrap_servers: '{bootstrap}', linger_ms: 10 }}
-dlq: {{ url: '{dlq}' }}
-throttling: {{ max_send_rate: 20000 }}
-topics:
-  e2e-crash: {{ partitions: 2 }}
-routing: {{ fallback_topic: e2e-crash }}
-sources:
-{gen}",
-        bootstrap = tansu.bootstrap(),
-        dlq = scene.sqlite_url(),
-        gen = synthetic("gen", RATE, 3),
-    );
+    let config = Config::new(&tansu.bootstrap(), &scene.sqlite_url())
+        .with(json!({
+            "kafka": { "linger_ms": 10 },
+            "throttling": { "max_send_rate": 20000 },
+            "topics": { "e2e-crash": { "partitions": 2 } },
+            "routing": { "fallback_topic": "e2e-crash" },
+        }))
+        .synthetic("gen", RATE, 3);
     let mut server = Server::start(&scene, &config).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     server.kill();

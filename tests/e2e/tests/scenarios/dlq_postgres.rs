@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Json;
-use e2e::{consume, json, serve, wait_until, Scene, Server, Storage};
+use e2e::{consume, json, serve, wait_until, Config, Scene, Server, Storage};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -71,31 +71,33 @@ async fn dlq_on_postgres_and_replay() {
     ))
     .await;
     // `e2e-missing` is routed to but not created (tansu never auto-creates topics).
-    let config = format!(
-        "kafka:
-  bootstrap_servers: '{bootstrap}'
-  linger_ms: 5
-  message_timeout_ms: 10000
-  librdkafka_options:
-    message.max.bytes: '10000'
-    topic.metadata.propagation.max.ms: '1000'
-dlq: {{ url: '{db}', max_retries: 0 }}
-topics:
-  e2e-ok: {{ partitions: 1 }}
-routing:
-  content_rules:
-    - {{ field: /kind, operator: eq, value: lost, topic: e2e-missing }}
-  fallback_topic: e2e-ok
-sources:
-  web:
-    source_type: http_json
-    ingestion: {{ mode: real_time, polling_interval_seconds: 1 }}
-    custom_params:
-      url: 'http://{addr}/items'
-      decoder: {{ type: json, pointer: /items }}
-",
-        bootstrap = tansu.bootstrap(),
-    );
+    let config = Config::new(&tansu.bootstrap(), &db)
+        .with(json!({
+            "kafka": {
+                "message_timeout_ms": 10000,
+                "librdkafka_options": {
+                    "message.max.bytes": "10000",
+                    "topic.metadata.propagation.max.ms": "1000",
+                },
+            },
+            "dlq": { "max_retries": 0 },
+            "topics": { "e2e-ok": { "partitions": 1 } },
+            "routing": {
+                "content_rules": [{ "field": "/kind", "operator": "eq", "value": "lost", "topic": "e2e-missing" }],
+                "fallback_topic": "e2e-ok",
+            },
+        }))
+        .source(
+            "web",
+            json!({
+                "source_type": "http_json",
+                "ingestion": { "mode": "real_time", "polling_interval_seconds": 1 },
+                "custom_params": {
+                    "url": format!("http://{addr}/items"),
+                    "decoder": { "type": "json", "pointer": "/items" },
+                },
+            }),
+        );
     let mut server = Server::start(&scene, &config).await;
     let pool = sqlx::PgPool::connect(&db).await.expect("connect e2e db");
     let rows = |pool: sqlx::PgPool| async move {

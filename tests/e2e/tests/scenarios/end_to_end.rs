@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
-use e2e::{committed_seq, consume, header, json, sequences, serve, tally, Scene, Server, Storage};
+use e2e::{
+    committed_seq, consume, header, json, sequences, serve, tally, Config, Scene, Server, Storage,
+};
 use serde_json::json;
 
 const PAGES: u64 = 3;
@@ -69,41 +71,50 @@ async fn end_to_end() {
             .with_state(upstream.clone()),
     )
     .await;
-    let config = format!(
-        "kafka: {{ bootstrap_servers: '{bootstrap}', linger_ms: 5 }}
-dlq: {{ url: '{dlq}' }}
-throttling: {{ max_send_rate: 10000 }}
-topics:
-  e2e-http: {{ partitions: 2 }}
-  e2e-sensors: {{ partitions: 3 }}
-  e2e-alerts: {{ partitions: 1 }}
-  e2e-default: {{ partitions: 1 }}
-routing:
-  content_rules:
-    - {{ field: /alert_id, operator: exists, topic: e2e-alerts }}
-  custom_mappings: {{ web: e2e-http }}
-  pattern_mappings:
-    - {{ pattern: '^syn', topic: e2e-sensors }}
-  fallback_topic: e2e-default
-sources:
-  web:
-    source_type: http_json
-    priority: high
-    ingestion: {{ mode: real_time, polling_interval_seconds: 1 }}
-    # No response cache: every poll is a conditional request.
-    cache_ttl_seconds: 0
-    custom_params:
-      url: 'http://{addr}/items?page=1'
-      decoder: {{ type: json, pointer: /items }}
-      pagination: {{ type: next_link, pointer: /next }}
-  syn_a:
-    source_type: synthetic
-    ingestion: {{ mode: continuous_streaming, polling_interval_seconds: 0.2, buffer_size: 100, buffer_flush_interval_seconds: 1 }}
-    custom_params: {{ records_per_second: 300, seed: 7, alert_probability: 0.05 }}
-",
-        bootstrap = tansu.bootstrap(),
-        dlq = scene.sqlite_url(),
-    );
+    let config = Config::new(&tansu.bootstrap(), &scene.sqlite_url())
+        .with(json!({
+            "throttling": { "max_send_rate": 10000 },
+            "topics": {
+                "e2e-http": { "partitions": 2 },
+                "e2e-sensors": { "partitions": 3 },
+                "e2e-alerts": { "partitions": 1 },
+                "e2e-default": { "partitions": 1 },
+            },
+            "routing": {
+                "content_rules": [{ "field": "/alert_id", "operator": "exists", "topic": "e2e-alerts" }],
+                "custom_mappings": { "web": "e2e-http" },
+                "pattern_mappings": [{ "pattern": "^syn", "topic": "e2e-sensors" }],
+                "fallback_topic": "e2e-default",
+            },
+        }))
+        .source(
+            "web",
+            json!({
+                "source_type": "http_json",
+                "priority": "high",
+                "ingestion": { "mode": "real_time", "polling_interval_seconds": 1 },
+                // No response cache: every poll is a conditional request.
+                "cache_ttl_seconds": 0,
+                "custom_params": {
+                    "url": format!("http://{addr}/items?page=1"),
+                    "decoder": { "type": "json", "pointer": "/items" },
+                    "pagination": { "type": "next_link", "pointer": "/next" },
+                },
+            }),
+        )
+        .source(
+            "syn_a",
+            json!({
+                "source_type": "synthetic",
+                "ingestion": {
+                    "mode": "continuous_streaming",
+                    "polling_interval_seconds": 0.2,
+                    "buffer_size": 100,
+                    "buffer_flush_interval_seconds": 1,
+                },
+                "custom_params": { "records_per_second": 300, "seed": 7, "alert_probability": 0.05 },
+            }),
+        );
     let mut server = Server::start(&scene, &config).await;
     // Let both sources run, the HTTP one polling several times (later polls are 304s).
     tokio::time::sleep(Duration::from_secs(5)).await;

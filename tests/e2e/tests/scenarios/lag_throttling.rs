@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::{synthetic, wait_until, Metrics, Scene, Server, Storage};
+use e2e::{wait_until, Config, Metrics, Scene, Server, Storage};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::json;
 
 const MAX_RATE: f64 = 2000.0;
 const OFFERED: u64 = 800;
@@ -59,31 +60,27 @@ async fn lag_throttling() {
     let scene = Scene::new("lag_throttling");
     // SQLite storage: its end offsets are right, so lag is right.
     let tansu = scene.tansu(Storage::Sqlite).await;
-    let config = format!(
-        "kafka: {{ bootstrap_servers: '{bootstrap}', linger_ms: 10 }}
-dlq: {{ url: '{dlq}' }}
-throttling:
-  max_send_rate: {MAX_RATE}
-  min_send_rate: 5
-  target_consumer_lag: 1000
-  critical_consumer_lag: 3000
-  adjustment_factor: 2.0
-  window_size_seconds: 3
-  metric_sample_size: 10
-  max_backoff_level: 2
-  recovery_checks: 2
-  consumer_groups: [e2e-analytics]
-queue_max_size: 200000
-queue_overflow_strategy: block
-topics:
-  e2e-lag: {{ partitions: 1 }}
-routing: {{ fallback_topic: e2e-lag }}
-sources:
-{gen}",
-        bootstrap = tansu.bootstrap(),
-        dlq = scene.sqlite_url(),
-        gen = synthetic("gen", OFFERED, 9),
-    );
+    let config = Config::new(&tansu.bootstrap(), &scene.sqlite_url())
+        .with(json!({
+            "kafka": { "linger_ms": 10 },
+            "throttling": {
+                "max_send_rate": MAX_RATE,
+                "min_send_rate": 5,
+                "target_consumer_lag": 1000,
+                "critical_consumer_lag": 3000,
+                "adjustment_factor": 2.0,
+                "window_size_seconds": 3,
+                "metric_sample_size": 10,
+                "max_backoff_level": 2,
+                "recovery_checks": 2,
+                "consumer_groups": ["e2e-analytics"],
+            },
+            "queue_max_size": 200000,
+            "queue_overflow_strategy": "block",
+            "topics": { "e2e-lag": { "partitions": 1 } },
+            "routing": { "fallback_topic": "e2e-lag" },
+        }))
+        .synthetic("gen", OFFERED, 9);
     let run = Arc::new(AtomicBool::new(true));
     let stop = Arc::new(AtomicBool::new(false));
     let consumer = {

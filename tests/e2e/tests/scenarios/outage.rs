@@ -4,9 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{
-    committed_seq, consume, sequences, synthetic, tally, wait_until, Scene, Server, Storage,
-};
+use e2e::{committed_seq, consume, sequences, tally, wait_until, Config, Scene, Server, Storage};
+use serde_json::json;
 
 const RATE: u64 = 2500;
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -15,21 +14,16 @@ const OUTAGE: Duration = Duration::from_secs(30);
 async fn broker_outage() {
     let scene = Scene::new("outage");
     let mut tansu = scene.tansu(Storage::Sqlite).await;
-    let config = format!(
-        "kafka: {{ bootstrap_servers: '{bootstrap}', linger_ms: 20, batch_size: 1000 }}
-dlq: {{ url: '{dlq}' }}
-throttling: {{ max_send_rate: 50000, consumer_groups: [] }}
-queue_max_size: 400000
-queue_overflow_strategy: block
-topics:
-  e2e-load: {{ partitions: 3 }}
-routing: {{ fallback_topic: e2e-load }}
-sources:
-{load}",
-        bootstrap = tansu.bootstrap(),
-        dlq = scene.sqlite_url(),
-        load = synthetic("load", RATE, 1),
-    );
+    let config = Config::new(&tansu.bootstrap(), &scene.sqlite_url())
+        .with(json!({
+            "kafka": { "linger_ms": 20, "batch_size": 1000 },
+            "throttling": { "max_send_rate": 50000, "consumer_groups": [] },
+            "queue_max_size": 400000,
+            "queue_overflow_strategy": "block",
+            "topics": { "e2e-load": { "partitions": 3 } },
+            "routing": { "fallback_topic": "e2e-load" },
+        }))
+        .synthetic("load", RATE, 1);
     let mut server = Server::start(&scene, &config).await;
     wait_until(
         Duration::from_secs(30),

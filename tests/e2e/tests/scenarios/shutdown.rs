@@ -3,28 +3,24 @@
 
 use std::time::Duration;
 
-use e2e::{committed_seq, consume, sequences, synthetic, tally, Scene, Server, Storage};
+use e2e::{committed_seq, consume, sequences, tally, Config, Scene, Server, Storage};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains() {
     let scene = Scene::new("shutdown");
     let tansu = scene.tansu(Storage::Sqlite).await;
     // Offered 3,000 records/s against a send rate of 1,500/s: a backlog builds.
-    let config = format!(
-        "kafka: {{ bootstrap_servers: '{bootstrap}', linger_ms: 10 }}
-dlq: {{ url: '{dlq}' }}
-throttling: {{ max_send_rate: 1500 }}
-queue_max_size: 100000
-queue_overflow_strategy: block
-topics:
-  e2e-drain: {{ partitions: 2 }}
-routing: {{ fallback_topic: e2e-drain }}
-sources:
-{gen}",
-        bootstrap = tansu.bootstrap(),
-        dlq = scene.sqlite_url(),
-        gen = synthetic("gen", 3000, 5),
-    );
+    let config = Config::new(&tansu.bootstrap(), &scene.sqlite_url())
+        .with(json!({
+            "kafka": { "linger_ms": 10 },
+            "throttling": { "max_send_rate": 1500 },
+            "queue_max_size": 100000,
+            "queue_overflow_strategy": "block",
+            "topics": { "e2e-drain": { "partitions": 2 } },
+            "routing": { "fallback_topic": "e2e-drain" },
+        }))
+        .synthetic("gen", 3000, 5);
     let mut server = Server::start(&scene, &config).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let backlog = server.metrics().await.value("stream_queue_size", &[]);
