@@ -6,7 +6,6 @@
 //! server, installs tansu when missing and provides `DATABASE_URL`.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -357,7 +356,7 @@ impl Server {
 
     /// Waits until nothing is queued or in flight (after the sources stopped).
     pub async fn wait_drained(&self, timeout: Duration) {
-        wait_until(timeout, "queue and producer drained", || async {
+        test_support::poll_until(timeout, "queue and producer drained", || async {
             let m = self.metrics().await;
             m.value("stream_queue_size", &[]) == 0.0
                 && m.value("stream_producer_in_flight", &[]) == 0.0
@@ -404,22 +403,6 @@ impl Metrics {
             })
             .map(|(_, _, v)| v)
             .sum()
-    }
-}
-
-/// Polls `cond` every 200 ms until it holds; panics after `timeout` naming `what`.
-pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !cond().await {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -240,29 +240,17 @@ impl Drop for TempDir {
     }
 }
 
-/// Polls `check` every `every` until it returns `Some`, or panics naming `what` after
-/// `timeout` (on tokio's clock, so paused-time tests stay exact).
+/// Polls `cond` every 100 ms until it holds; panics after `timeout` naming `what`.
+/// Runs on tokio's clock, so paused-time tests stay exact.
 #[cfg(feature = "async")]
-pub async fn poll_until<T, F, Fut>(
-    what: &str,
-    timeout: Duration,
-    every: Duration,
-    mut check: F,
-) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
+pub async fn poll_until(timeout: Duration, what: &str, mut cond: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
+    while !cond().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
+            "timed out after {timeout:?} waiting for: {what}"
         );
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

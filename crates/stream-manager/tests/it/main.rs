@@ -2,34 +2,26 @@
 
 mod pipeline;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use stream_config::{Format, Loader, StreamConfig};
 use stream_manager::StreamManager;
 
-static N: AtomicU64 = AtomicU64::new(0);
-
 /// A mock cluster with single-partition `topics`, and a config from `yaml` pointed at it
-/// with a fresh SQLite DLQ.
+/// with a fresh SQLite DLQ in a folder removed when the returned guard drops.
 pub(crate) fn setup(
     yaml: &str,
     topics: &[&str],
 ) -> (
     MockCluster<'static, DefaultProducerContext>,
     StreamConfig,
-    std::path::PathBuf,
+    test_support::TempDir,
 ) {
     let mock = MockCluster::new(1).unwrap();
     for t in topics {
         mock.create_topic(t, 1, 1).unwrap();
     }
-    let dir = std::env::temp_dir().join(format!(
-        "sm-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    let dir = test_support::TempDir::new("sm-test");
     let env = [
         (
             "STREAM__KAFKA__BOOTSTRAP_SERVERS".to_owned(),
@@ -37,7 +29,7 @@ pub(crate) fn setup(
         ),
         (
             "STREAM__DLQ__URL".to_owned(),
-            format!("sqlite://{}/dlq.db", dir.display()),
+            format!("sqlite://{}/dlq.db", dir.path().display()),
         ),
         (
             "FIXTURES".to_owned(),

@@ -6,6 +6,7 @@ use producer::DlqFilter;
 use serde_json::Value;
 use stream_manager::StreamStatus;
 use test_support::kafka::consume;
+use test_support::poll_until;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -15,17 +16,6 @@ const BASE: &str = "
 kafka: { linger_ms: 5, batch_size: 200 }
 throttling: { max_send_rate: 100000 }
 ";
-
-async fn wait_for(mut f: impl AsyncFnMut() -> bool, limit: Duration) {
-    let start = std::time::Instant::now();
-    while !f().await {
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_source_is_delivered_count_for_count_with_headers() {
@@ -39,11 +29,12 @@ sources:
     custom_params: {{ path: '${{FIXTURES}}/readings.ndjson', records_per_fetch: 1000 }}
 "
     );
-    let (mock, cfg, dir) = setup(&yaml, &["readings"]);
+    let (mock, cfg, _dir) = setup(&yaml, &["readings"]);
     let m = start(cfg).await;
-    wait_for(
-        async || m.stream("replay").await.unwrap().records_processed == 300,
+    poll_until(
         Duration::from_secs(20),
+        "m.stream(\"replay\").await.unwrap().records_processed == 300",
+        async || m.stream("replay").await.unwrap().records_processed == 300,
     )
     .await;
     let got = consume(
@@ -80,7 +71,6 @@ sources:
         Some("300"),
         "cursor committed after delivery"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,11 +95,12 @@ sources:
 ",
         server.uri()
     );
-    let (mock, cfg, dir) = setup(&yaml, &["observations"]);
+    let (mock, cfg, _dir) = setup(&yaml, &["observations"]);
     let m = start(cfg).await;
-    wait_for(
-        async || m.stream("api").await.unwrap().records_processed == 120,
+    poll_until(
         Duration::from_secs(20),
+        "m.stream(\"api\").await.unwrap().records_processed == 120",
+        async || m.stream("api").await.unwrap().records_processed == 120,
     )
     .await;
     let got = consume(
@@ -121,7 +112,6 @@ sources:
     let unique: std::collections::HashSet<_> = got.iter().map(|c| c.id.clone()).collect();
     assert_eq!((got.len(), unique.len()), (120, 120));
     m.shutdown(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,14 +133,15 @@ sources:
     custom_params: {{ path: '${{FIXTURES}}/readings.ndjson' }}
 "
     );
-    let (mock, cfg, dir) = setup(&yaml, &["readings", "alerts"]);
+    let (mock, cfg, _dir) = setup(&yaml, &["readings", "alerts"]);
     let m = start(cfg).await;
-    wait_for(
+    poll_until(
+        Duration::from_secs(20),
+        "{ let s = m.list_streams().await; s.iter().map(|s| s.records_processed).sum::<u64>() == 305 }",
         async || {
             let s = m.list_streams().await;
             s.iter().map(|s| s.records_processed).sum::<u64>() == 305
         },
-        Duration::from_secs(20),
     )
     .await;
     let got = consume(
@@ -170,7 +161,6 @@ sources:
         assert_eq!(c.topic, expected, "{v}");
     }
     m.shutdown(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,17 +185,19 @@ sources:
     enabled: false
     custom_params: { path: '${FIXTURES}/alerts.ndjson' }
 ";
-    let (mock, cfg, dir) = setup(yaml, &["all"]);
+    let (mock, cfg, _dir) = setup(yaml, &["all"]);
     let m = start(cfg).await;
-    wait_for(
-        async || m.get_metrics().await.queue.len_by_priority[0] > 200,
+    poll_until(
         Duration::from_secs(10),
+        "m.get_metrics().await.queue.len_by_priority[0] > 200",
+        async || m.get_metrics().await.queue.len_by_priority[0] > 200,
     )
     .await;
     m.start_stream("late_alerts").await.unwrap();
-    wait_for(
-        async || m.stream("late_alerts").await.unwrap().records_processed == 5,
+    poll_until(
         Duration::from_secs(10),
+        "m.stream(\"late_alerts\").await.unwrap().records_processed == 5",
+        async || m.stream("late_alerts").await.unwrap().records_processed == 5,
     )
     .await;
     let backlog = m.get_metrics().await.queue.len_by_priority[0];
@@ -226,7 +218,6 @@ sources:
         .rposition(|c| c.payload.windows(8).any(|w| w == b"alert_id"))
         .unwrap();
     assert!(last_alert < 200, "alerts at position {last_alert} of 305");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,14 +234,15 @@ sources:
     ingestion: { mode: real_time, polling_interval_seconds: 3600 }
     custom_params: { path: '${FIXTURES}/readings.ndjson' }
 ";
-    let (mock, cfg, dir) = setup(yaml, &["all"]);
+    let (mock, cfg, _dir) = setup(yaml, &["all"]);
     let m = start(cfg).await;
-    wait_for(
+    poll_until(
+        Duration::from_secs(30),
+        "{ let s = m.stream(\"burst\").await.unwrap(); s.records_processed + s.records_dead_lettered == 300 }",
         async || {
             let s = m.stream("burst").await.unwrap();
             s.records_processed + s.records_dead_lettered == 300
         },
-        Duration::from_secs(30),
     )
     .await;
     let s = m.stream("burst").await.unwrap();
@@ -294,7 +286,6 @@ sources:
         "every record either in Kafka or in the DLQ"
     );
     m.shutdown(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +300,7 @@ sources:
     ingestion: { mode: continuous_streaming, polling_interval_seconds: 0.02, buffer_size: 200, buffer_flush_interval_seconds: 0.2 }
     custom_params: { records_per_second: 5000, seed: 3 }
 ";
-    let (mock, cfg, dir) = setup(yaml, &["all"]);
+    let (mock, cfg, _dir) = setup(yaml, &["all"]);
     let m = start(cfg).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     m.shutdown(Duration::from_secs(20)).await;
@@ -329,7 +320,6 @@ sources:
     );
     let unique: std::collections::HashSet<_> = got.iter().map(|c| c.id.clone()).collect();
     assert_eq!(unique.len() as u64, s.records_processed);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,7 +338,7 @@ sources:
     custom_params: {{ records_per_second: 10 }}
 "
     );
-    let (_mock, cfg, dir) = setup(&yaml, &["all", "b-topic"]);
+    let (_mock, cfg, _dir) = setup(&yaml, &["all", "b-topic"]);
     let m = start(cfg.clone()).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let before_a = m.stream("a").await.unwrap().polls;
@@ -381,7 +371,6 @@ sources:
     assert_eq!(m.config().routing.fallback_topic, "all");
     assert!(m.stream("web").await.is_err(), "no stream was added");
     m.shutdown(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,7 +384,7 @@ sources:
     ingestion: {{ mode: real_time, polling_interval_seconds: 0.1 }}
 "
     );
-    let (_mock, cfg, dir) = setup(&yaml, &["all"]);
+    let (_mock, cfg, _dir) = setup(&yaml, &["all"]);
     let m = start(cfg).await;
     let h = m.health().await;
     assert!(h.healthy, "{h:?}");
@@ -428,7 +417,6 @@ sources:
         Err(stream_manager::Error::UnknownStream(_))
     ));
     m.shutdown(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,11 +432,12 @@ sources:
     custom_params: {{ path: '${{FIXTURES}}/alerts.ndjson' }}
 "
     );
-    let (mock, cfg, dir) = setup(&yaml, &["all"]);
+    let (mock, cfg, _dir) = setup(&yaml, &["all"]);
     let m = start(cfg).await;
-    wait_for(
-        async || m.stream("replay").await.unwrap().records_processed == 5,
+    poll_until(
         Duration::from_secs(20),
+        "m.stream(\"replay\").await.unwrap().records_processed == 5",
+        async || m.stream("replay").await.unwrap().records_processed == 5,
     )
     .await;
     let got = consume(
@@ -465,5 +454,4 @@ sources:
     );
     assert!(v["data"]["alert_id"].is_string(), "{v}");
     m.shutdown(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
 }

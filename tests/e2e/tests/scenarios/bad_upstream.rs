@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use e2e::{
-    committed_seq, consume, header, json, sequences, serve, tally, wait_until, Config, Scene,
-    Server, Storage,
+    committed_seq, consume, header, json, sequences, serve, tally, Config, Scene, Server, Storage,
 };
 use serde_json::{json, Value};
 use sqlx::Row as _;
+use test_support::poll_until;
 
 const NDJSON_GOOD: usize = 20;
 const NDJSON_BAD: usize = 3;
@@ -128,7 +128,7 @@ async fn bad_upstreams() {
         .source("hang", http("/hang", json!({ "type": "json" })))
         .synthetic("good", 300, 11);
     let mut server = Server::start(&scene, &config).await;
-    wait_until(
+    poll_until(
         Duration::from_secs(60),
         "every bad upstream was met",
         || async {

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Json;
-use e2e::{consume, json, serve, wait_until, Config, Scene, Server, Storage};
+use e2e::{consume, json, serve, Config, Scene, Server, Storage};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use serde_json::json;
 use sqlx::Row as _;
+use test_support::poll_until;
 
 const OK: usize = 15;
 const LOST: usize = 10;
@@ -121,7 +122,7 @@ async fn dlq_on_postgres_and_replay() {
             })
             .unwrap_or_default()
     };
-    wait_until(
+    poll_until(
         Duration::from_secs(60),
         "15 rows in failed_messages",
         || {
@@ -166,7 +167,7 @@ async fn dlq_on_postgres_and_replay() {
         .expect("create topic");
     assert!(created.iter().all(Result::is_ok), "{created:?}");
     let mut replay_calls = 0;
-    wait_until(
+    poll_until(
         Duration::from_secs(60),
         "the unknown-topic rows replayed",
         || {

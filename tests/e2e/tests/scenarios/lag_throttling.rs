@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::{wait_until, Config, Metrics, Scene, Server, Storage};
+use e2e::{Config, Metrics, Scene, Server, Storage};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
+use test_support::poll_until;
 
 const MAX_RATE: f64 = 2000.0;
 const OFFERED: u64 = 800;
@@ -90,7 +91,7 @@ async fn lag_throttling() {
     let mut server = Server::start(&scene, &config).await;
 
     // Consumer keeping up: normal state at full rate.
-    wait_until(Duration::from_secs(30), "normal at max rate", || async {
+    poll_until(Duration::from_secs(30), "normal at max rate", || async {
         let m = server.metrics().await;
         sent(&m) > 0.0 && state(&m) == 0.0 && rate(&m) == MAX_RATE
     })
@@ -137,7 +138,7 @@ async fn lag_throttling() {
     // The consumer resumes: lag falls, the state recovers, the rate returns to max.
     run.store(true, Ordering::Relaxed);
     let resumed_at = Instant::now();
-    wait_until(
+    poll_until(
         Duration::from_secs(90),
         "recovered to normal at max rate",
         || async {

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{committed_seq, consume, sequences, tally, wait_until, Config, Scene, Server, Storage};
+use e2e::{committed_seq, consume, sequences, tally, Config, Scene, Server, Storage};
 use serde_json::json;
+use test_support::poll_until;
 
 const RATE: u64 = 2500;
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -25,7 +26,7 @@ async fn broker_outage() {
         }))
         .synthetic("load", RATE, 1);
     let mut server = Server::start(&scene, &config).await;
-    wait_until(
+    poll_until(
         Duration::from_secs(30),
         "ready before the outage",
         || async { server.get("/ready").await.0 == 200 },
@@ -59,7 +60,7 @@ async fn broker_outage() {
     );
 
     tansu.restart().expect("tansu restarts");
-    wait_until(
+    poll_until(
         Duration::from_secs(60),
         "ready after the outage",
         || async { server.get("/ready").await.0 == 200 },
