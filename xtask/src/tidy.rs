@@ -37,21 +37,33 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-fn check_sources(root: &Path) -> Result<Vec<String>> {
+/// Every file below the checked folders whose name `keep` accepts, sorted, as (path
+/// relative to `root`, text).
+fn read_files(root: &Path, keep: fn(&Path) -> bool) -> Result<Vec<(String, String)>> {
     let mut files = Vec::new();
     for dir in CHECKED {
-        collect_rs(&root.join(dir), &mut files)?;
+        collect(&root.join(dir), keep, &mut files)?;
     }
     files.sort();
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("while reading {}", file.display()))?;
+            let rel = file
+                .strip_prefix(root)
+                .unwrap_or(file)
+                .display()
+                .to_string();
+            Ok((rel, text))
+        })
+        .collect()
+}
+
+fn check_sources(root: &Path) -> Result<Vec<String>> {
+    let files = read_files(root, |p| p.extension().is_some_and(|e| e == "rs"))?;
     let mut problems = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("while reading {}", file.display()))?;
-        let rel = file
-            .strip_prefix(root)
-            .unwrap_or(file)
-            .display()
-            .to_string();
+    for (rel, text) in &files {
         if !text.trim_start().starts_with("//!") {
             problems.push(format!(
                 "{rel}: must start with a `//!` line saying what the file is for"
@@ -66,7 +78,7 @@ fn check_sources(root: &Path) -> Result<Vec<String>> {
         }
         let lines = text.lines().count();
         let is_test = rel.contains("/tests/") || rel.contains("/benches/");
-        let excepted = LONG_FILES.iter().any(|(f, _)| rel == *f);
+        let excepted = LONG_FILES.iter().any(|(f, _)| rel == f);
         if lines > MAX_LINES && !is_test && !excepted {
             problems.push(format!(
                 "{rel}: {lines} lines; split it by responsibility (at most {MAX_LINES}), or add it to LONG_FILES in xtask/src/tidy.rs saying why"
@@ -155,25 +167,14 @@ fn check_dependencies(root: &Path) -> Result<Vec<String>> {
     let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md"))
         .context("while reading ARCHITECTURE.md")?;
     let rules = parse_rules(&architecture)?;
-    let mut manifests = Vec::new();
-    for dir in CHECKED {
-        collect_manifests(&root.join(dir), &mut manifests)?;
-    }
-    manifests.sort();
-    let crates: Vec<(String, String, Vec<String>)> = manifests
-        .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("while reading {}", path.display()))?;
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .display()
-                .to_string();
-            let (name, deps) = manifest(&text);
-            Ok((rel, name.unwrap_or_default(), deps))
-        })
-        .collect::<Result<_>>()?;
+    let crates: Vec<(String, String, Vec<String>)> =
+        read_files(root, |p| p.file_name().is_some_and(|n| n == "Cargo.toml"))?
+            .into_iter()
+            .map(|(rel, text)| {
+                let (name, deps) = manifest(&text);
+                (rel, name.unwrap_or_default(), deps)
+            })
+            .collect();
     let workspace: BTreeSet<&str> = crates.iter().map(|(_, n, _)| n.as_str()).collect();
     let mut problems = Vec::new();
     for (rel, name, deps) in &crates {
@@ -205,28 +206,7 @@ fn check_dependencies(root: &Path) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-fn collect_manifests(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    if dir.join("Cargo.toml").is_file() {
-        out.push(dir.join("Cargo.toml"));
-    }
-    for entry in
-        std::fs::read_dir(dir).with_context(|| format!("while listing {}", dir.display()))?
-    {
-        let path = entry?.path();
-        let skip = path
-            .file_name()
-            .is_some_and(|n| n == "target" || n == "src" || n == "tests" || n == "benches");
-        if path.is_dir() && !skip {
-            collect_manifests(&path, out)?;
-        }
-    }
-    Ok(())
-}
-
-fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn collect(dir: &Path, keep: fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
@@ -238,8 +218,8 @@ fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             if path.file_name().is_some_and(|n| n == "target") {
                 continue;
             }
-            collect_rs(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "rs") {
+            collect(&path, keep, out)?;
+        } else if keep(&path) {
             out.push(path);
         }
     }
