@@ -345,8 +345,16 @@ async fn put_config(State(s): State<Arc<AppState>>, headers: HeaderMap, body: St
         .loader
         .load_str(&body, format, "<PUT /config>")
         .map_err(|e| config_error(&e))?;
+    let warnings: Vec<String> = stream_config::warnings(&next)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    crate::log_warnings(&next);
     let touched = s.manager.apply_config(next).await?;
-    Ok(Json(json!({ "applied": true, "restarted_streams": touched })).into_response())
+    Ok(
+        Json(json!({ "applied": true, "restarted_streams": touched, "warnings": warnings }))
+            .into_response(),
+    )
 }
 
 async fn openapi() -> Json<Value> {

@@ -96,6 +96,13 @@ pub(crate) fn load_checked(file: &Path) -> Result<StreamConfig, String> {
     ))
 }
 
+/// Logs what is valid but probably not meant (at start and on every reload).
+pub(crate) fn log_warnings(cfg: &StreamConfig) {
+    for w in stream_config::warnings(cfg) {
+        tracing::warn!(key = %w.path, hint = w.hint.as_deref().unwrap_or(""), "{}", w.message);
+    }
+}
+
 fn install_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,sqlx=warn"));
@@ -131,6 +138,7 @@ fn install_metrics(namespace: &str) -> anyhow::Result<PrometheusHandle> {
 fn run(file: PathBuf, json_logs: bool) -> anyhow::Result<()> {
     let cfg = load_checked(&file).map_err(anyhow::Error::msg)?;
     install_tracing(json_logs);
+    log_warnings(&cfg);
     let metrics = install_metrics(&cfg.server.metrics_namespace)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -143,7 +151,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Run(ConfigFile::default()));
     let result = match command {
-        Command::Validate(file) => load_checked(&file.path()).map(|_| println!("ok")),
+        Command::Validate(file) => {
+            let path = file.path();
+            load_checked(&path).map(|cfg| {
+                for w in stream_config::warnings(&cfg) {
+                    eprintln!("{}: warning: {w}", path.display());
+                }
+                println!("ok");
+            })
+        }
         Command::PrintConfig(file) => loader()
             .load_file(file.path())
             .map(|cfg| print!("{}", stream_config::redacted_yaml(&cfg)))

@@ -137,6 +137,7 @@ impl Signals {
 async fn reload(manager: &StreamManager, config_path: &std::path::Path) {
     match crate::load_checked(config_path) {
         Ok(mut next) => {
+            crate::log_warnings(&next);
             // The broker address in force stays (an embedded broker keeps its port).
             next.kafka.bootstrap_servers = manager.config().kafka.bootstrap_servers.clone();
             match manager.apply_config(next).await {

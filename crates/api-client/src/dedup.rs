@@ -1,7 +1,9 @@
-//! A bounded window of record keys, for upstreams that return overlapping windows.
+//! A bounded window of record identities, for upstreams that return overlapping windows.
+//! The window is part of a source's fetch state (`http/state.rs`): it is remembered only
+//! when the records it admitted have settled, and survives restarts with the cursor.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::hash::Hasher as _;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -10,58 +12,81 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DedupSpec {
-    /// JSON pointers whose values together identify a record.
+    /// JSON pointers whose values together identify a record. A record missing any of
+    /// them is never treated as a repeat (and not remembered).
     pub keys: Vec<String>,
-    /// Identities remembered (oldest forgotten first).
+    /// Identities remembered (oldest forgotten first). Each costs 8 bytes of persisted
+    /// state.
     #[serde(default = "default_window")]
     pub window: usize,
 }
 
-fn default_window() -> usize {
-    100_000
+pub(crate) fn default_window() -> usize {
+    20_000
 }
 
-/// Remembers the last `window` identities.
-#[derive(Debug)]
-pub(crate) struct Dedup {
-    spec: DedupSpec,
-    seen: Mutex<(HashSet<String>, VecDeque<String>)>,
-}
-
-impl Dedup {
-    /// A window per `spec`.
-    pub(crate) fn new(spec: DedupSpec) -> Self {
-        Self {
-            spec,
-            seen: Mutex::new((HashSet::new(), VecDeque::new())),
+impl DedupSpec {
+    /// The record's identity: a stable 64-bit hash (FNV-1a, the same on every run and
+    /// build) of its key values; `None` when a key is missing or null.
+    pub(crate) fn identity(&self, record: &Value) -> Option<u64> {
+        let mut h = fnv::FnvHasher::default();
+        for key in &self.keys {
+            match record.pointer(key) {
+                None | Some(Value::Null) => return None,
+                Some(v) => {
+                    h.write(v.to_string().as_bytes());
+                    h.write_u8(0x1f);
+                }
+            }
         }
+        Some(h.finish())
+    }
+}
+
+/// The identities remembered, oldest first, with a set for lookups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Window {
+    order: VecDeque<u64>,
+    set: HashSet<u64>,
+}
+
+impl Window {
+    pub(crate) fn from_ids(ids: impl IntoIterator<Item = u64>) -> Self {
+        let mut w = Self::default();
+        for id in ids {
+            if w.set.insert(id) {
+                w.order.push_back(id);
+            }
+        }
+        w
     }
 
-    fn identity(&self, record: &Value) -> String {
-        let parts: Vec<String> = self
-            .spec
-            .keys
-            .iter()
-            .map(|p| record.pointer(p).map(Value::to_string).unwrap_or_default())
-            .collect();
-        parts.join("\u{1f}")
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.order.iter().copied()
     }
 
-    /// Keeps the records not seen within the window (and remembers them).
-    pub(crate) fn filter(&self, records: Vec<Value>) -> Vec<Value> {
-        let mut guard = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let (set, order) = &mut *guard;
+    pub(crate) fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Keeps the records not seen within the window and remembers their identities;
+    /// records without an identity always pass.
+    pub(crate) fn filter(&mut self, spec: &DedupSpec, records: Vec<Value>) -> Vec<Value> {
+        let cap = spec.window.max(1);
         let mut out = Vec::with_capacity(records.len());
         for r in records {
-            let id = self.identity(&r);
-            if set.insert(id.clone()) {
-                order.push_back(id);
-                while order.len() > self.spec.window.max(1) {
-                    if let Some(old) = order.pop_front() {
-                        set.remove(&old);
+            match spec.identity(&r) {
+                None => out.push(r),
+                Some(id) if self.set.insert(id) => {
+                    self.order.push_back(id);
+                    while self.order.len() > cap {
+                        if let Some(old) = self.order.pop_front() {
+                            self.set.remove(&old);
+                        }
                     }
+                    out.push(r);
                 }
-                out.push(r);
+                Some(_) => {}
             }
         }
         out
@@ -73,22 +98,53 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn spec(window: usize) -> DedupSpec {
+        DedupSpec {
+            keys: vec!["/lat".into(), "/lon".into()],
+            window,
+        }
+    }
+
     #[test]
     fn drops_repeats_within_the_window_only() {
-        let d = Dedup::new(DedupSpec {
-            keys: vec!["/lat".into(), "/lon".into()],
-            window: 2,
-        });
+        let (d, mut w) = (spec(2), Window::default());
         let a = json!({"lat": 1, "lon": 2, "x": "first"});
         let b = json!({"lat": 1, "lon": 3});
         let c = json!({"lat": 9, "lon": 9});
-        assert_eq!(d.filter(vec![a.clone(), a.clone(), b.clone()]).len(), 2);
+        assert_eq!(w.filter(&d, vec![a.clone(), a.clone(), b.clone()]).len(), 2);
         assert_eq!(
-            d.filter(vec![json!({"lat": 1, "lon": 2, "x": "later"})])
+            w.filter(&d, vec![json!({"lat": 1, "lon": 2, "x": "later"})])
                 .len(),
             0
         );
-        assert_eq!(d.filter(vec![c]).len(), 1); // evicts a's identity
-        assert_eq!(d.filter(vec![a]).len(), 1);
+        assert_eq!(w.filter(&d, vec![c]).len(), 1); // evicts a's identity
+        assert_eq!(w.filter(&d, vec![a]).len(), 1);
+    }
+
+    #[test]
+    fn records_missing_a_key_are_never_collapsed() {
+        let (d, mut w) = (spec(10), Window::default());
+        let no_lon = json!({"lat": 1});
+        let null_lon = json!({"lat": 1, "lon": null});
+        let kept = w.filter(&d, vec![no_lon.clone(), no_lon.clone(), null_lon.clone()]);
+        assert_eq!(
+            kept.len(),
+            3,
+            "three records without an identity are three records"
+        );
+        assert!(w.is_empty(), "and none is remembered");
+        // `1` and `"1"` are different values, so different identities.
+        let kept = w.filter(
+            &d,
+            vec![json!({"lat": 1, "lon": 1}), json!({"lat": 1, "lon": "1"})],
+        );
+        assert_eq!(kept.len(), 2);
+    }
+
+    #[test]
+    fn identities_are_stable_across_runs() {
+        // Persisted windows must mean the same after a restart or a rebuild.
+        let id = spec(1).identity(&json!({"lat": 38.5, "lon": -121.4}));
+        assert_eq!(id, Some(0xd314_2ac1_a09e_9562));
     }
 }

@@ -46,4 +46,4 @@ pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,
 };
 pub use metrics::describe_metrics;
-pub use source::{Cursor, Error, Fetch, Rejected, Result, Source};
+pub use source::{Cursor, Error, Fetch, PartStatus, Rejected, Result, Source};

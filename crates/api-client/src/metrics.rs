@@ -9,6 +9,8 @@ pub(crate) const NOT_MODIFIED: &str = "api_not_modified_total";
 pub(crate) const CACHE_HITS: &str = "api_cache_hits_total";
 pub(crate) const RETRIES: &str = "api_retries_total";
 pub(crate) const BREAKER: &str = "api_breaker_state";
+pub(crate) const PAGE_FAILURES: &str = "api_page_failures_total";
+pub(crate) const MAX_PAGES: &str = "api_max_pages_reached_total";
 
 /// Registers the help text of every source metric with the installed recorder.
 pub fn describe_metrics() {

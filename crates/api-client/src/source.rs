@@ -11,6 +11,15 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cursor(pub String);
 
+impl Cursor {
+    /// What an operator needs to see of it: for an HTTP source's fetch state, its
+    /// incremental value (and where an interrupted walk resumes) without the validators
+    /// and dedup window it also carries; otherwise the cursor itself.
+    pub fn summary(&self) -> String {
+        crate::http::cursor_summary(self)
+    }
+}
+
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -52,6 +61,10 @@ pub struct Fetch {
     pub changed: bool,
     /// Records that could not be decoded.
     pub rejected: Vec<Rejected>,
+    /// Parts of the fetch that failed while others succeeded (a page of a walk, one
+    /// endpoint of a multi-endpoint source), redacted. Their state was kept, so the next
+    /// poll asks for them again; the records in hand are emitted all the same.
+    pub failures: Vec<String>,
 }
 
 impl Fetch {
@@ -125,4 +138,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub trait Source: Send + Sync + fmt::Debug {
     /// Fetches what is new since `cursor`.
     async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error>;
+
+    /// The health of each upstream endpoint this source polls (none for a source that
+    /// polls nothing remote).
+    fn parts(&self) -> Vec<PartStatus> {
+        Vec::new()
+    }
+}
+
+/// The health of one upstream endpoint of a source, as its last poll left it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PartStatus {
+    /// The endpoint: its URL with every configured secret replaced by `***`.
+    pub name: String,
+    /// The last answer: an HTTP status (`200`, `304`, `503`), `cached`, or what went
+    /// wrong before any answer (`timed out`, `request failed`, `breaker open`).
+    pub last_status: Option<String>,
+    /// Polls in a row that failed (0 after a success).
+    pub consecutive_failures: u32,
+    /// The last failure, redacted.
+    pub last_error: Option<String>,
 }

@@ -291,6 +291,20 @@ impl Ctx {
             .last_success
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(std::time::SystemTime::now());
+        if !fetch.failures.is_empty() {
+            // Part of the fetch failed (a page, an endpoint): its records are emitted
+            // as usual and the failed part is asked for again next poll; the stream shows
+            // it as failing meanwhile.
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(m::ERRORS, "source" => self.source_id.to_string()).increment(1);
+            let message = fetch.failures.join("; ");
+            tracing::warn!(source = %self.source_id, failures = %message, "part of a fetch failed");
+            *self
+                .stats
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some((message, std::time::SystemTime::now()));
+        }
         let n = fetch.records.len() + fetch.rejected.len();
         let seq = match self.tracker.register(fetch.next_cursor.clone(), n).await {
             Ok(seq) => seq,

@@ -51,6 +51,7 @@ pub use model::{
 };
 pub use redact::{is_secret_key, redacted, redacted_yaml, REDACTED};
 pub use save::save;
+pub use validate::warnings;
 
 /// The candidate closest to `name` (for "did you mean"), if any is close enough.
 pub(crate) fn closest<'a>(

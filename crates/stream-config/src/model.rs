@@ -528,7 +528,10 @@ pub struct SourceConfig {
     /// Per-request timeout.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: f64,
-    /// How long an identical response may be served from cache (never re-emitted).
+    /// How long an identical request is answered "nothing new" without asking the
+    /// upstream again (0, the default: every poll asks; validators make unchanged
+    /// answers cheap anyway). Longer than the polling interval, it slows polling to one
+    /// request per TTL — `validate` and the server warn about that.
     #[serde(default = "default_cache_ttl_seconds")]
     pub cache_ttl_seconds: u64,
     /// How the Kafka message key of each record is derived (no key when absent).
@@ -775,7 +778,7 @@ fn default_timeout_seconds() -> f64 {
     30.0
 }
 fn default_cache_ttl_seconds() -> u64 {
-    60
+    0
 }
 fn default_polling_interval_seconds() -> f64 {
     30.0

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 /// The fastest rate a throttle paces: one record per nanosecond.
 const MAX_SEND_RATE: f64 = 1e9;
 
-use crate::model::{ContentRule, RuleOperator, SourceConfig, StreamConfig};
+use crate::model::{ContentRule, IngestionModeKind, RuleOperator, SourceConfig, StreamConfig};
 use crate::path::KeyPath;
 
 /// A rule violation before it is given a file position.
@@ -501,4 +501,33 @@ fn source(
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What is valid but probably not meant, one diagnostic each (no positions): the server
+/// logs them at start and on reload, `validate` prints them.
+pub fn warnings(cfg: &StreamConfig) -> Vec<crate::Diagnostic> {
+    let mut out = Vec::new();
+    for (id, src) in &cfg.sources {
+        let ing = &src.ingestion;
+        let interval = match ing.mode {
+            IngestionModeKind::Batch if ing.cron.is_some() => continue,
+            IngestionModeKind::Batch => ing.schedule_interval_seconds as f64,
+            IngestionModeKind::RealTime | IngestionModeKind::ContinuousStreaming => {
+                ing.polling_interval_seconds
+            }
+        };
+        if src.cache_ttl_seconds as f64 > interval {
+            out.push(
+                crate::Diagnostic::new(
+                    format!("sources.{id}.cache_ttl_seconds"),
+                    format!(
+                        "a {} s response cache answers polls every {interval} s with \"nothing new\": the upstream is asked once per {} s",
+                        src.cache_ttl_seconds, src.cache_ttl_seconds
+                    ),
+                )
+                .with_hint("set it to at most the polling interval, or 0 (the default)"),
+            );
+        }
+    }
+    out
 }

@@ -57,8 +57,11 @@ pub struct StreamInfo {
     pub last_delivery_ms: Option<i64>,
     /// Seconds since the stream last started (0 when not running).
     pub uptime_seconds: u64,
-    /// The last committed cursor.
+    /// The last committed cursor (for an HTTP source, its incremental value and resume
+    /// point; validators and the dedup window are committed with it but not shown).
     pub cursor: Option<String>,
+    /// Each upstream endpoint: URL (secrets redacted), last status, failures in a row.
+    pub parts: Vec<api_client::PartStatus>,
 }
 
 pub(crate) struct Stream {
@@ -107,7 +110,8 @@ impl Stream {
             last_error: stats.last_error,
             last_delivery_ms: (last > 0).then_some(last),
             uptime_seconds: self.started_at.map_or(0, |t| t.elapsed().as_secs()),
-            cursor: self.ctx.tracker.committed().map(|c| c.0),
+            cursor: self.ctx.tracker.committed().map(|c| c.summary()),
+            parts: self.source.parts(),
         }
     }
 }

@@ -126,3 +126,21 @@ fn every_command_takes_the_file_positionally_or_as_config() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn validate_warns_about_a_cache_that_slows_polling_but_accepts_it() {
+    let dir = test_support::TempDir::new("cli-warn");
+    let file = dir.path().join("c.yaml");
+    std::fs::write(
+        &file,
+        "sources:\n  s:\n    source_type: synthetic\n    ingestion: { mode: real_time, polling_interval_seconds: 1 }\n    cache_ttl_seconds: 60\n",
+    )
+    .unwrap();
+    let out = server(&["validate", file.to_str().unwrap()], &[]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: `sources.s.cache_ttl_seconds`"),
+        "{err}"
+    );
+}

@@ -124,6 +124,7 @@ impl Source for FileSource {
             })),
             records,
             rejected,
+            failures: Vec::new(),
         })
     }
 }

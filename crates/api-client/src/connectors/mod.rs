@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use stream_config::SourceConfig;
 
 use crate::http::{ClientOptions, HttpApiClient, HttpSpec};
-use crate::source::{Cursor, Error, Fetch, Source};
+use crate::source::{Cursor, Error, Fetch, PartStatus, Source};
 
 pub(crate) use file::FileSource;
 pub use synthetic::{SyntheticParams, SyntheticSource};
@@ -118,30 +118,91 @@ pub fn params<T: DeserializeOwned>(id: &str, cfg: &SourceConfig) -> Result<T, Er
     })
 }
 
-/// Several sources polled as one (e.g. NOAA observations of many stations and alerts):
-/// records concatenated; one failing part fails the fetch so nothing is half-committed.
+/// Several endpoints polled as one source (e.g. NOAA observations of many stations and
+/// alerts). The parts are independent: each is fetched concurrently with its own fetch
+/// state, kept in this source's cursor under the part's label; a part that fails keeps
+/// its state (so the next poll asks it again) and never discards or delays the records
+/// of the others. The fetch fails only when every part failed.
 #[derive(Debug)]
 pub(crate) struct MultiSource {
-    parts: Vec<Arc<dyn Source>>,
+    parts: Vec<(String, Arc<dyn Source>)>,
 }
 
 impl MultiSource {
-    /// Polls `parts` in order.
-    pub(crate) fn new(parts: Vec<Arc<dyn Source>>) -> Self {
+    /// Polls `parts`, each under a label unique within this source.
+    pub(crate) fn new(parts: Vec<(String, Arc<dyn Source>)>) -> Self {
         Self { parts }
     }
+
+    fn decode(cursor: Option<&Cursor>) -> BTreeMap<String, String> {
+        cursor
+            .and_then(|c| serde_json::from_str::<MultiState>(&c.0).ok())
+            .map(|m| m.parts)
+            .unwrap_or_default()
+    }
+}
+
+/// The cursor of a [`MultiSource`]: each part's cursor by label.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct MultiState {
+    parts: BTreeMap<String, String>,
 }
 
 #[async_trait]
 impl Source for MultiSource {
-    async fn fetch(&self, _cursor: Option<&Cursor>) -> Result<Fetch, Error> {
-        let mut all = Fetch::unchanged();
-        for part in &self.parts {
-            let f = part.fetch(None).await?;
-            all.changed |= f.changed;
-            all.records.extend(f.records);
-            all.rejected.extend(f.rejected);
+    async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
+        let states = Self::decode(cursor);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (label, part)) in self.parts.iter().enumerate() {
+            let part = part.clone();
+            let from = states.get(label).cloned().map(Cursor);
+            tasks.spawn(async move { (i, part.fetch(from.as_ref()).await) });
+        }
+        let mut results: Vec<(usize, Result<Fetch, Error>)> = Vec::with_capacity(self.parts.len());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(r) => results.push(r),
+                Err(e) => return Err(Error::Io(format!("a part's fetch task died: {e}"))),
+            }
+        }
+        results.sort_by_key(|(i, _)| *i);
+        let mut all = Fetch::default();
+        let mut next = states.clone();
+        let (mut failed, mut last_error) = (0, None);
+        for (i, result) in results {
+            let label = &self.parts[i].0;
+            match result {
+                Ok(f) => {
+                    all.changed |= f.changed;
+                    all.records.extend(f.records);
+                    all.rejected.extend(f.rejected);
+                    all.failures
+                        .extend(f.failures.into_iter().map(|m| format!("{label}: {m}")));
+                    if let Some(c) = f.next_cursor {
+                        next.insert(label.clone(), c.0);
+                    }
+                }
+                Err(e) => {
+                    all.failures.push(format!("{label}: {e}"));
+                    failed += 1;
+                    last_error = Some(e);
+                }
+            }
+        }
+        if let Some(e) = last_error.filter(|_| failed == self.parts.len()) {
+            // Every part failed: nothing is in hand, and every state stays as it was.
+            return Err(e);
+        }
+        next.retain(|label, _| self.parts.iter().any(|(l, _)| l == label));
+        if next != states {
+            all.next_cursor = serde_json::to_string(&MultiState { parts: next })
+                .ok()
+                .map(Cursor);
         }
         Ok(all)
+    }
+
+    fn parts(&self) -> Vec<PartStatus> {
+        self.parts.iter().flat_map(|(_, p)| p.parts()).collect()
     }
 }

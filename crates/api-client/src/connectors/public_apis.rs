@@ -76,13 +76,13 @@ pub(super) fn noaa_weather(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Sourc
         dedup: dedup(dedup_keys),
         ..HttpSpec::get(url)
     };
-    let mut parts: Vec<Arc<dyn Source>> = Vec::new();
+    let mut specs: Vec<(String, HttpSpec)> = Vec::new();
     for station in &p.stations {
         let spec = geo(
             format!("{base}/stations/{station}/observations/latest"),
             &["/properties/station", "/properties/timestamp"],
         );
-        parts.push(Arc::new(client(id, cfg, spec)?));
+        specs.push((format!("station {station}"), spec));
     }
     if let Some(state) = &p.state {
         if p.alerts {
@@ -91,7 +91,7 @@ pub(super) fn noaa_weather(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Sourc
                 &["/id", "/properties/sent"],
             );
             spec.query.insert("area".into(), state.clone());
-            parts.push(Arc::new(client(id, cfg, spec)?));
+            specs.push((format!("alerts {state}"), spec));
         }
         if p.list_stations {
             let mut spec = geo(format!("{base}/stations"), &["/id"]);
@@ -99,15 +99,27 @@ pub(super) fn noaa_weather(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Sourc
             spec.pagination = Pagination::NextLink {
                 pointer: "/pagination/next".into(),
             };
-            parts.push(Arc::new(client(id, cfg, spec)?));
+            specs.push((format!("stations {state}"), spec));
         }
     }
-    if parts.is_empty() {
+    if specs.is_empty() {
         return Err(bad(
             id,
             "stations",
             "give `stations` (ids) and/or `state` (for alerts)",
         ));
+    }
+    // One rate limit for the whole source, as `rate_limit_per_minute` says.
+    let mut parts: Vec<(String, Arc<dyn Source>)> = Vec::new();
+    let mut first: Option<Arc<HttpApiClient>> = None;
+    for (label, spec) in specs {
+        let mut c = client(id, cfg, spec)?;
+        if let Some(f) = &first {
+            c = c.share_rate_limit(f);
+        }
+        let c = Arc::new(c);
+        first.get_or_insert_with(|| c.clone());
+        parts.push((label, c));
     }
     Ok(Arc::new(MultiSource::new(parts)))
 }

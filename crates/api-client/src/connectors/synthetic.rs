@@ -138,7 +138,7 @@ impl Source for SyntheticSource {
             changed: !records.is_empty(),
             next_cursor: Some(Cursor((start + n as u64).to_string())),
             records,
-            rejected: Vec::new(),
+            ..Fetch::default()
         })
     }
 }

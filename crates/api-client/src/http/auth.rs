@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::spec::{Auth, HttpSpec, KeyLocation, Method};
+use super::state::Validators;
 use super::HttpApiClient;
 use crate::source::Error;
 
@@ -33,6 +34,15 @@ pub(super) fn secrets_of(spec: &HttpSpec) -> Vec<String> {
     secrets
 }
 
+/// `text` with each of `secrets` replaced by `***`.
+pub(super) fn redact_with(secrets: &[String], text: &str) -> String {
+    let mut out = text.to_owned();
+    for s in secrets {
+        out = out.replace(s.as_str(), stream_config::REDACTED);
+    }
+    out
+}
+
 impl HttpApiClient {
     /// Treats `secret` as a secret: it is replaced by `***` in every message.
     pub fn with_secret(mut self, secret: impl Into<String>) -> Self {
@@ -45,11 +55,7 @@ impl HttpApiClient {
 
     /// `text` with every secret replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for s in &self.secrets {
-            out = out.replace(s.as_str(), stream_config::REDACTED);
-        }
-        out
+        redact_with(&self.secrets, text)
     }
 
     pub(super) async fn bearer_token(&self, refresh: bool) -> Result<Option<String>, Error> {
@@ -117,7 +123,7 @@ impl HttpApiClient {
     pub(super) fn request(
         &self,
         url: &Url,
-        first_page: bool,
+        conditional: Option<&Validators>,
         token: Option<&str>,
     ) -> reqwest::RequestBuilder {
         let mut req = match self.spec.method {
@@ -164,16 +170,14 @@ impl HttpApiClient {
             }
             None => {}
         }
-        if first_page {
-            let v = self.validators.lock().unwrap_or_else(|e| e.into_inner());
-            if v.url == url.as_str() {
-                if let Some(etag) = &v.etag {
-                    headers.insert(reqwest::header::IF_NONE_MATCH, etag.clone());
+        if let Some(v) = conditional.filter(|v| v.url == url.as_str()) {
+            let mut set = |name, value: &Option<String>| {
+                if let Some(value) = value.as_deref().and_then(|t| HeaderValue::from_str(t).ok()) {
+                    headers.insert(name, value);
                 }
-                if let Some(lm) = &v.last_modified {
-                    headers.insert(reqwest::header::IF_MODIFIED_SINCE, lm.clone());
-                }
-            }
+            };
+            set(reqwest::header::IF_NONE_MATCH, &v.etag);
+            set(reqwest::header::IF_MODIFIED_SINCE, &v.last_modified);
         }
         if let Some(body) = &self.spec.body {
             req = req.json(body);

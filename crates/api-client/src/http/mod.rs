@@ -5,6 +5,10 @@
 mod auth;
 mod paging;
 mod spec;
+mod state;
+
+pub(crate) use state::summary as cursor_summary;
+use state::{FetchState, Validators};
 
 pub use spec::{Auth, ClientOptions, HttpSpec, Incremental, KeyLocation, Method, Pagination};
 
@@ -23,18 +27,10 @@ use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
 use crate::breaker::{BreakerState, CircuitBreaker};
-use crate::dedup::Dedup;
 use crate::metrics as m;
-use crate::source::{Cursor, Error, Fetch, Source};
+use crate::source::{Cursor, Error, Fetch, PartStatus, Source};
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
-
-#[derive(Debug, Default)]
-struct Validators {
-    url: String,
-    etag: Option<HeaderValue>,
-    last_modified: Option<HeaderValue>,
-}
 
 /// Polls one HTTP API. See the crate docs for what it guarantees.
 #[derive(Debug)]
@@ -43,11 +39,10 @@ pub struct HttpApiClient {
     opts: ClientOptions,
     client: reqwest::Client,
     clock: TokioClock,
-    limiter: Limiter,
+    limiter: std::sync::Arc<Limiter>,
     breaker: CircuitBreaker,
-    validators: Mutex<Validators>,
     cache: Mutex<Option<(String, Instant)>>,
-    dedup: Option<Dedup>,
+    status: Mutex<PartStatus>,
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
     secrets: Vec<String>,
 }
@@ -99,11 +94,13 @@ impl HttpApiClient {
                 spec.breaker_threshold,
                 Duration::from_secs_f64(spec.breaker_cooldown_seconds.max(0.0)),
             ),
-            dedup: spec.dedup.clone().map(Dedup::new),
-            limiter: RateLimiter::direct_with_clock(quota, clock),
+            limiter: std::sync::Arc::new(RateLimiter::direct_with_clock(quota, clock)),
             clock,
-            validators: Mutex::new(Validators::default()),
             cache: Mutex::new(None),
+            status: Mutex::new(PartStatus {
+                name: auth::redact_with(&secrets, &spec.url),
+                ..PartStatus::default()
+            }),
             token: tokio::sync::Mutex::new(None),
             client,
             spec,
@@ -127,7 +124,7 @@ impl HttpApiClient {
     async fn get_page(
         &self,
         url: &Url,
-        first_page: bool,
+        conditional: Option<&Validators>,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Error> {
         let mut refreshed = false;
         let mut attempt = 0u32;
@@ -135,10 +132,14 @@ impl HttpApiClient {
             self.rate_limit().await;
             let token = self.bearer_token(false).await?;
             let started = Instant::now();
-            let result = self.request(url, first_page, token.as_deref()).send().await;
+            let result = self
+                .request(url, conditional, token.as_deref())
+                .send()
+                .await;
             let outcome = match result {
                 Ok(resp) => {
                     let status = resp.status();
+                    self.note_status(status.as_str());
                     metrics::counter!(m::REQUESTS, "source" => self.opts.source_id.clone(), "status" => status.as_u16().to_string())
                         .increment(1);
                     metrics::histogram!(m::LATENCY, "source" => self.opts.source_id.clone())
@@ -180,6 +181,7 @@ impl HttpApiClient {
                     } else {
                         "request failed"
                     };
+                    self.note_status(kind);
                     Attempt::Retry {
                         message: self.redact(&format!("{kind}: {}", e.without_url())),
                         retry_after: None,
@@ -239,40 +241,82 @@ impl HttpApiClient {
     }
 
     async fn fetch_pages(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
-        let first = paging::first_url(&self.spec, &self.opts.source_id, cursor)?;
-        let cache_key = first.to_string();
-        if !self.opts.cache_ttl.is_zero() {
+        let state = FetchState::decode(cursor);
+        let incremental = state.cursor.clone().map(Cursor);
+        let first = paging::first_url(&self.spec, &self.opts.source_id, incremental.as_ref())?;
+        // An interrupted walk continues where it stopped, unconditionally.
+        let (start, resuming) = match &state.resume {
+            Some(r) => (
+                Url::parse(r).map_err(|e| Error::Io(format!("stored resume URL: {e}")))?,
+                true,
+            ),
+            None => (first.clone(), false),
+        };
+        let cache_key = start.to_string();
+        if !resuming && !self.opts.cache_ttl.is_zero() {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((key, at)) = &*cache {
                 if *key == cache_key && at.elapsed() < self.opts.cache_ttl {
                     metrics::counter!(m::CACHE_HITS, "source" => self.opts.source_id.clone())
                         .increment(1);
+                    self.note_status("cached");
                     return Ok(Fetch::unchanged());
                 }
             }
         }
-        let mut fetch = Fetch {
-            changed: true,
-            ..Fetch::default()
+        let mut next_state = FetchState {
+            resume: None,
+            ..state.clone()
         };
-        let mut url = first.clone();
-        for page in 0..self.spec.max_pages.max(1) {
-            let (status, headers, body) = self.get_page(&url, page == 0).await?;
-            if status == StatusCode::NOT_MODIFIED {
+        let mut fetch = Fetch::default();
+        let mut url = start;
+        let mut page = 0u32;
+        loop {
+            let conditional = (!resuming && page == 0)
+                .then_some(state.validators.as_ref())
+                .flatten();
+            let answer = match self.get_page(&url, conditional).await {
+                Ok(a) => a,
+                // Nothing in hand: the whole fetch failed, the state stays as it was.
+                Err(e) if page == 0 => return Err(e),
+                // Pages before this one are in hand: they are emitted, and the next poll
+                // resumes at this page.
+                Err(e) => {
+                    self.interrupted(&mut fetch, &mut next_state, &url, page, &e);
+                    break;
+                }
+            };
+            let (status, headers, body) = answer;
+            if status == StatusCode::NOT_MODIFIED && page == 0 {
                 metrics::counter!(m::NOT_MODIFIED, "source" => self.opts.source_id.clone())
                     .increment(1);
                 self.remember(&cache_key);
                 return Ok(Fetch::unchanged());
             }
-            if page == 0 {
-                let mut v = self.validators.lock().unwrap_or_else(|e| e.into_inner());
-                *v = Validators {
-                    url: first.to_string(),
-                    etag: headers.get(reqwest::header::ETAG).cloned(),
-                    last_modified: headers.get(reqwest::header::LAST_MODIFIED).cloned(),
+            if page == 0 && !resuming {
+                let text = |h| {
+                    headers
+                        .get(h)
+                        .and_then(|v: &HeaderValue| v.to_str().ok())
+                        .map(str::to_owned)
                 };
+                let etag = text(reqwest::header::ETAG);
+                let last_modified = text(reqwest::header::LAST_MODIFIED);
+                next_state.validators =
+                    (etag.is_some() || last_modified.is_some()).then(|| Validators {
+                        url: first.to_string(),
+                        etag,
+                        last_modified,
+                    });
             }
-            let decoded = self.spec.decoder.decode(&body)?;
+            let decoded = match self.spec.decoder.decode(&body) {
+                Ok(d) => d,
+                Err(e) if page == 0 => return Err(e),
+                Err(e) => {
+                    self.interrupted(&mut fetch, &mut next_state, &url, page, &e);
+                    break;
+                }
+            };
             let page_len = decoded.records.len();
             let next = paging::next_url(
                 &self.spec.pagination,
@@ -283,21 +327,84 @@ impl HttpApiClient {
             );
             fetch.records.extend(decoded.records);
             fetch.rejected.extend(decoded.rejected);
+            page += 1;
             match next {
+                Some(n) if n != url && page >= self.spec.max_pages.max(1) => {
+                    // Never silent, never lost: the next poll continues from here.
+                    metrics::counter!(m::MAX_PAGES, "source" => self.opts.source_id.clone())
+                        .increment(1);
+                    tracing::warn!(
+                        source = %self.opts.source_id,
+                        max_pages = self.spec.max_pages,
+                        "max_pages reached; the next poll continues from the next page"
+                    );
+                    next_state.resume = Some(n.to_string());
+                    break;
+                }
                 Some(n) if n != url => url = n,
                 _ => break,
             }
         }
-        if let Some(d) = &self.dedup {
-            fetch.records = d.filter(std::mem::take(&mut fetch.records));
+        if let Some(spec) = &self.spec.dedup {
+            fetch.records = next_state
+                .seen
+                .filter(spec, std::mem::take(&mut fetch.records));
         }
-        fetch.next_cursor =
-            paging::newest_cursor(self.spec.incremental.as_ref(), &fetch.records, cursor);
+        if let Some(c) = paging::newest_cursor(
+            self.spec.incremental.as_ref(),
+            &fetch.records,
+            incremental.as_ref(),
+        ) {
+            next_state.cursor = Some(c.0);
+        }
+        if next_state != state {
+            fetch.next_cursor = Some(next_state.encode());
+        }
         fetch.changed = !fetch.records.is_empty() || !fetch.rejected.is_empty();
         metrics::counter!(m::RECORDS, "source" => self.opts.source_id.clone())
             .increment(fetch.records.len() as u64);
-        self.remember(&cache_key);
+        if fetch.failures.is_empty() {
+            self.remember(&cache_key);
+        }
         Ok(fetch)
+    }
+
+    /// Page `page` (not the first) failed past its retries: what is in hand is kept, and
+    /// the walk resumes at `url` next time.
+    fn interrupted(
+        &self,
+        fetch: &mut Fetch,
+        state: &mut FetchState,
+        url: &Url,
+        page: u32,
+        e: &Error,
+    ) {
+        metrics::counter!(m::PAGE_FAILURES, "source" => self.opts.source_id.clone()).increment(1);
+        tracing::warn!(
+            source = %self.opts.source_id,
+            page = page + 1,
+            error = e as &dyn std::error::Error,
+            "a page failed; the pages before it are emitted and the next poll resumes at it"
+        );
+        fetch
+            .failures
+            .push(self.redact(&format!("page {} of the walk: {e}", page + 1)));
+        state.resume = Some(url.to_string());
+    }
+
+    fn note_status(&self, status: &str) {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_status = Some(status.to_owned());
+    }
+
+    /// Shares `other`'s rate limiter: the parts of one source draw on one budget
+    /// (`rate_limit_per_minute` is per source).
+    pub(crate) fn share_rate_limit(mut self, other: &HttpApiClient) -> Self {
+        self.limiter = other.limiter.clone();
+        self.clock = other.clock;
+        self
     }
 
     fn remember(&self, key: &str) {
@@ -328,22 +435,48 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[async_trait]
 impl Source for HttpApiClient {
     async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
-        if let Err(wait) = self.breaker.allow() {
-            return Err(Error::BreakerOpen {
-                retry_in_seconds: wait.as_secs().max(1),
-            });
+        let result = match self.breaker.allow() {
+            Err(wait) => {
+                self.note_status("breaker open");
+                Err(Error::BreakerOpen {
+                    retry_in_seconds: wait.as_secs().max(1),
+                })
+            }
+            Ok(()) => {
+                let result = self.fetch_pages(cursor).await;
+                match &result {
+                    Ok(f) if f.failures.is_empty() => self.breaker.success(),
+                    Err(Error::Config { .. }) => {}
+                    Ok(_) | Err(_) => self.breaker.failure(),
+                }
+                metrics::gauge!(m::BREAKER, "source" => self.opts.source_id.clone())
+                    .set(f64::from(self.breaker.state().as_number()));
+                result.map_err(|e| match e {
+                    Error::Unavailable(msg) => Error::Unavailable(self.redact(&msg)),
+                    other => other,
+                })
+            }
+        };
+        let failure = match &result {
+            Ok(f) => f.failures.last().cloned(),
+            Err(e) => Some(e.to_string()),
+        };
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        match failure {
+            Some(message) => {
+                status.consecutive_failures += 1;
+                status.last_error = Some(message);
+            }
+            None => status.consecutive_failures = 0,
         }
-        let result = self.fetch_pages(cursor).await;
-        match &result {
-            Ok(_) => self.breaker.success(),
-            Err(Error::Config { .. }) => {}
-            Err(_) => self.breaker.failure(),
-        }
-        metrics::gauge!(m::BREAKER, "source" => self.opts.source_id.clone())
-            .set(f64::from(self.breaker.state().as_number()));
-        result.map_err(|e| match e {
-            Error::Unavailable(msg) => Error::Unavailable(self.redact(&msg)),
-            other => other,
-        })
+        result
+    }
+
+    fn parts(&self) -> Vec<PartStatus> {
+        vec![self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()]
     }
 }

@@ -63,8 +63,9 @@ async fn noaa_weather_observations_and_alerts_with_user_agent() {
         f.records[1]["properties"]["event"],
         json!("Red Flag Warning")
     );
-    // The same observation and alerts again: de-duplicated, nothing new.
-    let again = s.fetch(None).await.unwrap();
+    // The same observation and alerts again: de-duplicated by the identities the first
+    // fetch's state carries, nothing new.
+    let again = s.fetch(f.next_cursor.as_ref()).await.unwrap();
     assert!(again.records.is_empty(), "{:?}", again.records);
 }
 
@@ -89,8 +90,17 @@ async fn nasa_firms_csv_deduplicated_by_detection_and_key_kept_secret() {
     assert_eq!(f.records[1]["frp"], json!(14.8));
     assert_eq!(f.records[0]["acq_time"], json!(954), "numbers are typed");
     assert!(
-        s.fetch(None).await.unwrap().records.is_empty(),
-        "overlapping windows are de-duplicated"
+        s.fetch(f.next_cursor.as_ref())
+            .await
+            .unwrap()
+            .records
+            .is_empty(),
+        "overlapping windows are de-duplicated by the state the first fetch handed over"
+    );
+    assert_eq!(
+        s.fetch(None).await.unwrap().records.len(),
+        3,
+        "without that state (nothing settled yet) the records are asked for again"
     );
     // A failure never shows the MAP_KEY.
     let cfg = source(

@@ -2,6 +2,7 @@
 //! serving fixtures in each upstream's real shape. One binary.
 
 mod connectors;
+mod fetch_state;
 mod http;
 
 use std::time::Duration;

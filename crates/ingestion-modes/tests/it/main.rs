@@ -65,7 +65,7 @@ impl Source for Scripted {
             changed: !records.is_empty(),
             next_cursor: Some(Cursor((base + records.len()).to_string())),
             records,
-            rejected: vec![],
+            ..Fetch::default()
         })
     }
 }

@@ -283,3 +283,26 @@ fn a_send_rate_no_throttle_can_pace_is_a_validation_error() {
     assert_eq!(item.location.map(|l| l.line), Some(2), "{err}");
     assert!(item.hint.as_deref().unwrap_or("").contains("1e9"), "{err}");
 }
+
+#[test]
+fn a_cache_longer_than_the_polling_interval_is_a_warning_naming_the_key() {
+    let cfg = loader()
+        .load_str(
+            "sources:\n  fast:\n    source_type: http_json\n    ingestion: { mode: real_time, polling_interval_seconds: 1 }\n    cache_ttl_seconds: 60\n  ok:\n    source_type: http_json\n    ingestion: { mode: real_time, polling_interval_seconds: 120 }\n    cache_ttl_seconds: 60\n  default:\n    source_type: http_json\n    ingestion: { mode: real_time, polling_interval_seconds: 1 }\n",
+            Format::Yaml,
+            "cache.yaml",
+        )
+        .expect("valid: a warning, not an error");
+    assert_eq!(
+        cfg.sources["default"].cache_ttl_seconds, 0,
+        "no cache by default"
+    );
+    let warnings = stream_config::warnings(&cfg);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].path, "sources.fast.cache_ttl_seconds");
+    assert!(
+        warnings[0].message.contains("once per 60 s"),
+        "{}",
+        warnings[0]
+    );
+}

@@ -455,3 +455,113 @@ sources:
     assert!(v["data"]["alert_id"].is_string(), "{v}");
     m.shutdown(Duration::from_secs(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_re_emits_nothing_already_delivered() {
+    // An upstream that always answers the same 40 items (an overlapping window, as FIRMS,
+    // USGS and NWS do), with an ETag on one endpoint and without on the other.
+    let server = MockServer::start().await;
+    let items: Vec<Value> = (0..40)
+        .map(|i| serde_json::json!({"id": format!("q{i}")}))
+        .collect();
+    Mock::given(path("/window"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(items.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(path("/tagged"))
+        .and(wiremock::matchers::header("if-none-match", "\"t1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .mount(&server)
+        .await;
+    Mock::given(path("/tagged"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "\"t1\"")
+                .set_body_json(serde_json::json!([{"id": "t0"}, {"id": "t1"}])),
+        )
+        .mount(&server)
+        .await;
+    let yaml = format!(
+        "{BASE}
+routing: {{ fallback_topic: quakes }}
+sources:
+  window:
+    source_type: http_json
+    rate_limit_per_minute: 6000
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.2 }}
+    custom_params:
+      url: '{uri}/window'
+      dedup: {{ keys: [/id] }}
+  tagged:
+    source_type: http_json
+    rate_limit_per_minute: 6000
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.2 }}
+    custom_params:
+      url: '{uri}/tagged'
+",
+        uri = server.uri()
+    );
+    let (mock, cfg, _dir) = setup(&yaml, &["quakes"]);
+    let m = start(cfg.clone()).await;
+    poll_until(
+        Duration::from_secs(20),
+        "both sources delivered and polled again",
+        async || {
+            let (w, t) = (
+                m.stream("window").await.unwrap(),
+                m.stream("tagged").await.unwrap(),
+            );
+            w.records_processed == 40 && t.records_processed == 2 && w.polls >= 3 && t.polls >= 3
+        },
+    )
+    .await;
+    m.shutdown(Duration::from_secs(10)).await;
+    drop(m);
+
+    // A new process on the same store: the committed fetch state (dedup window,
+    // validators) is loaded, so polling on re-emits nothing.
+    let m = start(cfg).await;
+    poll_until(
+        Duration::from_secs(20),
+        "polled after the restart",
+        async || {
+            let (w, t) = (
+                m.stream("window").await.unwrap(),
+                m.stream("tagged").await.unwrap(),
+            );
+            w.polls >= 3 && t.polls >= 3
+        },
+    )
+    .await;
+    let (w, t) = (
+        m.stream("window").await.unwrap(),
+        m.stream("tagged").await.unwrap(),
+    );
+    assert_eq!(
+        (w.records_processed, t.records_processed),
+        (0, 0),
+        "{w:?} {t:?}"
+    );
+    m.shutdown(Duration::from_secs(10)).await;
+    let got = consume(
+        &mock.bootstrap_servers(),
+        &["quakes"],
+        100,
+        Duration::from_secs(5),
+    );
+    assert_eq!(got.len(), 42, "each record once in Kafka");
+    let tagged: Vec<_> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/tagged")
+        .collect();
+    assert!(
+        tagged
+            .iter()
+            .skip(1)
+            .all(|r| r.headers.contains_key("if-none-match")),
+        "every request after the first is conditional, also across the restart"
+    );
+}

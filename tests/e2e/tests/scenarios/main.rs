@@ -1,5 +1,5 @@
 //! The real-broker scenarios: `stream-server` as a process, tansu as the broker,
-//! PostgreSQL for the DLQ scenario. Each test is one scenario of issue #7; run them
+//! PostgreSQL for the DLQ scenario. Each test is one scenario (issues #7 and #13); run them
 //! with `cargo xtask it run [scenario]`.
 
 mod bad_upstream;
@@ -8,4 +8,5 @@ mod dlq_postgres;
 mod end_to_end;
 mod lag_throttling;
 mod outage;
+mod partial_upstream;
 mod shutdown;

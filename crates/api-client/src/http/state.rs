@@ -1,0 +1,148 @@
+//! An HTTP source's fetch state: everything it remembers about what it has handed over —
+//! the incremental cursor, the validators of the last complete walk, where an
+//! interrupted walk resumes, and the dedup window. It travels in the [`Cursor`], so it
+//! advances exactly as cursors do: the next poll continues from the newest state handed
+//! out, and the state is committed (and survives a restart) only once the records it
+//! guards have settled. A failed fetch returns no state, so the next poll asks again.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::dedup::Window;
+use crate::source::Cursor;
+
+/// Conditional-request validators of the first page of a walk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Validators {
+    /// The URL they belong to.
+    pub(crate) url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_modified: Option<String>,
+}
+
+/// The state as persisted: `{"http_state": 1, …}` inside the cursor text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Persisted {
+    http_state: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    validators: Option<Validators>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resume: Option<String>,
+    /// Dedup identities, oldest first: little-endian u64s, base64.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    seen: String,
+}
+
+/// The decoded state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FetchState {
+    /// The incremental cursor (the newest value of the incremental field).
+    pub(crate) cursor: Option<String>,
+    pub(crate) validators: Option<Validators>,
+    /// The URL of the page an interrupted walk continues at.
+    pub(crate) resume: Option<String>,
+    pub(crate) seen: Window,
+}
+
+impl FetchState {
+    /// The state a cursor carries. A plain cursor (written before fetch state existed, or
+    /// by a source with nothing else to remember) is the incremental value alone.
+    pub(crate) fn decode(cursor: Option<&Cursor>) -> Self {
+        let Some(Cursor(text)) = cursor else {
+            return Self::default();
+        };
+        match serde_json::from_str::<Persisted>(text) {
+            Ok(p) if p.http_state == 1 => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(p.seen.as_bytes())
+                    .unwrap_or_default();
+                let ids = bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+                Self {
+                    cursor: p.cursor,
+                    validators: p.validators,
+                    resume: p.resume,
+                    seen: Window::from_ids(ids),
+                }
+            }
+            _ => Self {
+                cursor: Some(text.clone()),
+                ..Self::default()
+            },
+        }
+    }
+
+    /// The cursor text: plain when only an incremental value is kept (readable, and what
+    /// earlier versions wrote), else the JSON state (also for an empty state, which must
+    /// still replace a non-empty one).
+    pub(crate) fn encode(&self) -> Cursor {
+        let only_cursor =
+            self.validators.is_none() && self.resume.is_none() && self.seen.is_empty();
+        if let (true, Some(c)) = (only_cursor, &self.cursor) {
+            return Cursor(c.clone());
+        }
+        let bytes: Vec<u8> = self.seen.ids().flat_map(u64::to_le_bytes).collect();
+        let p = Persisted {
+            http_state: 1,
+            cursor: self.cursor.clone(),
+            validators: self.validators.clone(),
+            resume: self.resume.clone(),
+            seen: base64::engine::general_purpose::STANDARD.encode(bytes),
+        };
+        Cursor(serde_json::to_string(&p).unwrap_or_else(|_| "{\"http_state\":1}".to_owned()))
+    }
+}
+
+/// What an operator sees of a cursor: the incremental value of an HTTP fetch state (and
+/// a resume point, if a walk was interrupted), or the cursor itself.
+pub(crate) fn summary(cursor: &Cursor) -> String {
+    match serde_json::from_str::<Persisted>(&cursor.0) {
+        Ok(p) if p.http_state == 1 => {
+            let mut out = p.cursor.unwrap_or_default();
+            if let Some(r) = p.resume {
+                out.push_str(&format!(" (resumes at {r})"));
+            }
+            out
+        }
+        _ => cursor.0.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_reads_plain_cursors() {
+        assert_eq!(FetchState::decode(None), FetchState::default());
+        let plain = FetchState::decode(Some(&Cursor("2026-11-30T12:00:00Z".into())));
+        assert_eq!(plain.cursor.as_deref(), Some("2026-11-30T12:00:00Z"));
+        assert_eq!(plain.encode(), Cursor("2026-11-30T12:00:00Z".into()));
+        let empty = FetchState::default().encode();
+        assert_eq!(FetchState::decode(Some(&empty)), FetchState::default());
+        let full = FetchState {
+            cursor: Some("17".into()),
+            validators: Some(Validators {
+                url: "http://h/x".into(),
+                etag: Some("\"v1\"".into()),
+                last_modified: None,
+            }),
+            resume: Some("http://h/x?page=3".into()),
+            seen: Window::from_ids([1, u64::MAX, 42]),
+        };
+        let cursor = full.encode();
+        assert_eq!(FetchState::decode(Some(&cursor)), full);
+        assert_eq!(summary(&cursor), "17 (resumes at http://h/x?page=3)");
+        // JSON that is not ours is a plain cursor.
+        let other = Cursor("{\"offset\":3}".into());
+        assert_eq!(
+            FetchState::decode(Some(&other)).cursor.as_deref(),
+            Some("{\"offset\":3}")
+        );
+    }
+}
