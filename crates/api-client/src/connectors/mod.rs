@@ -121,17 +121,30 @@ pub fn params<T: DeserializeOwned>(id: &str, cfg: &SourceConfig) -> Result<T, Er
 /// Several endpoints polled as one source (e.g. NOAA observations of many stations and
 /// alerts). The parts are independent: each is fetched concurrently with its own fetch
 /// state, kept in this source's cursor under the part's label; a part that fails keeps
-/// its state (so the next poll asks it again) and never discards or delays the records
-/// of the others. The fetch fails only when every part failed.
+/// its state (so the next poll asks it again) and never discards the records of the
+/// others. Nor does a slow part delay them: a poll waits for the parts until
+/// [`PART_GRACE`] after the first one answered; a part still working then (retrying a
+/// failing endpoint, say) goes on in the background and its answer joins a later poll.
+/// The fetch fails only when every part that answered failed.
 #[derive(Debug)]
 pub(crate) struct MultiSource {
     parts: Vec<(String, Arc<dyn Source>)>,
+    in_flight: tokio::sync::Mutex<Vec<Option<PartTask>>>,
 }
+
+type PartTask = tokio::task::JoinHandle<Result<Fetch, Error>>;
+
+/// How long a poll waits for the other parts once the first one answered.
+pub(crate) const PART_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl MultiSource {
     /// Polls `parts`, each under a label unique within this source.
     pub(crate) fn new(parts: Vec<(String, Arc<dyn Source>)>) -> Self {
-        Self { parts }
+        let slots = (0..parts.len()).map(|_| None).collect();
+        Self {
+            parts,
+            in_flight: tokio::sync::Mutex::new(slots),
+        }
     }
 
     fn decode(cursor: Option<&Cursor>) -> BTreeMap<String, String> {
@@ -142,35 +155,60 @@ impl MultiSource {
     }
 }
 
+impl Drop for MultiSource {
+    fn drop(&mut self) {
+        // Work nobody will collect: its records were never handed over, its state never
+        // advanced, so the next run asks again.
+        for task in self.in_flight.get_mut().iter().flatten() {
+            task.abort();
+        }
+    }
+}
+
 /// The cursor of a [`MultiSource`]: each part's cursor by label.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct MultiState {
-    parts: BTreeMap<String, String>,
+pub(crate) struct MultiState {
+    pub(crate) parts: BTreeMap<String, String>,
 }
 
 #[async_trait]
 impl Source for MultiSource {
     async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
         let states = Self::decode(cursor);
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, (label, part)) in self.parts.iter().enumerate() {
-            let part = part.clone();
-            let from = states.get(label).cloned().map(Cursor);
-            tasks.spawn(async move { (i, part.fetch(from.as_ref()).await) });
-        }
-        let mut results: Vec<(usize, Result<Fetch, Error>)> = Vec::with_capacity(self.parts.len());
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(r) => results.push(r),
-                Err(e) => return Err(Error::Io(format!("a part's fetch task died: {e}"))),
+        let mut slots = self.in_flight.lock().await;
+        for (slot, (label, part)) in slots.iter_mut().zip(&self.parts) {
+            if slot.is_none() {
+                let part = part.clone();
+                let from = states.get(label).cloned().map(Cursor);
+                *slot = Some(tokio::spawn(async move { part.fetch(from.as_ref()).await }));
             }
         }
-        results.sort_by_key(|(i, _)| *i);
+        // Wait for the first answer, then at most PART_GRACE for the rest.
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if slots.iter().flatten().all(|t| t.is_finished()) {
+                break;
+            }
+            if slots.iter().flatten().any(|t| t.is_finished()) {
+                let d = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + PART_GRACE);
+                if tokio::time::Instant::now() >= d {
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let mut all = Fetch::default();
         let mut next = states.clone();
-        let (mut failed, mut last_error) = (0, None);
-        for (i, result) in results {
-            let label = &self.parts[i].0;
+        let (mut answered, mut failed, mut last_error) = (0, 0, None);
+        for (slot, (label, _)) in slots.iter_mut().zip(&self.parts) {
+            if !slot.as_ref().is_some_and(|t| t.is_finished()) {
+                continue; // still working: collected by a later poll
+            }
+            let Some(task) = slot.take() else { continue };
+            answered += 1;
+            let result = task
+                .await
+                .unwrap_or_else(|e| Err(Error::Io(format!("the fetch task of {label} died: {e}"))));
             match result {
                 Ok(f) => {
                     all.changed |= f.changed;
@@ -189,8 +227,8 @@ impl Source for MultiSource {
                 }
             }
         }
-        if let Some(e) = last_error.filter(|_| failed == self.parts.len()) {
-            // Every part failed: nothing is in hand, and every state stays as it was.
+        if let Some(e) = last_error.filter(|_| failed == answered) {
+            // Every part that answered failed: nothing is in hand, every state stays.
             return Err(e);
         }
         next.retain(|label, _| self.parts.iter().any(|(l, _)| l == label));

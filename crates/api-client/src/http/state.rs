@@ -99,8 +99,19 @@ impl FetchState {
 }
 
 /// What an operator sees of a cursor: the incremental value of an HTTP fetch state (and
-/// a resume point, if a walk was interrupted), or the cursor itself.
+/// a resume point, if a walk was interrupted), each part's for a multi-endpoint source,
+/// or the cursor itself.
 pub(crate) fn summary(cursor: &Cursor) -> String {
+    if let Ok(m) = serde_json::from_str::<crate::connectors::MultiState>(&cursor.0) {
+        return m
+            .parts
+            .into_iter()
+            .map(|(label, c)| (label, summary(&Cursor(c))))
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(label, s)| format!("{label}: {s}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
     match serde_json::from_str::<Persisted>(&cursor.0) {
         Ok(p) if p.http_state == 1 => {
             let mut out = p.cursor.unwrap_or_default();

@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::Json;
 use e2e::{consume, json, serve, Config, Scene, Server, Storage};
 use serde_json::json;
+use test_support::poll_until;
 
 struct Upstream {
     started: Instant,
@@ -102,9 +103,16 @@ async fn partial_upstream_failure() {
     let mut server = Server::start(&scene, &config).await;
 
     // While alerts fail: the stream reports the failing part, and observations flow.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let (_, info) = server.get("/streams/noaa").await;
-    assert_eq!(info["failing"], true, "{info}");
+    let mut info = serde_json::Value::Null;
+    poll_until(
+        ALERTS_DOWN_FOR,
+        "the alerts failure is reported",
+        async || {
+            info = server.get("/streams/noaa").await.1;
+            info["failing"] == true
+        },
+    )
+    .await;
     let parts = info["parts"].as_array().expect("parts");
     assert_eq!(parts.len(), 3, "{info}");
     let alert_part = parts
