@@ -7,6 +7,7 @@ pub(crate) const RECORDS: &str = "ingestion_records_total";
 pub(crate) const ERRORS: &str = "ingestion_errors_total";
 pub(crate) const MISSED_TICKS: &str = "ingestion_missed_ticks_total";
 pub(crate) const BUFFER_RECORDS: &str = "ingestion_buffer_records";
+pub(crate) const PANICS: &str = "ingestion_source_panics_total";
 
 /// Registers the help text of every ingestion metric with the installed recorder.
 pub fn describe_metrics() {
@@ -32,5 +33,10 @@ pub fn describe_metrics() {
         BUFFER_RECORDS,
         Unit::Count,
         "Records held in a streaming source's buffer, by source."
+    );
+    describe_counter!(
+        PANICS,
+        Unit::Count,
+        "Polls whose source panicked (the stream shows it failing and polls again after a backoff), by source."
     );
 }

@@ -148,6 +148,7 @@ pub fn start(
     let (grace_tx, grace_rx) = tokio::sync::watch::channel(Duration::from_secs(30));
     let stats = Arc::new(ModeStats::default());
     let ctx = Ctx {
+        consecutive_panics: std::sync::atomic::AtomicU32::new(0),
         source_id: source_id.into(),
         spec,
         source,
@@ -165,7 +166,20 @@ pub fn start(
     }
 }
 
+/// A task's panic message (or why it ended otherwise).
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned()),
+        Err(e) => e.to_string(),
+    }
+}
+
 struct Ctx {
+    consecutive_panics: std::sync::atomic::AtomicU32,
     source_id: Arc<str>,
     spec: ModeSpec,
     source: Arc<dyn Source>,
@@ -279,10 +293,36 @@ impl Ctx {
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(m::POLLS, &labels).increment(1);
         let from = self.tracker.fetch_from();
-        let fetch = match self.source.fetch(from.as_ref()).await {
-            Ok(f) => f,
-            Err(e) => {
+        // In its own task, so a panicking connector fails this poll (visible, retried
+        // with backoff) instead of ending the stream; nothing was registered, so the
+        // fetch state is where it was.
+        let source = self.source.clone();
+        // (Aborted if this poll is cancelled: a stopped stream makes no more requests.)
+        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            source.fetch(from.as_ref()).await
+        }));
+        let fetch = match task.await.map_err(panic_message) {
+            Ok(Ok(f)) => {
+                self.consecutive_panics.store(0, Ordering::Relaxed);
+                f
+            }
+            Ok(Err(e)) => {
+                self.consecutive_panics.store(0, Ordering::Relaxed);
                 self.failed(&e);
+                return None;
+            }
+            Err(panic) => {
+                let n = self.consecutive_panics.fetch_add(1, Ordering::Relaxed) + 1;
+                self.failed(&api_client::Error::Io(format!(
+                    "the source panicked: {panic}; polling again after a backoff"
+                )));
+                metrics::counter!(m::PANICS, "source" => self.source_id.to_string()).increment(1);
+                // 1 s, 2 s, 4 s … 60 s: a connector that panics on every poll does not spin.
+                let backoff = Duration::from_secs(1 << (n - 1).min(6)).min(Duration::from_secs(60));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = self.cancel.cancelled() => {}
+                }
                 return None;
             }
         };

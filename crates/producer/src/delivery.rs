@@ -33,6 +33,9 @@ pub struct Delivery {
     buffer: Mutex<VecDeque<NewDeadLetter>>,
     buffer_capacity: usize,
     dlq_healthy: AtomicBool,
+    dlq_enabled: AtomicBool,
+    /// When each source last logged a drop (`enable_dlq: false`).
+    dropped_logged: Mutex<std::collections::HashMap<Arc<str>, std::time::Instant>>,
 }
 
 impl Delivery {
@@ -45,6 +48,8 @@ impl Delivery {
             buffer: Mutex::new(VecDeque::new()),
             buffer_capacity: 100_000,
             dlq_healthy: AtomicBool::new(true),
+            dlq_enabled: AtomicBool::new(true),
+            dropped_logged: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -59,6 +64,13 @@ impl Delivery {
     pub fn with_buffer_capacity(mut self, capacity: usize) -> Self {
         self.buffer_capacity = capacity.max(1);
         self
+    }
+
+    /// With `false` (`enable_dlq: false`), what cannot be delivered is dropped instead
+    /// of stored: counted in `dlq_dropped_total{source,reason}` and logged once per source
+    /// per minute. On by default; can change at run time.
+    pub fn set_dlq_enabled(&self, enabled: bool) {
+        self.dlq_enabled.store(enabled, Ordering::Relaxed);
     }
 
     /// The producer.
@@ -126,6 +138,10 @@ impl Delivery {
         if letters.is_empty() {
             return;
         }
+        if !self.dlq_enabled.load(Ordering::Relaxed) {
+            self.drop_letters(&letters);
+            return;
+        }
         // Keep order: anything already buffered goes first.
         if self.buffered() == 0 {
             match self.dlq.insert(&letters, self.first_retry).await {
@@ -189,6 +205,41 @@ impl Delivery {
                     self.dlq_healthy.store(false, Ordering::Relaxed);
                     return Err(e);
                 }
+            }
+        }
+    }
+}
+
+impl Delivery {
+    /// `enable_dlq: false`: counts and (rate-limited) logs what is dropped.
+    fn drop_letters(&self, letters: &[NewDeadLetter]) {
+        let mut by_source: std::collections::HashMap<&Arc<str>, (usize, FailureReason)> =
+            std::collections::HashMap::new();
+        for l in letters {
+            metrics::counter!(m::DLQ_DROPPED, "source" => l.record.source_id.to_string(), "reason" => l.reason.as_str())
+                .increment(1);
+            by_source
+                .entry(&l.record.source_id)
+                .or_insert((0, l.reason))
+                .0 += 1;
+        }
+        let mut logged = self
+            .dropped_logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        for (source, (n, reason)) in by_source {
+            let due = logged
+                .get(source)
+                .is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(60));
+            if due {
+                logged.insert(source.clone(), now);
+                tracing::warn!(
+                    %source,
+                    records = n,
+                    reason = reason.as_str(),
+                    "enable_dlq is false: undeliverable records dropped (logged once a minute per source; see dlq_dropped_total)"
+                );
             }
         }
     }

@@ -21,6 +21,7 @@ pub(crate) const DLQ_REPLAYS: &str = "dlq_replays_total";
 pub(crate) const DLQ_RETRIES: &str = "dlq_retries_total";
 pub(crate) const DLQ_SIZE: &str = "dlq_size";
 pub(crate) const DLQ_BUFFERED: &str = "dlq_buffered_records";
+pub(crate) const DLQ_DROPPED: &str = "dlq_dropped_total";
 
 /// Registers the help text of every producer and DLQ metric with the installed recorder.
 pub fn describe_metrics() {
@@ -121,5 +122,10 @@ pub fn describe_metrics() {
         DLQ_BUFFERED,
         Unit::Count,
         "Dead letters held in memory while the store is unreachable."
+    );
+    describe_counter!(
+        DLQ_DROPPED,
+        Unit::Count,
+        "Undeliverable records dropped because enable_dlq is false, by source and reason."
     );
 }

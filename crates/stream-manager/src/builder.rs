@@ -145,6 +145,7 @@ impl Builder {
             Delivery::new(producer, dlq)
                 .with_first_retry(Duration::from_secs(cfg.dlq.retry_base_delay_seconds)),
         );
+        delivery.set_dlq_enabled(cfg.enable_dlq);
         let shared = Arc::new(Shared {
             resolver: Arc::new(
                 Resolver::new(convert::routing_rules(&cfg)).map_err(component("routing"))?,
@@ -157,6 +158,7 @@ impl Builder {
             queue,
             delivery,
             pending_delay_ms: AtomicU64::new(0),
+            dispatcher_panics: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
         });
         let manager = StreamManager {
@@ -165,7 +167,7 @@ impl Builder {
             registry: self.registry,
             cursors,
             streams: tokio::sync::Mutex::new(BTreeMap::new()),
-            dispatcher: std::sync::Mutex::new(Some(tokio::spawn(pipeline::dispatch(
+            dispatcher: std::sync::Mutex::new(Some(tokio::spawn(pipeline::supervise_dispatch(
                 shared.clone(),
                 self.max_in_flight,
             )))),

@@ -17,6 +17,10 @@ pub struct Health {
     pub streams: StreamsHealth,
     /// The dead-letter queue.
     pub dlq: DlqHealth,
+    /// Panics of the dispatcher and its delivery tasks since start. Any is unhealthy:
+    /// the records it held are not acknowledged, so their sources' fetch state cannot
+    /// advance past them until a restart fetches them again.
+    pub task_panics: u64,
 }
 
 /// Kafka connectivity.
@@ -132,11 +136,17 @@ impl StreamManager {
             size: self.shared.queue.len(),
             utilization: self.shared.queue.utilization_percent(),
         };
+        let task_panics = self
+            .shared
+            .dispatcher_panics
+            .load(std::sync::atomic::Ordering::Relaxed);
         Health {
             healthy: kafka.connected
                 && dlq.reachable
                 && failing.is_empty()
-                && queue.utilization < 100.0,
+                && queue.utilization < 100.0
+                && task_panics == 0,
+            task_panics,
             producer: ProducerHealth {
                 kafka_connected: kafka.connected,
                 brokers: kafka.brokers,

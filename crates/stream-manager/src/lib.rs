@@ -46,6 +46,11 @@ pub fn describe_metrics() {
     throttling::describe_metrics();
     topic_resolver::describe_metrics();
     producer::describe_metrics();
+    metrics::describe_counter!(
+        pipeline::TASK_PANICS,
+        metrics::Unit::Count,
+        "Panicked tasks of the record path (dispatcher, delivery), by task; each makes health unhealthy."
+    );
 }
 
 /// Errors of the manager.

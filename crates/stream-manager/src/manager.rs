@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) priority_rules: RwLock<Arc<Vec<(Predicate, Priority)>>>,
     pub(crate) delivery: Arc<Delivery>,
     pub(crate) pending_delay_ms: AtomicU64,
+    /// Panics of the dispatcher and its delivery tasks (health shows them).
+    pub(crate) dispatcher_panics: AtomicU64,
     pub(crate) shutting_down: AtomicBool,
 }
 

@@ -180,6 +180,18 @@ impl Shared {
     }
 }
 
+/// A delivery task that panicked is logged and counted; its records were not
+/// acknowledged, so their fetches never settle (see [`supervise_dispatch`]).
+fn batch_ended(shared: &Shared, done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            shared.dispatcher_panics.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(TASK_PANICS, "task" => "delivery").increment(1);
+            tracing::error!(error = %e, "a delivery task panicked");
+        }
+    }
+}
+
 /// Settles records with their cursor trackers, grouped per fetch.
 pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, FetchSeq)>) {
     // Keyed by the context's address (as a number, so the future stays `Send`).
@@ -302,6 +314,37 @@ impl StreamSink {
     }
 }
 
+/// Runs the dispatcher, and runs it again (after 1 s, 2 s … 30 s) if it panicked: records
+/// it held then are not acknowledged, so their fetches never settle and their sources'
+/// fetch state stays before them (a restart fetches them again); everything else flows
+/// on. Panics are logged and counted (`pipeline_task_panics_total{task}`).
+pub(crate) async fn supervise_dispatch(shared: Arc<Shared>, max_in_flight: usize) {
+    let mut panics = 0u32;
+    loop {
+        // Aborted with this supervisor (the shutdown deadline aborts it).
+        let run = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(dispatch(
+            shared.clone(),
+            max_in_flight,
+        )));
+        match run.await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => {
+                panics += 1;
+                shared.dispatcher_panics.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(TASK_PANICS, "task" => "dispatcher").increment(1);
+                tracing::error!(error = %e, "the dispatcher panicked; restarting it");
+                let backoff =
+                    Duration::from_secs(1 << (panics - 1).min(5)).min(Duration::from_secs(30));
+                tokio::time::sleep(backoff).await;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Panicked tasks of the record path, by task.
+pub(crate) const TASK_PANICS: &str = "pipeline_task_panics_total";
+
 /// Pops batches until the queue is closed and drained, keeping up to `max_in_flight`
 /// batches with the producer at once.
 pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
@@ -347,8 +390,9 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
             .acquire_owned()
             .await
             .expect("semaphore is never closed");
-        let shared = shared.clone();
+        let task_shared = shared.clone();
         tasks.spawn(async move {
+            let shared = task_shared;
             let report = shared.delivery.deliver(records).await;
             let failed: HashMap<String, FailureReason> = report.failures.into_iter().collect();
             let now = now_ms();
@@ -369,8 +413,12 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
             settle(batch.iter().map(|i| (&i.ctx, i.seq))).await;
             drop(permit);
         });
-        while tasks.try_join_next().is_some() {}
+        while let Some(done) = tasks.try_join_next() {
+            batch_ended(&shared, done);
+        }
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(done) = tasks.join_next().await {
+        batch_ended(&shared, done);
+    }
     shared.queue.publish_metrics();
 }

@@ -36,6 +36,7 @@ impl StreamManager {
             .resolver
             .reload(routing)
             .map_err(component("routing"))?;
+        self.shared.delivery.set_dlq_enabled(next.enable_dlq);
         *self
             .shared
             .priority_rules

@@ -242,3 +242,23 @@ fn producer_now() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[tokio::test]
+async fn with_the_dlq_disabled_undeliverable_records_are_dropped_not_stored() {
+    let mock = mock_cluster(&["t"]);
+    let p = Arc::new(producer(&mock.bootstrap_servers(), &[], 0));
+    let store = Arc::new(memory_store());
+    let delivery = Delivery::new(p, store.clone());
+    delivery.set_dlq_enabled(false);
+    delivery
+        .dead_letter(letters("gone", 3, FailureReason::RecordTooLarge))
+        .await;
+    assert_eq!(store.stats().await.unwrap().total, 0, "nothing stored");
+    assert_eq!(delivery.buffered(), 0, "nothing held either");
+    // Turned back on (a runtime config change): stored again.
+    delivery.set_dlq_enabled(true);
+    delivery
+        .dead_letter(letters("kept", 2, FailureReason::RecordTooLarge))
+        .await;
+    assert_eq!(store.stats().await.unwrap().total, 2);
+}

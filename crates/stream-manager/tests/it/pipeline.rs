@@ -565,3 +565,101 @@ sources:
         "every request after the first is conditional, also across the restart"
     );
 }
+
+/// A source that panics on every third fetch, else emits two records.
+#[derive(Debug, Default)]
+struct Panicky {
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl api_client::Source for Panicky {
+    async fn fetch(
+        &self,
+        cursor: Option<&api_client::Cursor>,
+    ) -> api_client::Result<api_client::Fetch> {
+        let n = self
+            .fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        assert!(n % 3 != 0, "connector bug on fetch {n}");
+        let at: u64 = cursor.and_then(|c| c.0.parse().ok()).unwrap_or(0);
+        Ok(api_client::Fetch {
+            records: vec![
+                serde_json::json!({"seq": at + 1}),
+                serde_json::json!({"seq": at + 2}),
+            ],
+            next_cursor: Some(api_client::Cursor((at + 2).to_string())),
+            changed: true,
+            ..api_client::Fetch::default()
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_source_is_shown_failing_and_polled_again_without_losing_its_place() {
+    let yaml = format!(
+        "{BASE}
+routing: {{ fallback_topic: all }}
+sources:
+  bug:
+    source_type: panicky
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.05 }}
+"
+    );
+    let (mock, cfg, _dir) = setup(&yaml, &["all"]);
+    let mut registry = api_client::Registry::builtin();
+    registry.register("panicky", |_, _| {
+        Ok(std::sync::Arc::new(Panicky::default()))
+    });
+    let m = stream_manager::StreamManager::builder(cfg)
+        .registry(registry)
+        .start()
+        .await
+        .unwrap();
+    poll_until(Duration::from_secs(10), "the panic is shown", async || {
+        let s = m.stream("bug").await.unwrap();
+        s.failing
+            && s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("connector bug on fetch 3"))
+    })
+    .await;
+    // It keeps polling after its backoff: the panic did not end the stream.
+    poll_until(
+        Duration::from_secs(10),
+        "records after the panic",
+        async || m.stream("bug").await.unwrap().records_processed >= 8,
+    )
+    .await;
+    let s = m.stream("bug").await.unwrap();
+    assert_eq!(s.status, StreamStatus::Running);
+    m.stop_stream("bug").await.unwrap();
+    poll_until(Duration::from_secs(10), "drained", async || {
+        let q = m.get_metrics().await;
+        q.queue.len_by_priority.iter().sum::<usize>() == 0 && q.producer_in_flight == 0
+    })
+    .await;
+    let delivered = m.stream("bug").await.unwrap().records_processed as usize;
+    let got = consume(
+        &mock.bootstrap_servers(),
+        &["all"],
+        delivered,
+        Duration::from_secs(10),
+    );
+    let mut seqs: Vec<u64> = got
+        .iter()
+        .map(|c| {
+            serde_json::from_slice::<Value>(&c.payload).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=delivered as u64).collect::<Vec<_>>(),
+        "no sequence skipped or repeated across the panics"
+    );
+    m.shutdown(Duration::from_secs(10)).await;
+}
