@@ -20,6 +20,10 @@ pub(crate) struct AppState {
     pub(crate) metrics: PrometheusHandle,
     pub(crate) token: Option<String>,
     pub(crate) loader: Loader,
+    /// Where a successful `PUT /config` is written.
+    pub(crate) config_path: std::path::PathBuf,
+    /// Kafka is the in-process broker (a new config saying `embedded` keeps it).
+    pub(crate) embedded: bool,
 }
 
 type AppResult = Result<Response, ApiError>;
@@ -50,6 +54,9 @@ impl From<stream_manager::Error> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }
             stream_manager::Error::Config(c) => config_error(c),
+            stream_manager::Error::NeedsRestart { .. } => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
             _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error_chain(&e)),
         }
     }
@@ -341,20 +348,34 @@ async fn put_config(State(s): State<Arc<AppState>>, headers: HeaderMap, body: St
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
     let format = if is_json { Format::Json } else { Format::Yaml };
-    let next = s
+    let mut next = s
         .loader
         .load_str(&body, format, "<PUT /config>")
         .map_err(|e| config_error(&e))?;
+    crate::run::keep_embedded_broker(&mut next, &s.manager, s.embedded);
     let warnings: Vec<String> = stream_config::warnings(&next)
         .iter()
         .map(ToString::to_string)
         .collect();
     crate::log_warnings(&next);
     let touched = s.manager.apply_config(next).await?;
-    Ok(
-        Json(json!({ "applied": true, "restarted_streams": touched, "warnings": warnings }))
-            .into_response(),
-    )
+    // Applied: the file says so too, so a SIGHUP or a restart does not revert it. The
+    // text is kept as sent (`${VAR}` references stay references, secrets stay out).
+    let persisted = match stream_config::save_text(&body, format, &s.config_path) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = &e as &dyn std::error::Error, path = %s.config_path.display(),
+                "the update is applied but could not be written to the config file; a restart will revert it");
+            false
+        }
+    };
+    Ok(Json(json!({
+        "applied": true,
+        "persisted": persisted,
+        "restarted_streams": touched,
+        "warnings": warnings,
+    }))
+    .into_response())
 }
 
 async fn openapi() -> Json<Value> {

@@ -57,6 +57,8 @@ pub(crate) async fn serve(
             .as_ref()
             .map(|t| t.expose().to_owned()),
         loader: crate::loader().with_source_types(manager.source_types()),
+        config_path: config_path.clone(),
+        embedded: kafka.is_embedded(),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -71,7 +73,9 @@ pub(crate) async fn serve(
             })
             .await
     });
-    signals.wait(&manager, &config_path).await;
+    signals
+        .wait(&manager, &config_path, kafka.is_embedded())
+        .await;
     println!("stream-server: shutting down: stopping sources, draining the queue into Kafka");
     let report = manager.shutdown(SHUTDOWN_TIMEOUT).await;
     let _ = stop_tx.send(());
@@ -87,6 +91,19 @@ pub(crate) async fn serve(
     // here first made each of them log "all brokers are down" on every clean exit.
     std::mem::forget(kafka);
     Ok(())
+}
+
+/// A new configuration that still says `bootstrap_servers: embedded` means the
+/// in-process broker already running: its address stays (any other value is compared,
+/// and a change refused until a restart).
+pub(crate) fn keep_embedded_broker(
+    next: &mut StreamConfig,
+    manager: &StreamManager,
+    embedded: bool,
+) {
+    if embedded && next.kafka.is_embedded() {
+        next.kafka.bootstrap_servers = manager.config().kafka.bootstrap_servers.clone();
+    }
 }
 
 /// SIGTERM/SIGINT (stop) and SIGHUP (reload the config file), installed once.
@@ -117,29 +134,33 @@ impl Signals {
 
     /// Returns on SIGTERM or SIGINT; reloads the configuration on each SIGHUP.
     #[cfg(unix)]
-    async fn wait(&mut self, manager: &StreamManager, config_path: &std::path::Path) {
+    async fn wait(
+        &mut self,
+        manager: &StreamManager,
+        config_path: &std::path::Path,
+        embedded: bool,
+    ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
-                _ = self.hup.recv() => reload(manager, config_path).await,
+                _ = self.hup.recv() => reload(manager, config_path, embedded).await,
             }
         }
     }
 
     #[cfg(not(unix))]
-    async fn wait(&mut self, _: &StreamManager, _: &std::path::Path) {
+    async fn wait(&mut self, _: &StreamManager, _: &std::path::Path, _: bool) {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
 
 #[cfg(unix)]
-async fn reload(manager: &StreamManager, config_path: &std::path::Path) {
+async fn reload(manager: &StreamManager, config_path: &std::path::Path, embedded: bool) {
     match crate::load_checked(config_path) {
         Ok(mut next) => {
             crate::log_warnings(&next);
-            // The broker address in force stays (an embedded broker keeps its port).
-            next.kafka.bootstrap_servers = manager.config().kafka.bootstrap_servers.clone();
+            keep_embedded_broker(&mut next, manager, embedded);
             match manager.apply_config(next).await {
                 Ok(touched) => tracing::info!(?touched, "configuration reloaded (SIGHUP)"),
                 Err(e) => tracing::error!(error = %e, "reload refused; nothing changed"),

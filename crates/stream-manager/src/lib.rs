@@ -78,6 +78,12 @@ pub enum Error {
     /// No dead letter has this id.
     #[error("no dead letter {0}")]
     UnknownDeadLetter(i64),
+    /// The change touches keys read only at start; nothing was changed.
+    #[error("these keys take effect only at a restart: {}; restart the service to apply them (nothing was changed)", keys.join(", "))]
+    NeedsRestart {
+        /// The changed keys, as paths.
+        keys: Vec<String>,
+    },
     /// No stream has this id.
     #[error("no stream `{0}`")]
     UnknownStream(String),

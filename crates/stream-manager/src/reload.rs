@@ -5,7 +5,54 @@ use std::sync::Arc;
 use stream_config::StreamConfig;
 
 use crate::builder::compile_priority_rules;
-use crate::{component, convert, Result, StreamManager};
+use crate::{component, convert, Error, Result, StreamManager};
+
+/// Sections read once, at start: a change to them is refused at run time (with the keys
+/// named) rather than silently ignored. Everything else applies live: sources, routing
+/// and priority rules, `enable_dlq`, `metadata_in_payload`, the DLQ's retry policy.
+const RESTART_ONLY: &[&str] = &[
+    "kafka",
+    "queue_max_size",
+    "queue_max_bytes",
+    "queue_overflow_strategy",
+    "throttling",
+    "dlq.url",
+    "topics",
+    "server",
+];
+
+/// The restart-only keys whose values differ between `old` and `next`, as paths.
+pub(crate) fn restart_only_changes(old: &StreamConfig, next: &StreamConfig) -> Vec<String> {
+    fn at<'v>(v: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
+        path.split('.').try_fold(v, |v, k| v.get(k))
+    }
+    fn diff(
+        path: String,
+        a: Option<&serde_json::Value>,
+        b: Option<&serde_json::Value>,
+        out: &mut Vec<String>,
+    ) {
+        match (a, b) {
+            (Some(serde_json::Value::Object(x)), Some(serde_json::Value::Object(y))) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    diff(format!("{path}.{k}"), x.get(k), y.get(k), out);
+                }
+            }
+            (a, b) if a != b => out.push(path),
+            _ => {}
+        }
+    }
+    let (a, b) = (
+        serde_json::to_value(old).unwrap_or_default(),
+        serde_json::to_value(next).unwrap_or_default(),
+    );
+    let mut out = Vec::new();
+    for key in RESTART_ONLY {
+        diff((*key).to_owned(), at(&a, key), at(&b, key), &mut out);
+    }
+    out
+}
 
 impl StreamManager {
     /// Checks `next` in full, then applies it: routing and priority rules swap at once;
@@ -19,6 +66,10 @@ impl StreamManager {
     pub async fn apply_config(&self, next: StreamConfig) -> Result<Vec<String>> {
         let _one_at_a_time = self.reload_lock.lock().await;
         self.loader.validate(&next, "<update>")?;
+        let keys = restart_only_changes(&self.shared.config(), &next);
+        if !keys.is_empty() {
+            return Err(Error::NeedsRestart { keys });
+        }
         let rules = compile_priority_rules(&next)?;
         let routing = convert::routing_rules(&next);
         topic_resolver::Resolver::check(&routing).map_err(component("routing"))?;

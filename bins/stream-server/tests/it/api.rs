@@ -302,6 +302,43 @@ async fn admin_api_end_to_end() {
     let (_, streams) = call(Method::GET, &format!("{b}/streams"), Some(TOKEN), None).await;
     assert!(!streams.contains("\"x\""));
 
+    // A change to a key read only at start is refused, naming the key.
+    let path = s.dir.path().join("config.yaml");
+    let file = std::fs::read_to_string(&path).unwrap();
+    let restart = file.replace("linger_ms: 5", "linger_ms: 9");
+    let (code, body) = call(
+        Method::PUT,
+        &format!("{b}/config"),
+        Some(TOKEN),
+        Some(("application/yaml", &restart)),
+    )
+    .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("kafka.linger_ms"), "{body}");
+
+    // A good update applies and is written to the config file (as sent: the token
+    // stays a `${ADMIN_TOKEN}` reference), so a reload or restart keeps it.
+    let added = file.replace(
+        "server:",
+        "  gen3:\n    source_type: synthetic\n    ingestion: { mode: real_time, polling_interval_seconds: 0.5 }\nserver:",
+    );
+    let (code, body) = call(
+        Method::PUT,
+        &format!("{b}/config"),
+        Some(TOKEN),
+        Some(("application/yaml", &added)),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["persisted"], true, "{body}");
+    let on_disk = std::fs::read_to_string(&path).unwrap();
+    assert!(on_disk.contains("gen3:"), "{on_disk}");
+    assert!(
+        on_disk.contains("${ADMIN_TOKEN}") && !on_disk.contains(TOKEN),
+        "{on_disk}"
+    );
+
     // DLQ endpoints answer.
     let (code, body) = call(Method::GET, &format!("{b}/dlq/stats"), Some(TOKEN), None).await;
     assert_eq!(code, 200, "{body}");

@@ -356,6 +356,22 @@ sources:
     bad.queue_max_size = 0;
     assert!(m.apply_config(bad).await.is_err());
     assert_eq!(m.config().sources["b"].topic.as_deref(), Some("b-topic"));
+    // Keys read only at start: refused with their paths, nothing applied.
+    let mut restart = m.config().as_ref().clone();
+    restart.queue_max_size += 1;
+    restart.kafka.linger_ms += 1;
+    restart.sources.get_mut("a").unwrap().topic = Some("b-topic".into());
+    match m.apply_config(restart).await {
+        Err(stream_manager::Error::NeedsRestart { keys }) => {
+            assert_eq!(keys, ["kafka.linger_ms", "queue_max_size"]);
+        }
+        other => panic!("expected NeedsRestart, got {other:?}"),
+    }
+    assert_eq!(
+        m.config().sources["a"].topic,
+        None,
+        "not even the live part applied"
+    );
     // Half-valid: a routing change plus a new source whose connector parameters are
     // wrong (http_json without `url`). Nothing is applied, not even the routing.
     let mut half = m.config().as_ref().clone();
