@@ -13,8 +13,6 @@ use stream_manager::StreamManager;
 
 use crate::api::{router, AppState};
 
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-
 pub(crate) async fn serve(
     config_path: PathBuf,
     mut cfg: StreamConfig,
@@ -77,13 +75,14 @@ pub(crate) async fn serve(
         .wait(&manager, &config_path, kafka.is_embedded())
         .await;
     println!("stream-server: shutting down: stopping sources, draining the queue into Kafka");
-    let report = manager.shutdown(SHUTDOWN_TIMEOUT).await;
+    let timeout = Duration::from_secs_f64(cfg.server.shutdown_timeout_seconds);
+    let report = manager.shutdown(timeout).await;
     let _ = stop_tx.send(());
     let _ = server.await;
     println!(
         "stream-server: stopped ({} queued records at shutdown: {} sent, {} dead-lettered as `shutdown`)",
         report.queued,
-        report.queued - report.dead_lettered,
+        report.queued.saturating_sub(report.dead_lettered),
         report.dead_lettered
     );
     // The process is exiting. Producer clients still held by finished tasks are dropped

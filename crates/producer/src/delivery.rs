@@ -34,6 +34,9 @@ pub struct Delivery {
     buffer_capacity: usize,
     dlq_healthy: AtomicBool,
     dlq_enabled: AtomicBool,
+    /// Set at shutdown: dead letters never wait for room in memory (what the store
+    /// cannot take is journaled at exit instead).
+    closing: AtomicBool,
     /// When each source last logged a drop (`enable_dlq: false`).
     dropped_logged: Mutex<std::collections::HashMap<Arc<str>, std::time::Instant>>,
 }
@@ -49,6 +52,7 @@ impl Delivery {
             buffer_capacity: 100_000,
             dlq_healthy: AtomicBool::new(true),
             dlq_enabled: AtomicBool::new(true),
+            closing: AtomicBool::new(false),
             dropped_logged: Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -71,6 +75,42 @@ impl Delivery {
     /// per minute. On by default; can change at run time.
     pub fn set_dlq_enabled(&self, enabled: bool) {
         self.dlq_enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Shutdown has begun: from now on `dead_letter` never waits for room in memory.
+    /// Call [`Delivery::spill`] last, so what the store could not take is kept on disk.
+    pub fn begin_shutdown(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Writes the dead letters still held in memory to the journal at `path` (appending)
+    /// and forgets them; returns how many. Call at exit after a last
+    /// [`Delivery::flush_buffer`].
+    pub fn spill(&self, path: &std::path::Path) -> std::io::Result<usize> {
+        let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let letters: Vec<NewDeadLetter> = buf.iter().cloned().collect();
+        crate::journal::append(path, &letters)?;
+        buf.clear();
+        metrics::gauge!(m::DLQ_BUFFERED).set(0.0);
+        Ok(letters.len())
+    }
+
+    /// Stores the dead letters of the journal at `path` (a previous run's spill) and
+    /// removes it; returns how many. On error the journal stays for the next attempt.
+    pub async fn replay_journal(&self, path: &std::path::Path) -> Result<usize, DlqError> {
+        let letters = crate::journal::read(path).map_err(DlqError::dlq)?;
+        if letters.is_empty() {
+            return Ok(0);
+        }
+        for chunk in letters.chunks(500) {
+            self.dlq.insert(chunk, self.first_retry).await?;
+            count_writes(chunk);
+        }
+        std::fs::remove_file(path).map_err(DlqError::dlq)?;
+        Ok(letters.len())
     }
 
     /// The producer.
@@ -164,7 +204,12 @@ impl Delivery {
         loop {
             {
                 let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-                while buf.len() < self.buffer_capacity {
+                let capacity = if self.closing.load(Ordering::Relaxed) {
+                    usize::MAX
+                } else {
+                    self.buffer_capacity
+                };
+                while buf.len() < capacity {
                     match pending.pop_front() {
                         Some(l) => buf.push_back(l),
                         None => break,

@@ -33,6 +33,7 @@ mod classify;
 mod delivery;
 mod dlq;
 mod embedded;
+mod journal;
 mod kafka;
 mod lag;
 mod metrics;

@@ -347,6 +347,10 @@ pub struct DlqConfig {
     /// First retry delay; retry n waits `retry_base_delay_seconds * 2^n`.
     #[serde(default = "default_retry_base_delay_seconds")]
     pub retry_base_delay_seconds: u64,
+    /// Where dead letters still held in memory at exit (the store was unreachable) are
+    /// written; replayed into the store, and removed, at the next start.
+    #[serde(default = "default_journal_path")]
+    pub journal_path: String,
 }
 
 impl Default for DlqConfig {
@@ -355,6 +359,7 @@ impl Default for DlqConfig {
             url: default_dlq_url(),
             max_retries: default_max_retries(),
             retry_base_delay_seconds: default_retry_base_delay_seconds(),
+            journal_path: default_journal_path(),
         }
     }
 }
@@ -660,6 +665,11 @@ pub struct ServerConfig {
     /// Prefix of every metric name.
     #[serde(default = "default_metrics_namespace")]
     pub metrics_namespace: String,
+    /// On SIGTERM: how long sources may finish and the queue may drain into Kafka.
+    /// Whatever is not acknowledged by then is dead-lettered (reason `shutdown`) and the
+    /// process exits a few seconds later, also while Kafka is down.
+    #[serde(default = "default_shutdown_timeout_seconds")]
+    pub shutdown_timeout_seconds: f64,
 }
 
 impl Default for ServerConfig {
@@ -668,6 +678,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             admin_token: None,
             metrics_namespace: default_metrics_namespace(),
+            shutdown_timeout_seconds: default_shutdown_timeout_seconds(),
         }
     }
 }
@@ -797,6 +808,12 @@ fn default_buffer_flush_interval_seconds() -> f64 {
 }
 fn default_max_records_per_poll() -> usize {
     500
+}
+fn default_shutdown_timeout_seconds() -> f64 {
+    30.0
+}
+fn default_journal_path() -> String {
+    "data/dlq-journal.jsonl".to_owned()
 }
 fn default_listen() -> String {
     "127.0.0.1:8080".to_owned()

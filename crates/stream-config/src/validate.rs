@@ -339,6 +339,10 @@ pub(crate) fn validate(
             "remove the key to disable auth on loopback",
         );
     }
+    c.positive_f64(
+        s.key("shutdown_timeout_seconds"),
+        cfg.server.shutdown_timeout_seconds,
+    );
     let ns = &cfg.server.metrics_namespace;
     let ns_ok = ns
         .chars()

@@ -146,6 +146,19 @@ impl Builder {
                 .with_first_retry(Duration::from_secs(cfg.dlq.retry_base_delay_seconds)),
         );
         delivery.set_dlq_enabled(cfg.enable_dlq);
+        // Dead letters a previous run could not store (its journal) go in first.
+        let journal = std::path::Path::new(&cfg.dlq.journal_path);
+        match delivery.replay_journal(journal).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(records = n, path = %journal.display(), "stored the dead letters of the previous run's journal")
+            }
+            Err(e) => tracing::error!(
+                error = &e as &dyn std::error::Error,
+                path = %journal.display(),
+                "cannot store the dead-letter journal yet; it is kept for the next start"
+            ),
+        }
         let shared = Arc::new(Shared {
             resolver: Arc::new(
                 Resolver::new(convert::routing_rules(&cfg)).map_err(component("routing"))?,
@@ -159,6 +172,8 @@ impl Builder {
             delivery,
             pending_delay_ms: AtomicU64::new(0),
             dispatcher_panics: AtomicU64::new(0),
+            in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
+            next_batch: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
         });
         let manager = StreamManager {

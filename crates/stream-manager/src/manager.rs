@@ -26,6 +26,9 @@ pub(crate) struct Shared {
     pub(crate) priority_rules: RwLock<Arc<Vec<(Predicate, Priority)>>>,
     pub(crate) delivery: Arc<Delivery>,
     pub(crate) pending_delay_ms: AtomicU64,
+    /// Batches with the producer and not yet reported, by number.
+    pub(crate) in_flight: std::sync::Mutex<std::collections::HashMap<u64, Arc<Vec<Item>>>>,
+    pub(crate) next_batch: AtomicU64,
     /// Panics of the dispatcher and its delivery tasks (health shows them).
     pub(crate) dispatcher_panics: AtomicU64,
     pub(crate) shutting_down: AtomicBool,
@@ -70,7 +73,8 @@ impl std::fmt::Debug for StreamManager {
 pub struct ShutdownReport {
     /// Records queued when the sources had stopped.
     pub queued: usize,
-    /// Of those, records still queued at the deadline, dead-lettered as `shutdown`.
+    /// Records not acknowledged by the deadline (queued, or with the producer),
+    /// dead-lettered as `shutdown`.
     pub dead_lettered: usize,
 }
 
@@ -100,21 +104,48 @@ impl StreamManager {
         self.registry.names()
     }
 
-    /// Stops every stream, drains the queue into Kafka within `timeout`, and dead-letters
-    /// whatever could not be sent in time (reason `shutdown`). Cursors commit as records
-    /// settle. Safe to call once; later calls do nothing.
+    /// Stops every stream, drains the queue into Kafka within `timeout`, and
+    /// dead-letters (reason `shutdown`, replayable) every record not acknowledged by then:
+    /// queued, popped by the dispatcher, or in flight in the producer. Returns a few
+    /// seconds after the deadline at most, also while Kafka is down or the queue is
+    /// blocked. Dead letters the store cannot take are written to `dlq.journal_path`,
+    /// replayed into the store at the next start. Cursors commit as records settle. Safe
+    /// to call once; later calls do nothing.
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         let deadline = tokio::time::Instant::now() + timeout;
         let grace = (timeout / 3).min(Duration::from_secs(10));
-        {
+        self.shared.delivery.begin_shutdown();
+        // 1. Sources stop: an in-flight poll may finish within `grace`, buffers flush
+        // into the queue. A source blocked on a full queue is released by closing it
+        // (its records are then dead-lettered as `shutdown`).
+        let stops: Vec<_> = {
             let mut streams = self.streams.lock().await;
-            for stream in streams.values_mut() {
-                stream.halt(grace).await;
+            streams
+                .values_mut()
+                .filter_map(|s| s.take_handle())
+                .map(|h| tokio::spawn(async move { h.stop(grace).await }))
+                .collect()
+        };
+        let all_stopped = async {
+            for s in stops {
+                let _ = s.await;
             }
-        }
+        };
+        tokio::pin!(all_stopped);
+        let stopped_in_time =
+            tokio::time::timeout(grace + Duration::from_secs(1), &mut all_stopped)
+                .await
+                .is_ok();
         self.shared.shutting_down.store(true, Ordering::Relaxed);
         let queued = self.shared.queue.len();
         self.shared.queue.close();
+        if !stopped_in_time {
+            tracing::warn!(
+                "a source did not stop within the grace period; closing the queue under it"
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut all_stopped).await;
+        }
+        // 2. The queue drains into Kafka until the deadline.
         let dispatcher = self
             .dispatcher
             .lock()
@@ -124,29 +155,46 @@ impl StreamManager {
             let abort = d.abort_handle();
             if tokio::time::timeout_at(deadline, d).await.is_err() {
                 tracing::error!(
-                    "shutdown timeout: the dispatcher did not finish; leftovers go to the DLQ"
+                    "shutdown deadline: records not yet acknowledged go to the DLQ (reason shutdown)"
                 );
+                // Aborts the dispatcher and every delivery task with it.
                 abort.abort();
+                tokio::task::yield_now().await;
             }
         }
+        // 3. Whatever was popped but not reported, and whatever is still queued.
+        let in_flight: Vec<Arc<Vec<Item>>> = self
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, batch)| batch)
+            .collect();
+        let with_producer: usize = in_flight.iter().map(|b| b.len()).sum();
         let left = self.shared.queue.drain();
-        let report = ShutdownReport {
-            queued,
-            dead_lettered: left.len(),
-        };
-        if !left.is_empty() {
+        let dead_lettered = with_producer + left.len();
+        if dead_lettered > 0 {
             tracing::warn!(
-                records = left.len(),
-                "dead-lettering records not sent before the shutdown timeout"
+                in_flight = with_producer,
+                queued = left.len(),
+                "dead-lettering records not acknowledged before the shutdown deadline"
             );
-            self.shared
-                .dead_letter_items(
-                    left,
-                    producer::FailureReason::Shutdown,
-                    "not sent before the shutdown timeout",
-                )
-                .await;
+            for items in in_flight
+                .iter()
+                .map(|b| b.as_slice())
+                .chain([left.as_slice()])
+            {
+                self.shared
+                    .dead_letter_items(
+                        items,
+                        producer::FailureReason::Shutdown,
+                        "not acknowledged before the shutdown deadline",
+                    )
+                    .await;
+            }
         }
+        // 4. The producer gets what remains of the deadline (at least a second).
         let remaining = deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .max(Duration::from_secs(1));
@@ -156,7 +204,23 @@ impl StreamManager {
                 "producer flush at shutdown"
             );
         }
-        let _ = self.shared.delivery.flush_buffer().await;
+        // 5. Dead letters: one last try at the store, then the journal.
+        let _ =
+            tokio::time::timeout(Duration::from_secs(3), self.shared.delivery.flush_buffer()).await;
+        let journal = std::path::PathBuf::from(&self.shared.config().dlq.journal_path);
+        match self.shared.delivery.spill(&journal) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                records = n,
+                path = %journal.display(),
+                "the DLQ store is unreachable: dead letters written to the journal, stored at the next start"
+            ),
+            Err(e) => tracing::error!(
+                error = %e,
+                path = %journal.display(),
+                "cannot write the dead-letter journal; these dead letters are lost"
+            ),
+        }
         for task in self
             .background
             .lock()
@@ -165,7 +229,10 @@ impl StreamManager {
         {
             task.abort();
         }
-        report
+        ShutdownReport {
+            queued,
+            dead_lettered,
+        }
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

@@ -147,7 +147,7 @@ impl Shared {
     /// Dead-letters queued records that never reached the producer, then settles them.
     pub(crate) async fn dead_letter_items(
         &self,
-        items: Vec<Item>,
+        items: &[Item],
         reason: FailureReason,
         details: &str,
     ) {
@@ -165,7 +165,7 @@ impl Shared {
             })
             .collect();
         self.delivery.dead_letter(letters).await;
-        for i in &items {
+        for i in items {
             i.ctx.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
         }
         settle(items.iter().map(|i| (&i.ctx, i.seq))).await;
@@ -262,20 +262,20 @@ impl Sink for StreamSink {
                     } else {
                         FailureReason::QueueOverflow
                     };
-                    shared.dead_letter_items(vec![item], why, reason).await;
+                    shared.dead_letter_items(&[item], why, reason).await;
                 }
             }
         }
         shared
             .dead_letter_items(
-                overflow,
+                &overflow,
                 FailureReason::QueueOverflow,
                 "evicted by a full queue (drop_oldest)",
             )
             .await;
         shared
             .dead_letter_items(
-                closed,
+                &closed,
                 FailureReason::Shutdown,
                 "the pipeline was shutting down",
             )
@@ -364,6 +364,16 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
         if batch.is_empty() {
             break;
         }
+        // Registered from the moment it leaves the queue until its delivery reports: a
+        // shutdown that cannot wait for it (throttled, waiting for a delivery slot, or
+        // with the producer) dead-letters what is still here.
+        let batch = Arc::new(batch);
+        let batch_no = shared.next_batch.fetch_add(1, Ordering::Relaxed);
+        shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(batch_no, batch.clone());
         shared.queue.publish_metrics();
         if !shared.shutting_down() {
             let delay = shared.pending_delay_ms.swap(0, Ordering::Relaxed);
@@ -394,9 +404,14 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
         tasks.spawn(async move {
             let shared = task_shared;
             let report = shared.delivery.deliver(records).await;
+            shared
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&batch_no);
             let failed: HashMap<String, FailureReason> = report.failures.into_iter().collect();
             let now = now_ms();
-            for item in &batch {
+            for item in batch.iter() {
                 if !failed.is_empty() && failed.contains_key(&item.id.to_string()) {
                     item.ctx
                         .counters

@@ -76,6 +76,14 @@ pub(crate) struct Stream {
 
 impl Stream {
     /// Stops polling (flushing what the mode holds into the pipeline).
+    /// Takes the running ingestion (to stop it elsewhere), keeping its last figures.
+    pub(crate) fn take_handle(&mut self) -> Option<IngestionHandle> {
+        let h = self.handle.take()?;
+        self.last = h.stats();
+        self.started_at = None;
+        Some(h)
+    }
+
     pub(crate) async fn halt(&mut self, grace: Duration) {
         if let Some(h) = self.handle.take() {
             self.last = h.stats();

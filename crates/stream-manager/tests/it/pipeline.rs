@@ -679,3 +679,187 @@ sources:
     );
     m.shutdown(Duration::from_secs(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_the_broker_down_meets_its_deadline_and_loses_nothing() {
+    let yaml = "
+kafka: { linger_ms: 5, batch_size: 200, message_timeout_ms: 300000 }
+throttling: { max_send_rate: 100000 }
+queue_max_size: 100000
+queue_overflow_strategy: block
+routing: { fallback_topic: all }
+sources:
+  gen:
+    source_type: synthetic
+    ingestion: { mode: continuous_streaming, polling_interval_seconds: 0.02, buffer_size: 100, buffer_flush_interval_seconds: 0.1 }
+    custom_params: { records_per_second: 2000, seed: 5 }
+";
+    let (mock, cfg, _dir) = setup(yaml, &["all"]);
+    let m = start(cfg.clone()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    mock.broker_down(1).expect("broker down");
+    // Records pile up: queued, popped by the dispatcher, in flight in librdkafka.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let report = m.shutdown(Duration::from_secs(3)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3 + 5),
+        "returned {took:?} after shutdown began with the broker down"
+    );
+    let s = m.stream("gen").await.unwrap();
+    let generated: u64 = s.cursor.as_deref().unwrap().parse().unwrap();
+    mock.broker_up(1).unwrap();
+    let got = consume(
+        &mock.bootstrap_servers(),
+        &["all"],
+        100_000,
+        Duration::from_secs(5),
+    );
+    let in_kafka: std::collections::HashSet<_> = got.iter().map(|c| c.id.clone()).collect();
+    let all_rows = m
+        .dlq_list(&DlqFilter::default(), 1_000_000, 0)
+        .await
+        .unwrap();
+    let in_dlq: std::collections::HashSet<_> =
+        all_rows.iter().map(|r| r.message_id.clone()).collect();
+    assert_eq!(
+        in_kafka.union(&in_dlq).count() as u64,
+        generated,
+        "each generated record is in Kafka or in the DLQ (some in both: librdkafka sent them once the broker was back)"
+    );
+    assert!(report.dead_lettered > 0, "{report:?}");
+    assert_eq!(
+        s.records_processed + s.records_dead_lettered,
+        generated,
+        "every generated record was acknowledged or dead-lettered: {s:?} {report:?}"
+    );
+    let rows = m
+        .dlq_list(
+            &DlqFilter {
+                reason: Some("shutdown".into()),
+                ..DlqFilter::default()
+            },
+            1_000_000,
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.len() as u64,
+        s.records_dead_lettered,
+        "each one a replayable row"
+    );
+    println!(
+        "broker down at shutdown: {generated} generated, {} acknowledged, {} dead-lettered as shutdown ({} queued at shutdown, {} also reached Kafka later), returned after {took:?}",
+        s.records_processed,
+        s.records_dead_lettered,
+        report.queued,
+        in_kafka.intersection(&in_dlq).count()
+    );
+}
+
+/// A DLQ store that never answers (down for the whole test).
+#[derive(Debug)]
+struct DownStore;
+
+fn down<T>() -> Result<T, producer::Error> {
+    Err(producer::Error::dlq(
+        "connection refused (the test's store is down)",
+    ))
+}
+
+#[async_trait::async_trait]
+impl producer::DeadLetterStore for DownStore {
+    async fn insert(
+        &self,
+        _: &[producer::NewDeadLetter],
+        _: Duration,
+    ) -> Result<(), producer::Error> {
+        down()
+    }
+    async fn due(&self, _: i64, _: i64) -> Result<Vec<producer::DeadLetter>, producer::Error> {
+        down()
+    }
+    async fn retry_failed(&self, _: i64, _: &str, _: Option<i64>) -> Result<(), producer::Error> {
+        down()
+    }
+    async fn set_status(&self, _: &[i64], _: producer::DlqStatus) -> Result<u64, producer::Error> {
+        down()
+    }
+    async fn get(&self, _: i64) -> Result<Option<producer::DeadLetter>, producer::Error> {
+        down()
+    }
+    async fn list(
+        &self,
+        _: &DlqFilter,
+        _: i64,
+        _: i64,
+    ) -> Result<Vec<producer::DeadLetter>, producer::Error> {
+        down()
+    }
+    async fn stats(&self) -> Result<producer::DlqStats, producer::Error> {
+        down()
+    }
+    async fn delete(&self, _: i64) -> Result<bool, producer::Error> {
+        down()
+    }
+    async fn ping(&self) -> Result<(), producer::Error> {
+        down()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_the_store_could_not_take_survive_exit_in_the_journal() {
+    let yaml = "
+throttling: { max_send_rate: 20 }
+queue_max_size: 20
+queue_overflow_strategy: drop_newest
+routing: { fallback_topic: all }
+sources:
+  flood:
+    source_type: synthetic
+    ingestion: { mode: real_time, polling_interval_seconds: 0.05 }
+    custom_params: { records_per_second: 2000, seed: 9 }
+";
+    let (_mock, mut cfg, dir) = setup(yaml, &["all"]);
+    cfg.dlq.journal_path = dir.path().join("journal.jsonl").display().to_string();
+    let m = stream_manager::StreamManager::builder(cfg.clone())
+        .dlq(std::sync::Arc::new(DownStore))
+        .start()
+        .await
+        .unwrap();
+    poll_until(
+        Duration::from_secs(10),
+        "overflow dead letters held in memory",
+        async || m.health().await.dlq.buffered > 100,
+    )
+    .await;
+    m.shutdown(Duration::from_secs(2)).await;
+    let dead = m.stream("flood").await.unwrap().records_dead_lettered;
+    drop(m);
+    let journal =
+        std::fs::read_to_string(dir.path().join("journal.jsonl")).expect("journal written");
+    assert_eq!(
+        journal.lines().count() as u64,
+        dead,
+        "every dead letter is in the journal"
+    );
+
+    // The next start (the store reachable again) stores them and removes the journal.
+    let m = start(cfg).await;
+    let rows = m
+        .dlq_list(&DlqFilter::default(), 1_000_000, 0)
+        .await
+        .unwrap();
+    assert!(
+        rows.len() as u64 >= dead,
+        "{} rows, {dead} journaled",
+        rows.len()
+    );
+    assert!(
+        !dir.path().join("journal.jsonl").exists(),
+        "the journal is removed once stored"
+    );
+    m.shutdown(Duration::from_secs(5)).await;
+}
