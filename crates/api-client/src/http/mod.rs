@@ -97,10 +97,7 @@ impl HttpApiClient {
             limiter: std::sync::Arc::new(RateLimiter::direct_with_clock(quota, clock)),
             clock,
             cache: Mutex::new(None),
-            status: Mutex::new(PartStatus {
-                name: auth::redact_with(&secrets, &spec.url),
-                ..PartStatus::default()
-            }),
+            status: Mutex::new(PartStatus::default()),
             token: tokio::sync::Mutex::new(None),
             client,
             spec,
@@ -473,10 +470,9 @@ impl Source for HttpApiClient {
     }
 
     fn parts(&self) -> Vec<PartStatus> {
-        vec![self
-            .status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()]
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Redacted when asked, so secrets added after construction count too.
+        status.name = self.redact(&self.spec.url);
+        vec![status]
     }
 }

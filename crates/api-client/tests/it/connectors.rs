@@ -87,6 +87,13 @@ async fn nasa_firms_csv_deduplicated_by_detection_and_key_kept_secret() {
     let s = build("firms", &cfg);
     let f = s.fetch(None).await.unwrap();
     assert_eq!(f.records.len(), 3);
+    let names: Vec<String> = s.parts().into_iter().map(|p| p.name).collect();
+    assert!(
+        names.len() == 1
+            && names[0].contains("/api/area/csv/***/")
+            && !names[0].contains("MAPKEY123"),
+        "{names:?}"
+    );
     assert_eq!(f.records[1]["frp"], json!(14.8));
     assert_eq!(f.records[0]["acq_time"], json!(954), "numbers are typed");
     assert!(
