@@ -470,7 +470,11 @@ impl Source for HttpApiClient {
     }
 
     fn parts(&self) -> Vec<PartStatus> {
-        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut status = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         // Redacted when asked, so secrets added after construction count too.
         status.name = self.redact(&self.spec.url);
         vec![status]
