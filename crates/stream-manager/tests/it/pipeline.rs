@@ -681,11 +681,12 @@ sources:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_with_the_broker_down_meets_its_deadline_and_loses_nothing() {
+async fn shutdown_with_the_broker_down_and_the_queue_blocked_meets_its_deadline_and_loses_nothing()
+{
     let yaml = "
 kafka: { linger_ms: 5, batch_size: 200, message_timeout_ms: 300000 }
 throttling: { max_send_rate: 100000 }
-queue_max_size: 100000
+queue_max_size: 1000
 queue_overflow_strategy: block
 routing: { fallback_topic: all }
 sources:
@@ -698,8 +699,23 @@ sources:
     let m = start(cfg.clone()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     mock.broker_down(1).expect("broker down");
-    // Records pile up: queued, popped by the dispatcher, in flight in librdkafka.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Records pile up: in flight in librdkafka, popped by the dispatcher, queued until
+    // the queue is full — then the source blocks on it (`block`).
+    poll_until(
+        Duration::from_secs(20),
+        "the queue is full and the source blocked",
+        async || {
+            m.get_metrics()
+                .await
+                .queue
+                .len_by_priority
+                .iter()
+                .sum::<usize>()
+                >= 1000
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let started = std::time::Instant::now();
     let report = m.shutdown(Duration::from_secs(3)).await;
     let took = started.elapsed();
