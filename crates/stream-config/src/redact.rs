@@ -7,25 +7,30 @@ use crate::model::StreamConfig;
 /// What replaces a secret in dumps.
 pub const REDACTED: &str = "***";
 
-/// Key names (lowercase substrings) whose values are secrets wherever they appear, in
-/// `custom_params`, `librdkafka_options` or anywhere else.
+/// Key names (lowercase substrings, `_` and `-` left out) whose values are secrets
+/// wherever they appear: in `custom_params`, header names such as `X-API-Key`,
+/// `librdkafka_options`, or anywhere else.
 const SECRET_KEY_PARTS: &[&str] = &[
     "password",
     "passwd",
     "secret",
     "token",
-    "api_key",
     "apikey",
-    "map_key",
-    "access_key",
-    "private_key",
+    "mapkey",
+    "accesskey",
+    "privatekey",
     "credential",
     "authorization",
 ];
 
-/// True when a key's value must never be shown.
+/// True when a key's value must never be shown (`api_key`, `X-API-Key` and `apikey`
+/// alike).
 pub fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
+    let key: String = key
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
     SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
 }
 

@@ -131,7 +131,15 @@ impl HttpApiClient {
             Method::Post => self.client.post(url.clone()),
         };
         let mut headers = HeaderMap::new();
+        // Credentials go only to the origin they were configured for: a next-page link
+        // to another host gets no auth, no API key and no secret-looking header.
+        let same_origin = Url::parse(&self.spec.url).is_ok_and(|u| u.origin() == url.origin());
         for (k, v) in &self.spec.headers {
+            if !same_origin
+                && (stream_config::is_secret_key(k) || k.eq_ignore_ascii_case("authorization"))
+            {
+                continue;
+            }
             if let (Ok(k), Ok(v)) = (
                 HeaderName::from_bytes(k.as_bytes()),
                 HeaderValue::from_str(v),
@@ -139,7 +147,12 @@ impl HttpApiClient {
                 headers.insert(k, v);
             }
         }
-        match &self.spec.auth {
+        let auth = if same_origin {
+            self.spec.auth.as_ref()
+        } else {
+            None
+        };
+        match auth {
             Some(Auth::Basic { username, password }) => {
                 req = req.basic_auth(username, Some(password))
             }

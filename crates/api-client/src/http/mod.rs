@@ -71,7 +71,31 @@ impl HttpApiClient {
             HeaderValue::from_str(v)
                 .map_err(|e| config_err("headers", format!("header `{k}` value: {e}")))?;
         }
+        // A redirect to another origin is refused when the source has credentials
+        // (reqwest drops `Authorization` there, but not an API key header or parameter).
+        let has_credentials = spec.auth.is_some()
+            || spec
+                .headers
+                .keys()
+                .chain(spec.query.keys())
+                .any(|k| stream_config::is_secret_key(k));
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            let cross_origin = attempt
+                .previous()
+                .first()
+                .is_some_and(|first| first.origin() != attempt.url().origin());
+            if attempt.previous().len() > 10 {
+                attempt.error("more than 10 redirects")
+            } else if cross_origin && has_credentials {
+                attempt.error(
+                    "redirect to another origin refused: this source's credentials go only to the origin configured",
+                )
+            } else {
+                attempt.follow()
+            }
+        });
         let client = reqwest::Client::builder()
+            .redirect(redirects)
             .timeout(opts.timeout)
             .user_agent(spec.user_agent.clone().unwrap_or_else(|| {
                 format!(
@@ -175,13 +199,30 @@ impl HttpApiClient {
                     metrics::counter!(m::REQUESTS, "source" => self.opts.source_id.clone(), "status" => "error").increment(1);
                     let kind = if e.is_timeout() {
                         "timed out"
+                    } else if e.is_redirect() {
+                        "redirect refused"
                     } else {
                         "request failed"
                     };
                     self.note_status(kind);
-                    Attempt::Retry {
-                        message: self.redact(&format!("{kind}: {}", e.without_url())),
-                        retry_after: None,
+                    // The error and its causes (URLs left out, secrets redacted).
+                    let redirect = e.is_redirect();
+                    let e = e.without_url();
+                    let mut message = format!("{kind}: {e}");
+                    let mut cause = std::error::Error::source(&e);
+                    while let Some(c) = cause {
+                        message.push_str(&format!(": {c}"));
+                        cause = c.source();
+                    }
+                    let message = self.redact(&message);
+                    if redirect {
+                        // Retrying cannot change where the upstream redirects.
+                        Attempt::Fatal(Error::Unavailable(message))
+                    } else {
+                        Attempt::Retry {
+                            message,
+                            retry_after: None,
+                        }
                     }
                 }
             };
@@ -201,6 +242,18 @@ impl HttpApiClient {
                     metrics::counter!(m::RETRIES, "source" => self.opts.source_id.clone())
                         .increment(1);
                     let backoff = self.backoff(attempt);
+                    let cap = Duration::from_secs_f64(self.spec.max_retry_after_seconds.max(0.0));
+                    let retry_after = retry_after.map(|ra| {
+                        if ra > cap {
+                            tracing::warn!(
+                                source = %self.opts.source_id,
+                                asked = ?ra,
+                                honoured = ?cap,
+                                "Retry-After longer than max_retry_after_seconds; capped"
+                            );
+                        }
+                        ra.min(cap)
+                    });
                     let wait = retry_after.map_or(backoff, |ra| ra.max(backoff));
                     tracing::debug!(source = %self.opts.source_id, attempt, ?wait, "{message}; retrying");
                     tokio::time::sleep(wait).await;

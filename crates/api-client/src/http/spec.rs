@@ -168,6 +168,10 @@ pub struct HttpSpec {
     /// First retry wait; doubles per retry (with jitter), at least `Retry-After`.
     #[serde(default = "default_retry_base_seconds")]
     pub retry_base_seconds: f64,
+    /// The longest `Retry-After` honoured: an upstream cannot park the source for longer
+    /// (a longer one is capped, and logged).
+    #[serde(default = "default_max_retry_after_seconds")]
+    pub max_retry_after_seconds: f64,
     /// `User-Agent` (some APIs, like api.weather.gov, reject requests without one).
     #[serde(default)]
     pub user_agent: Option<String>,
@@ -194,6 +198,9 @@ fn default_max_retries() -> u32 {
 fn default_retry_base_seconds() -> f64 {
     0.5
 }
+fn default_max_retry_after_seconds() -> f64 {
+    600.0
+}
 fn default_breaker_threshold() -> u32 {
     5
 }
@@ -218,6 +225,7 @@ impl HttpSpec {
             max_pages: default_max_pages(),
             max_retries: default_max_retries(),
             retry_base_seconds: default_retry_base_seconds(),
+            max_retry_after_seconds: default_max_retry_after_seconds(),
             user_agent: None,
             dedup: None,
             breaker_threshold: default_breaker_threshold(),

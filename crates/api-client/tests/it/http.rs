@@ -196,6 +196,33 @@ async fn http_429_waits_at_least_retry_after() {
 }
 
 #[tokio::test]
+async fn a_retry_after_of_a_day_is_capped() {
+    let server = MockServer::start().await;
+    Mock::given(path("/park"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "86400"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/park"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([1])))
+        .mount(&server)
+        .await;
+    let mut spec = fast(HttpSpec::get(format!("{}/park", server.uri())));
+    spec.max_retry_after_seconds = 0.5;
+    let c = client(spec);
+    let started = Instant::now();
+    let f = tokio::time::timeout(Duration::from_secs(10), c.fetch(None))
+        .await
+        .expect("not parked for a day");
+    assert_eq!(f.unwrap().records.len(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn server_error_then_success_is_retried() {
     let server = MockServer::start().await;
     Mock::given(path("/flaky"))
@@ -535,5 +562,75 @@ async fn rate_limit_spaces_requests_pages_included() {
         started.elapsed() >= Duration::from_millis(250),
         "{:?}",
         started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn credentials_are_sent_only_to_their_origin() {
+    let home = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(path("/feed"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"n": 1}],
+            "next": format!("{}/more", elsewhere.uri()),
+        })))
+        .mount(&home)
+        .await;
+    Mock::given(path("/more"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{"n": 2}]})))
+        .mount(&elsewhere)
+        .await;
+    let mut spec = HttpSpec::get(format!("{}/feed", home.uri()));
+    spec.decoder = serde_json::from_value(json!({"type": "json", "pointer": "/data"})).unwrap();
+    spec.pagination = Pagination::NextLink {
+        pointer: "/next".into(),
+    };
+    spec.auth = Some(Auth::Bearer {
+        token: "tok-123".into(),
+    });
+    spec.headers.insert("X-API-Key".into(), "key-456".into());
+    spec.headers
+        .insert("Accept".into(), "application/json".into());
+    let f = client(spec).fetch(None).await.unwrap();
+    assert_eq!(f.records.len(), 2);
+    let at_home = &home.received_requests().await.unwrap()[0];
+    assert_eq!(
+        at_home.headers.get("authorization").unwrap(),
+        "Bearer tok-123"
+    );
+    assert_eq!(at_home.headers.get("x-api-key").unwrap(), "key-456");
+    let away = &elsewhere.received_requests().await.unwrap()[0];
+    assert!(
+        away.headers.get("authorization").is_none(),
+        "{:?}",
+        away.headers
+    );
+    assert!(
+        away.headers.get("x-api-key").is_none(),
+        "{:?}",
+        away.headers
+    );
+    assert_eq!(away.headers.get("accept").unwrap(), "application/json");
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_refused_when_credentials_are_configured() {
+    let home = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(path("/feed"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", format!("{}/x", elsewhere.uri())),
+        )
+        .mount(&home)
+        .await;
+    let mut spec = HttpSpec::get(format!("{}/feed", home.uri()));
+    spec.headers.insert("X-API-Key".into(), "key-456".into());
+    spec.max_retries = 0;
+    let err = client(spec).fetch(None).await.unwrap_err();
+    assert!(err.to_string().contains("another origin"), "{err}");
+    assert!(!err.to_string().contains("key-456"), "{err}");
+    assert!(
+        elsewhere.received_requests().await.unwrap().is_empty(),
+        "nothing reached it"
     );
 }
