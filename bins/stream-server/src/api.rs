@@ -24,6 +24,9 @@ pub(crate) struct AppState {
     pub(crate) config_path: std::path::PathBuf,
     /// Kafka is the in-process broker (a new config saying `embedded` keeps it).
     pub(crate) embedded: bool,
+    /// The last health check, for `/ready`.
+    pub(crate) ready_cache:
+        tokio::sync::Mutex<Option<(std::time::Instant, stream_manager::Health)>>,
 }
 
 type AppResult = Result<Response, ApiError>;
@@ -174,14 +177,7 @@ async fn auth(
     next: Next,
 ) -> Response {
     if let Some(token) = &state.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        // Constant time: how much of a guess matches must not show in the timing.
-        let matches = given
-            .is_some_and(|g| subtle::ConstantTimeEq::ct_eq(g.as_bytes(), token.as_bytes()).into());
-        if !matches {
+        if !bearer_matches(&headers, token) {
             return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
                 .into_response();
         }
@@ -189,14 +185,34 @@ async fn auth(
     next.run(request).await
 }
 
-async fn ready(State(s): State<Arc<AppState>>) -> Response {
-    let h = s.manager.health().await;
+/// How long one health check answers `/ready` (a probe every second must not run a
+/// Kafka metadata request and DLQ scans each time).
+const READY_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn ready(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let h = {
+        let mut cache = s.ready_cache.lock().await;
+        match &*cache {
+            Some((at, h)) if at.elapsed() < READY_CACHE => h.clone(),
+            _ => {
+                let h = s.manager.health().await;
+                *cache = Some((std::time::Instant::now(), h.clone()));
+                h
+            }
+        }
+    };
+    // Details (broker errors name addresses) only with the token, when one is set.
+    let detailed = s.token.as_ref().is_none_or(|t| bearer_matches(&headers, t));
     let mut reasons = Vec::new();
     if !h.producer.kafka_connected {
-        reasons.push(format!(
-            "kafka unreachable: {}",
-            h.producer.last_error.clone().unwrap_or_default()
-        ));
+        reasons.push(if detailed {
+            format!(
+                "kafka unreachable: {}",
+                h.producer.last_error.clone().unwrap_or_default()
+            )
+        } else {
+            "kafka unreachable".to_owned()
+        });
     }
     if h.streams.total > 0 && h.streams.active == 0 {
         reasons.push("no stream is running".to_owned());
@@ -206,11 +222,24 @@ async fn ready(State(s): State<Arc<AppState>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({ "ready": reasons.is_empty(), "reasons": reasons, "health": h })),
-    )
-        .into_response()
+    let body = if detailed {
+        json!({ "ready": reasons.is_empty(), "reasons": reasons, "health": h })
+    } else {
+        json!({ "ready": reasons.is_empty(), "reasons": reasons })
+    };
+    (status, Json(body)).into_response()
+}
+
+/// The request carries `Authorization: Bearer <token>`, compared in constant time (how
+/// much of a guess matches must not show in the timing).
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| {
+            subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes()).into()
+        })
 }
 
 async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {

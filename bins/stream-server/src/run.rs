@@ -57,6 +57,7 @@ pub(crate) async fn serve(
         loader: crate::loader().with_source_types(manager.source_types()),
         config_path: config_path.clone(),
         embedded: kafka.is_embedded(),
+        ready_cache: tokio::sync::Mutex::new(None),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

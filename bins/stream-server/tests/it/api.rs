@@ -171,6 +171,18 @@ async fn admin_api_end_to_end() {
     }
     let (code, body) = call(Method::GET, &format!("{b}/ready"), None, None).await;
     assert_eq!(code, 200, "{body}");
+    // Without the token: the verdict only (no health details, which name brokers).
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ready"], true);
+    assert!(v.get("health").is_none(), "{body}");
+    let (_, body) = call(Method::GET, &format!("{b}/ready"), Some(TOKEN), None).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["health"]["producer"]["kafka_connected"]
+            .as_bool()
+            .unwrap(),
+        "{body}"
+    );
 
     // Auth on everything but health, ready, metrics.
     assert_eq!(
