@@ -77,6 +77,34 @@ pub(crate) fn loader() -> Loader {
         .with_source_types(stream_manager::source_types())
 }
 
+/// The loader for `PUT /config` bodies: a body may interpolate only the variables the
+/// config file on disk already names (`${NAME}`), plus the `STREAM__…` and `KAFKA_…`
+/// overrides. Otherwise `${ANY_VAR}` in a request would read the server's whole
+/// environment out through `GET /config`.
+pub(crate) fn api_loader(config_file: &Path) -> Loader {
+    let text = std::fs::read_to_string(config_file).unwrap_or_default();
+    let named: std::collections::BTreeSet<String> = text
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect();
+    let env = std::env::vars().filter(|(k, _)| {
+        named.contains(k)
+            || k.starts_with("STREAM__")
+            || k == "KAFKA_BOOTSTRAP_SERVERS"
+            || k == "KAFKA_COMPRESSION_TYPE"
+    });
+    Loader::new()
+        .with_env(env)
+        .with_source_types(stream_manager::source_types())
+}
+
 /// Loads a file and also builds every source, so connector parameters are checked.
 pub(crate) fn load_checked(file: &Path) -> Result<StreamConfig, String> {
     let cfg = loader().load_file(file).map_err(|e| e.to_string())?;

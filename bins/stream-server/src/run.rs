@@ -54,7 +54,7 @@ pub(crate) async fn serve(
             .admin_token
             .as_ref()
             .map(|t| t.expose().to_owned()),
-        loader: crate::loader().with_source_types(manager.source_types()),
+        loader: crate::api_loader(&config_path).with_source_types(manager.source_types()),
         config_path: config_path.clone(),
         embedded: kafka.is_embedded(),
         ready_cache: tokio::sync::Mutex::new(None),

@@ -49,6 +49,8 @@ server: {{ listen: '127.0.0.1:{port}', admin_token: '${{ADMIN_TOKEN}}', metrics_
         .args(["run", "--config"])
         .arg(&path)
         .env("ADMIN_TOKEN", TOKEN)
+        // In the server's environment but not named by its config file.
+        .env("OTHER_SECRET", "very-secret-env-value")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -327,6 +329,25 @@ async fn admin_api_end_to_end() {
     .await;
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("kafka.linger_ms"), "{body}");
+
+    // A body may not read the server's environment beyond what the file already names.
+    let probing = file.replace(
+        "server:",
+        "  gen9:\n    source_type: synthetic\n    topic: \"t-${OTHER_SECRET}\"\nserver:",
+    );
+    let (code, body) = call(
+        Method::PUT,
+        &format!("{b}/config"),
+        Some(TOKEN),
+        Some(("application/yaml", &probing)),
+    )
+    .await;
+    assert!(code == 400 || code == 422, "{code} {body}");
+    assert!(
+        body.contains("OTHER_SECRET"),
+        "the error names the variable: {body}"
+    );
+    assert!(!body.contains("very-secret-env-value"), "{body}");
 
     // A good update applies and is written to the config file (as sent: the token
     // stays a `${ADMIN_TOKEN}` reference), so a reload or restart keeps it.
