@@ -96,6 +96,9 @@ async fn dlq_on_postgres_and_replay() {
                 "custom_params": {
                     "url": format!("http://{addr}/items"),
                     "decoder": { "type": "json", "pointer": "/items" },
+                    // The upstream answers the same items on every poll (no validators,
+                    // no cursor): dedup keeps repeats out, also of dead-lettered ones.
+                    "dedup": { "keys": ["/id"] },
                 },
             }),
         );
