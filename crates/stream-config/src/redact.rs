@@ -54,6 +54,8 @@ pub(crate) fn redact_tree(node: &mut Value) {
             for (k, v) in map.iter_mut() {
                 if k.as_str().is_some_and(is_secret_key) && !v.is_null() {
                     *v = Value::String(REDACTED.to_owned());
+                } else if k.as_str() == Some("auth") {
+                    redact_auth(v);
                 } else {
                     redact_tree(v);
                 }
@@ -66,6 +68,23 @@ pub(crate) fn redact_tree(node: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// An `auth` section (of a source's `custom_params`): every value but its shape
+/// (`type`, `location`, the key's `name`, a `username`, a token URL) is a credential.
+fn redact_auth(node: &mut Value) {
+    const SHAPE: &[&str] = &["type", "location", "name", "username", "token_url", "scope"];
+    match node {
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                if !k.as_str().is_some_and(|k| SHAPE.contains(&k)) && !v.is_null() {
+                    *v = Value::String(REDACTED.to_owned());
+                }
+            }
+        }
+        Value::Null => {}
+        other => *other = Value::String(REDACTED.to_owned()),
     }
 }
 
@@ -117,6 +136,16 @@ mod tests {
         src.custom_params
             .insert("url".to_owned(), "https://h/x?api_key=qk-111&day=1".into());
         cfg.sources.insert("firms".to_owned(), src);
+        let mut web = SourceConfig::new("http_json");
+        web.custom_params.insert(
+            "auth".to_owned(),
+            serde_json::json!({"type": "api_key", "name": "key", "value": "auth-val-222", "location": "header"}),
+        );
+        web.custom_params.insert(
+            "headers".to_owned(),
+            serde_json::json!({"X-API-Key": "hdr-333", "Accept": "application/json"}),
+        );
+        cfg.sources.insert("web".to_owned(), web);
         let text = redacted_yaml(&cfg);
         for secret in [
             "tok-123456",
@@ -124,11 +153,17 @@ mod tests {
             "kafka-pass-555",
             "firms-key-777",
             "qk-111",
+            "auth-val-222",
+            "hdr-333",
         ] {
             assert!(!text.contains(secret), "{secret} leaked in:\n{text}");
         }
         assert!(text.contains("postgres://app:***@db.local/dlq"), "{text}");
         assert!(text.contains("day=1"), "{text}");
+        assert!(
+            text.contains("api_key") && text.contains("application/json"),
+            "shape stays: {text}"
+        );
         assert!(format!("{:?}", cfg.server.admin_token).contains("***"));
     }
 }
