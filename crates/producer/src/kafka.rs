@@ -88,6 +88,27 @@ pub struct StatsContext {
 }
 
 impl ClientContext for StatsContext {
+    /// librdkafka's own log lines (connection failures, auth errors, broker errors) into
+    /// `tracing`, target `librdkafka`, at their level.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        let path = self.path;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(target: "librdkafka", path, facility = fac, "{log_message}")
+            }
+            L::Warning => {
+                tracing::warn!(target: "librdkafka", path, facility = fac, "{log_message}")
+            }
+            L::Notice | L::Info => {
+                tracing::info!(target: "librdkafka", path, facility = fac, "{log_message}")
+            }
+            L::Debug => {
+                tracing::debug!(target: "librdkafka", path, facility = fac, "{log_message}")
+            }
+        }
+    }
+
     fn stats(&self, s: Statistics) {
         let path = self.path;
         metrics::gauge!(m::LIBRDKAFKA_QUEUE_MESSAGES, "path" => path).set(s.msg_cnt as f64);

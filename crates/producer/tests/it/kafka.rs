@@ -270,3 +270,46 @@ async fn health_reports_brokers_or_the_error() {
     let h = dead.health().await;
     assert!(!h.connected && h.last_error.is_some(), "{h:?}");
 }
+
+/// A log sink for the test's global subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn librdkafka_log_lines_reach_tracing() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("librdkafka=debug")
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    // librdkafka logs from its own threads: the subscriber must be global (this test
+    // binary runs each test in its own process under nextest).
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        return; // another test of this process installed one (plain `cargo test`)
+    }
+    let port = test_support::free_port().unwrap();
+    let p = producer(
+        &format!("127.0.0.1:{port}"),
+        &[("message.timeout.ms", "1500")],
+        0,
+    );
+    let _ = p.send(records("t", "log", 1)).await;
+    let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(text.contains("librdkafka"), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")) && text.to_lowercase().contains("refused"),
+        "the connection failure is logged: {text}"
+    );
+}
