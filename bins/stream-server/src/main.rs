@@ -105,10 +105,24 @@ pub(crate) fn api_loader(config_file: &Path) -> Loader {
         .with_source_types(stream_manager::source_types())
 }
 
+/// The folders `file` sources may read: `file_roots`, or the config file's folder and
+/// `data/`.
+pub(crate) fn file_roots(cfg: &StreamConfig, config_file: &Path) -> Vec<PathBuf> {
+    if !cfg.file_roots.is_empty() {
+        return cfg.file_roots.iter().map(PathBuf::from).collect();
+    }
+    let dir = config_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    vec![dir, PathBuf::from("data")]
+}
+
 /// Loads a file and also builds every source, so connector parameters are checked.
 pub(crate) fn load_checked(file: &Path) -> Result<StreamConfig, String> {
     let cfg = loader().load_file(file).map_err(|e| e.to_string())?;
-    let errors = stream_manager::check_sources(&cfg);
+    let roots = file_roots(&cfg, file);
+    let errors = stream_manager::check_sources(&cfg, Some(&roots));
     if errors.is_empty() {
         return Ok(cfg);
     }

@@ -41,6 +41,7 @@ pub(crate) async fn serve(
     }
     let manager = Arc::new(
         StreamManager::builder(cfg.clone())
+            .file_roots(crate::file_roots(&cfg, &config_path))
             .start_jitter(Duration::from_secs(1))
             .start()
             .await

@@ -34,6 +34,10 @@ pub struct StreamConfig {
     /// `{"data": <record>, "_metadata": {...}}` (it is always sent as Kafka headers).
     #[serde(default)]
     pub metadata_in_payload: bool,
+    /// Folders `file` sources may read from. Empty (the default): the config file's own
+    /// folder and `data/`. A path outside them is a configuration error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_roots: Vec<String>,
     /// Dead-letter queue storage and retry policy.
     #[serde(default)]
     pub dlq: DlqConfig,
@@ -61,6 +65,7 @@ impl Default for StreamConfig {
             queue_overflow_strategy: OverflowStrategy::default(),
             enable_dlq: true,
             metadata_in_payload: false,
+            file_roots: Vec::new(),
             dlq: DlqConfig::default(),
             topics: BTreeMap::new(),
             routing: RoutingConfig::default(),

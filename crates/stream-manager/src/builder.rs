@@ -88,6 +88,12 @@ impl Builder {
         self
     }
 
+    /// `file` sources may read only under `roots` (see `Registry::restrict_files_to`).
+    pub fn file_roots(mut self, roots: Vec<std::path::PathBuf>) -> Self {
+        self.registry.restrict_files_to(roots);
+        self
+    }
+
     /// How often lag is checked (default 1 s).
     pub fn check_interval(mut self, every: Duration) -> Self {
         self.check_interval = every;

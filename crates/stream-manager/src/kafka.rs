@@ -74,10 +74,14 @@ pub fn source_types() -> Vec<String> {
     Registry::builtin().names()
 }
 
-/// Builds every source of `cfg` with the built-in connectors, so connector parameters
-/// are checked before anything starts; one line per failing source.
-pub fn check_sources(cfg: &StreamConfig) -> Vec<String> {
-    let registry = Registry::builtin();
+/// Builds every source of `cfg` with the built-in connectors (`file` sources limited to
+/// `file_roots` when given), so connector parameters are checked before anything starts;
+/// one line per failing source.
+pub fn check_sources(cfg: &StreamConfig, file_roots: Option<&[std::path::PathBuf]>) -> Vec<String> {
+    let mut registry = Registry::builtin();
+    if let Some(roots) = file_roots {
+        registry.restrict_files_to(roots.to_vec());
+    }
     cfg.sources
         .iter()
         .filter_map(|(id, src)| registry.build(id, src).err())

@@ -19,6 +19,7 @@ const RESTART_ONLY: &[&str] = &[
     "dlq.url",
     "topics",
     "server",
+    "file_roots",
 ];
 
 /// The restart-only keys whose values differ between `old` and `next`, as paths.

@@ -144,3 +144,44 @@ fn validate_warns_about_a_cache_that_slows_polling_but_accepts_it() {
         "{err}"
     );
 }
+
+#[test]
+fn file_sources_read_only_under_the_config_folder_and_data() {
+    let dir = test_support::TempDir::new("cli-roots");
+    std::fs::write(dir.path().join("inside.ndjson"), "{\"n\":1}\n").unwrap();
+    let outside = test_support::TempDir::new("cli-roots-outside");
+    std::fs::write(
+        outside.path().join("secret.ndjson"),
+        "{\"password\":\"hunter2\"}\n",
+    )
+    .unwrap();
+    let config = |path: &std::path::Path| {
+        format!(
+            "sources:\n  f:\n    source_type: file\n    custom_params: {{ path: '{}' }}\n",
+            path.display()
+        )
+    };
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, config(&dir.path().join("inside.ndjson"))).unwrap();
+    let out = server(&["validate", file.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Outside (also through `..`): refused, naming the key, never showing the contents.
+    let sneaky = dir
+        .path()
+        .join("..")
+        .join(outside.path().file_name().unwrap())
+        .join("secret.ndjson");
+    std::fs::write(&file, config(&sneaky)).unwrap();
+    let out = server(&["validate", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sources.f.custom_params.path") && err.contains("outside the folders"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -51,12 +51,33 @@ pub(crate) struct FileSource {
 }
 
 impl FileSource {
-    /// Reads and decodes the file now, so a bad path is a configuration error.
-    pub(crate) fn new(id: &str, params: FileParams) -> Result<Self, Error> {
+    /// Reads and decodes the file now, so a bad path is a configuration error. With
+    /// `roots`, the file must lie under one of them (after resolving `..` and links).
+    pub(crate) fn new(
+        id: &str,
+        params: FileParams,
+        roots: Option<&[PathBuf]>,
+    ) -> Result<Self, Error> {
         let bad = |message: String| Error::Config {
             path: format!("sources.{id}.custom_params.path"),
             message,
         };
+        if let Some(roots) = roots {
+            let real = std::fs::canonicalize(&params.path)
+                .map_err(|e| bad(format!("cannot read `{}`: {e}", params.path.display())))?;
+            let allowed = roots
+                .iter()
+                .filter_map(|r| std::fs::canonicalize(r).ok())
+                .any(|root| real.starts_with(root));
+            if !allowed {
+                let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+                return Err(bad(format!(
+                    "`{}` is outside the folders file sources may read ({}); move it there or add its folder to `file_roots`",
+                    params.path.display(),
+                    shown.join(", ")
+                )));
+            }
+        }
         let body = std::fs::read(&params.path)
             .map_err(|e| bad(format!("cannot read `{}`: {e}", params.path.display())))?;
         let ext = params

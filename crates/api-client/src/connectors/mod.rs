@@ -65,9 +65,21 @@ impl Registry {
             Ok(Arc::new(SyntheticSource::new(params(id, cfg)?)))
         });
         r.register("file", |id, cfg| {
-            Ok(Arc::new(FileSource::new(id, params(id, cfg)?)?))
+            Ok(Arc::new(FileSource::new(id, params(id, cfg)?, None)?))
         });
         r
+    }
+
+    /// `file` sources may read only files under `roots` (checked after resolving `..`
+    /// and symbolic links); without this call they may read any file.
+    pub fn restrict_files_to(&mut self, roots: Vec<std::path::PathBuf>) {
+        self.register("file", move |id, cfg| {
+            Ok(Arc::new(FileSource::new(
+                id,
+                params(id, cfg)?,
+                Some(&roots),
+            )?))
+        });
     }
 
     /// Adds (or replaces) a source type.
