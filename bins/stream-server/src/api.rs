@@ -115,7 +115,12 @@ pub(crate) const ROUTES: &[(&str, &str, &str)] = &[
     (
         "get",
         "/dlq",
-        "Dead letters; filters status, reason, source_id; limit, offset",
+        "Dead letters; filters status, reason, source_id; limit, offset; payload=true to include payloads",
+    ),
+    (
+        "post",
+        "/dlq/purge",
+        "Delete rows: JSON {status: [..] (default: the rows done with), older_than_days, keep_newest}",
     ),
     (
         "get",
@@ -154,6 +159,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/dlq", get(list_dlq))
         .route("/dlq/stats", get(dlq_stats))
         .route("/dlq/replay", post(replay_filter))
+        .route("/dlq/purge", post(purge_dlq))
         .route("/dlq/{id}/replay", post(replay_one))
         .route("/dlq/{id}", delete(discard))
         .route("/config", get(get_config).put(put_config))
@@ -289,6 +295,9 @@ struct DlqQuery {
     #[serde(default)]
     offset: i64,
     topic: Option<String>,
+    /// Include payloads (off by default: a page of rows stays small).
+    #[serde(default)]
+    payload: bool,
 }
 
 fn default_limit() -> i64 {
@@ -318,20 +327,68 @@ impl DlqQuery {
     }
 }
 
-fn letter_json(l: &DeadLetter) -> Value {
-    json!({
+fn letter_json(l: &DeadLetter, with_payload: bool) -> Value {
+    let mut v = json!({
         "id": l.id, "message_id": l.message_id, "source_id": l.source_id, "source_topic": l.source_topic,
-        "payload": l.payload_json.as_ref().and_then(|p| serde_json::from_str::<Value>(p).ok())
-            .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&l.payload).into_owned())),
+        "payload_bytes": l.payload.len(),
         "failure_reason": l.failure_reason, "error_details": l.error_details, "retry_count": l.retry_count,
         "status": l.status.as_str(), "retry_at": l.retry_at, "created_at": l.created_at, "updated_at": l.updated_at,
-    })
+    });
+    if with_payload {
+        v["payload"] = l
+            .payload_json
+            .as_ref()
+            .and_then(|p| serde_json::from_str::<Value>(p).ok())
+            .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&l.payload).into_owned()));
+    }
+    v
+}
+
+/// `POST /dlq/purge`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeBody {
+    #[serde(default)]
+    status: Option<Vec<String>>,
+    #[serde(default)]
+    older_than_days: Option<f64>,
+    #[serde(default)]
+    keep_newest: Option<u64>,
+}
+
+async fn purge_dlq(State(s): State<Arc<AppState>>, Json(body): Json<PurgeBody>) -> AppResult {
+    let statuses = match body.status {
+        None => stream_manager::Purge::SETTLED.to_vec(),
+        Some(names) => names
+            .iter()
+            .map(|n| n.parse::<DlqStatus>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?,
+    };
+    if body.older_than_days.is_none() && body.keep_newest.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "give older_than_days and/or keep_newest",
+        ));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let purge = stream_manager::Purge {
+        statuses,
+        older_than_ms: body
+            .older_than_days
+            .map(|d| now - (d.max(0.0) * 86_400_000.0) as i64),
+        keep_newest: body.keep_newest,
+    };
+    let deleted = s.manager.dlq_purge(&purge).await?;
+    Ok(Json(json!({ "deleted": deleted })).into_response())
 }
 
 async fn list_dlq(State(s): State<Arc<AppState>>, Query(q): Query<DlqQuery>) -> AppResult {
     let filter = q.filter()?;
     let rows = s.manager.dlq_list(&filter, q.limit, q.offset).await?;
-    Ok(Json(json!({ "items": rows.iter().map(letter_json).collect::<Vec<_>>(), "limit": q.limit, "offset": q.offset })).into_response())
+    Ok(Json(json!({ "items": rows.iter().map(|l| letter_json(l, q.payload)).collect::<Vec<_>>(), "limit": q.limit, "offset": q.offset })).into_response())
 }
 
 async fn dlq_stats(State(s): State<Arc<AppState>>) -> AppResult {
@@ -355,6 +412,7 @@ async fn replay_filter(State(s): State<Arc<AppState>>, body: Option<Json<DlqQuer
         limit: default_limit(),
         offset: 0,
         topic: None,
+        payload: false,
     });
     let filter = q.filter()?;
     let outcome = s

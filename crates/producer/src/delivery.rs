@@ -127,6 +127,18 @@ impl Delivery {
     pub async fn dlq_stats(&self) -> Result<crate::DlqStats, DlqError> {
         let stats = self.dlq.stats().await?;
         metrics::gauge!(m::DLQ_SIZE).set(stats.pending as f64);
+        for status in DlqStatus::ALL {
+            let n = stats
+                .by_status
+                .iter()
+                .find(|(s, _)| s == status.as_str())
+                .map_or(0, |(_, n)| *n);
+            metrics::gauge!(m::DLQ_ROWS, "status" => status.as_str()).set(n as f64);
+        }
+        let oldest = stats
+            .oldest_pending_at
+            .map_or(0.0, |t| (crate::dlq::now_ms() - t).max(0) as f64 / 1000.0);
+        metrics::gauge!(m::DLQ_OLDEST_PENDING).set(oldest);
         Ok(stats)
     }
 

@@ -156,6 +156,34 @@ pub struct DlqFilter {
     pub source_id: Option<String>,
 }
 
+/// Which dead letters a purge deletes: rows in one of `statuses`, and of those the ones
+/// last changed before `older_than_ms` and/or beyond the `keep_newest` newest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purge {
+    /// Only rows in these statuses (never empty; pending ones only when named).
+    pub statuses: Vec<DlqStatus>,
+    /// Rows last changed before this time (ms since the epoch).
+    pub older_than_ms: Option<i64>,
+    /// Keep this many of the newest matching rows, delete the rest.
+    pub keep_newest: Option<u64>,
+}
+
+impl Purge {
+    /// The statuses of rows that are done with (delivered, replayed or discarded):
+    /// what retention removes. Pending rows are never purged unless named.
+    pub const SETTLED: [DlqStatus; 3] = [
+        DlqStatus::RetrySuccess,
+        DlqStatus::Replayed,
+        DlqStatus::Discarded,
+    ];
+
+    fn matches(&self, row: &DeadLetter, rank_from_newest: u64) -> bool {
+        self.statuses.contains(&row.status)
+            && (self.older_than_ms.is_some_and(|t| row.updated_at < t)
+                || self.keep_newest.is_some_and(|k| rank_from_newest >= k))
+    }
+}
+
 /// Counts of the DLQ.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DlqStats {
@@ -207,6 +235,8 @@ pub trait DeadLetterStore: Send + Sync + fmt::Debug {
     async fn stats(&self) -> Result<DlqStats, DlqError>;
     /// Deletes a row; true if it existed.
     async fn delete(&self, id: i64) -> Result<bool, DlqError>;
+    /// Deletes the rows `purge` selects; returns how many.
+    async fn purge(&self, purge: &Purge) -> Result<u64, DlqError>;
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), DlqError>;
 }
@@ -417,6 +447,24 @@ impl DeadLetterStore for MemoryDeadLetterStore {
 
     async fn delete(&self, id: i64) -> Result<bool, DlqError> {
         Ok(self.rows().remove(&id).is_some())
+    }
+
+    async fn purge(&self, purge: &Purge) -> Result<u64, DlqError> {
+        let mut rows = self.rows();
+        let mut rank = 0u64;
+        let mut doomed = Vec::new();
+        for (id, row) in rows.iter().rev() {
+            if purge.statuses.contains(&row.status) {
+                if purge.matches(row, rank) {
+                    doomed.push(*id);
+                }
+                rank += 1;
+            }
+        }
+        for id in &doomed {
+            rows.remove(id);
+        }
+        Ok(doomed.len() as u64)
     }
 
     async fn ping(&self) -> Result<(), DlqError> {

@@ -49,7 +49,7 @@ pub use classify::{classify, classify_code, DeliveryError, ErrorClass, FailureRe
 pub use delivery::{replay, retry_due, Delivery, DeliveryReport};
 pub use dlq::{
     headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqFilter, DlqStats,
-    DlqStatus, MemoryDeadLetterStore, NewDeadLetter,
+    DlqStatus, MemoryDeadLetterStore, NewDeadLetter, Purge,
 };
 pub use embedded::EmbeddedBroker;
 pub use kafka::{

@@ -22,6 +22,8 @@ pub(crate) const DLQ_RETRIES: &str = "dlq_retries_total";
 pub(crate) const DLQ_SIZE: &str = "dlq_size";
 pub(crate) const DLQ_BUFFERED: &str = "dlq_buffered_records";
 pub(crate) const DLQ_DROPPED: &str = "dlq_dropped_total";
+pub(crate) const DLQ_ROWS: &str = "dlq_rows";
+pub(crate) const DLQ_OLDEST_PENDING: &str = "dlq_oldest_pending_age_seconds";
 
 /// Registers the help text of every producer and DLQ metric with the installed recorder.
 pub fn describe_metrics() {
@@ -122,6 +124,16 @@ pub fn describe_metrics() {
         DLQ_BUFFERED,
         Unit::Count,
         "Dead letters held in memory while the store is unreachable."
+    );
+    describe_gauge!(
+        DLQ_ROWS,
+        Unit::Count,
+        "Rows in the dead-letter store, by status."
+    );
+    describe_gauge!(
+        DLQ_OLDEST_PENDING,
+        Unit::Seconds,
+        "Age of the oldest dead letter still to deliver (0 when none)."
     );
     describe_counter!(
         DLQ_DROPPED,

@@ -8,7 +8,7 @@ use api_client::{Cursor, CursorStore};
 use async_trait::async_trait;
 use producer::{
     headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqFilter, DlqStats,
-    DlqStatus, NewDeadLetter,
+    DlqStatus, NewDeadLetter, Purge,
 };
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -446,6 +446,61 @@ impl SqlStore {
         .map_err(Error::Query))
     }
 
+    async fn sql_purge(&self, purge: &Purge) -> Result<u64> {
+        if purge.statuses.is_empty() {
+            return Ok(0);
+        }
+        // `$1…$n` the statuses, then the limits: one statement for both dialects.
+        let n = purge.statuses.len();
+        let list = (1..=n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut conditions = Vec::new();
+        let mut next = n + 1;
+        if purge.older_than_ms.is_some() {
+            conditions.push(format!("updated_at < ${next}"));
+            next += 1;
+        }
+        if purge.keep_newest.is_some() {
+            // Placeholders stay in ascending order of appearance (SQLite numbers them so).
+            let list2 = (next..next + n)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let limit = next + n;
+            conditions.push(format!(
+                "id NOT IN (SELECT id FROM failed_messages WHERE status IN ({list2}) ORDER BY id DESC LIMIT ${limit})"
+            ));
+        }
+        if conditions.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "DELETE FROM failed_messages WHERE status IN ({list}) AND ({})",
+            conditions.join(" OR ")
+        );
+        on_pool!(self, |pool| {
+            let mut q = sqlx::query(&sql);
+            for s in &purge.statuses {
+                q = q.bind(s.as_str());
+            }
+            if let Some(t) = purge.older_than_ms {
+                q = q.bind(t);
+            }
+            if let Some(k) = purge.keep_newest {
+                for s in &purge.statuses {
+                    q = q.bind(s.as_str());
+                }
+                q = q.bind(i64::try_from(k).unwrap_or(i64::MAX));
+            }
+            q.execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(Error::Query)
+        })
+    }
+
     async fn sql_ping(&self) -> Result<()> {
         on_pool!(self, |pool| sqlx::query("SELECT 1")
             .execute(pool)
@@ -497,6 +552,9 @@ impl DeadLetterStore for SqlStore {
     }
     async fn ping(&self) -> Result<(), producer::Error> {
         Ok(self.sql_ping().await?)
+    }
+    async fn purge(&self, purge: &Purge) -> Result<u64, producer::Error> {
+        Ok(self.sql_purge(purge).await?)
     }
 }
 

@@ -356,6 +356,14 @@ pub struct DlqConfig {
     /// written; replayed into the store, and removed, at the next start.
     #[serde(default = "default_journal_path")]
     pub journal_path: String,
+    /// Rows done with (delivered by a retry, replayed, discarded) are deleted this many
+    /// days after their last change (0: kept). Pending rows are never deleted by
+    /// retention.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// At most this many rows done with are kept, the newest (0: no limit).
+    #[serde(default = "default_max_settled_rows")]
+    pub max_settled_rows: u64,
 }
 
 impl Default for DlqConfig {
@@ -365,6 +373,8 @@ impl Default for DlqConfig {
             max_retries: default_max_retries(),
             retry_base_delay_seconds: default_retry_base_delay_seconds(),
             journal_path: default_journal_path(),
+            retention_days: default_retention_days(),
+            max_settled_rows: default_max_settled_rows(),
         }
     }
 }
@@ -816,6 +826,12 @@ fn default_max_records_per_poll() -> usize {
 }
 fn default_shutdown_timeout_seconds() -> f64 {
     30.0
+}
+fn default_retention_days() -> u32 {
+    30
+}
+fn default_max_settled_rows() -> u64 {
+    100_000
 }
 fn default_journal_path() -> String {
     "data/dlq-journal.jsonl".to_owned()

@@ -63,6 +63,11 @@ impl StreamManager {
         self.replay(&rows, topic).await
     }
 
+    /// Deletes the rows `purge` selects; returns how many.
+    pub async fn dlq_purge(&self, purge: &producer::Purge) -> Result<u64> {
+        Ok(self.shared.delivery.store().purge(purge).await?)
+    }
+
     /// Marks row `id` discarded (kept for the record, never sent).
     pub async fn dlq_discard(&self, id: i64) -> Result<()> {
         match self

@@ -35,7 +35,7 @@ pub use crate::health::{
 pub use crate::kafka::{check_sources, prepare_kafka, source_types, KafkaHandle};
 pub use crate::manager::{ShutdownReport, StreamManager};
 pub use crate::streams::{StreamInfo, StreamStatus};
-pub use producer::{DeadLetter, DlqFilter, DlqStats, DlqStatus};
+pub use producer::{DeadLetter, DlqFilter, DlqStats, DlqStatus, Purge};
 
 /// Registers the help text of every component's metrics with the installed recorder
 /// (call once, after installing it, so `/metrics` carries `# HELP` for each).

@@ -34,11 +34,39 @@ pub(crate) async fn lag_checker(shared: Arc<Shared>, probe: Arc<dyn LagProbe>, e
     }
 }
 
+/// The retention rule of `dlq` (rows done with, by age and count), if any applies.
+pub(crate) fn retention(dlq: &stream_config::DlqConfig, now_ms: i64) -> Option<producer::Purge> {
+    let older_than_ms =
+        (dlq.retention_days > 0).then(|| now_ms - i64::from(dlq.retention_days) * 86_400_000);
+    let keep_newest = (dlq.max_settled_rows > 0).then_some(dlq.max_settled_rows);
+    (older_than_ms.is_some() || keep_newest.is_some()).then(|| producer::Purge {
+        statuses: producer::Purge::SETTLED.to_vec(),
+        older_than_ms,
+        keep_newest,
+    })
+}
+
+/// How often retention runs.
+const RETENTION_EVERY: u32 = 3600;
+
 pub(crate) async fn dlq_worker(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
     loop {
         tick.tick().await;
+        ticks = ticks.wrapping_add(1);
+        if ticks % RETENTION_EVERY == 1 {
+            if let Some(rule) = retention(&shared.config().dlq, pipeline::now_ms()) {
+                match shared.delivery.store().purge(&rule).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "DLQ retention removed rows done with"),
+                    Err(e) => {
+                        tracing::warn!(error = &e as &dyn std::error::Error, "DLQ retention failed")
+                    }
+                }
+            }
+        }
         if shared.shutting_down() {
             return;
         }
@@ -67,5 +95,23 @@ pub(crate) async fn dlq_worker(shared: Arc<Shared>) {
             );
         }
         let _ = shared.delivery.dlq_stats().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_removes_only_rows_done_with_by_age_and_count() {
+        let mut dlq = stream_config::DlqConfig::default();
+        let now = 100 * 86_400_000;
+        let rule = retention(&dlq, now).expect("on by default");
+        assert_eq!(rule.older_than_ms, Some(70 * 86_400_000), "30 days");
+        assert_eq!(rule.keep_newest, Some(100_000));
+        assert!(rule.statuses.iter().all(|s| !s.is_pending()));
+        dlq.retention_days = 0;
+        dlq.max_settled_rows = 0;
+        assert_eq!(retention(&dlq, now), None, "both off: rows are kept");
     }
 }

@@ -381,6 +381,30 @@ async fn admin_api_end_to_end() {
             .0,
         200
     );
+    // Purge needs a rule; with one it answers how many rows went.
+    let (code, body) = call(
+        Method::POST,
+        &format!("{b}/dlq/purge"),
+        Some(TOKEN),
+        Some(("application/json", "{}")),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = call(
+        Method::POST,
+        &format!("{b}/dlq/purge"),
+        Some(TOKEN),
+        Some((
+            "application/json",
+            r#"{"older_than_days": 30, "keep_newest": 1000}"#,
+        )),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        serde_json::from_str::<Value>(&body).unwrap()["deleted"].is_u64(),
+        "{body}"
+    );
 
     // OpenAPI lists every route the server serves.
     let (code, body) = call(Method::GET, &format!("{b}/openapi.json"), Some(TOKEN), None).await;

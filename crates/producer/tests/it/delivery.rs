@@ -189,6 +189,10 @@ impl DeadLetterStore for SwitchableStore {
         self.check()?;
         self.inner.delete(id).await
     }
+    async fn purge(&self, p: &producer::Purge) -> Result<u64, producer::Error> {
+        self.check()?;
+        self.inner.purge(p).await
+    }
     async fn ping(&self) -> Result<(), producer::Error> {
         self.check()
     }

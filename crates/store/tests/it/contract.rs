@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use api_client::{Cursor, CursorStore};
 use producer::{
-    DeadLetterStore, DlqFilter, DlqStatus, FailureReason, NewDeadLetter, OutgoingRecord,
+    DeadLetterStore, DlqFilter, DlqStatus, FailureReason, NewDeadLetter, OutgoingRecord, Purge,
 };
 use store::SqlStore;
 
@@ -190,6 +190,65 @@ async fn filters_pagination_stats_status_and_delete(store: &dyn DeadLetterStore)
     store.ping().await.unwrap();
 }
 
+async fn purge_removes_settled_rows_by_age_and_count_never_pending_ones(
+    store: &dyn DeadLetterStore,
+) {
+    let batch: Vec<_> = (0..6)
+        .map(|i| letter(&format!("p{i}"), "s", FailureReason::RecordTooLarge))
+        .collect();
+    store.insert(&batch, Duration::ZERO).await.unwrap();
+    let rows = store.list(&DlqFilter::default(), 10, 0).await.unwrap();
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    // p0..p3 done with (replayed / discarded), p4 and p5 still pending.
+    store
+        .set_status(&ids[..2], DlqStatus::Replayed)
+        .await
+        .unwrap();
+    store
+        .set_status(&ids[2..4], DlqStatus::Discarded)
+        .await
+        .unwrap();
+    let settled = Purge {
+        statuses: Purge::SETTLED.to_vec(),
+        older_than_ms: None,
+        keep_newest: Some(1),
+    };
+    assert_eq!(
+        store.purge(&settled).await.unwrap(),
+        3,
+        "all but the newest settled row"
+    );
+    let left: Vec<String> = store
+        .list(&DlqFilter::default(), 10, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.message_id)
+        .collect();
+    assert_eq!(
+        left,
+        ["p5", "p4", "p3"],
+        "pending rows are never purged unless named"
+    );
+    // By age: everything settled changed before a time in the future.
+    let by_age = Purge {
+        statuses: Purge::SETTLED.to_vec(),
+        older_than_ms: Some(i64::MAX),
+        keep_newest: None,
+    };
+    assert_eq!(store.purge(&by_age).await.unwrap(), 1);
+    assert_eq!(store.stats().await.unwrap().total, 2);
+    // Named explicitly, pending rows go too.
+    let pending = Purge {
+        statuses: vec![DlqStatus::PermanentFailure],
+        older_than_ms: Some(i64::MAX),
+        keep_newest: None,
+    };
+    assert_eq!(store.purge(&pending).await.unwrap(), 2);
+    assert_eq!(store.stats().await.unwrap().total, 0);
+}
+
 async fn cursors_are_committed_and_overwritten(store: &dyn CursorStore) {
     let c = |s: &str| Cursor(s.to_owned());
     assert_eq!(store.load("noaa").await.unwrap(), None);
@@ -253,6 +312,7 @@ mod dlq {
         same_message_updates_the_same_row,
         retry_schedule_updates_the_same_row,
         filters_pagination_stats_status_and_delete,
+        purge_removes_settled_rows_by_age_and_count_never_pending_ones,
     );
 }
 

@@ -820,6 +820,9 @@ impl producer::DeadLetterStore for DownStore {
     async fn delete(&self, _: i64) -> Result<bool, producer::Error> {
         down()
     }
+    async fn purge(&self, _: &producer::Purge) -> Result<u64, producer::Error> {
+        down()
+    }
     async fn ping(&self) -> Result<(), producer::Error> {
         down()
     }
