@@ -306,3 +306,33 @@ fn a_cache_longer_than_the_polling_interval_is_a_warning_naming_the_key() {
         warnings[0]
     );
 }
+
+#[test]
+fn an_alias_bomb_is_refused_quickly() {
+    // "Billion laughs": nine levels of nine aliases each expand to 9^9 strings.
+    let mut yaml = String::from(
+        "a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for i in 1..9 {
+        let p = i - 1;
+        yaml.push_str(&format!(
+            "a{i}: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}]\n"
+        ));
+    }
+    let started = std::time::Instant::now();
+    let err = loader()
+        .load_str(&yaml, Format::Yaml, "bomb.yaml")
+        .unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // serde_yaml 0.9 stops alias expansion at its repetition limit (also for PUT bodies).
+    let d = err.diagnostics().expect("a configuration error");
+    assert!(
+        d.items[0].message.contains("repetition limit"),
+        "{:?}",
+        d.items
+    );
+}
