@@ -146,7 +146,7 @@ pub(crate) const ROUTES: &[(&str, &str, &str)] = &[
     (
         "put",
         "/config",
-        "Validated runtime update (YAML or JSON body); 422 with every error",
+        "Validated runtime update (JSON body); 422 with every error, 409 for keys that need a restart",
     ),
     ("get", "/openapi.json", "This description"),
 ];
@@ -164,7 +164,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/dlq/{id}", delete(discard))
         .route("/config", get(get_config).put(put_config))
         .route("/openapi.json", get(openapi))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+        .route_layer(middleware::from_fn(json_only))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready))
@@ -174,6 +176,36 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             ApiError::new(StatusCode::NOT_FOUND, "no such route; see /openapi.json")
         })
         .with_state(state)
+}
+
+/// The largest request body accepted (a configuration is far smaller).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Requests that change something must say `Content-Type: application/json`: a browser
+/// cannot send that cross-site without a CORS preflight, so no web page can post a form
+/// to the admin API. (JSON only also keeps YAML parsing off the API.)
+async fn json_only(request: Request, next: Next) -> Response {
+    let mutating = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if mutating && !json {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "requests that change something must be Content-Type: application/json",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn auth(
