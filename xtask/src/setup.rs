@@ -1,6 +1,7 @@
 //! What the tests need on a fresh Debian machine, installed when missing: the C build
 //! tools (librdkafka is built from source), PostgreSQL's server binaries (a throwaway
-//! cluster per run), cargo-nextest, clippy and rustfmt, and tansu (`it.rs`). As root the
+//! cluster per run), promtool (Debian's `prometheus`, checks `/metrics`), cargo-nextest,
+//! clippy and rustfmt, and tansu (`it.rs`). As root the
 //! Debian packages come from apt; otherwise the error names them.
 
 use std::process::Command;
@@ -19,6 +20,10 @@ pub(crate) fn ensure_test_prerequisites() -> Result<()> {
     }
     if test_support::postgres_bin_dir().is_none() {
         packages.push("postgresql");
+    }
+    // `promtool check metrics` validates the server's /metrics in its tests.
+    if !on_path("promtool") {
+        packages.push("prometheus");
     }
     apt_install(&packages)?;
     if !cargo()

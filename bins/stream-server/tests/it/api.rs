@@ -94,6 +94,40 @@ async fn call(
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
+/// `promtool check metrics` (Debian's `prometheus` package; `cargo xtask test` installs
+/// it) reports nothing: names, types, HELP text, units.
+fn promtool_accepts(text: &str) {
+    use std::io::Write as _;
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "promtool is needed (apt-get install prometheus; cargo xtask test installs it): {e}"
+        ),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+}
+
 /// A YAML document as JSON text (the admin API takes JSON only).
 fn as_json(yaml: &str) -> String {
     let v: serde_json::Value = serde_yaml::from_str(yaml).expect("test YAML");
@@ -464,6 +498,7 @@ async fn admin_api_end_to_end() {
     // Metrics: valid Prometheus text, with the configured namespace.
     let (code, text) = call(Method::GET, &format!("{b}/metrics"), None, None).await;
     assert_eq!(code, 200);
+    promtool_accepts(&text);
     let series = parse_prometheus(&text);
     let sent = series
         .iter()
