@@ -59,6 +59,22 @@ impl TestPostgres {
     /// Creates and starts a cluster. As root (PostgreSQL refuses to run as root) the
     /// server runs as the `postgres` user, which Debian's package creates.
     pub fn start() -> Result<Self, String> {
+        Self::start_with(false)
+    }
+
+    /// A cluster that also accepts TLS, with a server certificate for 127.0.0.1 signed
+    /// by a fresh CA (made with the `openssl` command); the CA certificate is
+    /// [`TestPostgres::ca_file`].
+    pub fn start_tls() -> Result<Self, String> {
+        Self::start_with(true)
+    }
+
+    /// The CA that signed the TLS cluster's certificate (`start_tls`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("tls/ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Result<Self, String> {
         let bin = postgres_bin_dir().ok_or(
             "PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's `postgresql` package",
         )?;
@@ -95,10 +111,27 @@ impl TestPostgres {
                 .arg(&data),
             "initdb",
         )?;
-        let opts = format!(
+        let mut opts = format!(
             "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c fsync=off -c max_connections=200",
             pg.dir.display()
         );
+        if tls {
+            let tls_dir = pg.dir.join("tls");
+            make_ca(&tls_dir, "ca")?;
+            make_server_cert(&tls_dir)?;
+            if let Some(user) = &pg.run_as {
+                run(
+                    Command::new("chown")
+                        .args(["-R", &format!("{user}:{user}")])
+                        .arg(&tls_dir),
+                    "chown tls",
+                )?;
+            }
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+                tls_dir.display()
+            ));
+        }
         pg.run_pg(
             pg.cmd("pg_ctl")
                 .arg("-D")
@@ -252,6 +285,74 @@ pub async fn poll_until(timeout: Duration, what: &str, mut cond: impl AsyncFnMut
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A self-signed CA `<name>.pem` (and `<name>.key`) in `dir`.
+pub fn make_ca(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let (key, pem) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.pem")),
+    );
+    run(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&pem)
+            .args(["-subj", &format!("/CN=stream-manager test {name}")])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]),
+        "openssl: make a CA",
+    )?;
+    Ok(pem)
+}
+
+/// `server.crt`/`server.key` for 127.0.0.1 and localhost, signed by `ca` in `dir`.
+fn make_server_cert(dir: &Path) -> Result<(), String> {
+    let ext = dir.join("server.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| format!("cannot write {}: {e}", ext.display()))?;
+    run(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+            ])
+            .arg(dir.join("server.key"))
+            .arg("-out")
+            .arg(dir.join("server.csr")),
+        "openssl: make a server key",
+    )?;
+    run(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"])
+            .arg(dir.join("server.csr"))
+            .arg("-CA")
+            .arg(dir.join("ca.pem"))
+            .arg("-CAkey")
+            .arg(dir.join("ca.key"))
+            .arg("-out")
+            .arg(dir.join("server.crt"))
+            .arg("-extfile")
+            .arg(&ext),
+        "openssl: sign the server certificate",
+    )?;
+    // PostgreSQL refuses a key others can read.
+    run(
+        Command::new("chmod").arg("600").arg(dir.join("server.key")),
+        "chmod server.key",
+    )
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<(), String> {

@@ -374,3 +374,31 @@ fn postgres_helper_is_real() {
     let (url, _guard) = postgres();
     assert!(url.starts_with("postgres://"));
 }
+
+#[tokio::test]
+async fn postgres_over_tls_verifies_the_server_and_refuses_a_wrong_ca() {
+    let pg = test_support::TestPostgres::start_tls().expect("a TLS PostgreSQL starts");
+    let url = |ca: &std::path::Path| {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={}",
+            pg.port(),
+            ca.display()
+        )
+    };
+    // The right CA: connected, migrated, usable.
+    let store = SqlStore::connect(&url(&pg.ca_file()))
+        .await
+        .expect("verify-full with the CA that signed the server");
+    store.ping().await.unwrap();
+    assert_eq!(store.backend_name(), "postgres");
+    // Another CA: refused, saying why.
+    let other = test_support::TempDir::new("other-ca");
+    let wrong = test_support::make_ca(other.path(), "other").unwrap();
+    let err = SqlStore::connect(&url(&wrong)).await.unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("cannot connect to postgres://"), "{text}");
+    assert!(
+        text.to_lowercase().contains("certificate") || text.contains("UnknownIssuer"),
+        "the error names the certificate problem: {text}"
+    );
+}
