@@ -13,7 +13,13 @@ use crate::{cargo, run};
 /// Installs whatever `cargo xtask test` (and `lint`) needs and is missing.
 pub(crate) fn ensure_test_prerequisites() -> Result<()> {
     let mut packages = Vec::new();
-    for (command, package) in [("cc", "gcc"), ("make", "make"), ("perl", "perl")] {
+    // openssl makes the test CAs of the TLS PostgreSQL tests.
+    for (command, package) in [
+        ("cc", "gcc"),
+        ("make", "make"),
+        ("perl", "perl"),
+        ("openssl", "openssl"),
+    ] {
         if !on_path(command) {
             packages.push(package);
         }
