@@ -19,6 +19,8 @@ pub(crate) struct AppState {
     pub(crate) manager: Arc<StreamManager>,
     pub(crate) metrics: PrometheusHandle,
     pub(crate) token: Option<String>,
+    /// A token that may only read (`server.read_token`).
+    pub(crate) read_token: Option<String>,
     pub(crate) loader: Loader,
     /// Where a successful `PUT /config` is written.
     pub(crate) config_path: std::path::PathBuf,
@@ -215,7 +217,23 @@ async fn auth(
     next: Next,
 ) -> Response {
     if let Some(token) = &state.token {
-        if !bearer_matches(&headers, token) {
+        let admin = bearer_matches(&headers, token);
+        let reader = state
+            .read_token
+            .as_ref()
+            .is_some_and(|t| bearer_matches(&headers, t));
+        let reading = matches!(
+            *request.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        if reader && !admin && !reading {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the read-only token cannot change anything; use the admin token",
+            )
+            .into_response();
+        }
+        if !admin && !reader {
             return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
                 .into_response();
         }
@@ -240,7 +258,10 @@ async fn ready(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
         }
     };
     // Details (broker errors name addresses) only with the token, when one is set.
-    let detailed = s.token.as_ref().is_none_or(|t| bearer_matches(&headers, t));
+    let detailed = s.token.as_ref().is_none_or(|t| bearer_matches(&headers, t))
+        || s.read_token
+            .as_ref()
+            .is_some_and(|t| bearer_matches(&headers, t));
     let mut reasons = Vec::new();
     if !h.producer.kafka_connected {
         reasons.push(if detailed {

@@ -55,6 +55,11 @@ pub(crate) async fn serve(
             .admin_token
             .as_ref()
             .map(|t| t.expose().to_owned()),
+        read_token: cfg
+            .server
+            .read_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
         loader: crate::api_loader(&config_path).with_source_types(manager.source_types()),
         config_path: config_path.clone(),
         embedded: kafka.is_embedded(),

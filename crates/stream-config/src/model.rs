@@ -677,6 +677,10 @@ pub struct ServerConfig {
     /// Bearer token required by the admin API (required off loopback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
+    /// A second bearer token that may only read (GET routes: streams, DLQ, config,
+    /// metrics, health); changes need `admin_token`. Only together with `admin_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_token: Option<Secret>,
     /// Prefix of every metric name.
     #[serde(default = "default_metrics_namespace")]
     pub metrics_namespace: String,
@@ -692,6 +696,7 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             admin_token: None,
+            read_token: None,
             metrics_namespace: default_metrics_namespace(),
             shutdown_timeout_seconds: default_shutdown_timeout_seconds(),
         }

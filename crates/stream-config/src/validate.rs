@@ -343,6 +343,13 @@ pub(crate) fn validate(
         s.key("shutdown_timeout_seconds"),
         cfg.server.shutdown_timeout_seconds,
     );
+    if cfg.server.read_token.is_some() && cfg.server.admin_token.is_none() {
+        c.fail(
+            s.key("read_token"),
+            "a read-only token without an admin token would leave changes unprotected",
+            "set `server.admin_token` too",
+        );
+    }
     let ns = &cfg.server.metrics_namespace;
     let ns_ok = ns
         .chars()

@@ -20,6 +20,7 @@ impl Drop for Server {
 }
 
 const TOKEN: &str = "test-admin-token-42";
+const READ_TOKEN: &str = "test-read-token-7";
 
 fn start_server() -> Server {
     start_server_with(50, "")
@@ -39,7 +40,7 @@ sources:
     source_type: synthetic
     ingestion: {{ mode: real_time, polling_interval_seconds: 0.2 }}
     custom_params: {{ records_per_second: {records_per_second} }}
-server: {{ listen: '127.0.0.1:{port}', admin_token: '${{ADMIN_TOKEN}}', metrics_namespace: wildfire }}
+server: {{ listen: '127.0.0.1:{port}', admin_token: '${{ADMIN_TOKEN}}', read_token: '${{READ_TOKEN}}', metrics_namespace: wildfire }}
 {extra}",
         dir = dir.path().display()
     );
@@ -49,6 +50,7 @@ server: {{ listen: '127.0.0.1:{port}', admin_token: '${{ADMIN_TOKEN}}', metrics_
         .args(["run", "--config"])
         .arg(&path)
         .env("ADMIN_TOKEN", TOKEN)
+        .env("READ_TOKEN", READ_TOKEN)
         // In the server's environment but not named by its config file.
         .env("OTHER_SECRET", "very-secret-env-value")
         .env("RUST_LOG", "warn")
@@ -248,6 +250,27 @@ async fn admin_api_end_to_end() {
             .await
             .0,
         401
+    );
+    // The read-only token reads, and cannot change anything.
+    assert_eq!(
+        call(Method::GET, &format!("{b}/streams"), Some(READ_TOKEN), None)
+            .await
+            .0,
+        200
+    );
+    let (code, body) = call(
+        Method::POST,
+        &format!("{b}/streams/gen/pause"),
+        Some(READ_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = call(Method::GET, &format!("{b}/config"), Some(READ_TOKEN), None).await;
+    assert_eq!(code, 200);
+    assert!(
+        !body.contains(TOKEN) && !body.contains(READ_TOKEN),
+        "{body}"
     );
     let (code, body) = call(Method::GET, &format!("{b}/config"), Some(TOKEN), None).await;
     assert_eq!(code, 200);

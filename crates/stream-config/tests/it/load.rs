@@ -336,3 +336,16 @@ fn an_alias_bomb_is_refused_quickly() {
         d.items
     );
 }
+
+#[test]
+fn a_read_only_token_needs_an_admin_token() {
+    let err = loader()
+        .load_str("server: { read_token: r-1 }\n", Format::Yaml, "s.yaml")
+        .unwrap_err();
+    let d = err.diagnostics().expect("a validation error");
+    assert!(
+        d.items.iter().any(|i| i.path == "server.read_token"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("r-1"), "{err}");
+}
