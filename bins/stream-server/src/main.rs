@@ -9,6 +9,7 @@
 //! effective configuration (environment overrides applied, secrets redacted).
 
 mod api;
+mod listener;
 mod run;
 
 use std::path::{Path, PathBuf};

@@ -71,13 +71,16 @@ pub(crate) async fn serve(
     let addr = listener.local_addr()?;
     println!("stream-server: admin API on http://{addr} (health: /health, metrics: /metrics, API: /openapi.json)");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let limits = crate::listener::Limits {
+        header_read_timeout: Duration::from_secs_f64(cfg.server.header_read_timeout_seconds),
+        max_connections: cfg.server.max_connections,
+    };
+    let server = tokio::spawn(crate::listener::serve(
+        listener,
+        router(state),
+        limits,
+        stop_rx,
+    ));
     signals
         .wait(&manager, &config_path, kafka.is_embedded())
         .await;

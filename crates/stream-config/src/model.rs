@@ -689,6 +689,12 @@ pub struct ServerConfig {
     /// process exits a few seconds later, also while Kafka is down.
     #[serde(default = "default_shutdown_timeout_seconds")]
     pub shutdown_timeout_seconds: f64,
+    /// A connection to the admin API must send its request headers within this long.
+    #[serde(default = "default_header_read_timeout_seconds")]
+    pub header_read_timeout_seconds: f64,
+    /// Most connections to the admin API open at once; more are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -699,6 +705,8 @@ impl Default for ServerConfig {
             read_token: None,
             metrics_namespace: default_metrics_namespace(),
             shutdown_timeout_seconds: default_shutdown_timeout_seconds(),
+            header_read_timeout_seconds: default_header_read_timeout_seconds(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -828,6 +836,12 @@ fn default_buffer_flush_interval_seconds() -> f64 {
 }
 fn default_max_records_per_poll() -> usize {
     500
+}
+fn default_header_read_timeout_seconds() -> f64 {
+    10.0
+}
+fn default_max_connections() -> usize {
+    64
 }
 fn default_shutdown_timeout_seconds() -> f64 {
     30.0

@@ -343,6 +343,11 @@ pub(crate) fn validate(
         s.key("shutdown_timeout_seconds"),
         cfg.server.shutdown_timeout_seconds,
     );
+    c.positive_f64(
+        s.key("header_read_timeout_seconds"),
+        cfg.server.header_read_timeout_seconds,
+    );
+    c.positive_int(s.key("max_connections"), cfg.server.max_connections as u64);
     if cfg.server.read_token.is_some() && cfg.server.admin_token.is_none() {
         c.fail(
             s.key("read_token"),

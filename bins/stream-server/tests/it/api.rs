@@ -646,3 +646,66 @@ async fn sighup_reloads_the_config_file() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[test]
+fn the_admin_listener_drops_slow_and_surplus_connections() {
+    use std::io::{Read as _, Write as _};
+    let port = test_support::free_port().unwrap();
+    let dir = test_support::TempDir::new("server-listener");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "kafka: {{ bootstrap_servers: embedded }}\ndlq: {{ url: 'sqlite://{}/dlq.db' }}\nserver: {{ listen: '127.0.0.1:{port}', header_read_timeout_seconds: 1, max_connections: 2 }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stream-server"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", port));
+    let start = Instant::now();
+    while connect().is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500)); // the probe connections above expire
+    let get = |s: &mut std::net::TcpStream| -> String {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    // Two idle connections take every slot: a third is closed without an answer.
+    let idle: Vec<_> = (0..2).map(|_| connect().unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let answer = get(&mut connect().unwrap());
+    assert!(answer.is_empty(), "a third connection was served: {answer}");
+    // The idle ones never sent headers: closed after the header-read timeout, which
+    // frees their slots.
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "idle connection kept open"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let answer = get(&mut connect().unwrap());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
