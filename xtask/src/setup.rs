@@ -1,7 +1,8 @@
 //! What the tests need on a fresh Debian machine, installed when missing: the C build
 //! tools (librdkafka is built from source), PostgreSQL's server binaries (a throwaway
-//! cluster per run), promtool (Debian's `prometheus`, checks `/metrics`), cargo-nextest,
-//! clippy and rustfmt, and tansu (`it.rs`). As root the
+//! cluster per run), promtool (Debian's `prometheus`, checks `/metrics`),
+//! openapi-spec-validator (PyPI, checks the admin API's document), cargo-nextest, clippy
+//! and rustfmt, and tansu (`it.rs`). As root the
 //! Debian packages come from apt; otherwise the error names them.
 
 use std::process::Command;
@@ -19,6 +20,7 @@ pub(crate) fn ensure_test_prerequisites() -> Result<()> {
         ("make", "make"),
         ("perl", "perl"),
         ("openssl", "openssl"),
+        ("python3", "python3"),
     ] {
         if !on_path(command) {
             packages.push(package);
@@ -32,6 +34,23 @@ pub(crate) fn ensure_test_prerequisites() -> Result<()> {
         packages.push("prometheus");
     }
     apt_install(&packages)?;
+    // openapi-spec-validator checks the admin API's OpenAPI document in its test.
+    let has_validator = Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_validator {
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "openapi-spec-validator",
+        ]);
+        run(cmd, "pip install openapi-spec-validator (once)")?;
+    }
     if !cargo()
         .args(["nextest", "--version"])
         .output()

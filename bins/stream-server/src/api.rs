@@ -98,61 +98,6 @@ fn config_error(e: &stream_config::Error) -> ApiError {
     }
 }
 
-/// Every route, for `/openapi.json` (a test checks it matches the router).
-pub(crate) const ROUTES: &[(&str, &str, &str)] = &[
-    ("get", "/health", "Liveness: 200 while the process serves"),
-    (
-        "get",
-        "/ready",
-        "Readiness: 200 when Kafka is reachable and streams run, else 503 with reasons",
-    ),
-    ("get", "/metrics", "Prometheus text format"),
-    ("get", "/streams", "Every stream with status and figures"),
-    ("get", "/streams/{id}", "One stream"),
-    (
-        "post",
-        "/streams/{id}/{action}",
-        "start, stop, pause or resume a stream",
-    ),
-    (
-        "get",
-        "/dlq",
-        "Dead letters; filters status, reason, source_id; limit, offset; payload=true to include payloads",
-    ),
-    (
-        "post",
-        "/dlq/purge",
-        "Delete rows: JSON {status: [..] (default: the rows done with), older_than_days, keep_newest}",
-    ),
-    (
-        "get",
-        "/dlq/stats",
-        "Counts by reason and status, oldest pending",
-    ),
-    (
-        "post",
-        "/dlq/{id}/replay",
-        "Replay one dead letter (optional ?topic=)",
-    ),
-    (
-        "post",
-        "/dlq/replay",
-        "Replay by filter: JSON {status, reason, source_id, topic, limit}",
-    ),
-    ("delete", "/dlq/{id}", "Discard one dead letter"),
-    (
-        "get",
-        "/config",
-        "Effective configuration, secrets redacted",
-    ),
-    (
-        "put",
-        "/config",
-        "Validated runtime update (JSON body); 422 with every error, 409 for keys that need a restart",
-    ),
-    ("get", "/openapi.json", "This description"),
-];
-
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/streams", get(list_streams))
@@ -522,17 +467,5 @@ async fn put_config(State(s): State<Arc<AppState>>, headers: HeaderMap, body: St
 }
 
 async fn openapi() -> Json<Value> {
-    let mut paths = serde_json::Map::new();
-    for (method, path, summary) in ROUTES {
-        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
-        entry[*method] =
-            json!({ "summary": summary, "responses": { "200": { "description": "OK" } } });
-    }
-    Json(json!({
-        "openapi": "3.0.3",
-        "info": { "title": "stream-manager admin API", "version": env!("CARGO_PKG_VERSION") },
-        "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
-        "security": [{ "bearer": [] }],
-        "paths": paths,
-    }))
+    Json(crate::openapi::document())
 }

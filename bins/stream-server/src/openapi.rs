@@ -1,0 +1,167 @@
+//! The admin API's OpenAPI 3.0 document: every route with its parameters, request body,
+//! responses and error shapes. A test validates it with openapi-spec-validator and calls
+//! every route, checking the status is one the document lists.
+
+use serde_json::{json, Value};
+
+/// A route: method, path, summary, parameters, request body schema, responses.
+struct Route {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    params: Vec<Value>,
+    body: Option<Value>,
+    ok: Value,
+    errors: &'static [u16],
+}
+
+fn path_param(name: &str, schema: Value, what: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "schema": schema, "description": what })
+}
+
+fn query(name: &str, schema: Value, what: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "schema": schema, "description": what })
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn routes() -> Vec<Route> {
+    let id = || path_param("id", json!({"type": "string"}), "a source id");
+    let row = || {
+        path_param(
+            "id",
+            json!({"type": "integer", "format": "int64"}),
+            "a DLQ row id",
+        )
+    };
+    let filters = || {
+        vec![
+            query("status", reference("DlqStatus"), "only this status"),
+            query(
+                "reason",
+                json!({"type": "string"}),
+                "only this failure reason",
+            ),
+            query("source_id", json!({"type": "string"}), "only this source"),
+            query(
+                "limit",
+                json!({"type": "integer", "minimum": 0, "default": 100}),
+                "rows per page",
+            ),
+            query(
+                "offset",
+                json!({"type": "integer", "minimum": 0, "default": 0}),
+                "rows to skip",
+            ),
+            query(
+                "payload",
+                json!({"type": "boolean", "default": false}),
+                "include payloads",
+            ),
+        ]
+    };
+    let object = || json!({"type": "object"});
+    vec![
+        Route { method: "get", path: "/health", summary: "Liveness: 200 while the process serves", params: vec![], body: None, ok: object(), errors: &[] },
+        Route { method: "get", path: "/ready", summary: "Readiness: 200 when Kafka is reachable and streams run, else 503 with reasons (details only with a token)", params: vec![], body: None, ok: reference("Ready"), errors: &[503] },
+        Route { method: "get", path: "/metrics", summary: "Prometheus text format", params: vec![], body: None, ok: json!({"type": "string"}), errors: &[] },
+        Route { method: "get", path: "/streams", summary: "Every stream with status and figures", params: vec![], body: None, ok: json!({"type": "array", "items": reference("Stream")}), errors: &[401] },
+        Route { method: "get", path: "/streams/{id}", summary: "One stream, with each upstream part", params: vec![id()], body: None, ok: reference("Stream"), errors: &[401, 404] },
+        Route { method: "post", path: "/streams/{id}/{action}", summary: "Start, stop, pause or resume a stream", params: vec![id(), path_param("action", json!({"type": "string", "enum": ["start", "stop", "pause", "resume"]}), "what to do")], body: None, ok: reference("Stream"), errors: &[400, 401, 403, 404, 409, 415] },
+        Route { method: "get", path: "/dlq", summary: "Dead letters, newest first", params: filters(), body: None, ok: json!({"type": "object", "properties": {"items": {"type": "array", "items": reference("DeadLetter")}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}}), errors: &[400, 401, 503] },
+        Route { method: "get", path: "/dlq/stats", summary: "Counts by reason and status, oldest pending", params: vec![], body: None, ok: object(), errors: &[401, 503] },
+        Route { method: "post", path: "/dlq/{id}/replay", summary: "Replay one dead letter", params: vec![row(), query("topic", json!({"type": "string"}), "another topic")], body: None, ok: reference("ReplayOutcome"), errors: &[401, 403, 404, 415, 503] },
+        Route { method: "post", path: "/dlq/replay", summary: "Replay by filter (default status: permanent_failure)", params: vec![], body: Some(json!({"type": "object", "properties": {"status": reference("DlqStatus"), "reason": {"type": "string"}, "source_id": {"type": "string"}, "topic": {"type": "string"}, "limit": {"type": "integer"}}, "additionalProperties": false})), ok: reference("ReplayOutcome"), errors: &[400, 401, 403, 415, 503] },
+        Route { method: "post", path: "/dlq/purge", summary: "Delete rows (default statuses: the rows done with)", params: vec![], body: Some(json!({"type": "object", "properties": {"status": {"type": "array", "items": reference("DlqStatus")}, "older_than_days": {"type": "number", "minimum": 0}, "keep_newest": {"type": "integer", "minimum": 0}}, "additionalProperties": false})), ok: json!({"type": "object", "properties": {"deleted": {"type": "integer"}}}), errors: &[400, 401, 403, 415, 503] },
+        Route { method: "delete", path: "/dlq/{id}", summary: "Discard one dead letter", params: vec![row()], body: None, ok: object(), errors: &[401, 403, 404, 415, 503] },
+        Route { method: "get", path: "/config", summary: "The configuration in force, secrets redacted", params: vec![], body: None, ok: object(), errors: &[401] },
+        Route { method: "put", path: "/config", summary: "Checked runtime update, written to the config file when applied", params: vec![], body: Some(object()), ok: json!({"type": "object", "properties": {"applied": {"type": "boolean"}, "persisted": {"type": "boolean"}, "restarted_streams": {"type": "array", "items": {"type": "string"}}, "warnings": {"type": "array", "items": {"type": "string"}}}}), errors: &[400, 401, 403, 409, 413, 415, 422, 503] },
+        Route { method: "get", path: "/openapi.json", summary: "This description", params: vec![], body: None, ok: object(), errors: &[401] },
+    ]
+}
+
+fn error_text(status: u16) -> &'static str {
+    match status {
+        400 => "bad request: the message says which parameter",
+        401 => "missing or wrong bearer token",
+        403 => "the read-only token cannot change anything",
+        404 => "no such stream or dead letter",
+        409 => "the stream's state does not allow it, or the update needs a restart",
+        413 => "body larger than 1 MiB",
+        415 => "a change must be Content-Type: application/json",
+        422 => "invalid configuration: every problem with path and line",
+        503 => "a component (Kafka, the DLQ store) is unavailable",
+        _ => "error",
+    }
+}
+
+/// The document.
+pub(crate) fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in routes() {
+        let mut responses = serde_json::Map::new();
+        responses.insert(
+            "200".into(),
+            json!({ "description": "OK", "content": { "application/json": { "schema": r.ok } } }),
+        );
+        for status in r.errors {
+            let schema = if *status == 422 {
+                reference("ConfigErrors")
+            } else {
+                reference("Error")
+            };
+            responses.insert(
+                status.to_string(),
+                json!({ "description": error_text(*status), "content": { "application/json": { "schema": schema } } }),
+            );
+        }
+        let mut op =
+            json!({ "summary": r.summary, "parameters": r.params, "responses": responses });
+        if let Some(body) = r.body {
+            op["requestBody"] =
+                json!({ "required": true, "content": { "application/json": { "schema": body } } });
+        }
+        if matches!(r.path, "/health" | "/ready" | "/metrics") {
+            op["security"] = json!([]);
+        }
+        let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
+        entry[r.method] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "stream-manager admin API", "version": env!("CARGO_PKG_VERSION") },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } },
+                "ConfigErrors": { "type": "object", "properties": {
+                    "error": { "type": "string" },
+                    "errors": { "type": "array", "items": { "type": "object", "properties": {
+                        "path": { "type": "string" }, "line": { "type": "integer", "nullable": true },
+                        "column": { "type": "integer", "nullable": true }, "message": { "type": "string" },
+                        "hint": { "type": "string", "nullable": true } } } } } },
+                "DlqStatus": { "type": "string", "enum": ["queued_for_retry", "permanent_failure", "retry_success", "replayed", "discarded"] },
+                "DeadLetter": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "message_id": { "type": "string" }, "source_id": { "type": "string" },
+                    "source_topic": { "type": "string" }, "payload_bytes": { "type": "integer" },
+                    "payload": { "description": "only with payload=true" },
+                    "failure_reason": { "type": "string" }, "error_details": { "type": "string" },
+                    "retry_count": { "type": "integer" }, "status": { "$ref": "#/components/schemas/DlqStatus" },
+                    "retry_at": { "type": "integer", "nullable": true }, "created_at": { "type": "integer" },
+                    "updated_at": { "type": "integer" } } },
+                "ReplayOutcome": { "type": "object", "properties": { "replayed": { "type": "integer" }, "failed": { "type": "integer" } } },
+                "Stream": { "type": "object", "properties": {
+                    "id": { "type": "string" }, "source_type": { "type": "string" }, "status": { "type": "string" },
+                    "records_processed": { "type": "integer" }, "records_dead_lettered": { "type": "integer" },
+                    "failing": { "type": "boolean" }, "last_error": { "type": "string", "nullable": true },
+                    "cursor": { "type": "string", "nullable": true },
+                    "parts": { "type": "array", "items": { "type": "object" } } } },
+                "Ready": { "type": "object", "properties": { "ready": { "type": "boolean" }, "reasons": { "type": "array", "items": { "type": "string" } }, "health": { "type": "object" } } }
+            }
+        },
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+    })
+}
