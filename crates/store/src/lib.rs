@@ -67,20 +67,30 @@ impl From<Error> for api_client::Error {
     }
 }
 
-/// `url` with its password replaced by `***` (and unchanged when it has none or does not
-/// parse), for messages.
+/// `url` with its password — in the user info or as a `password`/`sslpassword` query
+/// parameter — replaced by `***` (unchanged when it has none), for messages.
 pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => url
+    let Ok(mut u) = url::Url::parse(url) else {
+        return url
             .split_once('@')
             .map(|(_, host)| format!("***@{host}"))
-            .unwrap_or_else(|| url.to_owned()),
+            .unwrap_or_else(|| url.to_owned());
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
     }
+    let secret = |k: &str| k.to_ascii_lowercase().contains("pass");
+    if u.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret(&k) { "***".to_owned() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 #[cfg(test)]
@@ -94,6 +104,9 @@ mod tests {
             "postgres://app:***@db:5432/dlq"
         );
         assert_eq!(redact_url("sqlite://data/dlq.db"), "sqlite://data/dlq.db");
+        // libpq also takes the password as a query parameter.
+        let q = redact_url("postgres://app@db/dlq?sslmode=require&password=s3cret");
+        assert!(!q.contains("s3cret") && q.contains("sslmode=require"), "{q}");
         assert!(!redact_url("postgres://app:s3cret@db/dlq?x=%").contains("s3cret"));
     }
 }
