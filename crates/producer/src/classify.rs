@@ -32,13 +32,15 @@ pub enum FailureReason {
     MalformedRecord,
     /// The service stopped before the record could be delivered.
     Shutdown,
+    /// The service's own delivery task failed (panicked) while holding the record.
+    TaskPanic,
     /// Anything else Kafka reported.
     KafkaError,
 }
 
 impl FailureReason {
     /// Every reason, for listing and parsing.
-    pub const ALL: [FailureReason; 12] = [
+    pub const ALL: [FailureReason; 13] = [
         FailureReason::QueueOverflow,
         FailureReason::RecordTooLarge,
         FailureReason::UnknownTopic,
@@ -50,6 +52,7 @@ impl FailureReason {
         FailureReason::RateLimit,
         FailureReason::MalformedRecord,
         FailureReason::Shutdown,
+        FailureReason::TaskPanic,
         FailureReason::KafkaError,
     ];
 
@@ -67,6 +70,7 @@ impl FailureReason {
             FailureReason::RateLimit => "rate_limit",
             FailureReason::MalformedRecord => "malformed_record",
             FailureReason::Shutdown => "shutdown",
+            FailureReason::TaskPanic => "task_panic",
             FailureReason::KafkaError => "kafka_error",
         }
     }
@@ -81,6 +85,7 @@ impl FailureReason {
                 | FailureReason::Network
                 | FailureReason::RateLimit
                 | FailureReason::Shutdown
+                | FailureReason::TaskPanic
         )
     }
 }

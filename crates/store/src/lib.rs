@@ -84,7 +84,11 @@ pub(crate) fn redact_url(url: &str) -> String {
         let pairs: Vec<(String, String)> = u
             .query_pairs()
             .map(|(k, v)| {
-                let v = if secret(&k) { "***".to_owned() } else { v.into_owned() };
+                let v = if secret(&k) {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();
@@ -106,7 +110,10 @@ mod tests {
         assert_eq!(redact_url("sqlite://data/dlq.db"), "sqlite://data/dlq.db");
         // libpq also takes the password as a query parameter.
         let q = redact_url("postgres://app@db/dlq?sslmode=require&password=s3cret");
-        assert!(!q.contains("s3cret") && q.contains("sslmode=require"), "{q}");
+        assert!(
+            !q.contains("s3cret") && q.contains("sslmode=require"),
+            "{q}"
+        );
         assert!(!redact_url("postgres://app:s3cret@db/dlq?x=%").contains("s3cret"));
     }
 }

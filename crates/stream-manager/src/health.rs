@@ -17,9 +17,9 @@ pub struct Health {
     pub streams: StreamsHealth,
     /// The dead-letter queue.
     pub dlq: DlqHealth,
-    /// Panics of the dispatcher and its delivery tasks since start. Any is unhealthy:
-    /// the records it held are not acknowledged, so their sources' fetch state cannot
-    /// advance past them until a restart fetches them again.
+    /// Panics of the dispatcher and its delivery tasks since start (their records went
+    /// to the DLQ as `task_panic`). Any is unhealthy until a restart: it is a bug in the
+    /// service, and must be seen.
     pub task_panics: u64,
 }
 

@@ -180,15 +180,37 @@ impl Shared {
     }
 }
 
-/// A delivery task that panicked is logged and counted; its records were not
-/// acknowledged, so their fetches never settle (see [`supervise_dispatch`]).
-fn batch_ended(shared: &Shared, done: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = done {
-        if e.is_panic() {
-            shared.dispatcher_panics.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(TASK_PANICS, "task" => "delivery").increment(1);
-            tracing::error!(error = %e, "a delivery task panicked");
-        }
+/// A delivery task ended. One that panicked is logged and counted, and the records of
+/// its batch (still registered: it never reported) are dead-lettered as `task_panic`.
+async fn batch_ended(
+    shared: &Shared,
+    owners: &mut HashMap<tokio::task::Id, u64>,
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+) {
+    let (id, panic) = match done {
+        Ok((id, ())) => (id, None),
+        Err(e) => (e.id(), e.is_panic().then_some(e)),
+    };
+    let batch_no = owners.remove(&id);
+    let Some(e) = panic else { return };
+    shared.dispatcher_panics.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!(TASK_PANICS, "task" => "delivery").increment(1);
+    tracing::error!(error = %e, "a delivery task panicked; its records go to the DLQ");
+    let batch = batch_no.and_then(|n| {
+        shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&n)
+    });
+    if let Some(batch) = batch {
+        shared
+            .dead_letter_items(
+                &batch,
+                FailureReason::TaskPanic,
+                "the delivery task panicked while holding it",
+            )
+            .await;
     }
 }
 
@@ -314,10 +336,10 @@ impl StreamSink {
     }
 }
 
-/// Runs the dispatcher, and runs it again (after 1 s, 2 s … 30 s) if it panicked: records
-/// it held then are not acknowledged, so their fetches never settle and their sources'
-/// fetch state stays before them (a restart fetches them again); everything else flows
-/// on. Panics are logged and counted (`pipeline_task_panics_total{task}`).
+/// Runs the dispatcher, and runs it again (after 1 s, 2 s … 30 s) if it panicked. The
+/// records it held (every registered batch: its delivery tasks die with it) are
+/// dead-lettered as `task_panic`, so their fetches settle and nothing waits for them.
+/// Panics are logged and counted (`pipeline_task_panics_total{task}`).
 pub(crate) async fn supervise_dispatch(shared: Arc<Shared>, max_in_flight: usize) {
     let mut panics = 0u32;
     loop {
@@ -333,6 +355,22 @@ pub(crate) async fn supervise_dispatch(shared: Arc<Shared>, max_in_flight: usize
                 shared.dispatcher_panics.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(TASK_PANICS, "task" => "dispatcher").increment(1);
                 tracing::error!(error = %e, "the dispatcher panicked; restarting it");
+                let orphans: Vec<Arc<Vec<Item>>> = shared
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain()
+                    .map(|(_, batch)| batch)
+                    .collect();
+                for batch in orphans {
+                    shared
+                        .dead_letter_items(
+                            &batch,
+                            FailureReason::TaskPanic,
+                            "the dispatcher panicked while holding it",
+                        )
+                        .await;
+                }
                 let backoff =
                     Duration::from_secs(1 << (panics - 1).min(5)).min(Duration::from_secs(30));
                 tokio::time::sleep(backoff).await;
@@ -349,6 +387,8 @@ pub(crate) const TASK_PANICS: &str = "pipeline_task_panics_total";
 /// batches with the producer at once.
 pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
+    // Which batch each delivery task carries, to dead-letter it if the task panics.
+    let mut owners: HashMap<tokio::task::Id, u64> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         let cfg = shared.config();
@@ -401,7 +441,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
             .await
             .expect("semaphore is never closed");
         let task_shared = shared.clone();
-        tasks.spawn(async move {
+        let task = tasks.spawn(async move {
             let shared = task_shared;
             let report = shared.delivery.deliver(records).await;
             shared
@@ -428,12 +468,13 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
             settle(batch.iter().map(|i| (&i.ctx, i.seq))).await;
             drop(permit);
         });
-        while let Some(done) = tasks.try_join_next() {
-            batch_ended(&shared, done);
+        owners.insert(task.id(), batch_no);
+        while let Some(done) = tasks.try_join_next_with_id() {
+            batch_ended(&shared, &mut owners, done).await;
         }
     }
-    while let Some(done) = tasks.join_next().await {
-        batch_ended(&shared, done);
+    while let Some(done) = tasks.join_next_with_id().await {
+        batch_ended(&shared, &mut owners, done).await;
     }
     shared.queue.publish_metrics();
 }

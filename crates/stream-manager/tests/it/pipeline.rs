@@ -882,3 +882,79 @@ sources:
     );
     m.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A producer with a bug: every send panics.
+#[derive(Debug)]
+struct PanickingProducer;
+
+#[async_trait::async_trait]
+impl producer::Producer for PanickingProducer {
+    async fn send(
+        &self,
+        _: Vec<producer::OutgoingRecord>,
+    ) -> Vec<(producer::OutgoingRecord, producer::Outcome)> {
+        panic!("producer bug");
+    }
+    fn is_ready(&self) -> bool {
+        true
+    }
+    fn in_flight(&self) -> i64 {
+        0
+    }
+    async fn flush(&self, _: Duration) -> producer::Result<()> {
+        Ok(())
+    }
+    async fn health(&self) -> producer::KafkaHealth {
+        producer::KafkaHealth {
+            connected: true,
+            brokers: 1,
+            last_error: None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_a_panicking_delivery_task_go_to_the_dlq() {
+    let yaml = "
+dlq: { retry_base_delay_seconds: 3600 }
+routing: { fallback_topic: all }
+sources:
+  gen:
+    source_type: synthetic
+    ingestion: { mode: real_time, polling_interval_seconds: 0.05 }
+    custom_params: { records_per_second: 200, seed: 4 }
+";
+    let (_mock, cfg, _dir) = setup(yaml, &["all"]);
+    let m = stream_manager::StreamManager::builder(cfg)
+        .producer(std::sync::Arc::new(PanickingProducer))
+        .start()
+        .await
+        .unwrap();
+    poll_until(Duration::from_secs(10), "dead letters", async || {
+        m.stream("gen").await.unwrap().records_dead_lettered >= 50
+    })
+    .await;
+    m.stop_stream("gen").await.unwrap();
+    poll_until(Duration::from_secs(10), "everything settled", async || {
+        let s = m.stream("gen").await.unwrap();
+        s.cursor.as_deref().and_then(|c| c.parse::<u64>().ok()) == Some(s.records_dead_lettered)
+    })
+    .await;
+    let s = m.stream("gen").await.unwrap();
+    assert_eq!(s.records_processed, 0);
+    let rows = m
+        .dlq_list(
+            &DlqFilter {
+                reason: Some("task_panic".into()),
+                ..DlqFilter::default()
+            },
+            1_000_000,
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as u64, s.records_dead_lettered, "each one a row");
+    let h = m.health().await;
+    assert!(h.task_panics > 0 && !h.healthy, "{h:?}");
+    m.shutdown(Duration::from_secs(5)).await;
+}
