@@ -430,26 +430,20 @@ async fn get_config(State(s): State<Arc<AppState>>) -> Json<Value> {
     Json(serde_json::to_value(tree).unwrap_or(Value::Null))
 }
 
-async fn put_config(State(s): State<Arc<AppState>>, headers: HeaderMap, body: String) -> AppResult {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    let format = if is_json { Format::Json } else { Format::Yaml };
+/// `PUT /config`: a JSON body (the `json_only` layer has checked the content type).
+async fn put_config(State(s): State<Arc<AppState>>, body: String) -> AppResult {
     let mut next = s
         .loader
-        .load_str(&body, format, "<PUT /config>")
+        .load_str(&body, Format::Json, "<PUT /config>")
         .map_err(|e| config_error(&e))?;
     crate::run::keep_embedded_broker(&mut next, &s.manager, s.embedded);
-    let warnings: Vec<String> = stream_config::warnings(&next)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    crate::log_warnings(&next);
+    let warnings = stream_config::warnings(&next);
+    crate::log_warnings(&warnings);
+    let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
     let touched = s.manager.apply_config(next).await?;
     // Applied: the file says so too, so a SIGHUP or a restart does not revert it. The
     // text is kept as sent (`${VAR}` references stay references, secrets stay out).
-    let persisted = match stream_config::save_text(&body, format, &s.config_path) {
+    let persisted = match stream_config::save_json_text(&body, &s.config_path) {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = &e as &dyn std::error::Error, path = %s.config_path.display(),

@@ -141,8 +141,8 @@ pub(crate) fn load_checked(file: &Path) -> Result<StreamConfig, String> {
 }
 
 /// Logs what is valid but probably not meant (at start and on every reload).
-pub(crate) fn log_warnings(cfg: &StreamConfig) {
-    for w in stream_config::warnings(cfg) {
+pub(crate) fn log_warnings(warnings: &[stream_config::Diagnostic]) {
+    for w in warnings {
         tracing::warn!(key = %w.path, hint = w.hint.as_deref().unwrap_or(""), "{}", w.message);
     }
 }
@@ -182,7 +182,7 @@ fn install_metrics(namespace: &str) -> anyhow::Result<PrometheusHandle> {
 fn run(file: PathBuf, json_logs: bool) -> anyhow::Result<()> {
     let cfg = load_checked(&file).map_err(anyhow::Error::msg)?;
     install_tracing(json_logs);
-    log_warnings(&cfg);
+    log_warnings(&stream_config::warnings(&cfg));
     let metrics = install_metrics(&cfg.server.metrics_namespace)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -168,7 +168,7 @@ impl Signals {
 async fn reload(manager: &StreamManager, config_path: &std::path::Path, embedded: bool) {
     match crate::load_checked(config_path) {
         Ok(mut next) => {
-            crate::log_warnings(&next);
+            crate::log_warnings(&stream_config::warnings(&next));
             keep_embedded_broker(&mut next, manager, embedded);
             match manager.apply_config(next).await {
                 Ok(touched) => tracing::info!(?touched, "configuration reloaded (SIGHUP)"),

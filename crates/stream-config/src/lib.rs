@@ -50,7 +50,7 @@ pub use model::{
     ThrottlingConfig, TopicConfig,
 };
 pub use redact::{is_secret_key, redacted, redacted_yaml, REDACTED};
-pub use save::{save, save_text};
+pub use save::{save, save_json_text};
 pub use validate::warnings;
 
 /// The candidate closest to `name` (for "did you mean"), if any is close enough.

@@ -7,23 +7,14 @@ use crate::error::{Error, Result};
 use crate::load::Format;
 use crate::model::StreamConfig;
 
-/// Writes configuration text (as an operator sent it: `${VAR}` references stay
-/// references) to `path`, atomically; text in the other format than the path's extension
-/// is converted.
-pub fn save_text(text: &str, format: Format, path: &Path) -> Result<()> {
-    let want = Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
+/// Writes configuration JSON text as an operator sent it (`${VAR}` references stay
+/// references) to `path`, atomically. JSON is also YAML, so the text serves a `.yaml`
+/// file as well as a `.json` one.
+pub fn save_json_text(text: &str, path: &Path) -> Result<()> {
+    Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
         path: path.to_path_buf(),
     })?;
-    let text = match (format, want) {
-        (Format::Yaml, Format::Json) => {
-            let v: serde_json::Value =
-                serde_yaml::from_str(text).map_err(|e| Error::Serialize(e.to_string()))?;
-            serde_json::to_string_pretty(&v).map_err(|e| Error::Serialize(e.to_string()))?
-        }
-        // JSON is YAML: written as sent.
-        _ => text.to_owned(),
-    };
-    write_atomically(&text, path)
+    write_atomically(text, path)
 }
 
 /// Writes a configuration as YAML or JSON (by extension), atomically.

@@ -1,6 +1,6 @@
 //! `save`: a configuration written and loaded again is the same configuration.
 
-use stream_config::{save, Loader};
+use stream_config::{save, save_json_text, Loader};
 
 #[test]
 fn save_round_trips_through_yaml_and_json_and_refuses_unknown_extensions() {
@@ -21,6 +21,14 @@ fn save_round_trips_through_yaml_and_json_and_refuses_unknown_extensions() {
             "no temporary file is left behind"
         );
     }
+    // JSON text as sent (a PUT body) serves a YAML file too.
+    let yaml_file = dir.path().join("sent.yaml");
+    save_json_text(
+        r#"{"queue_max_size": 9, "sources": {"gen": {"source_type": "synthetic"}}}"#,
+        &yaml_file,
+    )
+    .unwrap();
+    assert_eq!(Loader::new().load_file(&yaml_file).unwrap(), cfg);
     let err = save(&cfg, &dir.path().join("saved.txt")).unwrap_err();
     assert!(err.to_string().contains("saved.txt"), "{err}");
 }
