@@ -270,15 +270,18 @@ impl Delivery {
 impl Delivery {
     /// `enable_dlq: false`: counts and (rate-limited) logs what is dropped.
     fn drop_letters(&self, letters: &[NewDeadLetter]) {
-        let mut by_source: std::collections::HashMap<&Arc<str>, (usize, FailureReason)> =
+        // Counted per (source, reason) group, not per record.
+        let mut groups: std::collections::HashMap<(&Arc<str>, FailureReason), u64> =
             std::collections::HashMap::new();
         for l in letters {
-            metrics::counter!(m::DLQ_DROPPED, "source" => l.record.source_id.to_string(), "reason" => l.reason.as_str())
-                .increment(1);
-            by_source
-                .entry(&l.record.source_id)
-                .or_insert((0, l.reason))
-                .0 += 1;
+            *groups.entry((&l.record.source_id, l.reason)).or_default() += 1;
+        }
+        let mut by_source: std::collections::HashMap<&Arc<str>, (u64, FailureReason)> =
+            std::collections::HashMap::new();
+        for ((source, reason), n) in groups {
+            metrics::counter!(m::DLQ_DROPPED, "source" => source.to_string(), "reason" => reason.as_str())
+                .increment(n);
+            by_source.entry(source).or_insert((0, reason)).0 += n;
         }
         let mut logged = self
             .dropped_logged
