@@ -294,11 +294,9 @@ async fn librdkafka_log_lines_reach_tracing() {
         .with_ansi(false)
         .with_writer(move || sink.clone())
         .finish();
-    // librdkafka logs from its own threads: the subscriber must be global (this test
-    // binary runs each test in its own process under nextest).
-    if tracing::subscriber::set_global_default(subscriber).is_err() {
-        return; // another test of this process installed one (plain `cargo test`)
-    }
+    // librdkafka logs from its own threads: the subscriber must be global.
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("no other test of this binary installs a global subscriber");
     let port = test_support::free_port().unwrap();
     let p = producer(
         &format!("127.0.0.1:{port}"),
