@@ -4,7 +4,7 @@ mod file;
 mod public_apis;
 mod synthetic;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -141,10 +141,12 @@ pub fn params<T: DeserializeOwned>(id: &str, cfg: &SourceConfig) -> Result<T, Er
 #[derive(Debug)]
 pub(crate) struct MultiSource {
     parts: Vec<(String, Arc<dyn Source>)>,
-    in_flight: tokio::sync::Mutex<Vec<Option<PartTask>>>,
+    /// The parts' fetches still running, and which part each task is (dropping the set
+    /// aborts them: work nobody will collect never advanced any state).
+    running: tokio::sync::Mutex<(PartTasks, HashMap<tokio::task::Id, usize>)>,
 }
 
-type PartTask = tokio::task::JoinHandle<Result<Fetch, Error>>;
+type PartTasks = tokio::task::JoinSet<(usize, Result<Fetch, Error>)>;
 
 /// How long a poll waits for the other parts once the first one answered.
 pub(crate) const PART_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -152,10 +154,9 @@ pub(crate) const PART_GRACE: std::time::Duration = std::time::Duration::from_sec
 impl MultiSource {
     /// Polls `parts`, each under a label unique within this source.
     pub(crate) fn new(parts: Vec<(String, Arc<dyn Source>)>) -> Self {
-        let slots = (0..parts.len()).map(|_| None).collect();
         Self {
             parts,
-            in_flight: tokio::sync::Mutex::new(slots),
+            running: tokio::sync::Mutex::new((PartTasks::new(), HashMap::new())),
         }
     }
 
@@ -164,16 +165,6 @@ impl MultiSource {
             .and_then(|c| serde_json::from_str::<MultiState>(&c.0).ok())
             .map(|m| m.parts)
             .unwrap_or_default()
-    }
-}
-
-impl Drop for MultiSource {
-    fn drop(&mut self) {
-        // Work nobody will collect: its records were never handed over, its state never
-        // advanced, so the next run asks again.
-        for task in self.in_flight.get_mut().iter().flatten() {
-            task.abort();
-        }
     }
 }
 
@@ -187,40 +178,51 @@ pub(crate) struct MultiState {
 impl Source for MultiSource {
     async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
         let states = Self::decode(cursor);
-        let mut slots = self.in_flight.lock().await;
-        for (slot, (label, part)) in slots.iter_mut().zip(&self.parts) {
-            if slot.is_none() {
+        let mut guard = self.running.lock().await;
+        let (tasks, running) = &mut *guard;
+        for (i, (label, part)) in self.parts.iter().enumerate() {
+            if !running.values().any(|&r| r == i) {
                 let part = part.clone();
                 let from = states.get(label).cloned().map(Cursor);
-                *slot = Some(tokio::spawn(async move { part.fetch(from.as_ref()).await }));
+                let task = tasks.spawn(async move { (i, part.fetch(from.as_ref()).await) });
+                running.insert(task.id(), i);
             }
         }
-        // Wait for the first answer, then at most PART_GRACE for the rest.
-        let mut deadline: Option<tokio::time::Instant> = None;
-        loop {
-            if slots.iter().flatten().all(|t| t.is_finished()) {
-                break;
-            }
-            if slots.iter().flatten().any(|t| t.is_finished()) {
-                let d = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + PART_GRACE);
-                if tokio::time::Instant::now() >= d {
-                    break;
+        // The first answer, however long it takes; then at most PART_GRACE for the rest.
+        let mut answers: Vec<(usize, Result<Fetch, Error>)> = Vec::new();
+        let mut deadline = None;
+        while !running.is_empty() {
+            let next = match deadline {
+                None => tasks.join_next_with_id().await,
+                Some(d) => match tokio::time::timeout_at(d, tasks.join_next_with_id()).await {
+                    Ok(next) => next,
+                    Err(_) => break, // still working: collected by a later poll
+                },
+            };
+            deadline.get_or_insert_with(|| tokio::time::Instant::now() + PART_GRACE);
+            match next {
+                Some(Ok((id, answer))) => {
+                    running.remove(&id);
+                    answers.push(answer);
                 }
+                Some(Err(e)) => {
+                    if let Some(i) = running.remove(&e.id()) {
+                        let label = &self.parts[i].0;
+                        let died = Error::Io(format!("the fetch task of {label} died: {e}"));
+                        answers.push((i, Err(died)));
+                    }
+                }
+                None => break,
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        drop(guard);
+        answers.sort_by_key(|(i, _)| *i);
         let mut all = Fetch::default();
         let mut next = states.clone();
-        let (mut answered, mut failed, mut last_error) = (0, 0, None);
-        for (slot, (label, _)) in slots.iter_mut().zip(&self.parts) {
-            if !slot.as_ref().is_some_and(|t| t.is_finished()) {
-                continue; // still working: collected by a later poll
-            }
-            let Some(task) = slot.take() else { continue };
-            answered += 1;
-            let result = task
-                .await
-                .unwrap_or_else(|e| Err(Error::Io(format!("the fetch task of {label} died: {e}"))));
+        let answered = answers.len();
+        let (mut failed, mut last_error) = (0, None);
+        for (i, result) in answers {
+            let label = &self.parts[i].0;
             match result {
                 Ok(f) => {
                     all.changed |= f.changed;
