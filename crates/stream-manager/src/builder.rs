@@ -206,7 +206,10 @@ impl Builder {
             reload_lock: tokio::sync::Mutex::new(()),
         };
         for (id, src) in &cfg.sources {
-            manager.add_stream(id, src.clone(), src.enabled).await?;
+            let source = manager.build_source(id, src)?;
+            manager
+                .add_stream(id, src.clone(), source, src.enabled)
+                .await?;
         }
         Ok(manager)
     }

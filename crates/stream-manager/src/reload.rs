@@ -75,13 +75,14 @@ impl StreamManager {
         let routing = convert::routing_rules(&next);
         topic_resolver::Resolver::check(&routing).map_err(component("routing"))?;
         let old = self.shared.config();
+        // New and changed sources, built now (and used below): a bad one changes nothing.
+        let mut built = Vec::new();
         for (id, src) in &next.sources {
             if old.sources.get(id) != Some(src) {
-                self.registry
-                    .build(id, src)
-                    .map_err(component(format!("source {id}")))?;
+                let source = self.build_source(id, src)?;
                 ingestion_modes::ModeSpec::from_config(&src.ingestion)
                     .map_err(component(format!("ingestion of sources.{id}")))?;
+                built.push((id.clone(), src.clone(), source));
             }
         }
         self.shared
@@ -106,19 +107,13 @@ impl StreamManager {
                 touched.push(id.clone());
             }
         }
-        for (id, src) in &next.sources {
-            match old.sources.get(id) {
-                Some(prev) if prev == src => {}
-                Some(_) => {
-                    self.remove_stream(id).await;
-                    self.add_stream(id, src.clone(), src.enabled).await?;
-                    touched.push(id.clone());
-                }
-                None => {
-                    self.add_stream(id, src.clone(), src.enabled).await?;
-                    touched.push(id.clone());
-                }
+        for (id, src, source) in built {
+            if old.sources.contains_key(&id) {
+                self.remove_stream(&id).await;
             }
+            let run = src.enabled;
+            self.add_stream(&id, src, source, run).await?;
+            touched.push(id);
         }
         Ok(touched)
     }

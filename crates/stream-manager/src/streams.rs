@@ -125,11 +125,20 @@ impl Stream {
 }
 
 impl StreamManager {
-    pub(crate) async fn add_stream(&self, id: &str, config: SourceConfig, run: bool) -> Result<()> {
-        let source = self
-            .registry
-            .build(id, &config)
-            .map_err(component(format!("source {id}")))?;
+    /// Builds source `id` with the registry (connector parameters checked).
+    pub(crate) fn build_source(&self, id: &str, config: &SourceConfig) -> Result<Arc<dyn Source>> {
+        self.registry
+            .build(id, config)
+            .map_err(component(format!("source {id}")))
+    }
+
+    pub(crate) async fn add_stream(
+        &self,
+        id: &str,
+        config: SourceConfig,
+        source: Arc<dyn Source>,
+        run: bool,
+    ) -> Result<()> {
         let tracker = CursorTracker::load(id, self.cursors.clone())
             .await
             .map_err(component(format!("cursor store of {id}")))?;
