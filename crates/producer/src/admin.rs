@@ -38,8 +38,16 @@ pub async fn ensure_topics(
     if topics.is_empty() {
         return Ok(BTreeMap::new());
     }
+    if crate::security::uses_oauthbearer(config) {
+        // rdkafka 0.38's admin client polls only its own queue, so librdkafka's
+        // OAUTHBEARER token request would never be answered and every call would time out.
+        return Err(Error::Kafka {
+            what: "topic creation",
+            source: "with SASL OAUTHBEARER the configured topics are not created (rdkafka's admin client cannot answer token requests): create them beforehand".into(),
+        });
+    }
     let admin: Arc<AdminClient<DefaultClientContext>> =
-        Arc::new(config.create().map_err(Error::Config)?);
+        Arc::new(config.create().map_err(crate::security::config_error)?);
     let for_metadata = admin.clone();
     let existing: Vec<String> = tokio::task::spawn_blocking(move || {
         for_metadata

@@ -18,6 +18,7 @@ use stream_config::KafkaConfig;
 
 use crate::classify::{classify, ErrorClass};
 use crate::metrics as m;
+use crate::security::{apply_security, describe_security};
 use crate::{DeliveryError, Error, FailureReason, Outcome, OutgoingRecord, Producer};
 
 /// Producer behaviour that is not librdkafka configuration.
@@ -74,6 +75,7 @@ pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
     if let Some(t) = cfg.message_timeout_ms {
         c.set("message.timeout.ms", t.to_string());
     }
+    apply_security(&mut c, &cfg.security);
     for (k, v) in &cfg.librdkafka_options {
         c.set(k, v);
     }
@@ -85,6 +87,8 @@ pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
 pub struct StatsContext {
     path: &'static str,
     last_error: Arc<Mutex<Option<String>>>,
+    /// [`describe_security`] of the client, added to authentication and TLS errors.
+    security: Option<Arc<str>>,
 }
 
 impl ClientContext for StatsContext {
@@ -107,6 +111,16 @@ impl ClientContext for StatsContext {
                 tracing::debug!(target: "librdkafka", path, facility = fac, "{log_message}")
             }
         }
+    }
+
+    /// OAUTHBEARER: a token from the OIDC endpoint of `kafka.security.sasl.oidc`.
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        crate::oidc::token(config)
     }
 
     fn stats(&self, s: Statistics) {
@@ -138,13 +152,19 @@ impl ClientContext for StatsContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(path = self.path, error = %error, "kafka client error: {reason}");
-        let code = error
-            .rdkafka_error_code()
-            .map_or_else(|| "other".to_owned(), |c| format!("{c:?}"));
+        let code = error.rdkafka_error_code();
+        let mut message = format!("{error}: {reason}");
+        // An authentication or TLS failure says what was tried, so the operator sees
+        // which setting to fix.
+        if let (Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL), Some(sec)) =
+            (code, &self.security)
+        {
+            message.push_str(&format!(" (kafka.security: {sec})"));
+        }
+        tracing::warn!(path = self.path, "kafka client error: {message}");
+        let code = code.map_or_else(|| "other".to_owned(), |c| format!("{c:?}"));
         metrics::counter!(m::CLIENT_ERRORS, "path" => self.path, "error" => code).increment(1);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(format!("{error}: {reason}"));
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
     }
 }
 
@@ -211,15 +231,17 @@ impl KafkaProducer {
         settings: ProducerSettings,
     ) -> Result<Self, Error> {
         let last_error = Arc::new(Mutex::new(None));
+        let security: Option<Arc<str>> = describe_security(&config).map(Into::into);
         let make = |path: &'static str, config: &ClientConfig| {
             Inner::from_config_and_context(
                 config,
                 StatsContext {
                     path,
                     last_error: last_error.clone(),
+                    security: security.clone(),
                 },
             )
-            .map_err(Error::Config)
+            .map_err(crate::security::config_error)
         };
         let normal = make("normal", &config)?;
         let mut fast_config = config.clone();
@@ -363,10 +385,15 @@ impl KafkaProducer {
                 brokers,
                 last_error,
             },
+            // A timed-out metadata request says little; the client error that caused
+            // it (an authentication failure, say) says why.
             Ok(Err(e)) => KafkaHealth {
                 connected: false,
                 brokers: 0,
-                last_error: Some(e.to_string()),
+                last_error: Some(match last_error {
+                    Some(cause) => format!("{e}; last client error: {cause}"),
+                    None => e.to_string(),
+                }),
             },
             Err(e) => KafkaHealth {
                 connected: false,

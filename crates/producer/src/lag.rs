@@ -8,6 +8,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use throttling::{Lag, LagProbe};
+
+use crate::security::TokenContext;
 use tokio::time::Instant;
 
 /// Reads, for each watched consumer group, its committed offsets on the watched topics
@@ -64,7 +66,12 @@ impl KafkaLagProbe {
         for group in groups {
             let mut c = config.clone();
             c.set("group.id", group).set("enable.auto.commit", "false");
-            let consumer: BaseConsumer = c.create().map_err(unavailable)?;
+            let consumer: BaseConsumer<TokenContext> =
+                c.create_with_context(TokenContext).map_err(unavailable)?;
+            if crate::security::uses_oauthbearer(&c) {
+                // Serves librdkafka's first token request, queued when the client was made.
+                let _ = consumer.poll(Duration::ZERO);
+            }
             for topic in topics {
                 let md = consumer
                     .fetch_metadata(Some(topic), timeout)

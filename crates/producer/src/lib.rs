@@ -37,6 +37,8 @@ mod journal;
 mod kafka;
 mod lag;
 mod metrics;
+mod oidc;
+mod security;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -39,6 +39,7 @@ mod overrides;
 mod path;
 mod redact;
 mod save;
+mod security;
 mod validate;
 
 pub use error::{Diagnostic, Diagnostics, Error, Location, Result};
@@ -51,6 +52,9 @@ pub use model::{
 };
 pub use redact::{is_secret_key, redacted, redacted_yaml, REDACTED};
 pub use save::{save, save_json_text};
+pub use security::{
+    KafkaSecurity, OidcConfig, SaslConfig, SaslMechanism, SecurityProtocol, TlsConfig,
+};
 pub use validate::warnings;
 
 /// The candidate closest to `name` (for "did you mean"), if any is close enough.

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::security::KafkaSecurity;
+
 /// The whole configuration of a stream manager.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,9 +136,16 @@ pub struct KafkaConfig {
     /// Time a record may wait for delivery before it fails (librdkafka `message.timeout.ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_timeout_ms: Option<u32>,
+    /// TLS and SASL to the cluster; default plaintext without authentication.
+    #[serde(default, skip_serializing_if = "is_plaintext")]
+    pub security: KafkaSecurity,
     /// librdkafka properties passed through verbatim; they win over the keys above.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub librdkafka_options: BTreeMap<String, String>,
+}
+
+fn is_plaintext(security: &KafkaSecurity) -> bool {
+    !security.is_secured()
 }
 
 impl Default for KafkaConfig {
@@ -152,6 +161,7 @@ impl Default for KafkaConfig {
             acks: Acks::default(),
             enable_idempotence: true,
             message_timeout_ms: None,
+            security: KafkaSecurity::default(),
             librdkafka_options: BTreeMap::new(),
         }
     }

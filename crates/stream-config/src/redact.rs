@@ -24,14 +24,15 @@ const SECRET_KEY_PARTS: &[&str] = &[
 ];
 
 /// True when a key's value must never be shown (`api_key`, `X-API-Key` and `apikey`
-/// alike).
+/// alike). A key ending in `url` (`token_endpoint_url`) names an address, not a
+/// secret: its value is shown with the secrets inside it redacted.
 pub fn is_secret_key(key: &str) -> bool {
     let key: String = key
         .chars()
         .filter(|c| !matches!(c, '_' | '-' | '.'))
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
+    !key.ends_with("url") && SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
 }
 
 /// The effective configuration as a YAML tree with every secret replaced by `***`:
@@ -165,5 +166,22 @@ mod tests {
             "shape stays: {text}"
         );
         assert!(format!("{:?}", cfg.server.admin_token).contains("***"));
+    }
+
+    #[test]
+    fn an_address_named_after_a_token_is_shown_without_its_secrets() {
+        assert!(!is_secret_key("token_endpoint_url"));
+        assert!(!is_secret_key("sasl.oauthbearer.token.endpoint.url"));
+        assert!(is_secret_key("client_secret") && is_secret_key("access_token"));
+        let mut tree: Value = serde_yaml::from_str(
+            "token_endpoint_url: https://idp/token?client_secret=cs-444&x=1\n",
+        )
+        .unwrap();
+        redact_tree(&mut tree);
+        let text = serde_yaml::to_string(&tree).unwrap();
+        assert!(
+            !text.contains("cs-444") && text.contains("https://idp/token"),
+            "{text}"
+        );
     }
 }

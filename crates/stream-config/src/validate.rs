@@ -19,12 +19,17 @@ pub(crate) struct Problem {
 }
 
 #[derive(Debug, Default)]
-struct Checker {
+pub(crate) struct Checker {
     problems: Vec<Problem>,
 }
 
 impl Checker {
-    fn fail(&mut self, path: KeyPath, message: impl Into<String>, hint: impl Into<String>) {
+    pub(crate) fn fail(
+        &mut self,
+        path: KeyPath,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         let hint = hint.into();
         self.problems.push(Problem {
             path,
@@ -174,6 +179,9 @@ pub(crate) fn validate(
             "leave it out for librdkafka's default",
         );
     }
+    cfg.kafka
+        .security
+        .check(&mut c, k.key("security"), cfg.kafka.is_embedded());
 
     // throttling
     let t = root.key("throttling");
@@ -522,7 +530,7 @@ fn one_line(s: &str) -> String {
 /// What is valid but probably not meant, one diagnostic each (no positions): the server
 /// logs them at start and on reload, `validate` prints them.
 pub fn warnings(cfg: &StreamConfig) -> Vec<crate::Diagnostic> {
-    let mut out = Vec::new();
+    let mut out = cfg.kafka.security.warnings();
     for (id, src) in &cfg.sources {
         let ing = &src.ingestion;
         let interval = match ing.mode {

@@ -3,6 +3,7 @@
 mod fuzz;
 mod load;
 mod save;
+mod security;
 
 use std::path::PathBuf;
 
