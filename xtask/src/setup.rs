@@ -1,8 +1,8 @@
 //! What the tests need on a fresh Debian machine, installed when missing: the C build
-//! tools (librdkafka is built from source), PostgreSQL's server binaries (a throwaway
-//! cluster per run), promtool (Debian's `prometheus`, checks `/metrics`),
-//! openapi-spec-validator (PyPI, checks the admin API's document), cargo-nextest, clippy
-//! and rustfmt, and tansu (`it.rs`). As root the
+//! tools (librdkafka and OpenSSL are built from source), PostgreSQL's server binaries (a
+//! throwaway cluster per run), socat (a TLS front for tansu), promtool (Debian's
+//! `prometheus`, checks `/metrics`), openapi-spec-validator (PyPI, checks the admin
+//! API's document), cargo-nextest, clippy and rustfmt, and tansu (`it.rs`). As root the
 //! Debian packages come from apt; otherwise the error names them.
 
 use std::process::Command;
@@ -14,13 +14,16 @@ use crate::{cargo, run};
 /// Installs whatever `cargo xtask test` (and `lint`) needs and is missing.
 pub(crate) fn ensure_test_prerequisites() -> Result<()> {
     let mut packages = Vec::new();
-    // openssl makes the test CAs of the TLS PostgreSQL tests.
+    // openssl makes the test CAs of the TLS tests (PostgreSQL, Kafka); socat is the
+    // TLS front of the secured-cluster scenario (tansu 0.6 cannot serve TLS itself);
+    // perl and make also build the vendored OpenSSL that librdkafka links.
     for (command, package) in [
         ("cc", "gcc"),
         ("make", "make"),
         ("perl", "perl"),
         ("openssl", "openssl"),
         ("python3", "python3"),
+        ("socat", "socat"),
     ] {
         if !on_path(command) {
             packages.push(package);

@@ -162,11 +162,25 @@ impl ClientContext for StatsContext {
             message.push_str(&format!(" (kafka.security: {sec})"));
         }
         tracing::warn!(path = self.path, "kafka client error: {message}");
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        // "All brokers down" follows every connection failure and says nothing of its
+        // cause: keep the cause (an authentication or TLS failure, a refused
+        // connection) beside it.
+        if code == Some(RDKafkaErrorCode::AllBrokersDown) {
+            if let Some(cause) = last.as_deref() {
+                let cause = cause.rsplit(ALL_DOWN_CAUSE).next().unwrap_or(cause);
+                message = format!("{message}{ALL_DOWN_CAUSE}{cause}");
+            }
+        }
+        *last = Some(message);
+        drop(last);
         let code = code.map_or_else(|| "other".to_owned(), |c| format!("{c:?}"));
         metrics::counter!(m::CLIENT_ERRORS, "path" => self.path, "error" => code).increment(1);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
     }
 }
+
+/// Joins "all brokers down" to the error that brought the last broker down.
+const ALL_DOWN_CAUSE: &str = "; after: ";
 
 /// Kafka connectivity as last observed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

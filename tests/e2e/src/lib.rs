@@ -215,16 +215,28 @@ pub struct Server {
     dir: PathBuf,
     http: reqwest::Client,
     starts: u32,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Writes `config` (with the `server` section added) into the scenario folder and
     /// starts the server with it; returns once `/health` answers.
     pub async fn start(scene: &Scene, config: &Config) -> Self {
+        Self::start_named(scene, "server", config, &[]).await
+    }
+
+    /// [`Server::start`] for one of several servers of a scenario: its files are
+    /// `<name>.json` and `<name>.log`, and `env` is added to its environment.
+    pub async fn start_named(
+        scene: &Scene,
+        name: &str,
+        config: &Config,
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = test_support::free_port().expect("free port");
-        let path = scene.dir().join("config.json");
+        let path = scene.dir().join(format!("{name}.json"));
         std::fs::write(&path, config.render(port)).expect("write config");
-        let log = scene.dir().join("server.log");
+        let log = scene.dir().join(format!("{name}.log"));
         scene.watch_log(log.clone());
         scene.watch_log(path.clone());
         let mut s = Self {
@@ -238,6 +250,10 @@ impl Server {
                 .build()
                 .expect("http client"),
             starts: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         s.launch().await;
         s
@@ -252,10 +268,11 @@ impl Server {
             "--config".to_owned(),
             self.config.display().to_string(),
         ];
-        let envs = [(
+        let mut envs = vec![(
             "RUST_LOG".to_owned(),
             "info,librdkafka=warn,rdkafka=warn".to_owned(),
         )];
+        envs.extend(self.env.iter().cloned());
         let proc = Supervised::spawn(&server_bin(), &args, &self.dir, &envs, &self.log)
             .unwrap_or_else(|e| panic!("{e}"));
         self.proc = Some(proc);
@@ -425,11 +442,26 @@ pub async fn consume(
     expected: usize,
     timeout: Duration,
 ) -> Vec<Consumed> {
+    consume_with(&[], bootstrap, topics, expected, timeout).await
+}
+
+/// [`consume`] with more librdkafka properties (a secured cluster's, say).
+pub async fn consume_with(
+    properties: &[(&str, &str)],
+    bootstrap: &str,
+    topics: &[&str],
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
+    let properties: Vec<(String, String)> = properties
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let bootstrap = bootstrap.to_owned();
     let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
         let t: Vec<&str> = topics.iter().map(String::as_str).collect();
-        test_support::kafka::consume(&bootstrap, &t, expected, timeout)
+        test_support::kafka::consume_with(&properties, &bootstrap, &t, expected, timeout)
     })
     .await
     .expect("consumer task")

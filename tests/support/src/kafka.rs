@@ -31,7 +31,22 @@ pub fn consume(
     expected: usize,
     timeout: Duration,
 ) -> Vec<Consumed> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    consume_with(&[], bootstrap, topics, expected, timeout)
+}
+
+/// [`consume`] with more librdkafka properties (security settings, say).
+pub fn consume_with(
+    properties: &[(String, String)],
+    bootstrap: &str,
+    topics: &[&str],
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
+    let mut config = ClientConfig::new();
+    for (k, v) in properties {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config
         .set("bootstrap.servers", bootstrap)
         .set(
             "group.id",

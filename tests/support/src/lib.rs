@@ -7,6 +7,7 @@
 pub mod kafka;
 pub mod process;
 pub mod tansu;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -312,47 +313,72 @@ pub fn make_ca(dir: &Path, name: &str) -> Result<PathBuf, String> {
 
 /// `server.crt`/`server.key` for 127.0.0.1 and localhost, signed by `ca` in `dir`.
 fn make_server_cert(dir: &Path) -> Result<(), String> {
-    let ext = dir.join("server.ext");
-    std::fs::write(
-        &ext,
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .map_err(|e| format!("cannot write {}: {e}", ext.display()))?;
-    run(
-        Command::new("openssl")
-            .args([
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-            ])
-            .arg(dir.join("server.key"))
-            .arg("-out")
-            .arg(dir.join("server.csr")),
-        "openssl: make a server key",
-    )?;
-    run(
-        Command::new("openssl")
-            .args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"])
-            .arg(dir.join("server.csr"))
-            .arg("-CA")
-            .arg(dir.join("ca.pem"))
-            .arg("-CAkey")
-            .arg(dir.join("ca.key"))
-            .arg("-out")
-            .arg(dir.join("server.crt"))
-            .arg("-extfile")
-            .arg(&ext),
-        "openssl: sign the server certificate",
-    )?;
+    make_cert(dir, "ca", "server", CertUse::Server)?;
     // PostgreSQL refuses a key others can read.
     run(
         Command::new("chmod").arg("600").arg(dir.join("server.key")),
         "chmod server.key",
     )
+}
+
+/// What a certificate made by [`make_cert`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertUse {
+    /// A server on 127.0.0.1 / localhost.
+    Server,
+    /// A client (mutual TLS).
+    Client,
+}
+
+/// `<name>.crt` and `<name>.key` in `dir`, signed by the CA `<ca>.pem`/`<ca>.key` of
+/// [`make_ca`]; a server certificate names 127.0.0.1 and localhost. Returns the
+/// certificate and key paths.
+pub fn make_cert(
+    dir: &Path,
+    ca: &str,
+    name: &str,
+    usage: CertUse,
+) -> Result<(PathBuf, PathBuf), String> {
+    let ext = dir.join(format!("{name}.ext"));
+    let ext_text = match usage {
+        CertUse::Server => "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        CertUse::Client => "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+    };
+    std::fs::write(&ext, ext_text).map_err(|e| format!("cannot write {}: {e}", ext.display()))?;
+    let (crt, key, csr) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.csr")),
+    );
+    let subject = match usage {
+        CertUse::Server => "/CN=127.0.0.1".to_owned(),
+        CertUse::Client => format!("/CN={name}"),
+    };
+    run(
+        Command::new("openssl")
+            .args([
+                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &subject, "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr),
+        "openssl: make a key",
+    )?;
+    run(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(dir.join(format!("{ca}.pem")))
+            .arg("-CAkey")
+            .arg(dir.join(format!("{ca}.key")))
+            .arg("-out")
+            .arg(&crt)
+            .arg("-extfile")
+            .arg(&ext),
+        "openssl: sign a certificate",
+    )?;
+    Ok((crt, key))
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<(), String> {

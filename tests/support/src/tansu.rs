@@ -38,6 +38,8 @@ pub struct Tansu {
     port: u16,
     storage: Storage,
     proc: Option<Supervised>,
+    authentication: bool,
+    advertised_port: Option<u16>,
 }
 
 impl Tansu {
@@ -61,9 +63,47 @@ impl Tansu {
             port,
             storage,
             proc: None,
+            authentication: false,
+            advertised_port: None,
         };
         t.restart()?;
         Ok(t)
+    }
+
+    /// Creates SCRAM user `name` (`mechanism` `scram256` or `scram512`) with `tansu user
+    /// create`. tansu 0.6 refuses this once authentication is on (the CLI cannot
+    /// authenticate), so create users first, then [`Tansu::require_authentication`].
+    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) -> Result<(), String> {
+        let out = std::process::Command::new(&self.bin)
+            .args(["user", "create", "--broker"])
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .args(["--mechanism", mechanism, name, password])
+            .output()
+            .map_err(|e| format!("tansu user create: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "tansu user create {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// Restarts the broker with SASL authentication required (SCRAM users as created
+    /// by [`Tansu::create_user`]; tansu's PLAIN accepts any password) and, when
+    /// `advertised_port` is given, advertising that port (a TLS front's) instead of its
+    /// own. Storage must be SQLite so the users survive the restart.
+    pub fn require_authentication(&mut self, advertised_port: Option<u16>) -> Result<(), String> {
+        assert_eq!(self.storage, Storage::Sqlite, "users live in the storage");
+        self.authentication = true;
+        self.advertised_port = advertised_port;
+        self.restart()
+    }
+
+    /// The port tansu itself listens on (plaintext).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `127.0.0.1:<port>`.
@@ -93,19 +133,26 @@ impl Tansu {
     pub fn restart(&mut self) -> Result<(), String> {
         self.stop();
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!(
+            "tcp://127.0.0.1:{}",
+            self.advertised_port.unwrap_or(self.port)
+        );
         let engine = match self.storage {
             Storage::Sqlite => "sqlite://tansu.db".to_owned(),
             Storage::Memory => "memory://tansu/".to_owned(),
         };
-        let args = vec![
+        let mut args = vec![
             "broker".to_owned(),
             "--listener-url".to_owned(),
-            url.clone(),
-            "--advertised-listener-url".to_owned(),
             url,
+            "--advertised-listener-url".to_owned(),
+            advertised,
             "--storage-engine".to_owned(),
             engine,
         ];
+        if self.authentication {
+            args.push("--authentication".to_owned());
+        }
         let envs = [("RUST_LOG".to_owned(), "warn".to_owned())];
         let proc = Supervised::spawn(&self.bin, &args, &self.dir, &envs, &self.log())?;
         self.proc = Some(proc);

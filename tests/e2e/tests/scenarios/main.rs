@@ -9,4 +9,5 @@ mod end_to_end;
 mod lag_throttling;
 mod outage;
 mod partial_upstream;
+mod secured;
 mod shutdown;
