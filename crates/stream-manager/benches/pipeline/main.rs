@@ -1,26 +1,50 @@
-//! The whole pipeline, end to end: `synthetic` source → queue → throttle → resolver →
-//! producer → broker acknowledgement, against bare rdkafka sending records of the same
-//! size with the same producer settings to the same broker, in the same run.
+//! The whole pipeline, end to end: sources → queue → throttle → resolver → producer →
+//! broker acknowledgement, against bare rdkafka sending the same records (bytes, headers,
+//! keys) with the same producer settings to the same broker, in the same run
+//! (`fair.rs`).
 //!
-//! Prints Markdown tables (for `cargo xtask bench`): throughput and ratio per record
-//! size, CPU seconds per million records, the emit → ack latency distribution at fixed
-//! offered rates, CRITICAL vs NORMAL latency under a LOW backlog, RSS under queue
-//! overflow, and idle RSS with 10 sources (the last two in fresh child processes).
+//! Prints Markdown tables (for `cargo xtask bench`): throughput, CPU µs and allocations
+//! per record for the sources alone, the pipeline with an instant producer, the pipeline
+//! and bare rdkafka against the broker; the emit → ack latency distribution at fixed
+//! offered rates; CRITICAL vs NORMAL latency under a LOW backlog; RSS under queue
+//! overflow and idle RSS with 10 sources (the last two in fresh child processes).
 //!
-//! The broker is librdkafka's in-process mock, or the one `BENCH_BOOTSTRAP` names
-//! (topics must exist: `bench-pipeline`, `bench-bare`). `--quick` runs a few seconds.
+//! The broker is librdkafka's mock, run in a child process (so CPU and RSS figures
+//! count the pipeline only), or the one `BENCH_BOOTSTRAP` names (topics must exist:
+//! `bench-pipeline`, `bench-bare`). `--quick` runs a few seconds.
 
+mod fair;
+
+use std::alloc::System;
 use std::time::{Duration, Instant};
+
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use producer::{client_config, EmbeddedBroker};
 use rdkafka::config::FromClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use stream_config::{Format, Loader, StreamConfig};
 use stream_manager::StreamManager;
 
 const TOPIC: &str = "bench-pipeline";
 const BARE_TOPIC: &str = "bench-bare";
+
+/// Counts heap allocations (all threads) for the allocations-per-record figures.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Allocations (and reallocations) so far, on every thread.
+fn allocations() -> u64 {
+    let s = GLOBAL.stats();
+    (s.allocations + s.reallocations) as u64
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 struct Bench {
     quick: bool,
@@ -92,92 +116,9 @@ async fn delivered(m: &StreamManager) -> u64 {
         .sum()
 }
 
-/// Pipeline throughput: records/s over `n` minus a 10 % warm-up, CPU s per M records.
-async fn pipeline_run(b: &Bench, pad: usize, n: u64) -> (f64, f64) {
-    let cfg = b.config(&format!(
-        "throttling: {{ max_send_rate: 100000000 }}
-queue_max_size: 200000
-queue_overflow_strategy: block
-sources:
-{}",
-        synthetic(
-            "gen",
-            "normal",
-            5_000_000.0,
-            pad,
-            "continuous_streaming",
-            0.0
-        )
-    ));
-    let m = StreamManager::builder(cfg).start().await.expect("manager");
-    let warm = n / 10;
-    while delivered(&m).await < warm {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let (t0, c0, d0) = (Instant::now(), cpu_seconds(), delivered(&m).await);
-    // Measure `n - warm` records after the warm-up, however far a burst already went
-    // (one fetch can deliver thousands at once: quick runs once measured nothing).
-    let target = d0 + n - warm;
-    let mut d = d0;
-    while d < target {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        d = delivered(&m).await;
-    }
-    let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
-    m.shutdown(Duration::from_secs(30)).await;
-    let count = (d - d0) as f64;
-    (count / secs, cpu / count * 1e6)
-}
-
-/// Bare rdkafka: `n` records of `size` bytes, same client settings.
-async fn bare_run(p: &FutureProducer, size: usize, n: u64) -> (f64, f64) {
-    let payload = vec![b'x'; size];
-    let (t0, c0) = (Instant::now(), cpu_seconds());
-    let mut futures = Vec::with_capacity(n as usize);
-    for i in 0..n {
-        let key = (i % 25).to_string();
-        loop {
-            match p.send_result(FutureRecord::to(BARE_TOPIC).payload(&payload).key(&key)) {
-                Ok(f) => {
-                    futures.push(f);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
-            }
-        }
-    }
-    for f in futures {
-        f.await.expect("delivery future").expect("delivered");
-    }
-    let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
-    (n as f64 / secs, cpu / n as f64 * 1e6)
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-/// Mean serialized size of the synthetic records with `pad` padding (the size bare
-/// rdkafka sends), measured on 100 generated records.
-async fn record_bytes(pad: usize) -> usize {
-    use api_client::Source as _;
-    let params: api_client::SyntheticParams = serde_json::from_value(serde_json::json!({
-        "records_per_second": 100.0,
-        "alert_probability": 0.0,
-        "pad_bytes": pad,
-    }))
-    .expect("synthetic params");
-    let fetch = api_client::SyntheticSource::new(params)
-        .fetch(None)
-        .await
-        .expect("synthetic fetch");
-    let total: usize = fetch
-        .records
-        .iter()
-        .map(|r| serde_json::to_vec(r).map_or(0, |v| v.len()))
-        .sum();
-    total / fetch.records.len().max(1)
 }
 
 /// Drains the emit → ack samples recorded since the last call: (normal, critical).
@@ -317,9 +258,10 @@ async fn idle_child(b: &Bench) {
     m.shutdown(Duration::from_secs(1)).await;
 }
 
-fn child(mode: &str, quick: bool) -> String {
+fn child(mode: &str, quick: bool, bootstrap: &str) -> String {
     let mut cmd = std::process::Command::new(std::env::current_exe().expect("bench exe"));
-    cmd.args(["--child", mode]);
+    cmd.args(["--child", mode])
+        .env("BENCH_BOOTSTRAP", bootstrap);
     if quick {
         cmd.arg("--quick");
     }
@@ -334,6 +276,37 @@ fn child(mode: &str, quick: bool) -> String {
         .find(|l| l.starts_with(mode))
         .unwrap_or_default()
         .to_owned()
+}
+
+/// Child: the mock broker with the bench topics; prints its address, runs until stdin
+/// closes (the parent exited or dropped it).
+fn mock_broker_child() {
+    let broker = EmbeddedBroker::start(&[(TOPIC.to_owned(), 4), (BARE_TOPIC.to_owned(), 4)])
+        .expect("mock broker");
+    println!("mock-broker {}", broker.bootstrap_servers());
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let mut sink = String::new();
+    while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+}
+
+/// Starts [`mock_broker_child`]; the child and its address.
+fn spawn_mock_broker() -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(std::env::current_exe().expect("bench exe"))
+        .args(["--child", "mock-broker"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("mock broker child");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("mock broker address");
+    let bootstrap = line
+        .strip_prefix("mock-broker ")
+        .map(|b| b.trim().to_owned())
+        .expect("mock broker prints its address");
+    (child, bootstrap)
 }
 
 fn main() {
@@ -358,20 +331,29 @@ fn main() {
         .expect("runtime");
     let dir = std::env::temp_dir().join(format!("bench-pipeline-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("bench dir");
+    if child_mode.as_deref() == Some("mock-broker") {
+        return mock_broker_child();
+    }
     let external = std::env::var("BENCH_BOOTSTRAP").ok();
-    let mock = match &external {
-        Some(_) => None,
-        None => Some(
-            EmbeddedBroker::start(&[(TOPIC.to_owned(), 4), (BARE_TOPIC.to_owned(), 4)])
-                .expect("mock broker"),
-        ),
+    // The mock broker runs in a child process, so this process's CPU and RSS are the
+    // pipeline's (or bare rdkafka's) alone.
+    let mut mock = None;
+    let bootstrap = match &external {
+        Some(b) => b.clone(),
+        None => {
+            let (proc, bootstrap) = spawn_mock_broker();
+            mock = Some(proc);
+            bootstrap
+        }
     };
     let bench = Bench {
         quick,
-        bootstrap: external
-            .clone()
-            .unwrap_or_else(|| mock.as_ref().expect("mock").bootstrap_servers().to_owned()),
-        broker: if external.is_some() { "tansu" } else { "mock" },
+        bootstrap,
+        broker: if external.is_some() && child_mode.is_none() {
+            "tansu"
+        } else {
+            "mock"
+        },
         dir: dir.clone(),
         runs: std::sync::atomic::AtomicU32::new(0),
     };
@@ -385,33 +367,52 @@ fn main() {
         let kafka = bench.config("").kafka.clone();
         let bare = FutureProducer::from_config(&client_config(&kafka)).expect("bare producer");
         let runs = if quick { 1 } else { 3 };
-        println!("### End-to-end throughput ({broker})\n");
-        println!("| record | pipeline rec/s | bare rdkafka rec/s | ratio | pipeline CPU s / M rec | bare CPU s / M rec |");
-        println!("|---|---|---|---|---|---|");
+        println!("### Throughput: the same records on both sides ({broker})\n");
+        println!(
+            "Two looping `file` sources replay 3,000 synthetic sensor readings (NDJSON) and 1,000 GeoJSON fire detections (large variant: each padded with random text); bare rdkafka sends the same payload bytes with the same five headers and keys, same producer settings (linger 5 ms, batch 1,000, lz4, acks all, idempotence). CPU and allocations count this process only{}. Medians of {runs} alternating runs.\n",
+            if broker == "mock" { " (the mock broker runs in a child process)" } else { " (tansu is another process)" }
+        );
+        println!("| records | stage | rec/s | CPU µs / rec | allocs / rec |");
+        println!("|---|---|---|---|---|");
         for pad in [0usize, 1800] {
-            let size = record_bytes(pad).await;
+            let corpus = fair::corpus(&bench, pad).await;
             let n: u64 = match (quick, pad) {
                 (true, 0) => 100_000,
                 (true, _) => 25_000,
                 (false, 0) => 400_000,
                 (false, _) => 100_000,
             };
-            let _ = bare_run(&bare, size, 2_000).await; // warm-up
-            let (mut p, mut bb, mut pc, mut bc) = (vec![], vec![], vec![], vec![]);
+            let _ = fair::bare(&bare, &corpus, 2_000).await; // warm-up
+            let (mut src, mut null, mut p, mut bb) = (vec![], vec![], vec![], vec![]);
             for _ in 0..runs {
-                let (r, c) = pipeline_run(&bench, pad, n).await;
-                p.push(r);
-                pc.push(c);
-                let (r, c) = bare_run(&bare, size, n).await;
-                bb.push(r);
-                bc.push(c);
+                src.push(fair::sources_alone(&bench, &corpus, n).await);
+                null.push(fair::pipeline_null(&bench, &corpus, n).await);
+                p.push(fair::pipeline(&bench, &corpus, n, None).await);
+                bb.push(fair::bare(&bare, &corpus, n).await);
             }
-            let (p, bb) = (median(p), median(bb));
+            let label = &corpus.label;
+            let rows = [
+                ("sources alone (fetch)", src),
+                ("pipeline → instant producer", null),
+                ("pipeline → broker", p),
+                ("bare rdkafka → broker", bb),
+            ];
+            let mut rates = Vec::new();
+            for (stage, figures) in rows {
+                let f = fair::Figure {
+                    rate: median(figures.iter().map(|f| f.rate).collect()),
+                    cpu_us: median(figures.iter().map(|f| f.cpu_us).collect()),
+                    allocs: median(figures.iter().map(|f| f.allocs).collect()),
+                };
+                rates.push(f.rate);
+                println!(
+                    "| {label} | {stage} | {:.0} | {:.2} | {:.1} |",
+                    f.rate, f.cpu_us, f.allocs
+                );
+            }
             println!(
-                "| ~{size} B | {p:.0} | {bb:.0} | {:.3} | {:.2} | {:.2} |",
-                p / bb,
-                median(pc),
-                median(bc)
+                "| {label} | **pipeline / bare** | **{:.3}** | | |",
+                rates[2] / rates[3]
             );
         }
         if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "throughput") {
@@ -441,13 +442,13 @@ fn main() {
     if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "throughput") {
         return;
     }
-    let o = child("overflow", quick);
+    let o = child("overflow", quick, &bench.bootstrap);
     let f: Vec<f64> = o
         .split_whitespace()
         .skip(1)
         .filter_map(|v| v.parse().ok())
         .collect();
-    let i = child("idle", quick);
+    let i = child("idle", quick, &bench.bootstrap);
     let g: Vec<f64> = i
         .split_whitespace()
         .skip(1)
