@@ -137,7 +137,7 @@ impl DeadLetter {
             payload: Bytes::from(self.payload.clone()),
             headers: headers
                 .into_iter()
-                .map(|(k, v)| (k, Bytes::from(v)))
+                .map(|(k, v)| (k.into(), Bytes::from(v)))
                 .collect(),
             critical: false,
             emitted_at: None,
@@ -280,7 +280,7 @@ pub fn headers_json(record: &OutgoingRecord) -> String {
     let headers: Vec<(&str, std::borrow::Cow<'_, str>)> = record
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v)))
+        .map(|(k, v)| (k.as_ref(), String::from_utf8_lossy(v)))
         .collect();
     serde_json::to_string(&headers).unwrap_or_else(|_| "[]".to_owned())
 }

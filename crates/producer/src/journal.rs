@@ -55,7 +55,11 @@ pub(crate) fn append(path: &Path, letters: &[NewDeadLetter]) -> std::io::Result<
             topic: r.topic.to_string(),
             key: r.key.as_deref().map(b64),
             payload: b64(&r.payload),
-            headers: r.headers.iter().map(|(k, v)| (k.clone(), b64(v))).collect(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), b64(v)))
+                .collect(),
             reason: l.reason.as_str().to_owned(),
             details: l.details.clone(),
         };
@@ -97,7 +101,7 @@ pub(crate) fn read(path: &Path) -> std::io::Result<Vec<NewDeadLetter>> {
         record.payload = unb64(&l.payload).ok_or_else(|| bad("payload is not base64"))?;
         for (k, v) in l.headers {
             let v = unb64(&v).ok_or_else(|| bad("a header is not base64"))?;
-            record.headers.push((k, v));
+            record.headers.push((k.into(), v));
         }
         out.push(NewDeadLetter {
             record,

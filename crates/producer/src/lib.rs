@@ -60,6 +60,9 @@ pub use kafka::{
 pub use lag::KafkaLagProbe;
 pub use metrics::describe_metrics;
 
+/// A header's name: borrowed for the pipeline's fixed names, owned otherwise.
+pub type HeaderName = std::borrow::Cow<'static, str>;
+
 /// A record on its way to Kafka.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingRecord {
@@ -73,8 +76,8 @@ pub struct OutgoingRecord {
     pub key: Option<Bytes>,
     /// Message value.
     pub payload: Bytes,
-    /// Message headers (the pipeline's metadata).
-    pub headers: Vec<(String, Bytes)>,
+    /// Message headers (the pipeline's metadata); names are usually `&'static str`.
+    pub headers: Vec<(HeaderName, Bytes)>,
     /// Takes the low-latency path.
     pub critical: bool,
     /// When the source emitted it, for end-to-end latency.

@@ -50,6 +50,19 @@ fn process_tag() -> u32 {
     })
 }
 
+impl MessageId {
+    /// The 32 hex digits as a `String`, in one allocation of exactly 32 bytes
+    /// (`to_string` grows its buffer while padding: three allocations).
+    pub fn to_hex(self) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(32);
+        for shift in (0..32).rev() {
+            s.push(char::from(DIGITS[((self.0 >> (shift * 4)) & 0xf) as usize]));
+        }
+        s
+    }
+}
+
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:032x}", self.0)
@@ -117,5 +130,7 @@ mod tests {
         assert_eq!(sorted.len(), ids.len());
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(ids[0].to_string().len(), 32);
+        assert!(ids.iter().all(|id| id.to_hex() == id.to_string()));
+        assert_eq!(MessageId(0xab).to_hex(), format!("{:032x}", 0xab));
     }
 }

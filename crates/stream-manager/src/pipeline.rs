@@ -38,25 +38,34 @@ pub(crate) struct SourceCtx {
     pub(crate) counters: Arc<StreamCounters>,
 }
 
-/// A record in the queue.
+/// A record in the queue: already serialized, routed and keyed — the parsed value is
+/// gone once the record is enqueued, so the queue holds bytes only.
 #[derive(Debug)]
 pub(crate) struct Item {
     pub(crate) ctx: Arc<SourceCtx>,
     pub(crate) seq: FetchSeq,
     pub(crate) priority: Priority,
-    pub(crate) value: Value,
-    pub(crate) payload: Bytes,
-    pub(crate) id: MessageId,
-    pub(crate) emitted_at: Instant,
+    pub(crate) record: OutgoingRecord,
 }
+
+/// What one queued record costs beyond its bytes: the item, the record's fixed part and
+/// its five header slots. Counted against `queue_max_bytes` with the bytes.
+const ITEM_OVERHEAD: usize =
+    std::mem::size_of::<Item>() + 5 * std::mem::size_of::<(producer::HeaderName, Bytes)>() + 64;
+
+// A record's fixed cost stays well under a kilobyte (536 bytes when written).
+const _: () = assert!(ITEM_OVERHEAD < 1024);
 
 impl QueueItem for Item {
     fn priority(&self) -> Priority {
         self.priority
     }
 
+    /// The record's real footprint: payload, key, id and the header values it owns
+    /// (the shared per-source values are not counted per record), plus the fixed cost.
     fn size_bytes(&self) -> usize {
-        self.payload.len()
+        let r = &self.record;
+        r.payload.len() + r.key.as_ref().map_or(0, Bytes::len) + 2 * r.id.len() + ITEM_OVERHEAD
     }
 }
 
@@ -65,6 +74,7 @@ impl QueueItem for Item {
 pub(crate) struct Ingested {
     pub(crate) ms: i64,
     pub(crate) header: Bytes,
+    pub(crate) at: Instant,
 }
 
 impl Ingested {
@@ -73,6 +83,7 @@ impl Ingested {
         Self {
             ms,
             header: Bytes::from(ms.to_string()),
+            at: Instant::now(),
         }
     }
 }
@@ -84,64 +95,129 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Where an emitted batch's payloads and id headers are written: chunks of 64 KiB (or one
+/// record's size, if larger) that the records' `Bytes` share, so a record costs no
+/// allocation of its own for them and copying a record only counts references. A chunk
+/// is freed with its last record; records of one batch travel together (FIFO within a
+/// priority), so a chunk outlives its bytes' accounting only at a batch's edges.
+#[derive(Debug, Default)]
+pub(crate) struct Arena(bytes::BytesMut);
+
+impl Arena {
+    const CHUNK: usize = 64 * 1024;
+
+    /// Room for at least `n` more bytes in the current piece.
+    fn room(&mut self, n: usize) {
+        if self.0.capacity() - self.0.len() < n {
+            self.0.reserve(n.max(Self::CHUNK));
+        }
+    }
+
+    /// `bytes` as a shared slice of the arena.
+    fn copy(&mut self, bytes: &[u8]) -> Bytes {
+        self.room(bytes.len());
+        self.0.extend_from_slice(bytes);
+        self.0.split().freeze()
+    }
+
+    /// A writer appending to the current piece (which [`Arena::take`] then ends).
+    fn writer(&mut self) -> impl std::io::Write + '_ {
+        self.room(1024);
+        bytes::BufMut::writer(&mut self.0)
+    }
+
+    /// The piece written since the last `take`/`copy`.
+    fn take(&mut self) -> Bytes {
+        self.0.split().freeze()
+    }
+
+    /// Forgets a piece half written (a record that failed to serialize).
+    fn discard(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// `metadata_in_payload`'s wrapper, serialized without copying the record.
+#[derive(serde::Serialize)]
+struct Wrapped<'a> {
+    data: &'a Value,
+    _metadata: WrappedMeta<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct WrappedMeta<'a> {
+    message_id: &'a str,
+    source_id: &'a str,
+    source_type: &'a str,
+    priority: &'a str,
+    ingested_at_ms: i64,
+}
+
 impl Shared {
-    /// The outgoing form of a queued record: its topic and key resolved now, metadata
-    /// as headers.
-    /// `embed_metadata` is `metadata_in_payload`, read once per batch by the caller.
-    /// `ingested_at` is now in ms since the epoch, taken once per batch by the caller.
+    /// The outgoing form of a record as it enters the queue: serialized once into the
+    /// batch's `arena`, its topic and key resolved, its metadata as headers with static
+    /// names.
+    /// `embed_metadata` is `metadata_in_payload`, read once per batch by the caller;
+    /// `ingested_at` is taken once per batch.
     pub(crate) fn outgoing(
         &self,
-        item: &Item,
+        ctx: &SourceCtx,
+        value: &Value,
+        priority: Priority,
         embed_metadata: bool,
         ingested_at: &Ingested,
-    ) -> OutgoingRecord {
+        arena: &mut Arena,
+    ) -> serde_json::Result<OutgoingRecord> {
         let d = self.resolver.resolve(&Record {
-            source_id: &item.ctx.id,
-            source_type: &item.ctx.source_type,
-            value: &item.value,
+            source_id: &ctx.id,
+            source_type: &ctx.source_type,
+            value,
         });
-        let id = item.id.to_string();
-        let headers = vec![
-            (
-                "message_id".to_owned(),
-                Bytes::copy_from_slice(id.as_bytes()),
-            ),
-            ("source_id".to_owned(), item.ctx.id_header.clone()),
-            ("source_type".to_owned(), item.ctx.type_header.clone()),
-            (
-                "priority".to_owned(),
-                Bytes::from_static(item.priority.as_str().as_bytes()),
-            ),
-            ("ingested_at_ms".to_owned(), ingested_at.header.clone()),
-        ];
-        let ingested_at = ingested_at.ms;
-        let payload = if embed_metadata {
-            let wrapped = serde_json::json!({
-                "data": item.value,
-                "_metadata": {
-                    "message_id": item.id.to_string(),
-                    "source_id": &*item.ctx.id,
-                    "source_type": &*item.ctx.source_type,
-                    "priority": item.priority.as_str(),
-                    "ingested_at_ms": ingested_at,
+        let id = MessageId::generate().to_hex();
+        let id_header = arena.copy(id.as_bytes());
+        let out = arena.writer();
+        let written = if embed_metadata {
+            serde_json::to_writer(
+                out,
+                &Wrapped {
+                    data: value,
+                    _metadata: WrappedMeta {
+                        message_id: &id,
+                        source_id: &ctx.id,
+                        source_type: &ctx.source_type,
+                        priority: priority.as_str(),
+                        ingested_at_ms: ingested_at.ms,
+                    },
                 },
-            });
-            serde_json::to_vec(&wrapped)
-                .map(Bytes::from)
-                .unwrap_or_else(|_| item.payload.clone())
+            )
         } else {
-            item.payload.clone()
+            serde_json::to_writer(out, value)
         };
-        OutgoingRecord {
+        if let Err(e) = written {
+            arena.discard();
+            return Err(e);
+        }
+        let payload = arena.take();
+        let headers = vec![
+            ("message_id".into(), id_header),
+            ("source_id".into(), ctx.id_header.clone()),
+            ("source_type".into(), ctx.type_header.clone()),
+            (
+                "priority".into(),
+                Bytes::from_static(priority.as_str().as_bytes()),
+            ),
+            ("ingested_at_ms".into(), ingested_at.header.clone()),
+        ];
+        Ok(OutgoingRecord {
             id,
-            source_id: item.ctx.id.clone(),
+            source_id: ctx.id.clone(),
             topic: d.topic,
             key: d.key.map(Bytes::from),
             payload,
             headers,
-            critical: item.priority == Priority::Critical,
-            emitted_at: Some(item.emitted_at),
-        }
+            critical: priority == Priority::Critical,
+            emitted_at: Some(ingested_at.at),
+        })
     }
 
     /// Dead-letters queued records that never reached the producer, then settles them.
@@ -154,12 +230,10 @@ impl Shared {
         if items.is_empty() {
             return;
         }
-        let embed = self.config().metadata_in_payload;
-        let ingested = Ingested::now();
         let letters = items
             .iter()
             .map(|i| NewDeadLetter {
-                record: self.outgoing(i, embed, &ingested),
+                record: i.record.clone(),
                 reason,
                 details: details.to_owned(),
             })
@@ -244,34 +318,36 @@ impl Sink for StreamSink {
         if !batch.rejected.is_empty() {
             self.dead_letter_rejected(batch.rejected).await;
         }
-        let now = Instant::now();
         let rules = shared.priority_rules();
+        let embed = shared.config().metadata_in_payload;
+        let ingested = Ingested::now();
+        let mut arena = Arena::default();
         let mut overflow = Vec::new();
         let mut closed = Vec::new();
         for (seq, value) in batch.records {
-            let payload = match serde_json::to_vec(&value) {
-                Ok(p) => Bytes::from(p),
-                Err(e) => {
-                    self.dead_letter_rejected(vec![(
-                        seq,
-                        Rejected::new(format!("cannot serialize: {e}"), b""),
-                    )])
-                    .await;
-                    continue;
-                }
-            };
+            // The first matching priority rule, else the source's priority.
+            let priority = rules
+                .iter()
+                .find(|(p, _)| p.matches(&value))
+                .map_or(self.ctx.priority, |(_, prio)| *prio);
+            let record =
+                match shared.outgoing(&self.ctx, &value, priority, embed, &ingested, &mut arena) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.dead_letter_rejected(vec![(
+                            seq,
+                            Rejected::new(format!("cannot serialize: {e}"), b""),
+                        )])
+                        .await;
+                        continue;
+                    }
+                };
+            drop(value);
             let item = Item {
-                // The first matching priority rule, else the source's priority.
-                priority: rules
-                    .iter()
-                    .find(|(p, _)| p.matches(&value))
-                    .map_or(self.ctx.priority, |(_, prio)| *prio),
+                priority,
                 ctx: self.ctx.clone(),
                 seq,
-                value,
-                payload,
-                id: MessageId::generate(),
-                emitted_at: now,
+                record,
             };
             match shared.queue.push(item).await {
                 Ok(evicted) => overflow.extend(evicted),
@@ -430,11 +506,9 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
                     .min(remaining);
             }
         }
-        let ingested = Ingested::now();
-        let records: Vec<OutgoingRecord> = batch
-            .iter()
-            .map(|i| shared.outgoing(i, cfg.metadata_in_payload, &ingested))
-            .collect();
+        // Copies: the registered batch keeps the records until their reports, so a task
+        // that dies with them can still dead-letter them.
+        let records: Vec<OutgoingRecord> = batch.iter().map(|i| i.record.clone()).collect();
         let permit = semaphore
             .clone()
             .acquire_owned()
@@ -452,7 +526,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
             let failed: HashMap<String, FailureReason> = report.failures.into_iter().collect();
             let now = now_ms();
             for item in batch.iter() {
-                if !failed.is_empty() && failed.contains_key(&item.id.to_string()) {
+                if !failed.is_empty() && failed.contains_key(item.record.id.as_str()) {
                     item.ctx
                         .counters
                         .dead_lettered
@@ -477,4 +551,26 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
         batch_ended(&shared, &mut owners, done).await;
     }
     shared.queue.publish_metrics();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_arena_hands_out_separate_shared_pieces_and_forgets_a_broken_one() {
+        let mut arena = Arena::default();
+        let a = arena.copy(b"first");
+        std::io::Write::write_all(&mut arena.writer(), b"half").unwrap();
+        arena.discard();
+        std::io::Write::write_all(&mut arena.writer(), b"{\"x\":1}").unwrap();
+        let b = arena.take();
+        let big = vec![7u8; 3 * Arena::CHUNK];
+        let c = arena.copy(&big);
+        assert_eq!((&a[..], &b[..]), (&b"first"[..], &b"{\"x\":1}"[..]));
+        assert_eq!(c.len(), big.len());
+        // a and b share one chunk: no allocation of their own.
+        assert_eq!(b.as_ptr() as usize - a.as_ptr() as usize, a.len());
+        println!("fixed overhead per queued record: {ITEM_OVERHEAD} bytes");
+    }
 }

@@ -247,6 +247,10 @@ impl Server {
             dir: scene.dir().to_path_buf(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                // The admin API closes a keep-alive connection idle for its header read
+                // timeout (10 s); a pooled connection reused at that moment fails, so
+                // idle ones are dropped well before (as a well-behaved client does).
+                .pool_idle_timeout(Duration::from_secs(4))
                 .build()
                 .expect("http client"),
             starts: 0,

@@ -62,7 +62,7 @@ pub(crate) fn records(topic: &str, prefix: &str, n: usize) -> Vec<OutgoingRecord
             );
             r.id = id.clone();
             r.headers
-                .push(("message_id".to_owned(), id.into_bytes().into()));
+                .push(("message_id".into(), id.into_bytes().into()));
             r
         })
         .collect()

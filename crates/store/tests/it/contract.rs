@@ -57,7 +57,7 @@ async fn insert_sets_status_by_reason_and_keeps_the_record(store: &dyn DeadLette
     assert_eq!(m2.payload_json.as_deref(), Some("{\"id\":\"m2\"}"));
     assert_eq!(
         again.headers,
-        vec![("source_type".to_owned(), b"synthetic".to_vec().into())]
+        vec![("source_type".into(), b"synthetic".to_vec().into())]
     );
     assert_eq!(store.get(m2.id).await.unwrap().as_ref(), Some(m2));
     assert_eq!(store.get(-1).await.unwrap(), None);
