@@ -350,13 +350,23 @@ impl KafkaProducer {
         self.in_flight
             .fetch_add(batch.len() as i64, Ordering::Relaxed);
         let latency = metrics::histogram!(m::DELIVERY_SECONDS);
+        // By path: CRITICAL records take the low-latency producer. Taken as each report
+        // is read (in send order), not when the whole batch is in.
+        let e2e = [
+            metrics::histogram!(m::E2E_SECONDS, "path" => "normal"),
+            metrics::histogram!(m::E2E_SECONDS, "path" => "critical"),
+        ];
         let mut out = Vec::with_capacity(batch.len());
-        for (enqueued, at) in pending {
+        for ((enqueued, at), (_, record)) in pending.into_iter().zip(batch) {
             let outcome = match enqueued {
                 Err(e) => Err(e),
                 Ok(future) => match future.await {
                     Ok(Ok(d)) => {
                         latency.record(at.elapsed().as_secs_f64());
+                        if let Some(emitted) = record.emitted_at {
+                            e2e[usize::from(record.critical)]
+                                .record(emitted.elapsed().as_secs_f64());
+                        }
                         Ok(crate::Delivered {
                             partition: d.partition,
                             offset: d.offset,
@@ -425,11 +435,6 @@ impl Producer for KafkaProducer {
         let mut done: Vec<Option<(OutgoingRecord, Outcome)>> = (0..n).map(|_| None).collect();
         let mut pending: Vec<(usize, OutgoingRecord)> = records.into_iter().enumerate().collect();
         let mut attempt = 0u32;
-        // By path: CRITICAL records take the low-latency producer.
-        let e2e = [
-            metrics::histogram!(m::E2E_SECONDS, "path" => "normal"),
-            metrics::histogram!(m::E2E_SECONDS, "path" => "critical"),
-        ];
         while !pending.is_empty() {
             let outcomes = self.attempt(&pending).await;
             let mut retry = Vec::new();
@@ -447,13 +452,7 @@ impl Producer for KafkaProducer {
                         self.stats.failed.fetch_add(1, Ordering::Relaxed);
                         done[idx] = Some((record, Err(e)));
                     }
-                    Ok(d) => {
-                        if let Some(emitted) = record.emitted_at {
-                            e2e[usize::from(record.critical)]
-                                .record(emitted.elapsed().as_secs_f64());
-                        }
-                        done[idx] = Some((record, Ok(d)));
-                    }
+                    Ok(d) => done[idx] = Some((record, Ok(d))),
                 }
             }
             pending = retry;

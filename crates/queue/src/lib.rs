@@ -38,7 +38,7 @@ mod settings;
 pub use envelope::{Envelope, MessageId};
 pub use metrics::describe_metrics;
 pub use queue::{PriorityQueue, PushError};
-pub use settings::{PopBatch, QueueConfig, QueueStats, Scheduling};
+pub use settings::{Lanes, PopBatch, QueueConfig, QueueStats, Scheduling};
 
 /// Priority of a record in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::metrics as m;
-use crate::settings::{PopBatch, QueueConfig, QueueStats, Scheduling};
+use crate::settings::{Lanes, PopBatch, QueueConfig, QueueStats, Scheduling};
 use crate::{priority_index, OverflowStrategy, Priority, QueueItem, PRIORITIES};
 
 /// Why a record was not accepted. The record always comes back.
@@ -311,7 +311,12 @@ impl<T: QueueItem> PriorityQueue<T> {
 
     /// Which lane the next pop serves, without consuming a scheduling credit.
     fn next_lane(&self, inner: &Inner<T>) -> Option<usize> {
-        let non_empty = |i: &usize| !inner.lanes[*i].is_empty();
+        self.next_lane_in(inner, Lanes::ALL)
+    }
+
+    /// [`Self::next_lane`] among `lanes` only.
+    fn next_lane_in(&self, inner: &Inner<T>, lanes: Lanes) -> Option<usize> {
+        let non_empty = |i: &usize| lanes.0[*i] && !inner.lanes[*i].is_empty();
         match self.config.scheduling {
             Scheduling::Strict => (0..4).rev().find(non_empty),
             Scheduling::Weighted(_) => (0..4)
@@ -393,6 +398,45 @@ impl<T: QueueItem> PriorityQueue<T> {
     /// `max_items` or `max_bytes`. Returns an empty batch only once the queue is closed
     /// and drained. Records come highest priority first.
     pub async fn pop_batch(&self, limits: PopBatch) -> Vec<T> {
+        self.pop_batch_from(limits, Lanes::ALL).await
+    }
+
+    /// Takes up to `max_items` records (and `max_bytes`, but at least one record if
+    /// any) from `lanes` without waiting, highest priority first.
+    pub fn try_pop_batch_from(&self, max_items: usize, max_bytes: u64, lanes: Lanes) -> Vec<T> {
+        let mut batch = Vec::new();
+        let mut bytes = 0u64;
+        let mut inner = self.lock();
+        while batch.len() < max_items {
+            let Some(lane) = self.next_lane_in(&inner, lanes) else {
+                break;
+            };
+            let size = inner.lanes[lane]
+                .front()
+                .map_or(0, |i| i.size_bytes() as u64);
+            if !batch.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            batch.push(self.take(&mut inner, lane));
+            bytes += size;
+        }
+        let popped = batch.len();
+        self.after_pop(inner, popped);
+        batch
+    }
+
+    /// Records held in `lanes`.
+    pub fn len_in(&self, lanes: Lanes) -> usize {
+        let inner = self.lock();
+        (0..4)
+            .filter(|i| lanes.0[*i])
+            .map(|i| inner.lanes[i].len())
+            .sum()
+    }
+
+    /// [`Self::pop_batch`] from `lanes` only: returns an empty batch once the queue is
+    /// closed and those lanes are drained.
+    pub async fn pop_batch_from(&self, limits: PopBatch, lanes: Lanes) -> Vec<T> {
         let max_items = limits.max_items.max(1);
         let mut batch: Vec<T> = Vec::new();
         let mut bytes = 0u64;
@@ -406,7 +450,7 @@ impl<T: QueueItem> PriorityQueue<T> {
                 let mut popped = 0;
                 let mut full = false;
                 while batch.len() < max_items {
-                    let Some(lane) = self.next_lane(&inner) else {
+                    let Some(lane) = self.next_lane_in(&inner, lanes) else {
                         break;
                     };
                     let size = inner.lanes[lane]
@@ -422,7 +466,8 @@ impl<T: QueueItem> PriorityQueue<T> {
                 }
                 full |= batch.len() >= max_items || bytes >= limits.max_bytes;
                 let closed = inner.closed;
-                if full || (closed && (!batch.is_empty() || inner.len == 0)) {
+                let lanes_empty = (0..4).all(|i| !lanes.0[i] || inner.lanes[i].is_empty());
+                if full || (closed && (!batch.is_empty() || lanes_empty)) {
                     self.after_pop(inner, popped);
                     return batch;
                 }

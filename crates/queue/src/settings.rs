@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::OverflowStrategy;
+use crate::{OverflowStrategy, Priority};
 
 /// How consumers are served across priorities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,6 +55,34 @@ pub struct PopBatch {
     pub max_bytes: u64,
     /// How long to wait for the batch to fill once it has its first record.
     pub linger: Duration,
+}
+
+/// Which priority lanes a pop may take from (a dedicated consumer of one lane, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lanes(pub(crate) [bool; 4]);
+
+impl Lanes {
+    /// Every lane.
+    pub const ALL: Lanes = Lanes([true; 4]);
+
+    /// Only `p`'s lane.
+    pub fn only(p: Priority) -> Self {
+        let mut l = [false; 4];
+        l[crate::priority_index(p)] = true;
+        Lanes(l)
+    }
+
+    /// Every lane but `p`'s.
+    pub fn all_but(p: Priority) -> Self {
+        let mut l = [true; 4];
+        l[crate::priority_index(p)] = false;
+        Lanes(l)
+    }
+
+    /// True when `p`'s lane is included.
+    pub fn contains(self, p: Priority) -> bool {
+        self.0[crate::priority_index(p)]
+    }
 }
 
 /// A snapshot of the queue's state and counters.

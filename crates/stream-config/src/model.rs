@@ -316,6 +316,15 @@ pub struct ThrottlingConfig {
     /// `max_send_rate` applies).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumer_groups: Vec<String>,
+    /// CRITICAL records' own send rate, as a share of `max_send_rate` (0 < share ≤ 1):
+    /// they never wait behind other records' tokens, and an alert storm cannot send
+    /// faster than this.
+    #[serde(default = "default_critical_share")]
+    pub critical_share: f64,
+}
+
+fn default_critical_share() -> f64 {
+    0.2
 }
 
 impl Default for ThrottlingConfig {
@@ -332,6 +341,7 @@ impl Default for ThrottlingConfig {
             max_backoff_level: default_max_backoff_level(),
             recovery_checks: default_recovery_checks(),
             consumer_groups: Vec::new(),
+            critical_share: default_critical_share(),
         }
     }
 }

@@ -227,6 +227,13 @@ pub(crate) fn validate(
             "",
         );
     }
+    if !(th.critical_share > 0.0 && th.critical_share <= 1.0) {
+        c.fail(
+            t.key("critical_share"),
+            format!("must be above 0 and at most 1, got {}", th.critical_share),
+            "e.g. 0.2: CRITICAL records may use up to a fifth of max_send_rate on their own",
+        );
+    }
     c.positive_int(t.key("window_size_seconds"), th.window_size_seconds);
     c.positive_int(t.key("metric_sample_size"), th.metric_sample_size as u64);
     c.positive_int(t.key("max_backoff_level"), th.max_backoff_level.into());

@@ -14,7 +14,7 @@ use throttling::{LagProbe, ThrottleGroup};
 use topic_resolver::{Predicate, Resolver};
 
 use crate::manager::{Shared, StreamManager};
-use crate::{component, convert, pipeline, workers, Error, Result};
+use crate::{component, convert, dispatch, workers, Error, Result};
 
 pub(crate) fn compile_priority_rules(cfg: &StreamConfig) -> Result<Vec<(Predicate, Priority)>> {
     cfg.routing
@@ -128,7 +128,24 @@ impl Builder {
         let producer: Arc<dyn Producer> = match self.producer {
             Some(p) => p,
             None => {
-                Arc::new(producer::KafkaProducer::new(&cfg.kafka).map_err(component("producer"))?)
+                let mut client = producer::client_config(&cfg.kafka);
+                // What librdkafka holds after the queue follows the queue's byte cap
+                // (its default is 1 GiB), unless the options set it.
+                if let Some(cap) = cfg.queue_max_bytes {
+                    if !cfg
+                        .kafka
+                        .librdkafka_options
+                        .contains_key("queue.buffering.max.kbytes")
+                    {
+                        let kbytes = (cap / 1024).clamp(4096, 1_048_576);
+                        client.set("queue.buffering.max.kbytes", kbytes.to_string());
+                    }
+                }
+                let settings = producer::ProducerSettings::from_config(&cfg.kafka);
+                Arc::new(
+                    producer::KafkaProducer::with_client_config(client, settings)
+                        .map_err(component("producer"))?,
+                )
             }
         };
         let queue = Arc::new(PriorityQueue::new(convert::queue_config(&cfg)));
@@ -173,6 +190,10 @@ impl Builder {
             throttle: Arc::new(ThrottleGroup::new(convert::throttle_settings(
                 &cfg.throttling,
             ))),
+            critical_throttle: Arc::new(throttling::Throttle::new(
+                convert::critical_throttle_settings(&cfg.throttling),
+                "critical",
+            )),
             config: RwLock::new(Arc::new(cfg.clone())),
             queue,
             delivery,
@@ -188,7 +209,7 @@ impl Builder {
             registry: self.registry,
             cursors,
             streams: tokio::sync::Mutex::new(BTreeMap::new()),
-            dispatcher: std::sync::Mutex::new(Some(tokio::spawn(pipeline::supervise_dispatch(
+            dispatcher: std::sync::Mutex::new(Some(tokio::spawn(dispatch::supervise_dispatch(
                 shared.clone(),
                 self.max_in_flight,
             )))),

@@ -46,6 +46,15 @@ pub(crate) fn throttle_settings(c: &ThrottlingConfig) -> ThrottleSettings {
     }
 }
 
+/// The CRITICAL lane's throttle: `critical_share` of the send-rate bounds, not fed lag
+/// (alerts flow even while the normal lane is slowed).
+pub(crate) fn critical_throttle_settings(c: &ThrottlingConfig) -> ThrottleSettings {
+    let mut s = throttle_settings(c);
+    s.max_rate = c.max_send_rate * c.critical_share;
+    s.min_rate = c.min_send_rate.min(s.max_rate);
+    s
+}
+
 /// A content-rule operator.
 pub(crate) fn operator(op: stream_config::RuleOperator) -> Operator {
     use stream_config::RuleOperator as R;

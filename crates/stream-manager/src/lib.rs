@@ -17,6 +17,7 @@
 
 mod builder;
 mod convert;
+mod dispatch;
 mod dlq;
 mod health;
 mod kafka;
@@ -47,7 +48,7 @@ pub fn describe_metrics() {
     topic_resolver::describe_metrics();
     producer::describe_metrics();
     metrics::describe_counter!(
-        pipeline::TASK_PANICS,
+        dispatch::TASK_PANICS,
         metrics::Unit::Count,
         "Panicked tasks of the record path (dispatcher, delivery), by task; each makes health unhealthy."
     );

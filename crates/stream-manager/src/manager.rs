@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) config: RwLock<Arc<StreamConfig>>,
     pub(crate) queue: Arc<PriorityQueue<Item>>,
     pub(crate) throttle: Arc<ThrottleGroup>,
+    /// The CRITICAL lane's own bucket (`throttling.critical_share` of the rate).
+    pub(crate) critical_throttle: Arc<throttling::Throttle>,
     pub(crate) resolver: Arc<Resolver>,
     pub(crate) priority_rules: RwLock<Arc<Vec<(Predicate, Priority)>>>,
     pub(crate) delivery: Arc<Delivery>,

@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use api_client::{CursorTracker, FetchSeq, Rejected};
 use async_trait::async_trait;
 use bytes::Bytes;
 use ingestion_modes::{Emitted, Sink};
 use producer::{FailureReason, NewDeadLetter, OutgoingRecord};
-use queue::{MessageId, PopBatch, Priority, PushError, QueueItem};
+use queue::{MessageId, Priority, PushError, QueueItem};
 use serde_json::Value;
 use topic_resolver::Record;
 
@@ -254,40 +254,6 @@ impl Shared {
     }
 }
 
-/// A delivery task ended. One that panicked is logged and counted, and the records of
-/// its batch (still registered: it never reported) are dead-lettered as `task_panic`.
-async fn batch_ended(
-    shared: &Shared,
-    owners: &mut HashMap<tokio::task::Id, u64>,
-    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-) {
-    let (id, panic) = match done {
-        Ok((id, ())) => (id, None),
-        Err(e) => (e.id(), e.is_panic().then_some(e)),
-    };
-    let batch_no = owners.remove(&id);
-    let Some(e) = panic else { return };
-    shared.dispatcher_panics.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!(TASK_PANICS, "task" => "delivery").increment(1);
-    tracing::error!(error = %e, "a delivery task panicked; its records go to the DLQ");
-    let batch = batch_no.and_then(|n| {
-        shared
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&n)
-    });
-    if let Some(batch) = batch {
-        shared
-            .dead_letter_items(
-                &batch,
-                FailureReason::TaskPanic,
-                "the delivery task panicked while holding it",
-            )
-            .await;
-    }
-}
-
 /// Settles records with their cursor trackers, grouped per fetch.
 pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, FetchSeq)>) {
     // Keyed by the context's address (as a number, so the future stays `Send`).
@@ -410,147 +376,6 @@ impl StreamSink {
             .fetch_add(rejected.len() as u64, Ordering::Relaxed);
         settle(rejected.iter().map(|(seq, _)| (&self.ctx, *seq))).await;
     }
-}
-
-/// Runs the dispatcher, and runs it again (after 1 s, 2 s … 30 s) if it panicked. The
-/// records it held (every registered batch: its delivery tasks die with it) are
-/// dead-lettered as `task_panic`, so their fetches settle and nothing waits for them.
-/// Panics are logged and counted (`pipeline_task_panics_total{task}`).
-pub(crate) async fn supervise_dispatch(shared: Arc<Shared>, max_in_flight: usize) {
-    let mut panics = 0u32;
-    loop {
-        // Aborted with this supervisor (the shutdown deadline aborts it).
-        let run = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(dispatch(
-            shared.clone(),
-            max_in_flight,
-        )));
-        match run.await {
-            Ok(()) => return,
-            Err(e) if e.is_panic() => {
-                panics += 1;
-                shared.dispatcher_panics.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(TASK_PANICS, "task" => "dispatcher").increment(1);
-                tracing::error!(error = %e, "the dispatcher panicked; restarting it");
-                let orphans: Vec<Arc<Vec<Item>>> = shared
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .drain()
-                    .map(|(_, batch)| batch)
-                    .collect();
-                for batch in orphans {
-                    shared
-                        .dead_letter_items(
-                            &batch,
-                            FailureReason::TaskPanic,
-                            "the dispatcher panicked while holding it",
-                        )
-                        .await;
-                }
-                let backoff =
-                    Duration::from_secs(1 << (panics - 1).min(5)).min(Duration::from_secs(30));
-                tokio::time::sleep(backoff).await;
-            }
-            Err(_) => return,
-        }
-    }
-}
-
-/// Panicked tasks of the record path, by task.
-pub(crate) const TASK_PANICS: &str = "pipeline_task_panics_total";
-
-/// Pops batches until the queue is closed and drained, keeping up to `max_in_flight`
-/// batches with the producer at once.
-pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
-    // Which batch each delivery task carries, to dead-letter it if the task panics.
-    let mut owners: HashMap<tokio::task::Id, u64> = HashMap::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    loop {
-        let cfg = shared.config();
-        let limits = PopBatch {
-            max_items: cfg.kafka.batch_size as usize,
-            max_bytes: 4 * 1024 * 1024,
-            // librdkafka lingers (`linger_ms`) for its own batches; lingering here too
-            // added up to the same delay again to every record's latency (p50 11.6 ms
-            // with linger 5 ms). A 1 ms wait still gathers bursts into one batch.
-            linger: Duration::from_millis(u64::from(cfg.kafka.linger_ms.min(1))),
-        };
-        let batch = shared.queue.pop_batch(limits).await;
-        if batch.is_empty() {
-            break;
-        }
-        // Registered from the moment it leaves the queue until its delivery reports: a
-        // shutdown that cannot wait for it (throttled, waiting for a delivery slot, or
-        // with the producer) dead-letters what is still here.
-        let batch = Arc::new(batch);
-        let batch_no = shared.next_batch.fetch_add(1, Ordering::Relaxed);
-        shared
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(batch_no, batch.clone());
-        shared.queue.publish_metrics();
-        if !shared.shutting_down() {
-            let delay = shared.pending_delay_ms.swap(0, Ordering::Relaxed);
-            if delay > 0 {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-            }
-            let mut remaining = batch.len();
-            while remaining > 0 && !shared.shutting_down() {
-                remaining -= shared
-                    .throttle
-                    .global()
-                    .acquire(remaining)
-                    .await
-                    .min(remaining);
-            }
-        }
-        // Copies: the registered batch keeps the records until their reports, so a task
-        // that dies with them can still dead-letter them.
-        let records: Vec<OutgoingRecord> = batch.iter().map(|i| i.record.clone()).collect();
-        let permit = semaphore
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore is never closed");
-        let task_shared = shared.clone();
-        let task = tasks.spawn(async move {
-            let shared = task_shared;
-            let report = shared.delivery.deliver(records).await;
-            shared
-                .in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&batch_no);
-            let failed: HashMap<String, FailureReason> = report.failures.into_iter().collect();
-            let now = now_ms();
-            for item in batch.iter() {
-                if !failed.is_empty() && failed.contains_key(item.record.id.as_str()) {
-                    item.ctx
-                        .counters
-                        .dead_lettered
-                        .fetch_add(1, Ordering::Relaxed);
-                } else {
-                    item.ctx.counters.delivered.fetch_add(1, Ordering::Relaxed);
-                    item.ctx
-                        .counters
-                        .last_delivery_ms
-                        .store(now, Ordering::Relaxed);
-                }
-            }
-            settle(batch.iter().map(|i| (&i.ctx, i.seq))).await;
-            drop(permit);
-        });
-        owners.insert(task.id(), batch_no);
-        while let Some(done) = tasks.try_join_next_with_id() {
-            batch_ended(&shared, &mut owners, done).await;
-        }
-    }
-    while let Some(done) = tasks.join_next_with_id().await {
-        batch_ended(&shared, &mut owners, done).await;
-    }
-    shared.queue.publish_metrics();
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Integration tests of the queue, compiled as one binary.
 
 mod blocking;
+mod lanes;
 mod model;
 mod scheduling;
 

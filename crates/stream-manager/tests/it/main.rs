@@ -1,5 +1,6 @@
 //! The composed pipeline on librdkafka's in-process broker, verified by consuming.
 
+mod lanes;
 mod pipeline;
 
 use rdkafka::mocking::MockCluster;

@@ -1,0 +1,69 @@
+//! Pops restricted to some priority lanes: a dedicated consumer of one lane never takes
+//! another's records, and knows when its lanes are drained after close.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use queue::{Lanes, PopBatch, Priority, PriorityQueue, QueueConfig};
+
+use crate::item;
+
+fn limits(max_items: usize) -> PopBatch {
+    PopBatch {
+        max_items,
+        max_bytes: u64::MAX,
+        linger: Duration::ZERO,
+    }
+}
+
+#[tokio::test]
+async fn each_lane_set_takes_only_its_own_records() {
+    let q = PriorityQueue::new(QueueConfig::default());
+    for (id, p) in [
+        (1, Priority::Low),
+        (2, Priority::Critical),
+        (3, Priority::Normal),
+        (4, Priority::Critical),
+        (5, Priority::High),
+    ] {
+        q.try_push(item(id, p)).unwrap();
+    }
+    let critical = Lanes::only(Priority::Critical);
+    let others = Lanes::all_but(Priority::Critical);
+    assert!(critical.contains(Priority::Critical) && !critical.contains(Priority::High));
+    assert_eq!((q.len_in(critical), q.len_in(others)), (2, 3));
+    let ids = |v: Vec<crate::Item>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(q.pop_batch_from(limits(1), others).await), vec![5]);
+    assert_eq!(ids(q.try_pop_batch_from(10, u64::MAX, others)), vec![3, 1]);
+    assert!(q.try_pop_batch_from(10, u64::MAX, others).is_empty());
+    assert_eq!(ids(q.try_pop_batch_from(1, u64::MAX, critical)), vec![2]);
+    assert_eq!(ids(q.pop_batch_from(limits(10), Lanes::ALL).await), vec![4]);
+}
+
+#[tokio::test]
+async fn a_lane_consumer_waits_for_its_lane_and_ends_when_it_is_drained_after_close() {
+    let q = Arc::new(PriorityQueue::new(QueueConfig::default()));
+    q.try_push(item(1, Priority::Low)).unwrap();
+    let waiter = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            q.pop_batch_from(limits(5), Lanes::only(Priority::Critical))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        !waiter.is_finished(),
+        "a LOW record does not wake the CRITICAL consumer"
+    );
+    q.try_push(item(2, Priority::Critical)).unwrap();
+    let got = waiter.await.unwrap();
+    assert_eq!(got.iter().map(|i| i.id).collect::<Vec<_>>(), vec![2]);
+    q.close();
+    // Its lane is drained: an empty batch, though a LOW record is still queued.
+    assert!(q
+        .pop_batch_from(limits(5), Lanes::only(Priority::Critical))
+        .await
+        .is_empty());
+    assert_eq!(q.len(), 1);
+}
