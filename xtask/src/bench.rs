@@ -45,6 +45,12 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
         markdown: true,
     });
     sections.push(Section {
+        title: "Allocations per record on the hot path (counting allocator, `stream-manager/tests/alloc.rs`)"
+            .to_owned(),
+        output: alloc_count()?,
+        markdown: false,
+    });
+    sections.push(Section {
         title: "Producer layer vs bare rdkafka — librdkafka mock broker".to_owned(),
         output: bench_output("producer", "vs_bare", q, &[])?,
         markdown: false,
@@ -126,6 +132,36 @@ fn bench_output(pkg: &str, bench: &str, extra: &[&str], env: &[(&str, String)]) 
         kept.push(line);
     }
     Ok(kept.join("\n"))
+}
+
+/// The allocation-count test's figure: sink → queue → dispatcher → an instant producer
+/// → settle, over 200,000 records (the test also asserts its bound).
+fn alloc_count() -> Result<String> {
+    eprintln!("xtask: cargo test -p stream-manager --test alloc");
+    let out = cargo()
+        .args([
+            "test",
+            "-q",
+                        "-p",
+            "stream-manager",
+            "--test",
+            "alloc",
+            "--",
+            "--nocapture",
+        ])
+        .output()
+        .context("cargo test --test alloc")?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "the allocation test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout
+        .lines()
+        .filter(|l| l.contains("allocations per record"))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 fn sh(cmd: &str) -> String {

@@ -6,9 +6,8 @@
 //! settings, the same broker, in one run. Reported separately: the sources alone, the
 //! pipeline with a producer that acknowledges at once (its own overhead), the pipeline
 //! against the broker and bare rdkafka against the broker; CPU per record counts this
-//! process only (the mock broker runs in a child process) and allocations per record
-//! come from the bench's counting allocator (Rust allocations; librdkafka's C
-//! allocations are not counted on either side).
+//! process only (the mock broker runs in a child process). Allocations per record are
+//! counted by `tests/alloc.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,12 +19,12 @@ use bytes::Bytes;
 use producer::{Delivered, KafkaHealth, Outcome, OutgoingRecord, Producer};
 use rand::{Rng as _, SeedableRng as _};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use serde_json::Value;
 use stream_config::StreamConfig;
 use stream_manager::StreamManager;
 
-use crate::{allocations, cpu_seconds, delivered, Bench, BARE_TOPIC};
+use crate::{cpu_seconds, delivered, Bench, BARE_TOPIC};
 
 /// One record as both sides send it.
 pub(crate) struct Rec {
@@ -202,18 +201,16 @@ impl Producer for NullProducer {
     }
 }
 
-/// One measurement: records/s, CPU µs per record (this process), allocations per record.
+/// One measurement: records/s and CPU µs per record (this process).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Figure {
     pub(crate) rate: f64,
     pub(crate) cpu_us: f64,
-    pub(crate) allocs: f64,
 }
 
 struct Meter {
     t0: Instant,
     c0: f64,
-    a0: u64,
 }
 
 impl Meter {
@@ -221,7 +218,6 @@ impl Meter {
         Self {
             t0: Instant::now(),
             c0: cpu_seconds(),
-            a0: allocations(),
         }
     }
     fn stop(self, records: u64) -> Figure {
@@ -229,7 +225,6 @@ impl Meter {
         Figure {
             rate: n / self.t0.elapsed().as_secs_f64(),
             cpu_us: (cpu_seconds() - self.c0) / n * 1e6,
-            allocs: (allocations() - self.a0) as f64 / n,
         }
     }
 }
@@ -303,61 +298,106 @@ pub(crate) async fn pipeline_null(b: &Bench, c: &Corpus, n: u64) -> Figure {
     pipeline(b, c, n, Some(Arc::new(NullProducer))).await
 }
 
-/// Bare rdkafka: the corpus's records in order, with the pipeline's five headers (a
-/// fresh message id each, the source id and type, the priority, the ingestion time in
-/// ms taken once per 1,000 records as the pipeline takes it once per batch) and keys.
+/// Record `i` of the corpus as bare rdkafka sends it: the pipeline's five headers (a
+/// fresh message id `id`, the source id and type, the priority, the ingestion time in
+/// ms) and its key.
+fn bare_record<'a>(
+    c: &'a Corpus,
+    i: u64,
+    id: &'a str,
+    ingested: &'a str,
+) -> FutureRecord<'a, [u8], [u8]> {
+    let r = &c.records[i as usize % c.records.len()];
+    let headers = OwnedHeaders::new_with_capacity(5)
+        .insert(Header {
+            key: "message_id",
+            value: Some(id.as_bytes()),
+        })
+        .insert(Header {
+            key: "source_id",
+            value: Some(r.source.as_bytes()),
+        })
+        .insert(Header {
+            key: "source_type",
+            value: Some(&b"file"[..]),
+        })
+        .insert(Header {
+            key: "priority",
+            value: Some(&b"normal"[..]),
+        })
+        .insert(Header {
+            key: "ingested_at_ms",
+            value: Some(ingested.as_bytes()),
+        });
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(BARE_TOPIC)
+        .payload(r.payload.as_ref())
+        .headers(headers);
+    if let Some(k) = &r.key {
+        record = record.key(k.as_ref());
+    }
+    record
+}
+
+/// Hands `record` to librdkafka, waiting while its queue is full.
+async fn send(p: &FutureProducer, mut record: FutureRecord<'_, [u8], [u8]>) -> DeliveryFuture {
+    loop {
+        match p.send_result(record) {
+            Ok(f) => return f,
+            Err((_, back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
+/// Bare rdkafka: the corpus's records in order, the ingestion time taken once per 1,000
+/// records as the pipeline takes it once per batch.
 pub(crate) async fn bare(p: &FutureProducer, c: &Corpus, n: u64) -> Figure {
     let meter = Meter::start();
     let mut futures = Vec::with_capacity(n as usize);
     let mut ingested = String::new();
     for i in 0..n {
-        let r = &c.records[i as usize % c.records.len()];
         if i % 1000 == 0 {
             ingested = crate::now_ms().to_string();
         }
-        let id = queue::MessageId::generate().to_string();
-        let headers = OwnedHeaders::new_with_capacity(5)
-            .insert(Header {
-                key: "message_id",
-                value: Some(id.as_bytes()),
-            })
-            .insert(Header {
-                key: "source_id",
-                value: Some(r.source.as_bytes()),
-            })
-            .insert(Header {
-                key: "source_type",
-                value: Some(&b"file"[..]),
-            })
-            .insert(Header {
-                key: "priority",
-                value: Some(&b"normal"[..]),
-            })
-            .insert(Header {
-                key: "ingested_at_ms",
-                value: Some(ingested.as_bytes()),
-            });
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(BARE_TOPIC)
-            .payload(r.payload.as_ref())
-            .headers(headers);
-        if let Some(k) = &r.key {
-            record = record.key(k.as_ref());
-        }
-        loop {
-            match p.send_result(record) {
-                Ok(f) => {
-                    futures.push(f);
-                    break;
-                }
-                Err((_, back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        }
+        let id = queue::MessageId::generate().to_hex();
+        futures.push(send(p, bare_record(c, i, &id, &ingested)).await);
     }
     for f in futures {
         f.await.expect("delivery future").expect("delivered");
     }
     meter.stop(n)
+}
+
+/// Bare rdkafka's send → ack latency at `rate` records/s for `secs`: the floor the
+/// pipeline's emit → ack latency is compared with (same producer settings and broker).
+pub(crate) async fn bare_latency(p: &FutureProducer, c: &Corpus, rate: f64, secs: f64) -> Vec<f64> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(DeliveryFuture, Instant)>();
+    let waiter = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some((f, at)) = rx.recv().await {
+            if let Ok(Ok(_)) = f.await {
+                v.push(at.elapsed().as_secs_f64());
+            }
+        }
+        v
+    });
+    let total = (rate * secs) as u64;
+    let start = Instant::now();
+    let mut interval = tokio::time::interval(Duration::from_millis(1));
+    let mut sent = 0u64;
+    let ingested = crate::now_ms().to_string();
+    while sent < total {
+        interval.tick().await;
+        let due = ((start.elapsed().as_secs_f64() * rate) as u64).min(total);
+        while sent < due {
+            let id = queue::MessageId::generate().to_hex();
+            let f = send(p, bare_record(c, sent, &id, &ingested)).await;
+            let _ = tx.send((f, Instant::now()));
+            sent += 1;
+        }
+    }
+    drop(tx);
+    waiter.await.expect("latency waiter")
 }
