@@ -40,7 +40,7 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
         });
     }
     sections.push(Section {
-        title: "Whole pipeline vs bare rdkafka — librdkafka mock broker (in process)".to_owned(),
+        title: "Whole pipeline vs bare rdkafka — librdkafka mock broker (child process)".to_owned(),
         output: bench_output("stream-manager", "pipeline", q, &[])?,
         markdown: true,
     });
@@ -126,12 +126,14 @@ fn bench_output(pkg: &str, bench: &str, extra: &[&str], env: &[(&str, String)]) 
         let outlier = t.starts_with("Found ") && t.contains("outliers")
             || t.ends_with("mild")
             || t.ends_with("severe");
-        if t.is_empty() || t.starts_with("Benchmarking") || t.contains("Gnuplot") || outlier {
+        // One blank line is kept (Markdown needs it around tables); runs of them are not.
+        let blank_again = t.is_empty() && kept.last().is_none_or(|l: &&str| l.trim().is_empty());
+        if blank_again || t.starts_with("Benchmarking") || t.contains("Gnuplot") || outlier {
             continue;
         }
         kept.push(line);
     }
-    Ok(kept.join("\n"))
+    Ok(kept.join("\n").trim().to_owned())
 }
 
 /// The allocation-count test's figure: sink → queue → dispatcher → an instant producer
@@ -142,7 +144,7 @@ fn alloc_count() -> Result<String> {
         .args([
             "test",
             "-q",
-                        "-p",
+            "-p",
             "stream-manager",
             "--test",
             "alloc",

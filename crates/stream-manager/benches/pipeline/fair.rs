@@ -372,7 +372,13 @@ pub(crate) async fn bare(p: &FutureProducer, c: &Corpus, n: u64) -> Figure {
 
 /// Bare rdkafka's send → ack latency at `rate` records/s for `secs`: the floor the
 /// pipeline's emit → ack latency is compared with (same producer settings and broker).
-pub(crate) async fn bare_latency(p: &FutureProducer, c: &Corpus, rate: f64, secs: f64) -> Vec<f64> {
+pub(crate) async fn bare_latency(
+    p: &FutureProducer,
+    c: &Corpus,
+    rate: f64,
+    secs: f64,
+    keyed: bool,
+) -> Vec<f64> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(DeliveryFuture, Instant)>();
     let waiter = tokio::spawn(async move {
         let mut v = Vec::new();
@@ -393,7 +399,11 @@ pub(crate) async fn bare_latency(p: &FutureProducer, c: &Corpus, rate: f64, secs
         let due = ((start.elapsed().as_secs_f64() * rate) as u64).min(total);
         while sent < due {
             let id = queue::MessageId::generate().to_hex();
-            let f = send(p, bare_record(c, sent, &id, &ingested)).await;
+            let mut record = bare_record(c, sent, &id, &ingested);
+            if !keyed {
+                record.key = None;
+            }
+            let f = send(p, record).await;
             let _ = tx.send((f, Instant::now()));
             sent += 1;
         }

@@ -156,6 +156,26 @@ fn ms(v: f64) -> String {
     format!("{:.2}", v * 1000.0)
 }
 
+/// The producer's resends during a latency run: (our layer's resends, librdkafka's own
+/// resends per its statistics, client errors) — what explains a tail.
+fn resends(snap: &Snapshotter) -> (f64, f64, f64) {
+    let (mut layer, mut librdkafka, mut errors) = (0.0, 0.0, 0.0);
+    for (key, _, _, value) in snap.snapshot().into_vec() {
+        let v = match value {
+            DebugValue::Counter(c) => c as f64,
+            DebugValue::Gauge(g) => g.into_inner(),
+            DebugValue::Histogram(_) => continue,
+        };
+        match key.key().name() {
+            "producer_retries_total" => layer += v,
+            "producer_librdkafka_tx_retries" => librdkafka += v,
+            "producer_client_errors_total" => errors += v,
+            _ => {}
+        }
+    }
+    (layer, librdkafka, errors)
+}
+
 /// Emit → ack latency at a fixed offered rate.
 async fn latency_run(b: &Bench, snap: &Snapshotter, rate: f64) -> (usize, [f64; 4]) {
     let cfg = b.config(&format!(
@@ -369,6 +389,8 @@ fn main() {
         let kafka = bench.config("").kafka.clone();
         let bare = FutureProducer::from_config(&client_config(&kafka)).expect("bare producer");
         let runs = if quick { 1 } else { 3 };
+        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+        if only != "latency" {
         println!("### Throughput: the same records on both sides ({broker})\n");
         println!(
             "Two looping `file` sources replay 3,000 synthetic sensor readings (NDJSON) and 1,000 GeoJSON fire detections (large variant: each padded with random text); bare rdkafka sends the same payload bytes with the same five headers and keys, same producer settings (linger 5 ms, batch 1,000, lz4, acks all, idempotence). CPU counts this process only{}. Medians of {runs} alternating runs.\n",
@@ -414,16 +436,26 @@ fn main() {
                 rates[2] / rates[3]
             );
         }
-        if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "throughput") {
+        }
+        if only == "throughput" {
             return;
         }
         println!("\n### Latency ({broker}, linger 5 ms)\n");
-        println!("Pipeline: source emit → broker ack per record (a synthetic source). Bare rdkafka: send → ack of the ~230 B corpus records paced at the same rate, same producer settings — the floor.\n");
+        println!("Pipeline: source emit → broker ack per record (a synthetic source, no key). Bare rdkafka: send → ack of the ~230 B corpus records paced at the same rate, same producer settings — the floor — with the corpus's keys and without keys.\n");
         println!("| offered rec/s | path | samples | p50 ms | p99 ms | p99.9 ms | max ms |");
         println!("|---|---|---|---|---|---|---|");
         let small = fair::corpus(&bench, 0).await;
+        let mut explained = Vec::new();
         for rate in [1_000.0, 10_000.0, 50_000.0] {
+            let before = resends(&snap);
             let (n, q) = latency_run(&bench, &snap, rate).await;
+            let after = resends(&snap);
+            explained.push(format!(
+                "{rate:.0} rec/s: {:.0} resends by the producer layer, librdkafka tx retries {:.0} (gauge), client errors {:.0}",
+                after.0 - before.0,
+                after.1,
+                after.2 - before.2
+            ));
             println!(
                 "| {rate:.0} | pipeline | {n} | {} | {} | {} | {} |",
                 ms(q[0]),
@@ -432,17 +464,22 @@ fn main() {
                 ms(q[3])
             );
             let secs = if quick { 2.0 } else { 10.0 };
-            let mut v = fair::bare_latency(&bare, &small, rate, secs).await;
-            let n = v.len();
-            let q = [0.5, 0.99, 0.999, 1.0].map(|p| quantile(&mut v, p));
-            println!(
-                "| {rate:.0} | bare rdkafka | {n} | {} | {} | {} | {} |",
-                ms(q[0]),
-                ms(q[1]),
-                ms(q[2]),
-                ms(q[3])
-            );
+            // Keyed (the corpus's keys) and keyless (as the pipeline's synthetic source
+            // sends: librdkafka's sticky partitioner).
+            for (keyed, label) in [(true, "bare rdkafka, keyed"), (false, "bare rdkafka, no key")] {
+                let mut v = fair::bare_latency(&bare, &small, rate, secs, keyed).await;
+                let n = v.len();
+                let q = [0.5, 0.99, 0.999, 1.0].map(|p| quantile(&mut v, p));
+                println!(
+                    "| {rate:.0} | {label} | {n} | {} | {} | {} | {} |",
+                    ms(q[0]),
+                    ms(q[1]),
+                    ms(q[2]),
+                    ms(q[3])
+                );
+            }
         }
+        println!("\nDuring the pipeline's runs: {}.", explained.join("; "));
         let (cn, c99, nn, n99, backlog) = priority_run(&bench, &snap).await;
         println!("\n### CRITICAL vs NORMAL under a LOW backlog ({broker})\n");
         println!("4,000 LOW rec/s + 500 NORMAL rec/s (5 % CRITICAL alerts) against a 3,000 rec/s send rate.\n");
@@ -451,7 +488,7 @@ fn main() {
         println!("| normal + low | {nn} | {} |", ms(n99));
         println!("\nLOW records still queued at the end: {backlog}.");
     });
-    if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "throughput") {
+    if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "throughput" || o == "latency") {
         return;
     }
     let o = child("overflow", quick, &bench.bootstrap);
