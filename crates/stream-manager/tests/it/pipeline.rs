@@ -935,15 +935,8 @@ sources:
     })
     .await;
     m.stop_stream("gen").await.unwrap();
-    poll_until(Duration::from_secs(10), "everything settled", async || {
-        let s = m.stream("gen").await.unwrap();
-        s.cursor.as_deref().and_then(|c| c.parse::<u64>().ok()) == Some(s.records_dead_lettered)
-    })
-    .await;
-    let s = m.stream("gen").await.unwrap();
-    assert_eq!(s.records_processed, 0);
-    let rows = m
-        .dlq_list(
+    let rows = async || {
+        m.dlq_list(
             &DlqFilter {
                 reason: Some("task_panic".into()),
                 ..DlqFilter::default()
@@ -952,8 +945,31 @@ sources:
             0,
         )
         .await
-        .unwrap();
-    assert_eq!(rows.len() as u64, s.records_dead_lettered, "each one a row");
+        .unwrap()
+        .len() as u64
+    };
+    // The last records may still be on their way to the producer when the stream stops:
+    // wait until every dead-lettered record is one row and settled its cursor.
+    poll_until(
+        Duration::from_secs(10),
+        "each dead letter a row, all settled",
+        async || {
+            let s = m.stream("gen").await.unwrap();
+            let settled = s.cursor.as_deref().and_then(|c| c.parse::<u64>().ok());
+            m.get_metrics()
+                .await
+                .queue
+                .len_by_priority
+                .iter()
+                .sum::<usize>()
+                == 0
+                && settled == Some(s.records_dead_lettered)
+                && rows().await == s.records_dead_lettered
+        },
+    )
+    .await;
+    let s = m.stream("gen").await.unwrap();
+    assert_eq!(s.records_processed, 0);
     let h = m.health().await;
     assert!(h.task_panics > 0 && !h.healthy, "{h:?}");
     m.shutdown(Duration::from_secs(5)).await;
