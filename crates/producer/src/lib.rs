@@ -37,6 +37,7 @@ mod journal;
 mod kafka;
 mod lag;
 mod metrics;
+mod null;
 mod oidc;
 mod security;
 
@@ -59,6 +60,7 @@ pub use kafka::{
 };
 pub use lag::KafkaLagProbe;
 pub use metrics::describe_metrics;
+pub use null::NullProducer;
 
 /// A header's name: borrowed for the pipeline's fixed names, owned otherwise.
 pub type HeaderName = std::borrow::Cow<'static, str>;

@@ -407,22 +407,42 @@ impl<T: QueueItem> PriorityQueue<T> {
         let mut batch = Vec::new();
         let mut bytes = 0u64;
         let mut inner = self.lock();
+        let (popped, _) = self.fill(
+            &mut inner, &mut batch, &mut bytes, max_items, max_bytes, lanes,
+        );
+        self.after_pop(inner, popped);
+        batch
+    }
+
+    /// Moves records from `lanes` into `batch` (highest priority first) until it holds
+    /// `max_items`, or the next record would pass `max_bytes` (a first record always
+    /// fits), or the lanes are empty. Returns how many were moved and whether the byte
+    /// limit stopped it.
+    fn fill(
+        &self,
+        inner: &mut Inner<T>,
+        batch: &mut Vec<T>,
+        bytes: &mut u64,
+        max_items: usize,
+        max_bytes: u64,
+        lanes: Lanes,
+    ) -> (usize, bool) {
+        let mut popped = 0;
         while batch.len() < max_items {
-            let Some(lane) = self.next_lane_in(&inner, lanes) else {
+            let Some(lane) = self.next_lane_in(inner, lanes) else {
                 break;
             };
             let size = inner.lanes[lane]
                 .front()
                 .map_or(0, |i| i.size_bytes() as u64);
-            if !batch.is_empty() && bytes + size > max_bytes {
-                break;
+            if !batch.is_empty() && *bytes + size > max_bytes {
+                return (popped, true);
             }
-            batch.push(self.take(&mut inner, lane));
-            bytes += size;
+            batch.push(self.take(inner, lane));
+            *bytes += size;
+            popped += 1;
         }
-        let popped = batch.len();
-        self.after_pop(inner, popped);
-        batch
+        (popped, false)
     }
 
     /// Records held in `lanes`.
@@ -447,23 +467,14 @@ impl<T: QueueItem> PriorityQueue<T> {
             notified.as_mut().enable();
             let _guard = {
                 let mut inner = self.lock();
-                let mut popped = 0;
-                let mut full = false;
-                while batch.len() < max_items {
-                    let Some(lane) = self.next_lane_in(&inner, lanes) else {
-                        break;
-                    };
-                    let size = inner.lanes[lane]
-                        .front()
-                        .map_or(0, |i| i.size_bytes() as u64);
-                    if !batch.is_empty() && bytes + size > limits.max_bytes {
-                        full = true;
-                        break;
-                    }
-                    batch.push(self.take(&mut inner, lane));
-                    bytes += size;
-                    popped += 1;
-                }
+                let (popped, mut full) = self.fill(
+                    &mut inner,
+                    &mut batch,
+                    &mut bytes,
+                    max_items,
+                    limits.max_bytes,
+                    lanes,
+                );
                 full |= batch.len() >= max_items || bytes >= limits.max_bytes;
                 let closed = inner.closed;
                 let lanes_empty = (0..4).all(|i| !lanes.0[i] || inner.lanes[i].is_empty());

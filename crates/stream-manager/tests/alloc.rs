@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use api_client::{Cursor, Fetch, Registry, Source};
 use async_trait::async_trait;
-use producer::{Delivered, KafkaHealth, MemoryDeadLetterStore, Outcome, OutgoingRecord, Producer};
+use producer::{MemoryDeadLetterStore, NullProducer};
 use serde_json::Value;
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use stream_config::{Format, Loader};
@@ -39,41 +39,6 @@ impl Source for Numbers {
             changed: true,
             ..Fetch::default()
         })
-    }
-}
-
-#[derive(Debug)]
-struct Instant;
-
-#[async_trait]
-impl Producer for Instant {
-    async fn send(&self, records: Vec<OutgoingRecord>) -> Vec<(OutgoingRecord, Outcome)> {
-        records
-            .into_iter()
-            .map(|r| {
-                let ok = Ok(Delivered {
-                    partition: 0,
-                    offset: 0,
-                });
-                (r, ok)
-            })
-            .collect()
-    }
-    fn is_ready(&self) -> bool {
-        true
-    }
-    fn in_flight(&self) -> i64 {
-        0
-    }
-    async fn flush(&self, _: Duration) -> producer::Result<()> {
-        Ok(())
-    }
-    async fn health(&self) -> KafkaHealth {
-        KafkaHealth {
-            connected: true,
-            brokers: 1,
-            last_error: None,
-        }
     }
 }
 
@@ -107,7 +72,7 @@ sources:
     registry.register("numbers", |_, _| Ok(Arc::new(Numbers)));
     let m = StreamManager::builder(cfg)
         .registry(registry)
-        .producer(Arc::new(Instant))
+        .producer(Arc::new(NullProducer))
         .dlq(Arc::new(MemoryDeadLetterStore::default()))
         .cursors(Arc::new(api_client::MemoryCursorStore::default()))
         .start()

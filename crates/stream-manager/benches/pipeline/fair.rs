@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_client::{Cursor, Registry, Source};
-use async_trait::async_trait;
 use bytes::Bytes;
-use producer::{Delivered, KafkaHealth, Outcome, OutgoingRecord, Producer};
+use producer::Producer;
 use rand::{Rng as _, SeedableRng as _};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -163,44 +162,6 @@ pub(crate) async fn corpus(b: &Bench, pad: usize) -> Corpus {
     }
 }
 
-/// A producer that acknowledges every record at once: the pipeline's own cost.
-#[derive(Debug, Default)]
-struct NullProducer;
-
-#[async_trait]
-impl Producer for NullProducer {
-    async fn send(&self, records: Vec<OutgoingRecord>) -> Vec<(OutgoingRecord, Outcome)> {
-        records
-            .into_iter()
-            .map(|r| {
-                (
-                    r,
-                    Ok(Delivered {
-                        partition: 0,
-                        offset: 0,
-                    }),
-                )
-            })
-            .collect()
-    }
-    fn is_ready(&self) -> bool {
-        true
-    }
-    fn in_flight(&self) -> i64 {
-        0
-    }
-    async fn flush(&self, _: Duration) -> producer::Result<()> {
-        Ok(())
-    }
-    async fn health(&self) -> KafkaHealth {
-        KafkaHealth {
-            connected: true,
-            brokers: 1,
-            last_error: None,
-        }
-    }
-}
-
 /// One measurement: records/s and CPU µs per record (this process).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Figure {
@@ -293,9 +254,9 @@ pub(crate) async fn pipeline(
     f
 }
 
-/// The pipeline with [`NullProducer`].
+/// The pipeline with [`producer::NullProducer`] (acknowledges at once): its own cost.
 pub(crate) async fn pipeline_null(b: &Bench, c: &Corpus, n: u64) -> Figure {
-    pipeline(b, c, n, Some(Arc::new(NullProducer))).await
+    pipeline(b, c, n, Some(Arc::new(producer::NullProducer))).await
 }
 
 /// Record `i` of the corpus as bare rdkafka sends it: the pipeline's five headers (a
