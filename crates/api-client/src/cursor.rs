@@ -59,6 +59,10 @@ pub struct CursorTracker {
     source_id: String,
     store: Arc<dyn CursorStore>,
     state: Mutex<TrackerState>,
+    /// Held from choosing a cursor to commit until it is written: concurrent settles
+    /// (one delivery task per batch) write in the order they chose, so an older cursor
+    /// never lands after a newer one.
+    commit_order: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -83,6 +87,7 @@ impl CursorTracker {
                 current,
                 ..TrackerState::default()
             }),
+            commit_order: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -145,6 +150,7 @@ impl CursorTracker {
 
     /// Commits the newest cursor of the settled prefix of fetches.
     async fn commit_ready(&self) -> crate::Result<()> {
+        let _in_order = self.commit_order.lock().await;
         let to_commit = {
             let mut s = self.lock();
             let mut newest = None;
@@ -213,6 +219,45 @@ mod tests {
         t.register(c("3"), 0).await.unwrap();
         assert_eq!(store.load("s").await.unwrap(), c("3"));
         assert_eq!(t.unsettled(), 0);
+    }
+
+    /// Writes of cursor "1" take 100 ms, all others 1 ms.
+    #[derive(Debug, Default)]
+    struct SlowFirst(MemoryCursorStore);
+
+    #[async_trait::async_trait]
+    impl CursorStore for SlowFirst {
+        async fn load(&self, source_id: &str) -> crate::Result<Option<Cursor>> {
+            self.0.load(source_id).await
+        }
+        async fn commit(&self, source_id: &str, cursor: &Cursor) -> crate::Result<()> {
+            let ms = if cursor.0 == "1" { 100 } else { 1 };
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            self.0.commit(source_id, cursor).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_settles_never_leave_an_older_cursor_committed() {
+        let store = Arc::new(SlowFirst::default());
+        let t = Arc::new(CursorTracker::load("s", store.clone()).await.unwrap());
+        let a = t.register(c("1"), 1).await.unwrap();
+        let b = t.register(c("2"), 1).await.unwrap();
+        // Two delivery tasks: the first commits "1" (slow write), the second, settling
+        // while that write is under way, commits "2".
+        let first = tokio::spawn({
+            let t = t.clone();
+            async move { t.settle(a, 1).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        t.settle(b, 1).await.unwrap();
+        first.await.unwrap().unwrap();
+        assert_eq!(
+            store.load("s").await.unwrap(),
+            c("2"),
+            "the newest cursor stays"
+        );
+        assert_eq!(t.committed(), c("2"));
     }
 
     #[tokio::test]
