@@ -72,15 +72,10 @@ pub(crate) fn token(config: Option<&str>) -> Result<OAuthToken, Box<dyn std::err
     let settings: Settings = serde_json::from_str(config).map_err(|_| {
         "sasl.oauthbearer.config is not this build's OIDC settings: configure OAUTHBEARER with kafka.security.sasl.oidc"
     })?;
-    // One request at a time: the clients of a process ask together at start, and all
-    // but the first find the token in the cache.
-    static FETCHING: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = FETCHING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((token, fresh_until)) = cache()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(config)
-    {
+    // One request at a time (the lock is held through the fetch): the clients of a
+    // process ask together at start, and all but the first find the token cached.
+    let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((token, fresh_until)) = cache.get(config) {
         if Instant::now() < *fresh_until {
             return Ok(clone(token));
         }
@@ -96,10 +91,11 @@ pub(crate) fn token(config: Option<&str>) -> Result<OAuthToken, Box<dyn std::err
             .try_into()
             .unwrap_or(0),
     );
-    cache().lock().unwrap_or_else(|e| e.into_inner()).insert(
+    cache.insert(
         config.to_owned(),
         (clone(&fetched), Instant::now() + lifetime_left / 2),
     );
+    drop(cache);
     tracing::info!(
         endpoint = %settings.token_endpoint_url,
         principal = %fetched.principal_name,

@@ -34,31 +34,6 @@ impl KafkaSecurity {
     pub fn is_secured(&self) -> bool {
         self.protocol != SecurityProtocol::Plaintext || self.sasl.is_some() || self.tls.is_some()
     }
-
-    /// One line naming what is in force — protocol, mechanism, user, CA — for error
-    /// messages. Never contains a secret.
-    pub fn describe(&self) -> String {
-        let mut out = format!("protocol {}", self.protocol.as_str());
-        if let Some(sasl) = &self.sasl {
-            out.push_str(&format!(", SASL mechanism {}", sasl.mechanism.as_str()));
-            if let Some(user) = &sasl.username {
-                out.push_str(&format!(", username `{user}`"));
-            }
-            if let Some(oidc) = &sasl.oidc {
-                out.push_str(&format!(
-                    ", OIDC client `{}` at {}",
-                    oidc.client_id, oidc.token_endpoint_url
-                ));
-            }
-        }
-        if self.protocol.uses_tls() {
-            match self.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
-                Some(ca) => out.push_str(&format!(", CA file {}", ca.display())),
-                None => out.push_str(", system CA store"),
-            }
-        }
-        out
-    }
 }
 
 /// `security.protocol`.

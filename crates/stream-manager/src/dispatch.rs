@@ -67,14 +67,7 @@ pub(crate) async fn supervise_dispatch(shared: Arc<Shared>, max_in_flight: usize
                 shared.dispatcher_panics.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(TASK_PANICS, "task" => "dispatcher").increment(1);
                 tracing::error!(error = %e, "the dispatcher panicked; restarting it");
-                let orphans: Vec<Arc<Vec<Item>>> = shared
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .drain()
-                    .map(|(_, batch)| batch)
-                    .collect();
-                for batch in orphans {
+                for batch in shared.take_registered() {
                     shared
                         .dead_letter_items(
                             &batch,

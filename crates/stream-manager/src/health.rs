@@ -80,6 +80,13 @@ pub struct MetricsSnapshot {
     pub streams: Vec<StreamInfo>,
 }
 
+impl MetricsSnapshot {
+    /// Records delivered to Kafka, all streams together.
+    pub fn records_processed(&self) -> u64 {
+        self.streams.iter().map(|s| s.records_processed).sum()
+    }
+}
+
 /// Queue figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueMetrics {

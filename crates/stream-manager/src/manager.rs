@@ -37,6 +37,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Takes every registered batch (popped, not yet reported) out of the registry: for
+    /// the shutdown deadline and a dispatcher that died holding them.
+    pub(crate) fn take_registered(&self) -> Vec<Arc<Vec<Item>>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, batch)| batch)
+            .collect()
+    }
+
     pub(crate) fn config(&self) -> Arc<StreamConfig> {
         self.config
             .read()
@@ -165,14 +176,7 @@ impl StreamManager {
             }
         }
         // 3. Whatever was popped but not reported, and whatever is still queued.
-        let in_flight: Vec<Arc<Vec<Item>>> = self
-            .shared
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, batch)| batch)
-            .collect();
+        let in_flight = self.shared.take_registered();
         let with_producer: usize = in_flight.iter().map(|b| b.len()).sum();
         let left = self.shared.queue.drain();
         let dead_lettered = with_producer + left.len();

@@ -43,12 +43,7 @@ impl Source for Numbers {
 }
 
 async fn delivered(m: &StreamManager) -> u64 {
-    m.get_metrics()
-        .await
-        .streams
-        .iter()
-        .map(|s| s.records_processed)
-        .sum()
+    m.get_metrics().await.records_processed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

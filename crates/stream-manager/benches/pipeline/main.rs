@@ -110,12 +110,7 @@ fn rss_mb(field: &str) -> f64 {
 }
 
 async fn delivered(m: &StreamManager) -> u64 {
-    m.get_metrics()
-        .await
-        .streams
-        .iter()
-        .map(|s| s.records_processed)
-        .sum()
+    m.get_metrics().await.records_processed()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
