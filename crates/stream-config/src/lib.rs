@@ -32,6 +32,7 @@
 //! assert_eq!(problems[1].path, "throttling.min_send_rate");
 //! ```
 
+mod cluster;
 mod error;
 mod load;
 mod model;
@@ -42,6 +43,7 @@ mod save;
 mod security;
 mod validate;
 
+pub use cluster::ClusterConfig;
 pub use error::{Diagnostic, Diagnostics, Error, Location, Result};
 pub use load::{Format, Loader};
 pub use model::{

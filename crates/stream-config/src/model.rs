@@ -55,6 +55,13 @@ pub struct StreamConfig {
     /// Admin HTTP server.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Several workers sharing the sources (off by default).
+    #[serde(default, skip_serializing_if = "is_default_cluster")]
+    pub cluster: crate::ClusterConfig,
+}
+
+fn is_default_cluster(c: &crate::ClusterConfig) -> bool {
+    *c == crate::ClusterConfig::default()
 }
 
 impl Default for StreamConfig {
@@ -73,6 +80,7 @@ impl Default for StreamConfig {
             routing: RoutingConfig::default(),
             sources: BTreeMap::new(),
             server: ServerConfig::default(),
+            cluster: crate::ClusterConfig::default(),
         }
     }
 }

@@ -44,7 +44,7 @@ impl Checker {
         }
     }
 
-    fn positive_int(&mut self, path: KeyPath, v: u64) {
+    pub(crate) fn positive_int(&mut self, path: KeyPath, v: u64) {
         if v == 0 {
             self.fail(path, "must be greater than 0", "");
         }
@@ -182,6 +182,12 @@ pub(crate) fn validate(
     cfg.kafka
         .security
         .check(&mut c, k.key("security"), cfg.kafka.is_embedded());
+    cfg.cluster.check(
+        &mut c,
+        root.key("cluster"),
+        cfg.kafka.is_embedded(),
+        &cfg.dlq.url,
+    );
 
     // throttling
     let t = root.key("throttling");

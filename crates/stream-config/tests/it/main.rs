@@ -1,5 +1,6 @@
 //! Integration tests of stream-config, compiled as one binary.
 
+mod cluster;
 mod fuzz;
 mod load;
 mod save;

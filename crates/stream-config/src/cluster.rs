@@ -1,0 +1,151 @@
+//! `cluster`: several `stream-server` workers share the sources. Each source id maps to a
+//! slot by a stable hash; the slots are the partitions of a coordination topic, and the
+//! workers join one consumer group on it, so Kafka's group coordinator decides which
+//! worker runs which sources. Fetch state lives in the shared PostgreSQL store.
+
+use serde::{Deserialize, Serialize};
+
+use crate::path::KeyPath;
+use crate::validate::Checker;
+
+/// The `cluster` section. Absent or `enabled: false`: one process runs every source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Run as one worker of a group.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The consumer group the workers join; also names the coordination topic
+    /// (`<group_id>.slots`). Workers with the same `group_id` share the sources.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// How many slots the sources are hashed onto: the coordination topic's partition
+    /// count. More slots than workers spread sources evenly; changing it moves sources.
+    #[serde(default = "default_slots")]
+    pub slots: u32,
+    /// This worker's name in the group (admin API, logs, state fencing). Empty: the
+    /// host name and the process id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub worker_id: String,
+    /// How long the group waits for a silent worker before its sources move (Kafka's
+    /// `session.timeout.ms`).
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u64,
+    /// How long a worker giving up sources waits for their records to settle before it
+    /// dead-letters what is still in flight and lets them go.
+    #[serde(default = "default_handover_timeout_seconds")]
+    pub handover_timeout_seconds: u64,
+}
+
+fn default_group_id() -> String {
+    "stream-manager".to_owned()
+}
+
+fn default_slots() -> u32 {
+    64
+}
+
+fn default_session_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_handover_timeout_seconds() -> u64 {
+    10
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            group_id: default_group_id(),
+            slots: default_slots(),
+            worker_id: String::new(),
+            session_timeout_ms: default_session_timeout_ms(),
+            handover_timeout_seconds: default_handover_timeout_seconds(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The coordination topic: one partition per slot.
+    pub fn coordination_topic(&self) -> String {
+        format!("{}.slots", self.group_id)
+    }
+
+    /// The slot of `source_id`: FNV-1a of its bytes modulo `slots` — stable across
+    /// processes, versions and platforms (never Rust's randomly seeded hasher).
+    pub fn slot_of(&self, source_id: &str) -> u32 {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in source_id.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        h % self.slots.max(1)
+    }
+
+    pub(crate) fn check(&self, c: &mut Checker, p: KeyPath, embedded: bool, dlq_url: &str) {
+        if !self.enabled {
+            return;
+        }
+        if !(1..=1024).contains(&self.slots) {
+            c.fail(
+                p.key("slots"),
+                format!("must be between 1 and 1024, got {}", self.slots),
+                "64 suits up to a few dozen workers",
+            );
+        }
+        if let Err(why) = crate::validate::check_topic(&self.coordination_topic(), false) {
+            c.fail(
+                p.key("group_id"),
+                why,
+                "the group id names the topic `<group_id>.slots`: use a-z A-Z 0-9 . _ -",
+            );
+        }
+        if !(1_000..=300_000).contains(&self.session_timeout_ms) {
+            c.fail(
+                p.key("session_timeout_ms"),
+                format!(
+                    "must be between 1000 and 300000, got {}",
+                    self.session_timeout_ms
+                ),
+                "",
+            );
+        }
+        c.positive_int(p.key("handover_timeout_seconds"), self.handover_timeout_seconds);
+        if embedded {
+            c.fail(
+                p.key("enabled"),
+                "a cluster needs a real Kafka cluster: the embedded broker lives inside one process",
+                "set `kafka.bootstrap_servers` to the cluster the workers share",
+            );
+        }
+        if !(dlq_url.starts_with("postgres://") || dlq_url.starts_with("postgresql://")) {
+            c.fail(
+                p.key("enabled"),
+                "the workers need one shared store for fetch state and dead letters",
+                "set `dlq.url` to a PostgreSQL database every worker reaches (`postgres://…`)",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_stable_and_spread() {
+        let c = ClusterConfig::default();
+        // Fixed values: a change here moves every source of every running cluster.
+        assert_eq!(c.slot_of("firms"), c.slot_of("firms"));
+        assert_eq!(c.slot_of(""), 0x811c_9dc5 % 64);
+        let used: std::collections::BTreeSet<u32> =
+            (0..1000).map(|i| c.slot_of(&format!("source-{i}"))).collect();
+        assert_eq!(used.len(), 64, "1000 ids reach every one of 64 slots");
+        let one = ClusterConfig {
+            slots: 1,
+            ..ClusterConfig::default()
+        };
+        assert_eq!(one.slot_of("anything"), 0);
+    }
+}

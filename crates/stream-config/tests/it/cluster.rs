@@ -1,0 +1,82 @@
+//! `cluster`: the section loads with its defaults, and every misuse is an error naming
+//! its key and line.
+
+use stream_config::{Format, Loader};
+
+use crate::SOURCE_TYPES;
+
+fn problems(yaml: &str) -> Vec<(String, Option<usize>, String)> {
+    let err = Loader::new()
+        .with_source_types(SOURCE_TYPES.iter().copied())
+        .load_str(yaml, Format::Yaml, "cluster.yaml")
+        .expect_err("must not load");
+    let d = err.diagnostics().expect("diagnostics");
+    d.items
+        .iter()
+        .map(|i| {
+            (
+                i.path.clone(),
+                i.location.map(|l| l.line),
+                format!("{} {}", i.message, i.hint.as_deref().unwrap_or("")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_cluster_loads_with_its_defaults() {
+    let cfg = Loader::new()
+        .load_str(
+            "kafka: { bootstrap_servers: 'k1:9092' }\ndlq: { url: 'postgres://u@db/sm' }\ncluster: { enabled: true, group_id: fires }\n",
+            Format::Yaml,
+            "cluster.yaml",
+        )
+        .expect("loads");
+    assert!(cfg.cluster.enabled);
+    assert_eq!(cfg.cluster.slots, 64);
+    assert_eq!(cfg.cluster.coordination_topic(), "fires.slots");
+    assert_eq!(cfg.cluster.session_timeout_ms, 10_000);
+    let off = Loader::new()
+        .load_str("sources: {}\n", Format::Yaml, "single.yaml")
+        .expect("loads");
+    assert!(!off.cluster.enabled, "single-process mode is the default");
+}
+
+#[test]
+fn each_misuse_names_its_key_and_line() {
+    let cases = [
+        (
+            "kafka: { bootstrap_servers: embedded }\ncluster:\n  enabled: true\n",
+            "cluster.enabled",
+            "embedded broker",
+        ),
+        (
+            "kafka: { bootstrap_servers: 'k:9092' }\ncluster:\n  enabled: true\n",
+            "cluster.enabled",
+            "PostgreSQL",
+        ),
+        (
+            "kafka: { bootstrap_servers: 'k:9092' }\ndlq: { url: 'postgres://db/x' }\ncluster:\n  enabled: true\n  slots: 0\n",
+            "cluster.slots",
+            "between 1 and 1024",
+        ),
+        (
+            "kafka: { bootstrap_servers: 'k:9092' }\ndlq: { url: 'postgres://db/x' }\ncluster:\n  enabled: true\n  group_id: 'no spaces'\n",
+            "cluster.group_id",
+            "not allowed",
+        ),
+        (
+            "kafka: { bootstrap_servers: 'k:9092' }\ndlq: { url: 'postgres://db/x' }\ncluster:\n  enabled: true\n  session_timeout_ms: 10\n",
+            "cluster.session_timeout_ms",
+            "between 1000 and 300000",
+        ),
+    ];
+    for (yaml, path, message) in cases {
+        let p = problems(yaml);
+        assert!(
+            p.iter()
+                .any(|(pp, line, m)| pp == path && line.is_some() && m.contains(message)),
+            "expected {path}: {message} for\n{yaml}\ngot {p:?}"
+        );
+    }
+}
