@@ -17,12 +17,48 @@ pub trait CursorStore: Send + Sync + fmt::Debug {
     async fn load(&self, source_id: &str) -> crate::Result<Option<Cursor>>;
     /// Commits `cursor` for `source_id`.
     async fn commit(&self, source_id: &str, cursor: &Cursor) -> crate::Result<()>;
+
+    /// Takes `source_id` for `owner` (one worker of several sharing the sources): the
+    /// returned lease is newer than every lease taken before, and from now on only
+    /// commits under the newest lease land ([`CursorStore::commit_leased`]). A store
+    /// that cannot fence (it is not shared) refuses.
+    async fn claim(&self, source_id: &str, owner: &str) -> crate::Result<Lease> {
+        let _ = owner;
+        Err(crate::Error::Fenced(format!(
+            "this cursor store cannot be shared by workers (claiming `{source_id}`)"
+        )))
+    }
+
+    /// Commits `cursor` only if `lease` is still the newest lease of `source_id`;
+    /// otherwise nothing is written and the error is [`crate::Error::Fenced`]. Must be
+    /// atomic with [`CursorStore::claim`]: a commit never lands after a newer claim.
+    async fn commit_leased(
+        &self,
+        source_id: &str,
+        cursor: &Cursor,
+        lease: &Lease,
+    ) -> crate::Result<()> {
+        let _ = (cursor, lease);
+        Err(crate::Error::Fenced(format!(
+            "this cursor store cannot be shared by workers (committing `{source_id}`)"
+        )))
+    }
+}
+
+/// A worker's claim on a source's cursor: `epoch` grows with every claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Who claimed it.
+    pub owner: String,
+    /// The claim's number; the newest claim of a source has the largest.
+    pub epoch: i64,
 }
 
 /// Cursors in memory (tests, or library users who do not need durability).
 #[derive(Debug, Default, Clone)]
 pub struct MemoryCursorStore {
     cursors: Arc<Mutex<HashMap<String, Cursor>>>,
+    leases: Arc<Mutex<HashMap<String, Lease>>>,
 }
 
 #[async_trait]
@@ -43,6 +79,50 @@ impl CursorStore for MemoryCursorStore {
             .insert(source_id.to_owned(), cursor.clone());
         Ok(())
     }
+
+    async fn claim(&self, source_id: &str, owner: &str) -> crate::Result<Lease> {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let epoch = leases.get(source_id).map_or(1, |l| l.epoch + 1);
+        let lease = Lease {
+            owner: owner.to_owned(),
+            epoch,
+        };
+        leases.insert(source_id.to_owned(), lease.clone());
+        Ok(lease)
+    }
+
+    async fn commit_leased(
+        &self,
+        source_id: &str,
+        cursor: &Cursor,
+        lease: &Lease,
+    ) -> crate::Result<()> {
+        // The lease map's lock is held through the write: a claim waits for it.
+        let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        match leases.get(source_id) {
+            Some(l) if l.epoch == lease.epoch => {
+                self.cursors
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(source_id.to_owned(), cursor.clone());
+                Ok(())
+            }
+            newest => Err(crate::Error::Fenced(fenced_message(
+                source_id,
+                lease,
+                newest.map(|l| l.owner.as_str()),
+            ))),
+        }
+    }
+}
+
+/// Why a commit under an old lease was refused.
+pub fn fenced_message(source_id: &str, lease: &Lease, newest_owner: Option<&str>) -> String {
+    format!(
+        "`{source_id}` was claimed by {} after this worker's claim (epoch {}): this worker no longer owns it and must stop it",
+        newest_owner.map_or_else(|| "another worker".to_owned(), |o| format!("`{o}`")),
+        lease.epoch
+    )
 }
 
 /// One fetch waiting for its records to be settled.
@@ -58,6 +138,8 @@ struct Pending {
 pub struct CursorTracker {
     source_id: String,
     store: Arc<dyn CursorStore>,
+    /// Set when the source is shared by workers: commits are fenced by it.
+    lease: Option<Lease>,
     state: Mutex<TrackerState>,
     /// Held from choosing a cursor to commit until it is written: concurrent settles
     /// (one delivery task per batch) write in the order they chose, so an older cursor
@@ -83,12 +165,32 @@ impl CursorTracker {
         Ok(Self {
             source_id: source_id.to_owned(),
             store,
+            lease: None,
             state: Mutex::new(TrackerState {
                 current,
                 ..TrackerState::default()
             }),
             commit_order: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Claims `source_id` for `owner`, then loads its committed cursor: every commit of
+    /// this tracker is fenced by the claim, so once another worker has claimed the
+    /// source, this one's commits fail with [`crate::Error::Fenced`] instead of landing.
+    pub async fn claim(
+        source_id: &str,
+        owner: &str,
+        store: Arc<dyn CursorStore>,
+    ) -> crate::Result<Self> {
+        let lease = store.claim(source_id, owner).await?;
+        let mut t = Self::load(source_id, store).await?;
+        t.lease = Some(lease);
+        Ok(t)
+    }
+
+    /// The claim this tracker commits under, if the source is shared by workers.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState> {
@@ -168,9 +270,10 @@ impl CursorTracker {
             }
             newest
         };
-        match to_commit {
-            Some(c) => self.store.commit(&self.source_id, &c).await,
-            None => Ok(()),
+        match (to_commit, &self.lease) {
+            (Some(c), None) => self.store.commit(&self.source_id, &c).await,
+            (Some(c), Some(lease)) => self.store.commit_leased(&self.source_id, &c, lease).await,
+            (None, _) => Ok(()),
         }
     }
 
@@ -219,6 +322,41 @@ mod tests {
         t.register(c("3"), 0).await.unwrap();
         assert_eq!(store.load("s").await.unwrap(), c("3"));
         assert_eq!(t.unsettled(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_superseded_claim_can_no_longer_commit() {
+        let store: Arc<dyn CursorStore> = Arc::new(MemoryCursorStore::default());
+        let old = CursorTracker::claim("s", "w1", store.clone())
+            .await
+            .unwrap();
+        let a = old.register(c("1"), 1).await.unwrap();
+        old.settle(a, 1).await.unwrap();
+        assert_eq!(store.load("s").await.unwrap(), c("1"), "the owner commits");
+        let new = CursorTracker::claim("s", "w2", store.clone())
+            .await
+            .unwrap();
+        assert_eq!(new.committed(), c("1"), "the new owner resumes there");
+        assert!(new.lease().unwrap().epoch > old.lease().unwrap().epoch);
+        let b = old.register(c("2"), 1).await.unwrap();
+        let err = old.settle(b, 1).await.expect_err("fenced");
+        assert!(
+            matches!(err, crate::Error::Fenced(ref m) if m.contains("`w2`")),
+            "{err}"
+        );
+        assert_eq!(store.load("s").await.unwrap(), c("1"), "nothing written");
+        let d = new.register(c("3"), 0).await;
+        assert!(d.is_ok());
+        assert_eq!(store.load("s").await.unwrap(), c("3"));
+        let plain = MemoryCursorStore::default();
+        assert!(
+            CursorTracker::load("s", Arc::new(plain))
+                .await
+                .unwrap()
+                .lease()
+                .is_none(),
+            "single-process trackers commit without a lease"
+        );
     }
 
     /// Writes of cursor "1" take 100 ms, all others 1 ms.

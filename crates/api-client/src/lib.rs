@@ -39,7 +39,7 @@ mod time;
 
 pub use breaker::BreakerState;
 pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
-pub use cursor::{CursorStore, CursorTracker, FetchSeq, MemoryCursorStore};
+pub use cursor::{fenced_message, CursorStore, CursorTracker, FetchSeq, Lease, MemoryCursorStore};
 pub use decode::{Decoded, Decoder};
 pub use dedup::DedupSpec;
 pub use http::{

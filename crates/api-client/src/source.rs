@@ -118,6 +118,10 @@ pub enum Error {
     /// A local resource (file) failed.
     #[error("{0}")]
     Io(String),
+    /// A commit under a lease another worker has since superseded (or a store that
+    /// cannot fence): nothing was written.
+    #[error("cursor commit refused: {0}")]
+    Fenced(String),
     /// A cursor store failed; the cause is the source.
     #[error("cursor store failed")]
     Cursor(#[source] Box<dyn std::error::Error + Send + Sync>),

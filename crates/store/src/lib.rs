@@ -15,8 +15,10 @@
 //! # Ok(()) }
 //! ```
 
+mod leases;
 mod sql;
 
+pub use leases::MemberRow;
 pub use sql::SqlStore;
 
 /// Errors of the store. Messages never contain a URL's password.

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use api_client::{Cursor, CursorStore};
+use api_client::{Cursor, CursorStore, Lease};
 use async_trait::async_trait;
 use producer::{
     headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqFilter, DlqStats,
@@ -18,7 +18,7 @@ use sqlx::Row;
 use crate::{redact_url, Error, Result};
 
 #[derive(Debug, Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -28,7 +28,7 @@ enum Backend {
 /// and [`CursorStore`] (sources' committed cursors).
 #[derive(Debug, Clone)]
 pub struct SqlStore {
-    backend: Backend,
+    pub(crate) backend: Backend,
 }
 
 #[derive(Debug)]
@@ -72,6 +72,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "source_cursors",
         include_str!("../migrations/sqlite/0002_source_cursors.sql"),
     ),
+    (
+        3,
+        "cluster",
+        include_str!("../migrations/sqlite/0003_cluster.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -83,6 +88,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "source_cursors",
         include_str!("../migrations/postgres/0002_source_cursors.sql"),
+    ),
+    (
+        3,
+        "cluster",
+        include_str!("../migrations/postgres/0003_cluster.sql"),
     ),
 ];
 
@@ -567,10 +577,23 @@ impl CursorStore for SqlStore {
     async fn commit(&self, source_id: &str, cursor: &Cursor) -> api_client::Result<()> {
         Ok(self.commit_cursor(source_id, &cursor.0).await?)
     }
+
+    async fn claim(&self, source_id: &str, owner: &str) -> api_client::Result<Lease> {
+        Ok(self.claim_source(source_id, owner).await?)
+    }
+
+    async fn commit_leased(
+        &self,
+        source_id: &str,
+        cursor: &Cursor,
+        lease: &Lease,
+    ) -> api_client::Result<()> {
+        self.commit_cursor_leased(source_id, &cursor.0, lease).await
+    }
 }
 
 /// Milliseconds since the epoch, now.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -111,7 +111,10 @@ impl ClusterConfig {
                 "",
             );
         }
-        c.positive_int(p.key("handover_timeout_seconds"), self.handover_timeout_seconds);
+        c.positive_int(
+            p.key("handover_timeout_seconds"),
+            self.handover_timeout_seconds,
+        );
         if embedded {
             c.fail(
                 p.key("enabled"),
@@ -139,8 +142,9 @@ mod tests {
         // Fixed values: a change here moves every source of every running cluster.
         assert_eq!(c.slot_of("firms"), c.slot_of("firms"));
         assert_eq!(c.slot_of(""), 0x811c_9dc5 % 64);
-        let used: std::collections::BTreeSet<u32> =
-            (0..1000).map(|i| c.slot_of(&format!("source-{i}"))).collect();
+        let used: std::collections::BTreeSet<u32> = (0..1000)
+            .map(|i| c.slot_of(&format!("source-{i}")))
+            .collect();
         assert_eq!(used.len(), 64, "1000 ids reach every one of 64 slots");
         let one = ClusterConfig {
             slots: 1,

@@ -268,6 +268,42 @@ async fn cursors_are_committed_and_overwritten(store: &dyn CursorStore) {
     assert_eq!(store.load("firms").await.unwrap(), Some(c("17")));
 }
 
+async fn a_superseded_claim_cannot_commit(store: &dyn CursorStore) {
+    let c = |s: &str| Cursor(s.to_owned());
+    let first = store.claim("firms", "w1").await.unwrap();
+    store.commit_leased("firms", &c("1"), &first).await.unwrap();
+    let second = store.claim("firms", "w2").await.unwrap();
+    assert!(second.epoch > first.epoch, "{first:?} then {second:?}");
+    let err = store
+        .commit_leased("firms", &c("2"), &first)
+        .await
+        .expect_err("the old owner is fenced");
+    assert!(
+        matches!(&err, api_client::Error::Fenced(m) if m.contains("`w2`")),
+        "{err}"
+    );
+    assert_eq!(
+        store.load("firms").await.unwrap(),
+        Some(c("1")),
+        "nothing written"
+    );
+    store
+        .commit_leased("firms", &c("3"), &second)
+        .await
+        .unwrap();
+    assert_eq!(store.load("firms").await.unwrap(), Some(c("3")));
+    let other = store.claim("noaa", "w1").await.unwrap();
+    assert_eq!(other.epoch, 1, "claims are per source");
+    let never = api_client::Lease {
+        owner: "w9".into(),
+        epoch: 1,
+    };
+    assert!(store
+        .commit_leased("never-claimed", &c("x"), &never)
+        .await
+        .is_err());
+}
+
 /// One module per backend, each running every named contract test on a fresh store.
 macro_rules! contract {
     ($memory:expr; $($name:ident),* $(,)?) => {
@@ -318,7 +354,11 @@ mod dlq {
 
 mod cursors {
     use super::*;
-    contract!(api_client::MemoryCursorStore::default(); cursors_are_committed_and_overwritten);
+    contract!(
+        api_client::MemoryCursorStore::default();
+        cursors_are_committed_and_overwritten,
+        a_superseded_claim_cannot_commit,
+    );
 }
 
 #[tokio::test]
@@ -401,4 +441,28 @@ async fn postgres_over_tls_verifies_the_server_and_refuses_a_wrong_ca() {
         text.to_lowercase().contains("certificate") || text.contains("UnknownIssuer"),
         "the error names the certificate problem: {text}"
     );
+}
+
+#[tokio::test]
+async fn worker_reports_are_kept_per_group_and_overwritten() {
+    let (url, _guard) = postgres();
+    let store = crate::support::postgres_store(&url).await;
+    store
+        .report_member("g", "w1", r#"{"sources":["a"]}"#)
+        .await
+        .unwrap();
+    store
+        .report_member("g", "w2", r#"{"sources":[]}"#)
+        .await
+        .unwrap();
+    store.report_member("other", "w3", "{}").await.unwrap();
+    store
+        .report_member("g", "w1", r#"{"sources":["a","b"]}"#)
+        .await
+        .unwrap();
+    let m = store.members("g").await.unwrap();
+    let ids: Vec<&str> = m.iter().map(|r| r.worker_id.as_str()).collect();
+    assert_eq!(ids, ["w1", "w2"]);
+    assert_eq!(m[0].report, r#"{"sources":["a","b"]}"#);
+    assert!(m[0].seen_at > 0);
 }

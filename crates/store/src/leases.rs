@@ -1,0 +1,197 @@
+//! Workers sharing sources: claims on sources' cursors (a commit under a superseded
+//! claim is refused, atomically with the claim) and each worker's report for the view of
+//! the whole group.
+
+use api_client::Lease;
+use sqlx::Row;
+
+use crate::sql::{now_ms, Backend};
+use crate::{Error, Result, SqlStore};
+
+const CLAIM: &str =
+    "INSERT INTO source_leases (source_id, owner, epoch, claimed_at) VALUES ($1, $2, 1, $3) \
+     ON CONFLICT (source_id) DO UPDATE SET owner = excluded.owner, \
+     epoch = source_leases.epoch + 1, claimed_at = excluded.claimed_at RETURNING epoch";
+
+const UPSERT_CURSOR: &str =
+    "INSERT INTO source_cursors (source_id, cursor, updated_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (source_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at";
+
+/// A worker's last report, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    /// The worker's id.
+    pub worker_id: String,
+    /// What it reported (JSON written by the worker).
+    pub report: String,
+    /// When, ms since the epoch.
+    pub seen_at: i64,
+}
+
+impl SqlStore {
+    /// Claims `source_id` for `owner`: the returned epoch is one more than any before.
+    pub async fn claim_source(&self, source_id: &str, owner: &str) -> Result<Lease> {
+        let epoch: i64 = match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlx::query_scalar(CLAIM)
+                    .bind(source_id)
+                    .bind(owner)
+                    .bind(now_ms())
+                    .fetch_one(pool)
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar(CLAIM)
+                    .bind(source_id)
+                    .bind(owner)
+                    .bind(now_ms())
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+        .map_err(Error::Query)?;
+        Ok(Lease {
+            owner: owner.to_owned(),
+            epoch,
+        })
+    }
+
+    /// Commits `cursor` if `lease` is still `source_id`'s newest claim. On PostgreSQL the
+    /// claim's row is locked from the check to the write, so a claim waits for a commit
+    /// in progress and the new owner's load sees it; SQLite runs the check and the write
+    /// as one statement (its writes are serialized).
+    pub async fn commit_cursor_leased(
+        &self,
+        source_id: &str,
+        cursor: &str,
+        lease: &Lease,
+    ) -> api_client::Result<()> {
+        let written = match &self.backend {
+            Backend::Sqlite(pool) => sqlx::query(
+                "INSERT INTO source_cursors (source_id, cursor, updated_at) SELECT $1, $2, $3 \
+                 WHERE EXISTS (SELECT 1 FROM source_leases WHERE source_id = $1 AND epoch = $4) \
+                 ON CONFLICT (source_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            )
+            .bind(source_id)
+            .bind(cursor)
+            .bind(now_ms())
+            .bind(lease.epoch)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() > 0),
+            Backend::Postgres(pool) => {
+                async {
+                    let mut tx = pool.begin().await?;
+                    let epoch: Option<i64> = sqlx::query_scalar(
+                        "SELECT epoch FROM source_leases WHERE source_id = $1 FOR UPDATE",
+                    )
+                    .bind(source_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if epoch != Some(lease.epoch) {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    sqlx::query(UPSERT_CURSOR)
+                        .bind(source_id)
+                        .bind(cursor)
+                        .bind(now_ms())
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok::<_, sqlx::Error>(true)
+                }
+                .await
+            }
+        }
+        .map_err(|e| api_client::Error::cursor(Error::Query(e)))?;
+        if written {
+            return Ok(());
+        }
+        let owner = self.source_owner(source_id).await.ok().flatten();
+        Err(api_client::Error::Fenced(api_client::fenced_message(
+            source_id,
+            lease,
+            owner.as_deref(),
+        )))
+    }
+
+    /// Who claimed `source_id` last.
+    pub async fn source_owner(&self, source_id: &str) -> Result<Option<String>> {
+        let sql = "SELECT owner FROM source_leases WHERE source_id = $1";
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(source_id)
+                    .fetch_optional(pool)
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(source_id)
+                    .fetch_optional(pool)
+                    .await
+            }
+        }
+        .map_err(Error::Query)
+    }
+
+    /// Records `worker_id`'s report in `group_id` (its sources and health, as JSON).
+    pub async fn report_member(&self, group_id: &str, worker_id: &str, report: &str) -> Result<()> {
+        let sql = "INSERT INTO cluster_members (group_id, worker_id, report, seen_at) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (group_id, worker_id) DO UPDATE SET report = excluded.report, seen_at = excluded.seen_at";
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::query(sql)
+                .bind(group_id)
+                .bind(worker_id)
+                .bind(report)
+                .bind(now_ms())
+                .execute(pool)
+                .await
+                .map(|_| ()),
+            Backend::Postgres(pool) => sqlx::query(sql)
+                .bind(group_id)
+                .bind(worker_id)
+                .bind(report)
+                .bind(now_ms())
+                .execute(pool)
+                .await
+                .map(|_| ()),
+        }
+        .map_err(Error::Query)
+    }
+
+    /// Every worker's last report in `group_id`, by worker id.
+    pub async fn members(&self, group_id: &str) -> Result<Vec<MemberRow>> {
+        let sql = "SELECT worker_id, report, seen_at FROM cluster_members WHERE group_id = $1 ORDER BY worker_id";
+        fn rows<R: Row>(rows: Vec<R>) -> Result<Vec<MemberRow>, sqlx::Error>
+        where
+            for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            for<'r> &'r str: sqlx::ColumnIndex<R>,
+        {
+            rows.iter()
+                .map(|r| {
+                    Ok(MemberRow {
+                        worker_id: r.try_get("worker_id")?,
+                        report: r.try_get("report")?,
+                        seen_at: r.try_get("seen_at")?,
+                    })
+                })
+                .collect()
+        }
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::query(sql)
+                .bind(group_id)
+                .fetch_all(pool)
+                .await
+                .and_then(rows),
+            Backend::Postgres(pool) => sqlx::query(sql)
+                .bind(group_id)
+                .fetch_all(pool)
+                .await
+                .and_then(rows),
+        }
+        .map_err(Error::Query)
+    }
+}
