@@ -110,6 +110,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/dlq/{id}/replay", post(replay_one))
         .route("/dlq/{id}", delete(discard))
         .route("/config", get(get_config).put(put_config))
+        .route("/cluster", get(get_cluster))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(json_only))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -257,6 +258,16 @@ async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
 
 async fn list_streams(State(s): State<Arc<AppState>>) -> Json<Value> {
     Json(json!(s.manager.list_streams().await))
+}
+
+async fn get_cluster(State(s): State<Arc<AppState>>) -> AppResult {
+    match s.manager.cluster_view().await {
+        Some(view) => Ok(Json(view?).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not a worker group: `cluster.enabled` is false, this process runs every source",
+        )),
+    }
 }
 
 async fn get_stream(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> AppResult {

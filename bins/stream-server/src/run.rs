@@ -39,6 +39,9 @@ pub(crate) async fn serve(
             cfg.kafka.bootstrap_servers, cfg.routing.fallback_topic
         );
     }
+    if cfg.cluster.enabled && cfg.cluster.worker_id.is_empty() {
+        cfg.cluster.worker_id = default_worker_id();
+    }
     let manager = Arc::new(
         StreamManager::builder(cfg.clone())
             .file_roots(crate::file_roots(&cfg, &config_path))
@@ -47,6 +50,9 @@ pub(crate) async fn serve(
             .await
             .context("while starting the pipeline")?,
     );
+    manager
+        .join_cluster()
+        .context("while joining the worker group")?;
     let state = Arc::new(AppState {
         manager: manager.clone(),
         metrics,
@@ -177,4 +183,14 @@ async fn reload(manager: &StreamManager, config_path: &std::path::Path, embedded
         }
         Err(e) => tracing::error!(error = %e, "reload refused; nothing changed"),
     }
+}
+
+/// A worker's default name in its group: the host name and the process id.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host = if host.is_empty() { "worker" } else { &host };
+    format!("{host}-{}", std::process::id())
 }

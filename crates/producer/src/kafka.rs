@@ -82,6 +82,27 @@ pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// A librdkafka log line as a tracing event of target `librdkafka`; `path` names the
+/// client (`normal`, `critical`, `group`).
+pub(crate) fn forward_log(
+    path: &'static str,
+    level: rdkafka::config::RDKafkaLogLevel,
+    fac: &str,
+    log_message: &str,
+) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            tracing::error!(target: "librdkafka", path, facility = fac, "{log_message}")
+        }
+        L::Warning => tracing::warn!(target: "librdkafka", path, facility = fac, "{log_message}"),
+        L::Notice | L::Info => {
+            tracing::info!(target: "librdkafka", path, facility = fac, "{log_message}")
+        }
+        L::Debug => tracing::debug!(target: "librdkafka", path, facility = fac, "{log_message}"),
+    }
+}
+
 /// Forwards librdkafka's statistics and errors into metrics and logs.
 #[derive(Debug, Clone)]
 pub struct StatsContext {
@@ -95,22 +116,7 @@ impl ClientContext for StatsContext {
     /// librdkafka's own log lines (connection failures, auth errors, broker errors) into
     /// `tracing`, target `librdkafka`, at their level.
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        use rdkafka::config::RDKafkaLogLevel as L;
-        let path = self.path;
-        match level {
-            L::Emerg | L::Alert | L::Critical | L::Error => {
-                tracing::error!(target: "librdkafka", path, facility = fac, "{log_message}")
-            }
-            L::Warning => {
-                tracing::warn!(target: "librdkafka", path, facility = fac, "{log_message}")
-            }
-            L::Notice | L::Info => {
-                tracing::info!(target: "librdkafka", path, facility = fac, "{log_message}")
-            }
-            L::Debug => {
-                tracing::debug!(target: "librdkafka", path, facility = fac, "{log_message}")
-            }
-        }
+        forward_log(self.path, level, fac, log_message);
     }
 
     /// OAUTHBEARER: a token from the OIDC endpoint of `kafka.security.sasl.oidc`.

@@ -33,6 +33,7 @@ mod classify;
 mod delivery;
 mod dlq;
 mod embedded;
+mod group;
 mod journal;
 mod kafka;
 mod lag;
@@ -55,6 +56,7 @@ pub use dlq::{
     DlqStatus, MemoryDeadLetterStore, NewDeadLetter, Purge,
 };
 pub use embedded::EmbeddedBroker;
+pub use group::{GroupEvent, GroupMember, GroupSettings};
 pub use kafka::{
     client_config, KafkaHealth, KafkaProducer, ProducerSettings, ProducerStats, StatsContext,
 };

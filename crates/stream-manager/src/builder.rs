@@ -111,19 +111,38 @@ impl Builder {
         let cfg = self.config;
         let loader = Loader::new().with_source_types(self.registry.names());
         loader.validate(&cfg, "<config>")?;
+        let mut sql: Option<Arc<SqlStore>> = None;
         let (dlq, cursors) = match (self.dlq, self.cursors) {
             (Some(dlq), Some(cursors)) => (dlq, cursors),
             (dlq, cursors) => {
-                let sql = Arc::new(
+                let store = Arc::new(
                     SqlStore::connect(&cfg.dlq.url)
                         .await
                         .map_err(|e| Error::Store(Box::new(e)))?,
                 );
+                sql = Some(store.clone());
                 (
-                    dlq.unwrap_or_else(|| sql.clone()),
-                    cursors.unwrap_or_else(|| sql.clone()),
+                    dlq.unwrap_or_else(|| store.clone()),
+                    cursors.unwrap_or_else(|| store.clone()),
                 )
             }
+        };
+        // A worker of a group reports itself in the shared store.
+        let cluster = if cfg.cluster.enabled {
+            let store = match sql {
+                Some(s) => s,
+                None => Arc::new(
+                    SqlStore::connect(&cfg.dlq.url)
+                        .await
+                        .map_err(|e| Error::Store(Box::new(e)))?,
+                ),
+            };
+            Some(Arc::new(crate::cluster::Cluster::new(
+                cfg.cluster.clone(),
+                store,
+            )))
+        } else {
+            None
         };
         let producer: Arc<dyn Producer> = match self.producer {
             Some(p) => p,
@@ -225,6 +244,7 @@ impl Builder {
             start_jitter: self.start_jitter,
             started_at: Instant::now(),
             reload_lock: tokio::sync::Mutex::new(()),
+            cluster,
         };
         for (id, src) in &cfg.sources {
             let source = manager.build_source(id, src)?;

@@ -44,9 +44,19 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
             embedded: Some(broker),
         });
     }
+    let mut topics = cfg.topics.clone();
+    if cfg.cluster.enabled {
+        // The workers' coordination topic: one partition per slot, no records.
+        topics
+            .entry(cfg.cluster.coordination_topic())
+            .or_insert_with(|| stream_config::TopicConfig {
+                partitions: cfg.cluster.slots,
+                ..stream_config::TopicConfig::default()
+            });
+    }
     let outcomes = producer::ensure_topics(
         &producer::client_config(&cfg.kafka),
-        &cfg.topics,
+        &topics,
         cfg.kafka.compression_type,
         Duration::from_secs(15),
     )

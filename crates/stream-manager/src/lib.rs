@@ -16,6 +16,7 @@
 //! ```
 
 mod builder;
+mod cluster;
 mod convert;
 mod dispatch;
 mod dlq;
@@ -28,6 +29,7 @@ mod streams;
 mod workers;
 
 pub use crate::builder::Builder;
+pub use crate::cluster::{ClusterView, MemberView};
 pub use crate::dlq::ReplayOutcome;
 pub use crate::health::{
     DlqHealth, Health, MetricsSnapshot, ProducerHealth, QueueHealth, QueueMetrics, StreamsHealth,

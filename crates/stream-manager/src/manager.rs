@@ -73,6 +73,8 @@ pub struct StreamManager {
     pub(crate) started_at: Instant,
     /// Serialises `apply_config`.
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    /// Cluster mode: this worker's part in the group.
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for StreamManager {
@@ -128,6 +130,11 @@ impl StreamManager {
         let deadline = tokio::time::Instant::now() + timeout;
         let grace = (timeout / 3).min(Duration::from_secs(10));
         self.shared.delivery.begin_shutdown();
+        // A worker keeps its slots (and heartbeats) until its records have settled, so
+        // nobody else resumes its sources from a cursor about to move.
+        if let Some(c) = &self.cluster {
+            c.stop_events();
+        }
         // 1. Sources stop: an in-flight poll may finish within `grace`, buffers flush
         // into the queue. A source blocked on a full queue is released by closing it
         // (its records are then dead-lettered as `shutdown`).
@@ -234,6 +241,9 @@ impl StreamManager {
             .drain(..)
         {
             task.abort();
+        }
+        if let Some(c) = &self.cluster {
+            c.leave().await;
         }
         ShutdownReport {
             queued,

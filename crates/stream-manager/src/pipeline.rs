@@ -36,6 +36,9 @@ pub(crate) struct SourceCtx {
     pub(crate) priority: Priority,
     pub(crate) tracker: Arc<CursorTracker>,
     pub(crate) counters: Arc<StreamCounters>,
+    /// Cluster mode: where a commit refused by the fence reports the source (another
+    /// worker has claimed it; this one must stop it).
+    pub(crate) fenced: Option<tokio::sync::mpsc::UnboundedSender<Arc<str>>>,
 }
 
 /// A record in the queue: already serialized, routed and keyed — the parsed value is
@@ -265,7 +268,11 @@ pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, 
             .1 += 1;
     }
     for ((_, seq), (ctx, n)) in groups {
-        if let Err(e) = ctx.tracker.settle(seq, n).await {
+        let result = ctx.tracker.settle(seq, n).await;
+        if let (Err(api_client::Error::Fenced(why)), Some(fenced)) = (&result, &ctx.fenced) {
+            tracing::warn!(source = %ctx.id, %why, "fetch state claimed by another worker: stopping the source here");
+            let _ = fenced.send(ctx.id.clone());
+        } else if let Err(e) = result {
             tracing::error!(source = %ctx.id, error = &e as &dyn std::error::Error, "cannot commit cursor; the records will be fetched again after a restart");
         }
     }

@@ -24,6 +24,8 @@ pub enum StreamStatus {
     Stopped,
     /// `enabled: false` in the configuration.
     Disabled,
+    /// Cluster mode: its slot is not this worker's (another worker runs it, or none yet).
+    Unassigned,
 }
 
 /// What the admin API shows of a stream.
@@ -65,10 +67,10 @@ pub struct StreamInfo {
 }
 
 pub(crate) struct Stream {
-    config: SourceConfig,
-    status: StreamStatus,
+    pub(crate) config: SourceConfig,
+    pub(crate) status: StreamStatus,
     source: Arc<dyn Source>,
-    ctx: Arc<SourceCtx>,
+    pub(crate) ctx: Arc<SourceCtx>,
     handle: Option<IngestionHandle>,
     last: ModeSnapshot,
     started_at: Option<Instant>,
@@ -150,10 +152,16 @@ impl StreamManager {
             priority: crate::convert::priority(config.priority),
             tracker: Arc::new(tracker),
             counters: Arc::new(StreamCounters::default()),
+            fenced: None,
         });
+        // In a worker group an enabled source waits for its slot to be assigned.
+        let clustered = run && self.cluster.is_some();
+        let run = run && !clustered;
         let mut stream = Stream {
             status: if run {
                 StreamStatus::Running
+            } else if clustered {
+                StreamStatus::Unassigned
             } else {
                 StreamStatus::Disabled
             },
@@ -168,13 +176,26 @@ impl StreamManager {
             self.launch(id, &mut stream)?;
         }
         self.streams.lock().await.insert(id.to_owned(), stream);
+        // A source added at runtime whose slot this worker already owns starts now.
+        if let Some(c) = self.cluster.as_ref().filter(|_| clustered) {
+            let slot = c.settings.slot_of(id);
+            if c.owns(slot) {
+                self.take_slots(&[slot]).await;
+            }
+        }
         Ok(())
     }
 
-    fn launch(&self, id: &str, stream: &mut Stream) -> Result<()> {
+    pub(crate) fn launch(&self, id: &str, stream: &mut Stream) -> Result<()> {
+        // A source handed over to this worker starts at once (no start jitter).
+        let jitter = if self.cluster.is_some() {
+            Duration::ZERO
+        } else {
+            self.start_jitter
+        };
         let spec = ModeSpec::from_config(&stream.config.ingestion)
             .map_err(component(format!("ingestion of sources.{id}")))?
-            .with_start_jitter(self.start_jitter);
+            .with_start_jitter(jitter);
         let sink = Arc::new(StreamSink {
             ctx: stream.ctx.clone(),
             shared: self.shared().clone(),
@@ -224,6 +245,13 @@ impl StreamManager {
             .get_mut(id)
             .ok_or_else(|| Error::UnknownStream(id.to_owned()))?;
         match (stream.status, to) {
+            (StreamStatus::Unassigned, _) => {
+                return Err(Error::State {
+                    id: id.to_owned(),
+                    status: stream.status,
+                    what: "in a worker group a source runs where the group assigns its slot; another worker runs it or will",
+                });
+            }
             (StreamStatus::Running, StreamStatus::Running) => {}
             (StreamStatus::Paused, StreamStatus::Paused) => {}
             (StreamStatus::Running, StreamStatus::Paused | StreamStatus::Stopped) => {
@@ -238,7 +266,9 @@ impl StreamManager {
                 });
             }
             (_, StreamStatus::Running) => self.launch(id, stream)?,
-            (_, StreamStatus::Stopped | StreamStatus::Disabled) => stream.status = to,
+            (_, StreamStatus::Stopped | StreamStatus::Disabled | StreamStatus::Unassigned) => {
+                stream.status = to
+            }
         }
         Ok(stream.info(id))
     }

@@ -20,32 +20,11 @@ const OK: usize = 15;
 const LOST: usize = 10;
 const BIG: usize = 5;
 
-/// A fresh database on the PostgreSQL server of `DATABASE_URL`; its URL.
-async fn fresh_database() -> String {
-    let base = std::env::var("DATABASE_URL").expect(
-        "DATABASE_URL must name a PostgreSQL server: run the suite with `cargo xtask it run`",
-    );
-    let name = format!("e2e_dlq_{}", std::process::id());
-    let admin = sqlx::PgPool::connect(&base)
-        .await
-        .expect("connect DATABASE_URL");
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&admin)
-        .await;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let (server, _) = base.rsplit_once('/').expect("URL with a database");
-    format!("{server}/{name}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_on_postgres_and_replay() {
     let scene = Scene::new("dlq_postgres");
     let tansu = scene.tansu(Storage::Sqlite).await;
-    let db = fresh_database().await;
+    let db = e2e::fresh_database("e2e_dlq").await;
     let items: Vec<_> = (0..OK + LOST + BIG)
         .map(|i| {
             let kind = if i < OK {

@@ -3,6 +3,7 @@
 //! with `cargo xtask it run [scenario]`.
 
 mod bad_upstream;
+mod cluster;
 mod crash;
 mod dlq_postgres;
 mod end_to_end;
