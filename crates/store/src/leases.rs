@@ -2,7 +2,8 @@
 //! claim is refused, atomically with the claim) and each worker's report for the view of
 //! the whole group.
 
-use api_client::Lease;
+use api_client::{Cursor, CursorStore, Lease};
+use async_trait::async_trait;
 use sqlx::Row;
 
 use crate::sql::{now_ms, Backend};
@@ -193,5 +194,29 @@ impl SqlStore {
                 .and_then(rows),
         }
         .map_err(Error::Query)
+    }
+}
+
+#[async_trait]
+impl CursorStore for SqlStore {
+    async fn load(&self, source_id: &str) -> api_client::Result<Option<Cursor>> {
+        Ok(self.load_cursor(source_id).await?.map(Cursor))
+    }
+
+    async fn commit(&self, source_id: &str, cursor: &Cursor) -> api_client::Result<()> {
+        Ok(self.commit_cursor(source_id, &cursor.0).await?)
+    }
+
+    async fn claim(&self, source_id: &str, owner: &str) -> api_client::Result<Lease> {
+        Ok(self.claim_source(source_id, owner).await?)
+    }
+
+    async fn commit_leased(
+        &self,
+        source_id: &str,
+        cursor: &Cursor,
+        lease: &Lease,
+    ) -> api_client::Result<()> {
+        self.commit_cursor_leased(source_id, &cursor.0, lease).await
     }
 }

@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use api_client::{Cursor, CursorStore, Lease};
 use async_trait::async_trait;
 use producer::{
     headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqFilter, DlqStats,
@@ -565,30 +564,6 @@ impl DeadLetterStore for SqlStore {
     }
     async fn purge(&self, purge: &Purge) -> Result<u64, producer::Error> {
         Ok(self.sql_purge(purge).await?)
-    }
-}
-
-#[async_trait]
-impl CursorStore for SqlStore {
-    async fn load(&self, source_id: &str) -> api_client::Result<Option<Cursor>> {
-        Ok(self.load_cursor(source_id).await?.map(Cursor))
-    }
-
-    async fn commit(&self, source_id: &str, cursor: &Cursor) -> api_client::Result<()> {
-        Ok(self.commit_cursor(source_id, &cursor.0).await?)
-    }
-
-    async fn claim(&self, source_id: &str, owner: &str) -> api_client::Result<Lease> {
-        Ok(self.claim_source(source_id, owner).await?)
-    }
-
-    async fn commit_leased(
-        &self,
-        source_id: &str,
-        cursor: &Cursor,
-        lease: &Lease,
-    ) -> api_client::Result<()> {
-        self.commit_cursor_leased(source_id, &cursor.0, lease).await
     }
 }
 

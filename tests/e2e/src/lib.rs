@@ -17,6 +17,9 @@ use test_support::process::Supervised;
 
 pub use test_support::tansu::{Storage, Tansu};
 
+mod postgres;
+pub use postgres::fresh_database;
+
 /// The `stream-server` binary: `$STREAM_SERVER_BIN`, else the one beside this test in
 /// the target dir (`cargo xtask` builds it first).
 pub fn server_bin() -> PathBuf {
@@ -580,25 +583,4 @@ pub async fn committed_seq(db_url: &str, source: &str) -> u64 {
     committed_cursor(db_url, source)
         .await
         .map_or(0, |c| c.parse().expect("synthetic cursor is a number"))
-}
-
-/// A fresh database `<prefix>_<pid>` on the PostgreSQL server of `DATABASE_URL`; its URL.
-pub async fn fresh_database(prefix: &str) -> String {
-    let base = std::env::var("DATABASE_URL").expect(
-        "DATABASE_URL must name a PostgreSQL server: run the suite with `cargo xtask it run`",
-    );
-    let name = format!("{prefix}_{}", std::process::id());
-    let admin = sqlx::PgPool::connect(&base)
-        .await
-        .expect("connect DATABASE_URL");
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&admin)
-        .await;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let (server, _) = base.rsplit_once('/').expect("URL with a database");
-    format!("{server}/{name}")
 }
