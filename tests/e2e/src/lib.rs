@@ -301,6 +301,11 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the running server.
+    pub fn signal(&self, signal: &str) {
+        self.proc.as_ref().expect("server running").signal(signal);
+    }
+
     /// `kill -9`: a crash.
     pub fn kill(&mut self) {
         let mut p = self.proc.take().expect("server running");
