@@ -24,9 +24,7 @@ pub trait CursorStore: Send + Sync + fmt::Debug {
     /// that cannot fence (it is not shared) refuses.
     async fn claim(&self, source_id: &str, owner: &str) -> crate::Result<Lease> {
         let _ = owner;
-        Err(crate::Error::Fenced(format!(
-            "this cursor store cannot be shared by workers (claiming `{source_id}`)"
-        )))
+        Err(not_shared(source_id))
     }
 
     /// Commits `cursor` only if `lease` is still the newest lease of `source_id`;
@@ -39,10 +37,15 @@ pub trait CursorStore: Send + Sync + fmt::Debug {
         lease: &Lease,
     ) -> crate::Result<()> {
         let _ = (cursor, lease);
-        Err(crate::Error::Fenced(format!(
-            "this cursor store cannot be shared by workers (committing `{source_id}`)"
-        )))
+        Err(not_shared(source_id))
     }
+}
+
+/// The refusal of a store that cannot fence (it is not shared by workers).
+fn not_shared(source_id: &str) -> crate::Error {
+    crate::Error::Fenced(format!(
+        "this cursor store cannot be shared by workers (source `{source_id}`): use a shared SQL store"
+    ))
 }
 
 /// A worker's claim on a source's cursor: `epoch` grows with every claim.

@@ -6,7 +6,7 @@ use api_client::{Cursor, CursorStore, Lease};
 use async_trait::async_trait;
 use sqlx::Row;
 
-use crate::sql::{now_ms, Backend};
+use crate::sql::{now_ms, on_pool, Backend};
 use crate::{Error, Result, SqlStore};
 
 const CLAIM: &str =
@@ -32,24 +32,12 @@ pub struct MemberRow {
 impl SqlStore {
     /// Claims `source_id` for `owner`: the returned epoch is one more than any before.
     pub async fn claim_source(&self, source_id: &str, owner: &str) -> Result<Lease> {
-        let epoch: i64 = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlx::query_scalar(CLAIM)
-                    .bind(source_id)
-                    .bind(owner)
-                    .bind(now_ms())
-                    .fetch_one(pool)
-                    .await
-            }
-            Backend::Postgres(pool) => {
-                sqlx::query_scalar(CLAIM)
-                    .bind(source_id)
-                    .bind(owner)
-                    .bind(now_ms())
-                    .fetch_one(pool)
-                    .await
-            }
-        }
+        let epoch: i64 = on_pool!(self, |pool| sqlx::query_scalar(CLAIM)
+            .bind(source_id)
+            .bind(owner)
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await)
         .map_err(Error::Query)?;
         Ok(Lease {
             owner: owner.to_owned(),
@@ -120,20 +108,10 @@ impl SqlStore {
     /// Who claimed `source_id` last.
     pub async fn source_owner(&self, source_id: &str) -> Result<Option<String>> {
         let sql = "SELECT owner FROM source_leases WHERE source_id = $1";
-        match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlx::query_scalar(sql)
-                    .bind(source_id)
-                    .fetch_optional(pool)
-                    .await
-            }
-            Backend::Postgres(pool) => {
-                sqlx::query_scalar(sql)
-                    .bind(source_id)
-                    .fetch_optional(pool)
-                    .await
-            }
-        }
+        on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(source_id)
+            .fetch_optional(pool)
+            .await)
         .map_err(Error::Query)
     }
 
@@ -141,24 +119,14 @@ impl SqlStore {
     pub async fn report_member(&self, group_id: &str, worker_id: &str, report: &str) -> Result<()> {
         let sql = "INSERT INTO cluster_members (group_id, worker_id, report, seen_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (group_id, worker_id) DO UPDATE SET report = excluded.report, seen_at = excluded.seen_at";
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlx::query(sql)
-                .bind(group_id)
-                .bind(worker_id)
-                .bind(report)
-                .bind(now_ms())
-                .execute(pool)
-                .await
-                .map(|_| ()),
-            Backend::Postgres(pool) => sqlx::query(sql)
-                .bind(group_id)
-                .bind(worker_id)
-                .bind(report)
-                .bind(now_ms())
-                .execute(pool)
-                .await
-                .map(|_| ()),
-        }
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(group_id)
+            .bind(worker_id)
+            .bind(report)
+            .bind(now_ms())
+            .execute(pool)
+            .await
+            .map(|_| ()))
         .map_err(Error::Query)
     }
 
@@ -181,18 +149,11 @@ impl SqlStore {
                 })
                 .collect()
         }
-        match &self.backend {
-            Backend::Sqlite(pool) => sqlx::query(sql)
-                .bind(group_id)
-                .fetch_all(pool)
-                .await
-                .and_then(rows),
-            Backend::Postgres(pool) => sqlx::query(sql)
-                .bind(group_id)
-                .fetch_all(pool)
-                .await
-                .and_then(rows),
-        }
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(group_id)
+            .fetch_all(pool)
+            .await
+            .and_then(rows))
         .map_err(Error::Query)
     }
 }

@@ -104,6 +104,7 @@ macro_rules! on_pool {
         }
     };
 }
+pub(crate) use on_pool;
 
 const COLUMNS: &str =
     "id, message_id, source_id, source_topic, key, payload, payload_json, headers, \

@@ -269,16 +269,20 @@ impl StreamManager {
         }
     }
 
-    async fn report_member(&self) {
-        let Some(cluster) = &self.cluster else { return };
-        let sources: Vec<String> = self
-            .streams
+    /// The sources this worker runs now.
+    async fn running_sources(&self) -> Vec<String> {
+        self.streams
             .lock()
             .await
             .iter()
             .filter(|(_, s)| s.status == StreamStatus::Running)
             .map(|(id, _)| id.clone())
-            .collect();
+            .collect()
+    }
+
+    async fn report_member(&self) {
+        let Some(cluster) = &self.cluster else { return };
+        let sources = self.running_sources().await;
         let health = self.health().await;
         let report = serde_json::json!({
             "slots": cluster.slots().iter().collect::<Vec<_>>(),
@@ -306,14 +310,7 @@ impl StreamManager {
     /// `None` outside cluster mode.
     pub async fn cluster_view(&self) -> Option<Result<ClusterView>> {
         let cluster = self.cluster.as_ref()?;
-        let sources = self
-            .streams
-            .lock()
-            .await
-            .iter()
-            .filter(|(_, s)| s.status == StreamStatus::Running)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let sources = self.running_sources().await;
         let now = crate::pipeline::now_ms();
         let members = match cluster.store.members(&cluster.settings.group_id).await {
             Ok(rows) => rows

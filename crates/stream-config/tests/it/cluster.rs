@@ -3,24 +3,8 @@
 
 use stream_config::{Format, Loader};
 
-use crate::SOURCE_TYPES;
-
 fn problems(yaml: &str) -> Vec<(String, Option<usize>, String)> {
-    let err = Loader::new()
-        .with_source_types(SOURCE_TYPES.iter().copied())
-        .load_str(yaml, Format::Yaml, "cluster.yaml")
-        .expect_err("must not load");
-    let d = err.diagnostics().expect("diagnostics");
-    d.items
-        .iter()
-        .map(|i| {
-            (
-                i.path.clone(),
-                i.location.map(|l| l.line),
-                format!("{} {}", i.message, i.hint.as_deref().unwrap_or("")),
-            )
-        })
-        .collect()
+    crate::problems_with(yaml, &[])
 }
 
 #[test]

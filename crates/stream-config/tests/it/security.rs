@@ -12,20 +12,8 @@ fn load(yaml: &str, env: &[(&str, &str)]) -> stream_config::Result<StreamConfig>
         .load_str(yaml, Format::Yaml, "secure.yaml")
 }
 
-/// The problems of a configuration that must not load, as `(path, line, message)`.
 fn problems(yaml: &str) -> Vec<(String, Option<usize>, String)> {
-    let err = load(yaml, &[]).expect_err("must not load");
-    let d = err.diagnostics().expect("diagnostics");
-    d.items
-        .iter()
-        .map(|i| {
-            (
-                i.path.clone(),
-                i.location.map(|l| l.line),
-                format!("{} {}", i.message, i.hint.as_deref().unwrap_or("")),
-            )
-        })
-        .collect()
+    crate::problems_with(yaml, &[])
 }
 
 #[test]
