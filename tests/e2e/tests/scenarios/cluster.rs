@@ -78,6 +78,38 @@ fn double_polling(log: &[(String, String, u64)]) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Each source's workers in `log`: worker → number of requests.
+fn spans(log: &[(String, String, u64)]) -> BTreeMap<String, BTreeMap<String, usize>> {
+    let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for (source, worker, _) in log {
+        *out.entry(source.clone())
+            .or_default()
+            .entry(worker.clone())
+            .or_default() += 1;
+    }
+    out
+}
+
+/// For each source that changed workers in `log`, the longest time between the old
+/// worker's last request and the new one's first (ms).
+fn handover_gaps(log: &[(String, String, u64)]) -> BTreeMap<String, u64> {
+    let mut by_source: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
+    for (source, worker, at) in log {
+        by_source.entry(source).or_default().push((worker, *at));
+    }
+    let mut out = BTreeMap::new();
+    for (source, mut polls) in by_source {
+        polls.sort_by_key(|p| p.1);
+        for pair in polls.windows(2) {
+            if pair[0].0 != pair[1].0 {
+                let gap = out.entry(source.to_owned()).or_insert(0);
+                *gap = (*gap).max(pair[1].1 - pair[0].1);
+            }
+        }
+    }
+    out
+}
+
 /// Waits (up to the session timeout + 20 s) until each of `sources` is polled by a
 /// worker other than `gone` after `since` (ms since the start); the delay of each.
 async fn resumed_elsewhere(
@@ -177,16 +209,23 @@ async fn workers_share_sources() {
     for w in ["w1", "w2", "w3"] {
         workers.push(Server::start_named(&scene, w, &config, &[("WORKER", w)]).await);
     }
-    // Steady state: every source runs on exactly one worker.
+    // Steady state: every source runs on exactly one worker, and the sources are spread
+    // (cooperative-sticky balances 8 over 3 as 3/3/2), seen twice in a row.
     let settled = Instant::now();
+    let mut stable = 0;
     loop {
         let mut all = Vec::new();
+        let mut fewest = usize::MAX;
         for w in &workers {
-            all.extend(sources_of(w).await);
+            let s = sources_of(w).await;
+            fewest = fewest.min(s.len());
+            all.extend(s);
         }
         all.sort();
         let distinct: BTreeSet<_> = all.iter().cloned().collect();
-        if all.len() == SOURCES && distinct.len() == SOURCES {
+        let balanced = all.len() == SOURCES && distinct.len() == SOURCES && fewest >= 2;
+        stable = if balanced { stable + 1 } else { 0 };
+        if stable == 2 {
             break;
         }
         assert!(
@@ -200,6 +239,7 @@ async fn workers_share_sources() {
         "cluster: 3 workers settled in {:.1} s",
         settled.elapsed().as_secs_f64()
     );
+    let steady_from = now_ms(&up);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (status, view) = workers[0].get("/cluster").await;
     assert_eq!(status, 200);
@@ -240,6 +280,7 @@ async fn workers_share_sources() {
     );
 
     // A fourth worker joins and takes sources over.
+    let join_from = now_ms(&up);
     let joined = Instant::now();
     workers.push(Server::start_named(&scene, "w4", &config, &[("WORKER", "w4")]).await);
     loop {
@@ -318,6 +359,34 @@ async fn workers_share_sources() {
     }
 
     let log = up.log.lock().unwrap().clone();
+    let between = |from: u64, to: u64| -> Vec<(String, String, u64)> {
+        log.iter()
+            .filter(|(_, _, at)| *at >= from && *at < to)
+            .cloned()
+            .collect()
+    };
+    // Steady state: each source polled by exactly one worker.
+    let steady = spans(&between(steady_from, killed_at));
+    let shared: Vec<_> = steady.iter().filter(|(_, w)| w.len() != 1).collect();
+    assert_eq!(
+        steady.len(),
+        SOURCES,
+        "every source polled in the steady state"
+    );
+    assert!(
+        shared.is_empty(),
+        "steady state, polled by more than one worker: {shared:?}"
+    );
+    // A worker joins: sources move to it without a double poll; the gap is measured.
+    let join = between(join_from, stopped_at);
+    let join_double: u64 = double_polling(&join).values().sum();
+    let gaps = handover_gaps(&join);
+    println!("cluster: join of w4: double polling {join_double} ms; sources moved with gaps (ms) {gaps:?}");
+    assert_eq!(
+        join_double, 0,
+        "a source was polled by two workers while w4 joined"
+    );
+    assert!(!gaps.is_empty(), "w4's join moved sources");
     let double = double_polling(&log);
     let worst_double = double.values().copied().max().unwrap_or(0);
     println!("cluster: time each source was polled by two workers at once (ms): {double:?}");
