@@ -61,7 +61,7 @@ pub async fn ensure_topics(
 
     let mut outcomes = BTreeMap::new();
     let mut specs = Vec::new();
-    let mut settings: Vec<(String, String, String)> = Vec::new();
+    let mut settings: Vec<(String, String, String, Option<&'static str>)> = Vec::new();
     for (name, t) in topics {
         if existing.iter().any(|e| e == name) {
             outcomes.insert(name.clone(), TopicOutcome::Existed);
@@ -72,6 +72,7 @@ pub async fn ensure_topics(
             name.clone(),
             t.retention_ms.to_string(),
             compression.as_str().to_owned(),
+            t.cleanup_policy.map(|p| p.as_str()),
         ));
         specs.push((
             name.clone(),
@@ -85,16 +86,22 @@ pub async fn ensure_topics(
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()
         .zip(&settings)
-        .map(|((name, partitions, rf), (_, retention, compression))| {
-            let compression = if compression == "none" {
-                "uncompressed"
-            } else {
-                compression.as_str()
-            };
-            NewTopic::new(name, *partitions, TopicReplication::Fixed(*rf))
-                .set("retention.ms", retention)
-                .set("compression.type", compression)
-        })
+        .map(
+            |((name, partitions, rf), (_, retention, compression, cleanup))| {
+                let compression = if compression == "none" {
+                    "uncompressed"
+                } else {
+                    compression.as_str()
+                };
+                let topic = NewTopic::new(name, *partitions, TopicReplication::Fixed(*rf))
+                    .set("retention.ms", retention)
+                    .set("compression.type", compression);
+                match cleanup {
+                    Some(policy) => topic.set("cleanup.policy", policy),
+                    None => topic,
+                }
+            },
+        )
         .collect();
     let options = AdminOptions::new()
         .operation_timeout(Some(timeout))

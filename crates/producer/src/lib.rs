@@ -41,6 +41,7 @@ mod metrics;
 mod null;
 mod oidc;
 mod security;
+mod state_log;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,6 +64,7 @@ pub use kafka::{
 pub use lag::KafkaLagProbe;
 pub use metrics::describe_metrics;
 pub use null::NullProducer;
+pub use state_log::{Claimed, StateLog};
 
 /// A header's name: borrowed for the pipeline's fixed names, owned otherwise.
 pub type HeaderName = std::borrow::Cow<'static, str>;

@@ -17,9 +17,11 @@
 
 mod leases;
 mod sql;
+mod topic;
 
 pub use leases::MemberRow;
 pub use sql::SqlStore;
+pub use topic::TopicStore;
 
 /// Errors of the store. Messages never contain a URL's password.
 #[derive(Debug, thiserror::Error)]

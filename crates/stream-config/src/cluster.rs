@@ -1,7 +1,8 @@
 //! `cluster`: several `stream-server` workers share the sources. Each source id maps to a
 //! slot by a stable hash; the slots are the partitions of a coordination topic, and the
 //! workers join one consumer group on it, so Kafka's group coordinator decides which
-//! worker runs which sources. Fetch state lives in the shared PostgreSQL store.
+//! worker runs which sources. Fetch state lives in the shared PostgreSQL store when
+//! `dlq.url` is PostgreSQL, otherwise in a compacted topic (`<group_id>.state`).
 
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +73,16 @@ impl ClusterConfig {
         format!("{}.slots", self.group_id)
     }
 
+    /// The state topic (one partition, compacted) used when the store is not PostgreSQL.
+    pub fn state_topic(&self) -> String {
+        format!("{}.state", self.group_id)
+    }
+
+    /// True when fetch state lives in the shared PostgreSQL store named by `dlq_url`.
+    pub fn state_in_postgres(dlq_url: &str) -> bool {
+        dlq_url.starts_with("postgres://") || dlq_url.starts_with("postgresql://")
+    }
+
     /// The slot of `source_id`: FNV-1a of its bytes modulo `slots` — stable across
     /// processes, versions and platforms (never Rust's randomly seeded hasher).
     pub fn slot_of(&self, source_id: &str) -> u32 {
@@ -83,7 +94,7 @@ impl ClusterConfig {
         h % self.slots.max(1)
     }
 
-    pub(crate) fn check(&self, c: &mut Checker, p: KeyPath, embedded: bool, dlq_url: &str) {
+    pub(crate) fn check(&self, c: &mut Checker, p: KeyPath, embedded: bool) {
         if !self.enabled {
             return;
         }
@@ -120,13 +131,6 @@ impl ClusterConfig {
                 p.key("enabled"),
                 "a cluster needs a real Kafka cluster: the embedded broker lives inside one process",
                 "set `kafka.bootstrap_servers` to the cluster the workers share",
-            );
-        }
-        if !(dlq_url.starts_with("postgres://") || dlq_url.starts_with("postgresql://")) {
-            c.fail(
-                p.key("enabled"),
-                "the workers need one shared store for fetch state and dead letters",
-                "set `dlq.url` to a PostgreSQL database every worker reaches (`postgres://…`)",
             );
         }
     }

@@ -47,9 +47,9 @@ pub use cluster::ClusterConfig;
 pub use error::{Diagnostic, Diagnostics, Error, Location, Result};
 pub use load::{Format, Loader};
 pub use model::{
-    Acks, Compression, ContentRule, DlqConfig, GeoKeyConfig, IngestionConfig, IngestionModeKind,
-    KafkaConfig, OverflowStrategy, PartitionKeyConfig, PatternMapping, Priority, PriorityRule,
-    RoutingConfig, RuleOperator, Secret, ServerConfig, SourceConfig, StreamConfig,
+    Acks, CleanupPolicy, Compression, ContentRule, DlqConfig, GeoKeyConfig, IngestionConfig,
+    IngestionModeKind, KafkaConfig, OverflowStrategy, PartitionKeyConfig, PatternMapping, Priority,
+    PriorityRule, RoutingConfig, RuleOperator, Secret, ServerConfig, SourceConfig, StreamConfig,
     ThrottlingConfig, TopicConfig,
 };
 pub use redact::{is_secret_key, redacted, redacted_yaml, REDACTED};

@@ -423,6 +423,30 @@ pub struct TopicConfig {
     /// Topic-level compression (the producer's codec when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression_type: Option<Compression>,
+    /// `cleanup.policy`: `delete` (the broker's default) or `compact` (keep the newest
+    /// record of each key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_policy: Option<CleanupPolicy>,
+}
+
+/// A topic's `cleanup.policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanupPolicy {
+    /// Old segments are deleted by age and size.
+    Delete,
+    /// The newest record of each key is kept.
+    Compact,
+}
+
+impl CleanupPolicy {
+    /// The broker's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+        }
+    }
 }
 
 impl Default for TopicConfig {
@@ -432,6 +456,7 @@ impl Default for TopicConfig {
             replication_factor: default_replication_factor(),
             retention_ms: default_retention_ms(),
             compression_type: None,
+            cleanup_policy: None,
         }
     }
 }

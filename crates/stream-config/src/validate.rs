@@ -182,12 +182,8 @@ pub(crate) fn validate(
     cfg.kafka
         .security
         .check(&mut c, k.key("security"), cfg.kafka.is_embedded());
-    cfg.cluster.check(
-        &mut c,
-        root.key("cluster"),
-        cfg.kafka.is_embedded(),
-        &cfg.dlq.url,
-    );
+    cfg.cluster
+        .check(&mut c, root.key("cluster"), cfg.kafka.is_embedded());
 
     // throttling
     let t = root.key("throttling");

@@ -112,6 +112,7 @@ impl Builder {
         let loader = Loader::new().with_source_types(self.registry.names());
         loader.validate(&cfg, "<config>")?;
         let mut sql: Option<Arc<SqlStore>> = None;
+        let given_cursors = self.cursors.is_some();
         let (dlq, cursors) = match (self.dlq, self.cursors) {
             (Some(dlq), Some(cursors)) => (dlq, cursors),
             (dlq, cursors) => {
@@ -127,19 +128,36 @@ impl Builder {
                 )
             }
         };
-        // A worker of a group reports itself in the shared store.
+        // A worker of a group: reports and fetch state in the shared PostgreSQL store,
+        // or, on nothing but Kafka, in the state topic.
+        let mut cursors = cursors;
         let cluster = if cfg.cluster.enabled {
-            let store = match sql {
-                Some(s) => s,
-                None => Arc::new(
-                    SqlStore::connect(&cfg.dlq.url)
-                        .await
-                        .map_err(|e| Error::Store(Box::new(e)))?,
-                ),
+            let directory = if stream_config::ClusterConfig::state_in_postgres(&cfg.dlq.url) {
+                crate::cluster::Directory::Sql(match sql {
+                    Some(s) => s,
+                    None => Arc::new(
+                        SqlStore::connect(&cfg.dlq.url)
+                            .await
+                            .map_err(|e| Error::Store(Box::new(e)))?,
+                    ),
+                })
+            } else {
+                let log = Arc::new(
+                    producer::StateLog::open(
+                        &producer::client_config(&cfg.kafka),
+                        &cfg.cluster.state_topic(),
+                    )
+                    .await
+                    .map_err(component("cluster state topic"))?,
+                );
+                if !given_cursors {
+                    cursors = Arc::new(store::TopicStore(log.clone()));
+                }
+                crate::cluster::Directory::Topic(log)
             };
             Some(Arc::new(crate::cluster::Cluster::new(
                 cfg.cluster.clone(),
-                store,
+                directory,
             )))
         } else {
             None

@@ -28,7 +28,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(2);
 pub(crate) struct Cluster {
     pub(crate) settings: ClusterConfig,
     pub(crate) worker_id: String,
-    pub(crate) store: Arc<store::SqlStore>,
+    pub(crate) directory: Directory,
     slots: Mutex<BTreeSet<u32>>,
     member: Mutex<Option<GroupMember>>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -38,7 +38,7 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    pub(crate) fn new(settings: ClusterConfig, store: Arc<store::SqlStore>) -> Self {
+    pub(crate) fn new(settings: ClusterConfig, directory: Directory) -> Self {
         let worker_id = if settings.worker_id.is_empty() {
             format!("worker-{}", std::process::id())
         } else {
@@ -48,7 +48,7 @@ impl Cluster {
         Self {
             settings,
             worker_id,
-            store,
+            directory,
             slots: Mutex::new(BTreeSet::new()),
             member: Mutex::new(None),
             task: Mutex::new(None),
@@ -78,6 +78,41 @@ impl Cluster {
         let member = self.member.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(m) = member {
             let _ = tokio::task::spawn_blocking(move || m.leave()).await;
+        }
+    }
+}
+
+/// Where the workers' reports are kept: the shared SQL store, or the state topic.
+#[derive(Debug, Clone)]
+pub(crate) enum Directory {
+    Sql(Arc<store::SqlStore>),
+    Topic(Arc<producer::StateLog>),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Directory {
+    async fn report(&self, group: &str, worker: &str, report: &str) -> Result<(), BoxError> {
+        match self {
+            Directory::Sql(s) => Ok(s.report_member(group, worker, report).await?),
+            Directory::Topic(t) => Ok(t
+                .report(group, worker, report, crate::pipeline::now_ms())
+                .await?),
+        }
+    }
+
+    async fn members(&self, group: &str) -> Result<Vec<store::MemberRow>, BoxError> {
+        match self {
+            Directory::Sql(s) => Ok(s.members(group).await?),
+            Directory::Topic(t) => Ok(t
+                .members(group)
+                .into_iter()
+                .map(|(worker_id, report, seen_at)| store::MemberRow {
+                    worker_id,
+                    report,
+                    seen_at,
+                })
+                .collect()),
         }
     }
 }
@@ -291,8 +326,8 @@ impl StreamManager {
             "records_processed": self.get_metrics().await.records_processed(),
         });
         if let Err(e) = cluster
-            .store
-            .report_member(
+            .directory
+            .report(
                 &cluster.settings.group_id,
                 &cluster.worker_id,
                 &report.to_string(),
@@ -300,7 +335,7 @@ impl StreamManager {
             .await
         {
             tracing::warn!(
-                error = &e as &dyn std::error::Error,
+                error = &*e as &dyn std::error::Error,
                 "cannot write this worker's report to the shared store"
             );
         }
@@ -312,7 +347,7 @@ impl StreamManager {
         let cluster = self.cluster.as_ref()?;
         let sources = self.running_sources().await;
         let now = crate::pipeline::now_ms();
-        let members = match cluster.store.members(&cluster.settings.group_id).await {
+        let members = match cluster.directory.members(&cluster.settings.group_id).await {
             Ok(rows) => rows
                 .into_iter()
                 .map(|r| MemberView {
@@ -321,7 +356,7 @@ impl StreamManager {
                     report: serde_json::from_str(&r.report).unwrap_or(serde_json::Value::Null),
                 })
                 .collect(),
-            Err(e) => return Some(Err(crate::Error::Store(Box::new(e)))),
+            Err(e) => return Some(Err(crate::Error::Store(e))),
         };
         Some(Ok(ClusterView {
             group_id: cluster.settings.group_id.clone(),

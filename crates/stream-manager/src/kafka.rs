@@ -53,6 +53,18 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
                 partitions: cfg.cluster.slots,
                 ..stream_config::TopicConfig::default()
             });
+        if !stream_config::ClusterConfig::state_in_postgres(&cfg.dlq.url) {
+            // The workers' fetch state: one partition (offsets order every write),
+            // compacted, kept forever.
+            topics
+                .entry(cfg.cluster.state_topic())
+                .or_insert_with(|| stream_config::TopicConfig {
+                    partitions: 1,
+                    retention_ms: -1,
+                    cleanup_policy: Some(stream_config::CleanupPolicy::Compact),
+                    ..stream_config::TopicConfig::default()
+                });
+        }
     }
     let outcomes = producer::ensure_topics(
         &producer::client_config(&cfg.kafka),

@@ -4,4 +4,5 @@
 mod admin_lag;
 mod delivery;
 mod kafka;
+mod state_log;
 mod support;

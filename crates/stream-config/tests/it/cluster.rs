@@ -20,6 +20,17 @@ fn a_cluster_loads_with_its_defaults() {
     assert_eq!(cfg.cluster.slots, 64);
     assert_eq!(cfg.cluster.coordination_topic(), "fires.slots");
     assert_eq!(cfg.cluster.session_timeout_ms, 10_000);
+    assert_eq!(cfg.cluster.state_topic(), "fires.state");
+    let kafka_only = Loader::new()
+        .load_str(
+            "kafka: { bootstrap_servers: 'k1:9092' }\ncluster: { enabled: true }\n",
+            Format::Yaml,
+            "cluster.yaml",
+        )
+        .expect("a cluster needs nothing but Kafka");
+    assert!(!stream_config::ClusterConfig::state_in_postgres(
+        &kafka_only.dlq.url
+    ));
     let off = Loader::new()
         .load_str("sources: {}\n", Format::Yaml, "single.yaml")
         .expect("loads");
@@ -33,11 +44,6 @@ fn each_misuse_names_its_key_and_line() {
             "kafka: { bootstrap_servers: embedded }\ncluster:\n  enabled: true\n",
             "cluster.enabled",
             "embedded broker",
-        ),
-        (
-            "kafka: { bootstrap_servers: 'k:9092' }\ncluster:\n  enabled: true\n",
-            "cluster.enabled",
-            "PostgreSQL",
         ),
         (
             "kafka: { bootstrap_servers: 'k:9092' }\ndlq: { url: 'postgres://db/x' }\ncluster:\n  enabled: true\n  slots: 0\n",

@@ -149,12 +149,26 @@ async fn sources_of(server: &Server) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Fetch state and reports in the shared PostgreSQL store (each worker's DLQ too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_share_sources() {
-    let scene = Scene::new("cluster");
+async fn workers_share_sources_through_postgres() {
+    let scene = Scene::new("cluster_postgres");
+    let db = e2e::fresh_database("e2e_cluster").await;
+    run(scene, db).await;
+}
+
+/// Nothing but Kafka: fetch state and reports in the compacted state topic, each
+/// worker's DLQ in its own SQLite file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_share_sources_through_kafka_only() {
+    let scene = Scene::new("cluster_kafka");
+    let db = format!("sqlite://{}/dlq-${{WORKER}}.db", scene.dir().display());
+    run(scene, db).await;
+}
+
+async fn run(scene: Scene, db: String) {
     let tansu = scene.tansu(Storage::Sqlite).await;
     e2e::index_tansu_headers(&tansu).await;
-    let db = e2e::fresh_database("e2e_cluster").await;
     let up = Arc::new(Upstream {
         started: Some(Instant::now()),
         ..Upstream::default()

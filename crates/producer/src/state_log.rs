@@ -1,0 +1,399 @@
+//! The workers' shared state on nothing but Kafka: a compacted topic with one partition,
+//! read from the start by every worker and applied in log order. It holds claims on
+//! sources (a claim's epoch is its record's offset, so claims are totally ordered),
+//! sources' fetch state, and workers' reports. Log order is the fence: a state record
+//! counts only if its epoch is the source's newest claim when it is applied, so a write
+//! by a worker that lost the source — whenever it lands — is ignored by every reader.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::security::TokenContext;
+use crate::Error;
+
+/// How long a write or a catch-up may take.
+const WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Entry {
+    Claim {
+        source: String,
+        owner: String,
+    },
+    State {
+        source: String,
+        epoch: i64,
+        state: String,
+    },
+    Member {
+        group: String,
+        worker: String,
+        report: String,
+        at_ms: i64,
+    },
+}
+
+impl Entry {
+    /// The compaction key: the newest claim per source, the newest state per source and
+    /// epoch (a stale writer's records never replace the current owner's), the newest
+    /// report per worker.
+    fn key(&self) -> String {
+        match self {
+            Entry::Claim { source, .. } => format!("claim/{source}"),
+            Entry::State { source, epoch, .. } => format!("state/{source}/{epoch}"),
+            Entry::Member { group, worker, .. } => format!("member/{group}/{worker}"),
+        }
+    }
+}
+
+/// What the log says, as applied so far.
+#[derive(Debug, Default)]
+struct View {
+    /// The next offset to apply.
+    next: i64,
+    /// Source → (epoch, owner) of its newest claim.
+    claims: HashMap<String, (i64, String)>,
+    /// Source → its state under the newest claim.
+    states: HashMap<String, String>,
+    /// (group, worker) → (report, at_ms).
+    members: BTreeMap<(String, String), (String, i64)>,
+}
+
+impl View {
+    fn apply(&mut self, offset: i64, entry: Entry) {
+        match entry {
+            Entry::Claim { source, owner } => {
+                self.claims.insert(source, (offset, owner));
+            }
+            Entry::State {
+                source,
+                epoch,
+                state,
+            } => {
+                // With no claim known (compacted away, or single-process writes) the
+                // newest state counts.
+                if self.claims.get(&source).is_none_or(|(e, _)| *e == epoch) {
+                    self.states.insert(source, state);
+                }
+            }
+            Entry::Member {
+                group,
+                worker,
+                report,
+                at_ms,
+            } => {
+                self.members.insert((group, worker), (report, at_ms));
+            }
+        }
+        self.next = offset + 1;
+    }
+}
+
+/// The outcome of a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The source is this worker's under `epoch`; `state` is where its predecessor left.
+    Won {
+        /// The claim's epoch (its offset).
+        epoch: i64,
+        /// The fetch state as of the claim.
+        state: Option<String>,
+    },
+    /// Another worker claimed it after this worker's claim.
+    Lost {
+        /// Who.
+        owner: String,
+    },
+}
+
+/// The shared state log. Cheap to share; the reader thread stops when it is dropped.
+pub struct StateLog {
+    topic: String,
+    producer: FutureProducer<TokenContext>,
+    view: Arc<Mutex<View>>,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for StateLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateLog")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateLog {
+    /// Opens `topic` (one partition, compacted; created beforehand) with `config`'s
+    /// connection settings, and returns once everything written before is applied.
+    pub async fn open(config: &ClientConfig, topic: &str) -> Result<Self, Error> {
+        let mut p = config.clone();
+        p.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0");
+        let producer: FutureProducer<TokenContext> = p
+            .create_with_context(TokenContext)
+            .map_err(crate::security::config_error)?;
+        let mut c = config.clone();
+        c.set("group.id", format!("{topic}.reader"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "50")
+            // The end of the partition is reported, so a compacted gap before it cannot
+            // hold a catch-up back.
+            .set("enable.partition.eof", "true");
+        let consumer: BaseConsumer<TokenContext> = c
+            .create_with_context(TokenContext)
+            .map_err(crate::security::config_error)?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .map_err(|e| Error::kafka("reading the state topic", e))?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| Error::kafka("reading the state topic", e))?;
+        let view = Arc::new(Mutex::new(View::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (v, s, t) = (view.clone(), stop.clone(), topic.to_owned());
+        let reader = std::thread::Builder::new()
+            .name("state log".into())
+            .spawn(move || read(&consumer, &t, &v, &s))
+            .map_err(|e| Error::kafka("starting the state log reader", e))?;
+        let log = Self {
+            topic: topic.to_owned(),
+            producer,
+            view,
+            stop,
+            reader: Some(reader),
+        };
+        // Catch up with what is there.
+        let (topic, producer) = (log.topic.clone(), log.producer.clone());
+        let end = tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer as _;
+            producer
+                .client()
+                .fetch_watermarks(&topic, 0, WAIT)
+                .map(|(_, high)| high)
+        })
+        .await
+        .map_err(|e| Error::kafka("reading the state topic", e))?
+        .map_err(|e| Error::kafka("reading the state topic", e))?;
+        log.applied(end).await?;
+        Ok(log)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until every record before `offset` is applied.
+    async fn applied(&self, offset: i64) -> Result<(), Error> {
+        let until = tokio::time::Instant::now() + WAIT;
+        while self.lock().next < offset {
+            if tokio::time::Instant::now() >= until {
+                return Err(Error::kafka(
+                    "reading the state topic",
+                    format!("not caught up with offset {offset} within {WAIT:?}"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    async fn write(&self, entry: &Entry) -> Result<i64, Error> {
+        let key = entry.key();
+        let payload = serde_json::to_vec(entry).map_err(|e| Error::kafka("state record", e))?;
+        let record = FutureRecord::to(&self.topic)
+            .key(&key)
+            .payload(&payload)
+            .partition(0);
+        self.producer
+            .send(record, WAIT)
+            .await
+            .map(|d| d.offset)
+            .map_err(|(e, _)| Error::kafka("writing the state topic", e))
+    }
+
+    /// Claims `source` for `owner`. Won: the state as of the claim (later writes of
+    /// earlier owners are ignored by every reader).
+    pub async fn claim(&self, source: &str, owner: &str) -> Result<Claimed, Error> {
+        let epoch = self
+            .write(&Entry::Claim {
+                source: source.to_owned(),
+                owner: owner.to_owned(),
+            })
+            .await?;
+        self.applied(epoch + 1).await?;
+        let (newest, state) = {
+            let v = self.lock();
+            (v.claims.get(source).cloned(), v.states.get(source).cloned())
+        };
+        match newest {
+            Some((e, _)) if e == epoch => {
+                // The predecessor's state, written again under this claim so that it
+                // survives compaction even before this worker commits.
+                if let Some(state) = &state {
+                    self.write(&Entry::State {
+                        source: source.to_owned(),
+                        epoch,
+                        state: state.clone(),
+                    })
+                    .await?;
+                }
+                Ok(Claimed::Won { epoch, state })
+            }
+            Some((_, owner)) => Ok(Claimed::Lost { owner }),
+            None => Err(Error::kafka(
+                "claiming a source",
+                "the claim was not read back",
+            )),
+        }
+    }
+
+    /// Writes `state` for `source` under claim `epoch`; `Ok(false)` (nothing written)
+    /// when a newer claim is known.
+    pub async fn commit(&self, source: &str, epoch: i64, state: &str) -> Result<bool, Error> {
+        if self.owner(source).is_some_and(|(e, _)| e != epoch) {
+            return Ok(false);
+        }
+        self.write(&Entry::State {
+            source: source.to_owned(),
+            epoch,
+            state: state.to_owned(),
+        })
+        .await
+        .map(|_| true)
+    }
+
+    /// The newest claim of `source`: (epoch, owner).
+    pub fn owner(&self, source: &str) -> Option<(i64, String)> {
+        self.lock().claims.get(source).cloned()
+    }
+
+    /// The state of `source` under its newest claim.
+    pub fn state(&self, source: &str) -> Option<String> {
+        self.lock().states.get(source).cloned()
+    }
+
+    /// Records a worker's report.
+    pub async fn report(
+        &self,
+        group: &str,
+        worker: &str,
+        report: &str,
+        at_ms: i64,
+    ) -> Result<(), Error> {
+        self.write(&Entry::Member {
+            group: group.to_owned(),
+            worker: worker.to_owned(),
+            report: report.to_owned(),
+            at_ms,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Every worker's newest report in `group`: (worker, report, at_ms).
+    pub fn members(&self, group: &str) -> Vec<(String, String, i64)> {
+        self.lock()
+            .members
+            .iter()
+            .filter(|((g, _), _)| g == group)
+            .map(|((_, w), (r, at))| (w.clone(), r.clone(), *at))
+            .collect()
+    }
+}
+
+fn read(consumer: &BaseConsumer<TokenContext>, topic: &str, view: &Mutex<View>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let entry = m
+                    .payload()
+                    .and_then(|p| serde_json::from_slice::<Entry>(p).ok());
+                let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
+                match entry {
+                    Some(e) => v.apply(m.offset(), e),
+                    // A tombstone or a record of another writer: skipped, but read.
+                    None => v.next = m.offset() + 1,
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                let end = consumer.position().ok().and_then(|tpl| {
+                    tpl.find_partition(topic, 0)
+                        .and_then(|e| e.offset().to_raw())
+                });
+                if let Some(end) = end {
+                    let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
+                    v.next = v.next.max(end);
+                }
+            }
+            Some(Err(e)) => tracing::debug!(%topic, error = %e, "state log read"),
+            None => {}
+        }
+    }
+}
+
+impl Drop for StateLog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.reader.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(source: &str, epoch: i64, s: &str) -> Entry {
+        Entry::State {
+            source: source.into(),
+            epoch,
+            state: s.into(),
+        }
+    }
+
+    #[test]
+    fn a_write_under_a_superseded_claim_is_ignored_wherever_it_lands() {
+        let mut v = View::default();
+        let claim = |owner: &str| Entry::Claim {
+            source: "s".into(),
+            owner: owner.into(),
+        };
+        v.apply(0, claim("w1"));
+        v.apply(1, state("s", 0, "c1"));
+        v.apply(2, claim("w2"));
+        assert_eq!(
+            v.states["s"], "c1",
+            "the new owner starts from w1's last state"
+        );
+        v.apply(3, state("s", 2, "c2"));
+        v.apply(4, state("s", 0, "stale"));
+        assert_eq!(v.states["s"], "c2", "w1's late write is ignored");
+        assert_eq!(v.claims["s"], (2, "w2".to_owned()));
+        assert_eq!(v.next, 5);
+        // Compaction removed every claim: the newest state counts.
+        let mut compacted = View::default();
+        compacted.apply(7, state("s", 2, "c2"));
+        assert_eq!(compacted.states["s"], "c2");
+    }
+
+    #[test]
+    fn keys_keep_one_state_per_claim() {
+        assert_eq!(state("s", 4, "x").key(), "state/s/4");
+        assert_ne!(state("s", 4, "x").key(), state("s", 6, "x").key());
+    }
+}
