@@ -32,6 +32,9 @@ pub(crate) struct Cluster {
     slots: Mutex<BTreeSet<u32>>,
     member: Mutex<Option<GroupMember>>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Sources stopped because the fence refused their commits, and when: if their slot
+    /// is still this worker's a session timeout later, the claimer was the stale one.
+    fenced_at: Mutex<std::collections::HashMap<String, std::time::Instant>>,
     /// Sources whose commits the fence refused: claimed by another worker.
     fenced_tx: UnboundedSender<Arc<str>>,
     fenced_rx: Mutex<Option<UnboundedReceiver<Arc<str>>>>,
@@ -52,6 +55,7 @@ impl Cluster {
             slots: Mutex::new(BTreeSet::new()),
             member: Mutex::new(None),
             task: Mutex::new(None),
+            fenced_at: Mutex::new(std::collections::HashMap::new()),
             fenced_tx,
             fenced_rx: Mutex::new(Some(fenced_rx)),
         }
@@ -187,7 +191,10 @@ impl StreamManager {
                         }
                     },
                     Some(id) = fenced.recv() => manager.release_fenced(&id).await,
-                    _ = report.tick() => manager.report_member().await,
+                    _ = report.tick() => {
+                        manager.retake_fenced().await;
+                        manager.report_member().await;
+                    }
                 }
             }
         });
@@ -300,7 +307,42 @@ impl StreamManager {
         };
         if let Some(h) = handle {
             tracing::warn!(source = %id, "source stopped: another worker owns it now");
+            if let Some(c) = &self.cluster {
+                c.fenced_at
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.to_owned(), std::time::Instant::now());
+            }
             h.stop(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Claims again the fenced sources whose slots are still this worker's a session
+    /// timeout after the fence: by then the group would have taken the slots away had
+    /// this worker been the stale one, so the other claimer was (a coordinator that gave
+    /// one slot to two workers, or a worker that missed its revoke). Without this such a
+    /// source would run nowhere. If two workers really hold the slot, they fence each
+    /// other at most once per session timeout.
+    async fn retake_fenced(&self) {
+        let Some(cluster) = &self.cluster else { return };
+        let timeout = Duration::from_millis(cluster.settings.session_timeout_ms);
+        let due: Vec<u32> = {
+            let mut fenced = cluster.fenced_at.lock().unwrap_or_else(|e| e.into_inner());
+            let own = cluster.slots();
+            fenced.retain(|id, _| own.contains(&cluster.settings.slot_of(id)));
+            let due: Vec<String> = fenced
+                .iter()
+                .filter(|(_, at)| at.elapsed() >= timeout)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &due {
+                fenced.remove(id);
+            }
+            due.iter().map(|id| cluster.settings.slot_of(id)).collect()
+        };
+        if !due.is_empty() {
+            tracing::warn!(worker = %cluster.worker_id, slots = ?due, "fenced sources whose slots are still this worker's: claiming them again");
+            self.take_slots(&due).await;
         }
     }
 
