@@ -136,24 +136,10 @@ impl GroupMember {
         config: &ClientConfig,
         settings: &GroupSettings,
     ) -> Result<(Self, UnboundedReceiver<GroupEvent>), Error> {
-        let mut c = ClientConfig::new();
-        for key in [
-            "bootstrap.servers",
-            "security.protocol",
-            "sasl.mechanism",
-            "sasl.username",
-            "sasl.password",
-            "sasl.oauthbearer.config",
-            "ssl.ca.location",
-            "ssl.certificate.location",
-            "ssl.key.location",
-            "ssl.key.password",
-            "ssl.endpoint.identification.algorithm",
-        ] {
-            if let Some(v) = config.get(key) {
-                c.set(key, v);
-            }
-        }
+        // The whole client configuration (bootstrap, security, `librdkafka_options`),
+        // as the lag probe and the state log use it; the producer-only properties in it
+        // are ignored by a consumer.
+        let mut c = config.clone();
         c.set("group.id", &settings.group_id)
             .set("client.id", &settings.worker_id)
             .set("partition.assignment.strategy", "cooperative-sticky")

@@ -144,8 +144,17 @@ mod tests {
     fn slots_are_stable_and_spread() {
         let c = ClusterConfig::default();
         // Fixed values: a change here moves every source of every running cluster.
-        assert_eq!(c.slot_of("firms"), c.slot_of("firms"));
+        assert_eq!(c.slot_of("firms"), 38);
         assert_eq!(c.slot_of(""), 0x811c_9dc5 % 64);
+        let sixteen = ClusterConfig {
+            slots: 16,
+            ..ClusterConfig::default()
+        };
+        assert_eq!(
+            [sixteen.slot_of("s0"), sixteen.slot_of("s1")],
+            [6, 9],
+            "the e2e cluster scenario's logs show these"
+        );
         let used: std::collections::BTreeSet<u32> = (0..1000)
             .map(|i| c.slot_of(&format!("source-{i}")))
             .collect();

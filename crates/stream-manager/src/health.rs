@@ -104,6 +104,18 @@ pub struct QueueMetrics {
     pub refused: u64,
 }
 
+impl QueueMetrics {
+    /// Records queued, all priorities.
+    pub fn len(&self) -> usize {
+        self.len_by_priority.iter().sum()
+    }
+
+    /// Nothing queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Throttle figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct ThrottleMetrics {

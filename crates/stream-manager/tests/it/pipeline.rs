@@ -653,7 +653,7 @@ sources:
     m.stop_stream("bug").await.unwrap();
     poll_until(Duration::from_secs(10), "drained", async || {
         let q = m.get_metrics().await;
-        q.queue.len_by_priority.iter().sum::<usize>() == 0 && q.producer_in_flight == 0
+        q.queue.is_empty() && q.producer_in_flight == 0
     })
     .await;
     let delivered = m.stream("bug").await.unwrap().records_processed as usize;
@@ -704,15 +704,7 @@ sources:
     poll_until(
         Duration::from_secs(20),
         "the queue is full and the source blocked",
-        async || {
-            m.get_metrics()
-                .await
-                .queue
-                .len_by_priority
-                .iter()
-                .sum::<usize>()
-                >= 1000
-        },
+        async || m.get_metrics().await.queue.len() >= 1000,
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -956,13 +948,7 @@ sources:
         async || {
             let s = m.stream("gen").await.unwrap();
             let settled = s.cursor.as_deref().and_then(|c| c.parse::<u64>().ok());
-            m.get_metrics()
-                .await
-                .queue
-                .len_by_priority
-                .iter()
-                .sum::<usize>()
-                == 0
+            m.get_metrics().await.queue.is_empty()
                 && settled == Some(s.records_dead_lettered)
                 && rows().await == s.records_dead_lettered
         },

@@ -356,6 +356,17 @@ async fn run(scene: Scene, db: String) {
     }
     let (zombie, stalled) = most;
     let zombie_id = format!("w{}", zombie + 1);
+    // What the worker's log says it did, counted before the stall and after the wake:
+    // (sources stopped by a lost membership or the fence, commits the fence refused).
+    let stops_and_refusals = |w: &Server| {
+        let text = w.log_tail(1_000_000);
+        (
+            text.matches("lost=true").count() + text.matches("another worker owns it now").count(),
+            text.matches("fetch state claimed by another worker")
+                .count(),
+        )
+    };
+    let before_stall = stops_and_refusals(&workers[zombie]);
     let stopped_at = now_ms(&up);
     workers[zombie].signal("STOP");
     let stall_handover = resumed_elsewhere(&up, &stalled, &zombie_id, stopped_at).await;
@@ -376,20 +387,16 @@ async fn run(scene: Scene, db: String) {
         .filter(|(s, w, at)| *w == zombie_id && *at > woke_at && stalled.contains(s))
         .map(|(s, _, at)| (s.clone(), at - woke_at))
         .collect();
-    let log_text = workers[zombie].log_tail(400);
-    let stopped_itself =
-        log_text.contains("lost=true") || log_text.contains("another worker owns it now");
-    let refused = log_text
-        .matches("fetch state claimed by another worker")
-        .count();
+    let after_wake = stops_and_refusals(&workers[zombie]);
+    let refused = after_wake.1 - before_stall.1;
     println!(
         "cluster: after SIGCONT {zombie_id} polled its old sources {} times (at ms {:?}); commits refused by the fence: {refused}",
         zombie_polls.len(),
         zombie_polls.iter().map(|p| p.1).collect::<Vec<_>>()
     );
     assert!(
-        stopped_itself,
-        "the woken worker stopped its sources:\n{}",
+        after_wake.0 > before_stall.0,
+        "the woken worker stopped its sources itself (a lost membership or the fence):\n{}",
         workers[zombie].log_tail(40)
     );
     ticker.abort();
