@@ -1,9 +1,15 @@
 //! Decoders: JSON (records at a pointer), GeoJSON, CSV, NDJSON, and `fields`+`data`
 //! tables. A malformed record is rejected alone; the rest are kept.
 
+use bytes::{BufMut, BytesMut};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_json::{Map, Number, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
+use crate::record::{
+    compact_into, find, find_raw, pointer_tokens, put_json_str, try_find, Record, RecordWriter,
+};
 use crate::source::{Error, Rejected};
 
 /// How a response body becomes records.
@@ -48,125 +54,160 @@ impl Default for Decoder {
     }
 }
 
-/// Decoded records, rejects, and the parsed JSON body (for pagination) when there is one.
+/// Decoded records and rejects; `json` tells whether the body was JSON (pagination
+/// reads links and tokens from it then).
 #[derive(Debug, Default)]
 pub struct Decoded {
-    /// Records.
-    pub records: Vec<Value>,
+    /// Records, each serialized once (a compact copy of its text in the body, or built
+    /// from a CSV row or a fields+data row).
+    pub records: Vec<Record>,
     /// Records that could not be decoded.
     pub rejected: Vec<Rejected>,
-    /// The body as JSON, for JSON-based decoders.
-    pub json: Option<Value>,
+    /// The body is one JSON value (checked whole).
+    pub json: bool,
 }
 
 impl Decoder {
-    /// Decodes a body.
+    /// Decodes a body. JSON is never built into a tree: records are found and copied
+    /// as text, and only the few values a decision needs (a feature's `type`, the
+    /// field names) are parsed.
     pub fn decode(&self, body: &[u8]) -> Result<Decoded, Error> {
+        let mut w = RecordWriter::default();
+        let mut out = Decoded::default();
         match self {
             Decoder::Json { pointer } => {
-                let mut json = parse_json(body)?;
-                // The records are moved out, not cloned (half the decode time went to the
-                // copy); what stays behind (links, tokens) is all pagination needs.
-                let records = match json.pointer_mut(pointer) {
-                    Some(Value::Array(items)) => std::mem::take(items),
-                    Some(Value::Null) | None => Vec::new(),
-                    Some(other) => vec![other.clone()],
-                };
-                Ok(Decoded {
-                    records,
-                    rejected: Vec::new(),
-                    json: Some(json),
-                })
+                out.json = true;
+                let tokens = pointer_tokens(pointer).unwrap_or_default();
+                let found: Option<&RawValue> = checked_find(body, &tokens)?;
+                match found.map(|raw| (raw, elements(raw))) {
+                    None => {}
+                    Some((_, Some(items))) => {
+                        out.records = items
+                            .iter()
+                            .map(|r| w.valid_json(r.get().as_bytes()))
+                            .collect();
+                    }
+                    Some((raw, None)) if raw.get() == "null" => {}
+                    Some((raw, None)) => out.records.push(w.valid_json(raw.get().as_bytes())),
+                }
             }
             Decoder::Geojson => {
-                let mut json = parse_json(body)?;
-                let mut out = Decoded::default();
-                match json.get("type").and_then(Value::as_str) {
+                out.json = true;
+                let root: GeoRoot<'_> = checked_find(body, &[] as &[&str])?.unwrap_or_default();
+                match root.kind.as_ref().and_then(Value::as_str) {
                     Some("FeatureCollection") => {
-                        let features = match json.get_mut("features") {
-                            Some(Value::Array(items)) => std::mem::take(items),
-                            _ => Vec::new(),
-                        };
+                        let features = root.features.and_then(elements).unwrap_or_default();
                         for f in features {
-                            if f.get("type").and_then(Value::as_str) == Some("Feature") {
-                                out.records.push(f);
+                            let text = f.get().as_bytes();
+                            if find::<Value, _>(text, &["type"])
+                                .as_ref()
+                                .and_then(Value::as_str)
+                                == Some("Feature")
+                            {
+                                out.records.push(w.valid_json(text));
                             } else {
                                 out.rejected.push(Rejected::new(
                                     "GeoJSON feature without `\"type\": \"Feature\"`",
-                                    f.to_string().as_bytes(),
+                                    text,
                                 ));
                             }
                         }
                     }
-                    Some("Feature") => out.records.push(json.clone()),
+                    Some("Feature") => out.records.push(w.valid_json(body)),
                     _ => {
                         return Err(Error::Decode(
                             "expected a GeoJSON FeatureCollection or Feature".to_owned(),
                         ))
                     }
                 }
-                out.json = Some(json);
-                Ok(out)
             }
-            Decoder::Csv => decode_csv(body),
+            Decoder::Csv => return decode_csv(body),
             Decoder::Ndjson => {
-                let mut out = Decoded::default();
                 for (i, line) in body.split(|b| *b == b'\n').enumerate() {
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    match serde_json::from_slice::<Value>(line) {
-                        Ok(v) => out.records.push(v),
+                    match serde_json::from_slice::<IgnoredAny>(line) {
+                        Ok(_) => out.records.push(w.valid_json(line)),
                         Err(e) => out.rejected.push(Rejected::new(
                             format!("invalid JSON on line {}: {e}", i + 1),
                             line,
                         )),
                     }
                 }
-                Ok(out)
             }
             Decoder::FieldsData { fields, data } => {
-                let json = parse_json(body)?;
-                let names: Vec<String> = json
-                    .pointer(fields)
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| Error::Decode(format!("no field list at `{fields}`")))?
+                out.json = true;
+                checked_find::<IgnoredAny>(body, &[] as &[&str])?;
+                let names: Vec<Value> = pointer_tokens(fields)
+                    .and_then(|t| find(body, &t))
+                    .ok_or_else(|| Error::Decode(format!("no field list at `{fields}`")))?;
+                // Each name once as `"name":`, ready to copy into every row.
+                let names: Vec<Vec<u8>> = names
                     .iter()
                     .map(|f| {
-                        f.as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| f.to_string())
+                        let mut k = BytesMut::new();
+                        put_json_str(
+                            &mut k,
+                            &f.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| f.to_string()),
+                        );
+                        k.extend_from_slice(b":");
+                        k.to_vec()
                     })
                     .collect();
-                let mut out = Decoded::default();
-                for row in json
-                    .pointer(data)
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    match row.as_array() {
+                let rows = find_raw(body, data).and_then(elements).unwrap_or_default();
+                for row in rows {
+                    match elements(row) {
                         Some(cells) if cells.len() == names.len() => {
-                            let obj: Map<String, Value> =
-                                names.iter().cloned().zip(cells.iter().cloned()).collect();
-                            out.records.push(Value::Object(obj));
+                            let size =
+                                row.get().len() + names.iter().map(Vec::len).sum::<usize>() + 2;
+                            out.records.push(w.build(size, |b| {
+                                b.extend_from_slice(b"{");
+                                for (i, (name, cell)) in names.iter().zip(&cells).enumerate() {
+                                    if i > 0 {
+                                        b.extend_from_slice(b",");
+                                    }
+                                    b.extend_from_slice(name);
+                                    compact_into(cell.get().as_bytes(), b);
+                                }
+                                b.extend_from_slice(b"}");
+                            }));
                         }
                         _ => out.rejected.push(Rejected::new(
                             format!("row does not have the {} fields", names.len()),
-                            row.to_string().as_bytes(),
+                            row.get().as_bytes(),
                         )),
                     }
                 }
-                out.json = Some(json);
-                Ok(out)
             }
         }
+        Ok(out)
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, Error> {
-    serde_json::from_slice(body).map_err(|e| {
+/// A GeoJSON document's root: its `type` and its features, as text.
+#[derive(Default, Deserialize)]
+struct GeoRoot<'a> {
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    #[serde(borrow)]
+    features: Option<&'a RawValue>,
+}
+
+/// The elements of a JSON array, as text (`None` when `raw` is not an array).
+fn elements(raw: &RawValue) -> Option<Vec<&RawValue>> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// The value at `tokens` in a body checked whole as JSON.
+fn checked_find<'de, T: Deserialize<'de>>(
+    body: &'de [u8],
+    tokens: &[impl AsRef<str>],
+) -> Result<Option<T>, Error> {
+    try_find(body, tokens).map_err(|e| {
         let excerpt = Rejected::new("", body).excerpt;
         Error::Decode(format!(
             "invalid JSON ({e}); body starts with: {}",
@@ -175,17 +216,19 @@ fn parse_json(body: &[u8]) -> Result<Value, Error> {
     })
 }
 
-/// A CSV cell typed: integers and floats become numbers, the rest stays text.
-fn typed(cell: &str) -> Value {
+/// Writes a CSV cell typed: integers and floats become numbers, the rest stays text.
+fn put_typed(out: &mut BytesMut, cell: &str) {
     if let Ok(i) = cell.parse::<i64>() {
-        return Value::Number(i.into());
+        let _ = serde_json::to_writer(out.writer(), &i);
+        return;
     }
     if let Ok(f) = cell.parse::<f64>() {
-        if let Some(n) = Number::from_f64(f) {
-            return Value::Number(n);
+        if f.is_finite() {
+            let _ = serde_json::to_writer(out.writer(), &f);
+            return;
         }
     }
-    Value::String(cell.to_owned())
+    put_json_str(out, cell);
 }
 
 fn decode_csv(body: &[u8]) -> Result<Decoded, Error> {
@@ -194,16 +237,34 @@ fn decode_csv(body: &[u8]) -> Result<Decoded, Error> {
         .headers()
         .map_err(|e| Error::Decode(format!("CSV header row: {e}")))?
         .clone();
+    // Each header once as `"name":`.
+    let names: Vec<BytesMut> = headers
+        .iter()
+        .map(|h| {
+            let mut k = BytesMut::new();
+            put_json_str(&mut k, h);
+            k.extend_from_slice(b":");
+            k
+        })
+        .collect();
+    let mut w = RecordWriter::default();
     let mut out = Decoded::default();
     for (i, row) in reader.records().enumerate() {
         match row {
             Ok(row) if row.len() == headers.len() => {
-                let obj: Map<String, Value> = headers
-                    .iter()
-                    .map(str::to_owned)
-                    .zip(row.iter().map(typed))
-                    .collect();
-                out.records.push(Value::Object(obj));
+                let size =
+                    row.as_slice().len() * 2 + names.iter().map(|n| n.len()).sum::<usize>() + 2;
+                out.records.push(w.build(size, |b| {
+                    b.extend_from_slice(b"{");
+                    for (j, (name, cell)) in names.iter().zip(row.iter()).enumerate() {
+                        if j > 0 {
+                            b.extend_from_slice(b",");
+                        }
+                        b.extend_from_slice(name);
+                        put_typed(b, cell);
+                    }
+                    b.extend_from_slice(b"}");
+                }));
             }
             Ok(row) => out.rejected.push(Rejected::new(
                 format!(
@@ -267,7 +328,7 @@ mod tests {
             d.records[0],
             json!({"latitude": 34.1, "longitude": -118.2, "acq_date": "2026-11-01", "confidence": "n"})
         );
-        assert_eq!(d.records[1]["longitude"], json!(-120));
+        assert_eq!(d.records[1].pointer("/longitude"), Some(json!(-120)));
         assert_eq!(d.rejected.len(), 1);
         assert!(d.rejected[0].reason.contains("row 3"), "{:?}", d.rejected);
     }

@@ -8,6 +8,8 @@ use std::hash::Hasher as _;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::record::{pointer_tokens, Record};
+
 /// Which fields identify a record, and how many identities to remember.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,21 +28,27 @@ pub(crate) fn default_window() -> usize {
 }
 
 impl DedupSpec {
-    /// The record's identity: a stable 64-bit hash (FNV-1a, the same on every run and
-    /// build) of its key values; `None` when a key is missing or null.
-    pub(crate) fn identity(&self, record: &Value) -> Option<u64> {
-        let mut h = fnv::FnvHasher::default();
-        for key in &self.keys {
-            match record.pointer(key) {
-                None | Some(Value::Null) => return None,
-                Some(v) => {
-                    h.write(v.to_string().as_bytes());
-                    h.write_u8(0x1f);
-                }
+    /// Each key split into pointer tokens (a key that is not a pointer finds nothing).
+    fn tokens(&self) -> Vec<Option<Vec<String>>> {
+        self.keys.iter().map(|k| pointer_tokens(k)).collect()
+    }
+}
+
+/// The record's identity: a stable 64-bit hash (FNV-1a, the same on every run and
+/// build) of the values at `keys` (split once per fetch); `None` when a key is missing
+/// or null.
+fn identity(keys: &[Option<Vec<String>>], record: &Record) -> Option<u64> {
+    let mut h = fnv::FnvHasher::default();
+    for key in keys {
+        match key.as_ref().and_then(|k| record.field(k)) {
+            None | Some(Value::Null) => return None,
+            Some(v) => {
+                h.write(v.to_string().as_bytes());
+                h.write_u8(0x1f);
             }
         }
-        Some(h.finish())
     }
+    Some(h.finish())
 }
 
 /// The identities remembered, oldest first, with a set for lookups.
@@ -71,11 +79,12 @@ impl Window {
 
     /// Keeps the records not seen within the window and remembers their identities;
     /// records without an identity always pass.
-    pub(crate) fn filter(&mut self, spec: &DedupSpec, records: Vec<Value>) -> Vec<Value> {
+    pub(crate) fn filter(&mut self, spec: &DedupSpec, records: Vec<Record>) -> Vec<Record> {
         let cap = spec.window.max(1);
+        let keys = spec.tokens();
         let mut out = Vec::with_capacity(records.len());
         for r in records {
-            match spec.identity(&r) {
+            match identity(&keys, &r) {
                 None => out.push(r),
                 Some(id) if self.set.insert(id) => {
                     self.order.push_back(id);
@@ -98,6 +107,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    macro_rules! recs {
+        ($($v:expr),* $(,)?) => { vec![$(Record::from(&$v)),*] };
+    }
+
     fn spec(window: usize) -> DedupSpec {
         DedupSpec {
             keys: vec!["/lat".into(), "/lon".into()],
@@ -111,14 +124,17 @@ mod tests {
         let a = json!({"lat": 1, "lon": 2, "x": "first"});
         let b = json!({"lat": 1, "lon": 3});
         let c = json!({"lat": 9, "lon": 9});
-        assert_eq!(w.filter(&d, vec![a.clone(), a.clone(), b.clone()]).len(), 2);
         assert_eq!(
-            w.filter(&d, vec![json!({"lat": 1, "lon": 2, "x": "later"})])
+            w.filter(&d, recs![a.clone(), a.clone(), b.clone()]).len(),
+            2
+        );
+        assert_eq!(
+            w.filter(&d, recs![json!({"lat": 1, "lon": 2, "x": "later"})])
                 .len(),
             0
         );
-        assert_eq!(w.filter(&d, vec![c]).len(), 1); // evicts a's identity
-        assert_eq!(w.filter(&d, vec![a]).len(), 1);
+        assert_eq!(w.filter(&d, recs![c]).len(), 1); // evicts a's identity
+        assert_eq!(w.filter(&d, recs![a]).len(), 1);
     }
 
     #[test]
@@ -126,7 +142,7 @@ mod tests {
         let (d, mut w) = (spec(10), Window::default());
         let no_lon = json!({"lat": 1});
         let null_lon = json!({"lat": 1, "lon": null});
-        let kept = w.filter(&d, vec![no_lon.clone(), no_lon.clone(), null_lon.clone()]);
+        let kept = w.filter(&d, recs![no_lon.clone(), no_lon.clone(), null_lon.clone()]);
         assert_eq!(
             kept.len(),
             3,
@@ -136,7 +152,7 @@ mod tests {
         // `1` and `"1"` are different values, so different identities.
         let kept = w.filter(
             &d,
-            vec![json!({"lat": 1, "lon": 1}), json!({"lat": 1, "lon": "1"})],
+            recs![json!({"lat": 1, "lon": 1}), json!({"lat": 1, "lon": "1"})],
         );
         assert_eq!(kept.len(), 2);
     }
@@ -144,7 +160,10 @@ mod tests {
     #[test]
     fn identities_are_stable_across_runs() {
         // Persisted windows must mean the same after a restart or a rebuild.
-        let id = spec(1).identity(&json!({"lat": 38.5, "lon": -121.4}));
+        let id = identity(
+            &spec(1).tokens(),
+            &json!({"lat": 38.5, "lon": -121.4}).into(),
+        );
         assert_eq!(id, Some(0xd314_2ac1_a09e_9562));
     }
 }

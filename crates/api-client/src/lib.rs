@@ -21,7 +21,9 @@
 //! let source = Registry::builtin().build("sensors", &cfg)?;
 //! let fetch = source.fetch(None).await?;
 //! assert_eq!(fetch.records.len(), 5); // the first fetch covers one second
-//! assert!(fetch.records[0]["station_id"].as_str().unwrap().starts_with("sensor_"));
+//! // Each record is its JSON text, serialized once; fields are read from the text.
+//! let station = fetch.records[0].pointer("/station_id").unwrap();
+//! assert!(station.as_str().unwrap().starts_with("sensor_"));
 //! # Ok(()) }
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(demo()).unwrap();
 //! ```
@@ -34,6 +36,7 @@ mod decode;
 mod dedup;
 mod http;
 mod metrics;
+mod record;
 mod source;
 mod time;
 
@@ -46,4 +49,5 @@ pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,
 };
 pub use metrics::describe_metrics;
+pub use record::{pointer_tokens, Record, RecordWriter};
 pub use source::{Cursor, Error, Fetch, PartStatus, Rejected, Result, Source};

@@ -4,7 +4,8 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use serde_json::Value;
+
+use crate::record::Record;
 
 /// Where a source left off: opaque text the source understands (a timestamp, a token,
 /// a file offset). Stored by a [`crate::CursorStore`] once its records are safe.
@@ -53,8 +54,8 @@ impl Rejected {
 /// The result of one fetch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fetch {
-    /// New records.
-    pub records: Vec<Value>,
+    /// New records, each its JSON text.
+    pub records: Vec<Record>,
     /// The cursor to commit once these records are safe (`None`: keep the old one).
     pub next_cursor: Option<Cursor>,
     /// False when the upstream had nothing new (304, cache hit, empty delta).

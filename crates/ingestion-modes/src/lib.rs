@@ -47,9 +47,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use api_client::Record;
 use api_client::{FetchSeq, Rejected};
 use async_trait::async_trait;
-use serde_json::Value;
 
 pub use metrics::describe_metrics;
 pub use modes::{start, IngestionHandle, ModeSpec, StopReport};
@@ -62,7 +62,7 @@ pub struct Emitted {
     /// The source.
     pub source_id: Arc<str>,
     /// Records, each with its fetch.
-    pub records: Vec<(FetchSeq, Value)>,
+    pub records: Vec<(FetchSeq, Record)>,
     /// Records that could not be decoded, each with its fetch.
     pub rejected: Vec<(FetchSeq, Rejected)>,
 }

@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api_client::Record;
 use api_client::{CursorTracker, FetchSeq, Rejected, Source};
-use serde_json::Value;
 use stream_config::{IngestionConfig, IngestionModeKind};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
@@ -190,7 +190,7 @@ struct Ctx {
     stats: Arc<ModeStats>,
 }
 
-type Polled = (Vec<(FetchSeq, Value)>, Vec<(FetchSeq, Rejected)>);
+type Polled = (Vec<(FetchSeq, Record)>, Vec<(FetchSeq, Rejected)>);
 
 impl Ctx {
     async fn run(self) -> StopReport {
@@ -385,7 +385,7 @@ impl Ctx {
 
     async fn emit_chunks(
         &self,
-        records: Vec<(FetchSeq, Value)>,
+        records: Vec<(FetchSeq, Record)>,
         rejected: Vec<(FetchSeq, Rejected)>,
     ) -> Result<(), crate::Error> {
         let mut rejected = Some(rejected);

@@ -1,19 +1,20 @@
 //! The record path: sources' sinks push into the queue; the dispatcher pops batches,
 //! throttles, resolves each record's topic, and delivers; everything settles its cursor.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use api_client::{CursorTracker, FetchSeq, Rejected};
+use api_client::{CursorTracker, FetchSeq, Record, Rejected};
 use async_trait::async_trait;
 use bytes::Bytes;
 use ingestion_modes::{Emitted, Sink};
 use producer::{FailureReason, NewDeadLetter, OutgoingRecord};
 use queue::{MessageId, Priority, PushError, QueueItem};
 use serde_json::Value;
-use topic_resolver::Record;
 
 use crate::manager::Shared;
 
@@ -98,7 +99,8 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Where an emitted batch's payloads and id headers are written: chunks of 64 KiB (or one
+/// Where an emitted batch's id headers (and payloads wrapped with their metadata) are
+/// written: chunks of 64 KiB (or one
 /// record's size, if larger) that the records' `Bytes` share, so a record costs no
 /// allocation of its own for them and copying a record only counts references. A chunk
 /// is freed with its last record; records of one batch travel together (FIFO within a
@@ -140,13 +142,7 @@ impl Arena {
     }
 }
 
-/// `metadata_in_payload`'s wrapper, serialized without copying the record.
-#[derive(serde::Serialize)]
-struct Wrapped<'a> {
-    data: &'a Value,
-    _metadata: WrappedMeta<'a>,
-}
-
+/// `metadata_in_payload`'s metadata object, written after the record's own text.
 #[derive(serde::Serialize)]
 struct WrappedMeta<'a> {
     message_id: &'a str,
@@ -156,51 +152,66 @@ struct WrappedMeta<'a> {
     ingested_at_ms: i64,
 }
 
+/// A record's fields, read from its JSON text by the rules that need them.
+pub(crate) struct Text<'a>(pub(crate) &'a Record);
+
+impl topic_resolver::Fields for Text<'_> {
+    fn field(&self, tokens: &[String]) -> Option<Cow<'_, Value>> {
+        self.0.field(tokens).map(Cow::Owned)
+    }
+}
+
 impl Shared {
-    /// The outgoing form of a record as it enters the queue: serialized once into the
-    /// batch's `arena`, its topic and key resolved, its metadata as headers with static
-    /// names.
+    /// The outgoing form of a record as it enters the queue: its text as the payload
+    /// (shared, not copied; with `metadata_in_payload`, wrapped once into the batch's
+    /// `arena`), its topic and key resolved, its metadata as headers with static names.
     /// `embed_metadata` is `metadata_in_payload`, read once per batch by the caller;
     /// `ingested_at` is taken once per batch.
     pub(crate) fn outgoing(
         &self,
         ctx: &SourceCtx,
-        value: &Value,
+        record: &Record,
         priority: Priority,
         embed_metadata: bool,
         ingested_at: &Ingested,
         arena: &mut Arena,
     ) -> serde_json::Result<OutgoingRecord> {
-        let d = self.resolver.resolve(&Record {
+        let d = self.resolver.resolve(&topic_resolver::Record {
             source_id: &ctx.id,
             source_type: &ctx.source_type,
-            value,
+            value: &Text(record),
         });
         let id = MessageId::generate().to_hex();
         let id_header = arena.copy(id.as_bytes());
-        let out = arena.writer();
-        let written = if embed_metadata {
-            serde_json::to_writer(
-                out,
-                &Wrapped {
-                    data: value,
-                    _metadata: WrappedMeta {
-                        message_id: &id,
-                        source_id: &ctx.id,
-                        source_type: &ctx.source_type,
-                        priority: priority.as_str(),
-                        ingested_at_ms: ingested_at.ms,
-                    },
-                },
-            )
+        let payload = if embed_metadata {
+            let mut out = arena.writer();
+            let written = out
+                .write_all(b"{\"data\":")
+                .and_then(|()| out.write_all(record.as_bytes()))
+                .and_then(|()| out.write_all(b",\"_metadata\":"))
+                .map_err(serde_json::Error::io)
+                .and_then(|()| {
+                    serde_json::to_writer(
+                        &mut out,
+                        &WrappedMeta {
+                            message_id: &id,
+                            source_id: &ctx.id,
+                            source_type: &ctx.source_type,
+                            priority: priority.as_str(),
+                            ingested_at_ms: ingested_at.ms,
+                        },
+                    )
+                })
+                .and_then(|()| out.write_all(b"}").map_err(serde_json::Error::io));
+            drop(out);
+            if let Err(e) = written {
+                arena.discard();
+                return Err(e);
+            }
+            arena.take()
         } else {
-            serde_json::to_writer(out, value)
+            record.bytes()
         };
-        if let Err(e) = written {
-            arena.discard();
-            return Err(e);
-        }
-        let payload = arena.take();
         let headers = vec![
             ("message_id".into(), id_header),
             ("source_id".into(), ctx.id_header.clone()),
@@ -301,7 +312,7 @@ impl Sink for StreamSink {
             // The first matching priority rule, else the source's priority.
             let priority = rules
                 .iter()
-                .find(|(p, _)| p.matches(&value))
+                .find(|(p, _)| p.matches(&Text(&value)))
                 .map_or(self.ctx.priority, |(_, prio)| *prio);
             let record =
                 match shared.outgoing(&self.ctx, &value, priority, embed, &ingested, &mut arena) {

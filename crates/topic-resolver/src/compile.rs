@@ -1,6 +1,7 @@
 //! Routing configuration compiled for fast resolution: regexes built, templates split,
 //! static topics shared as `Arc<str>`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -26,9 +27,24 @@ impl Pointer {
         )
     }
 
-    /// The value at this pointer, if any.
-    pub(crate) fn get<'v>(&self, mut v: &'v Value) -> Option<&'v Value> {
-        for token in &self.0 {
+    /// The value at this pointer in a record, if any.
+    pub(crate) fn get<'v>(&self, record: &'v dyn Fields) -> Option<Cow<'v, Value>> {
+        record.field(&self.0)
+    }
+}
+
+/// A record's content as rules and keys read it: the value at a JSON pointer, given as
+/// its unescaped tokens. Implemented for a parsed [`Value`]; a caller that keeps records
+/// as JSON text implements it by reading the text (and returns an owned value).
+pub trait Fields {
+    /// The value at the pointer `tokens` (`[]` is the whole record), if any.
+    fn field(&self, tokens: &[String]) -> Option<Cow<'_, Value>>;
+}
+
+impl Fields for Value {
+    fn field(&self, tokens: &[String]) -> Option<Cow<'_, Value>> {
+        let mut v = self;
+        for token in tokens {
             v = match v {
                 Value::Object(map) => map.get(token.as_str())?,
                 Value::Array(items) => {
@@ -40,7 +56,7 @@ impl Pointer {
                 _ => return None,
             };
         }
-        Some(v)
+        Some(Cow::Borrowed(v))
     }
 }
 
@@ -251,7 +267,7 @@ impl Predicate {
     }
 
     /// True when `record` passes the test (a missing field never does).
-    pub fn matches(&self, record: &Value) -> bool {
+    pub fn matches(&self, record: &dyn Fields) -> bool {
         crate::resolver::matches(self, record)
     }
 }
@@ -342,7 +358,11 @@ mod tests {
             "", "/a~1b", "/m~0n", "/arr/0", "/arr/1/x", "/arr/01", "/arr/9", "/arr/-", "/", "/o/p",
             "/o/p/q", "/nope",
         ] {
-            assert_eq!(Pointer::parse(p).get(&doc), doc.pointer(p), "pointer {p:?}");
+            assert_eq!(
+                Pointer::parse(p).get(&doc).as_deref(),
+                doc.pointer(p),
+                "pointer {p:?}"
+            );
         }
     }
 }

@@ -45,7 +45,7 @@ mod metrics;
 mod resolver;
 mod rules;
 
-pub use compile::Predicate;
+pub use compile::{Fields, Predicate};
 pub use geohash::geohash;
 pub use metrics::describe_metrics;
 pub use resolver::{Destination, Error, Record, Resolver, Result, Strategy};

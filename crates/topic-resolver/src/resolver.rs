@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
-use crate::compile::{compile_rule, Condition, KeySpec, Part, Predicate, RuleSet, Target};
+use crate::compile::{compile_rule, Condition, Fields, KeySpec, Part, Predicate, RuleSet, Target};
 use crate::rules::{ContentRule, PatternMapping, Rules};
 
 /// Errors of the resolver.
@@ -52,14 +52,23 @@ impl Strategy {
 }
 
 /// A record to route.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Record<'a> {
     /// The source that produced it.
     pub source_id: &'a str,
     /// The source's connector type.
     pub source_type: &'a str,
-    /// The record.
-    pub value: &'a Value,
+    /// The record's content (a parsed `Value`, or anything else that can read fields).
+    pub value: &'a dyn Fields,
+}
+
+impl std::fmt::Debug for Record<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("source_id", &self.source_id)
+            .field("source_type", &self.source_type)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a record goes: the topic the producer must use, and its key.
@@ -245,10 +254,11 @@ fn json_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-pub(crate) fn matches(p: &Predicate, value: &Value) -> bool {
+pub(crate) fn matches(p: &Predicate, value: &dyn Fields) -> bool {
     let Some(field) = p.field.get(value) else {
         return false;
     };
+    let field = field.as_ref();
     let num = || field.as_f64();
     match &p.condition {
         Condition::Exists => !field.is_null(),
@@ -288,7 +298,7 @@ fn render(target: &Target, record: &Record<'_>) -> Option<Arc<str>> {
                 let text = match part {
                     Part::SourceId => record.source_id.to_owned(),
                     Part::SourceType => record.source_type.to_owned(),
-                    Part::Pointer(p) => scalar_text(p.get(record.value)?)?,
+                    Part::Pointer(p) => scalar_text(p.get(record.value)?.as_ref())?,
                     Part::Literal(_) => unreachable!("handled above"),
                 };
                 if text.is_empty() {
@@ -310,14 +320,14 @@ fn render(target: &Target, record: &Record<'_>) -> Option<Arc<str>> {
 
 fn key(rules: &RuleSet, record: &Record<'_>) -> Option<String> {
     match rules.keys.get(record.source_id)? {
-        KeySpec::Pointer(p) => scalar_text(p.get(record.value)?),
+        KeySpec::Pointer(p) => scalar_text(p.get(record.value)?.as_ref()),
         KeySpec::Geo {
             lat,
             lon,
             precision,
         } => {
-            let lat = as_coord(lat.get(record.value)?)?;
-            let lon = as_coord(lon.get(record.value)?)?;
+            let lat = as_coord(lat.get(record.value)?.as_ref())?;
+            let lon = as_coord(lon.get(record.value)?.as_ref())?;
             crate::geohash(lat, lon, *precision)
         }
     }

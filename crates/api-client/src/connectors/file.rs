@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::decode::Decoder;
+use crate::record::Record;
 use crate::source::{Cursor, Error, Fetch, Rejected, Source};
 
 /// File formats.
@@ -45,7 +45,7 @@ fn default_per_fetch() -> usize {
 /// Replays a file. The cursor is the index of the next record (with `loop`, `cycle:index`).
 #[derive(Debug)]
 pub(crate) struct FileSource {
-    records: Vec<Value>,
+    records: Vec<Record>,
     rejected: Vec<Rejected>,
     params: FileParams,
 }

@@ -5,10 +5,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::record::{Record, RecordWriter};
 use crate::source::{Cursor, Error, Fetch, Source};
 
 /// Parameters of the `synthetic` connector.
@@ -83,7 +83,7 @@ impl SyntheticSource {
         }
     }
 
-    fn reading(&self, rng: &mut StdRng, seq: u64) -> Value {
+    fn reading(&self, rng: &mut StdRng, seq: u64, now: &str, w: &mut RecordWriter) -> Record {
         let p = &self.params;
         let station = rng.random_range(0..p.stations.max(1));
         // Stations sit on a fixed grid around the centre (stable per station id).
@@ -92,27 +92,88 @@ impl SyntheticSource {
         let temperature: f64 = 18.0 + rng.random_range(0.0..22.0);
         let humidity: f64 =
             (60.0 - (temperature - 18.0) * 2.0 + rng.random_range(-5.0..5.0)).clamp(3.0, 100.0);
-        let mut r = json!({
-            "station_id": format!("sensor_{station:03}"),
-            "sequence": seq,
-            "timestamp": crate::time::iso8601_now(),
-            "latitude": (lat * 1e5).round() / 1e5,
-            "longitude": (lon * 1e5).round() / 1e5,
-            "temperature_c": (temperature * 10.0).round() / 10.0,
-            "humidity_pct": (humidity * 10.0).round() / 10.0,
-            "wind_speed_ms": (rng.random_range(0.0..18.0f64) * 10.0).round() / 10.0,
-            "wind_direction_deg": rng.random_range(0..360),
-            "pm25_ugm3": (rng.random_range(2.0..60.0f64) * 10.0).round() / 10.0,
-        });
-        if rng.random_bool(p.alert_probability.clamp(0.0, 1.0)) {
-            r["alert_id"] = json!(format!("alert-{seq}"));
-            r["severity"] = json!("critical");
-            r["alert_type"] = json!("red_flag_warning");
+        let wind_speed: f64 = rng.random_range(0.0..18.0);
+        let wind_direction: u32 = rng.random_range(0..360);
+        let pm25: f64 = rng.random_range(2.0..60.0);
+        let alert = rng.random_bool(p.alert_probability.clamp(0.0, 1.0));
+        let reading = Reading {
+            station_id: Station(station),
+            sequence: seq,
+            timestamp: now,
+            latitude: (lat * 1e5).round() / 1e5,
+            longitude: (lon * 1e5).round() / 1e5,
+            temperature_c: (temperature * 10.0).round() / 10.0,
+            humidity_pct: (humidity * 10.0).round() / 10.0,
+            wind_speed_ms: (wind_speed * 10.0).round() / 10.0,
+            wind_direction_deg: wind_direction,
+            pm25_ugm3: (pm25 * 10.0).round() / 10.0,
+            alert_id: alert.then_some(AlertId(seq)),
+            severity: alert.then_some("critical"),
+            alert_type: alert.then_some("red_flag_warning"),
+            pad: (p.pad_bytes > 0).then_some(Pad(p.pad_bytes)),
+        };
+        // A struct of numbers and plain text always serializes.
+        w.serialize(&reading)
+            .unwrap_or_else(|_| Record::from_value(&serde_json::Value::Null))
+    }
+}
+
+/// One reading, written straight to JSON text (no tree, no allocation per field).
+#[derive(Serialize)]
+struct Reading<'a> {
+    station_id: Station,
+    sequence: u64,
+    timestamp: &'a str,
+    latitude: f64,
+    longitude: f64,
+    temperature_c: f64,
+    humidity_pct: f64,
+    wind_speed_ms: f64,
+    wind_direction_deg: u32,
+    pm25_ugm3: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert_id: Option<AlertId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    severity: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pad: Option<Pad>,
+}
+
+/// `sensor_007`.
+struct Station(u32);
+
+impl Serialize for Station {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("sensor_{:03}", self.0))
+    }
+}
+
+/// `alert-42`.
+struct AlertId(u64);
+
+impl Serialize for AlertId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("alert-{}", self.0))
+    }
+}
+
+/// `n` times `x`.
+struct Pad(usize);
+
+impl Serialize for Pad {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Xs(usize);
+        impl std::fmt::Display for Xs {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                for _ in 0..self.0 {
+                    f.write_str("x")?;
+                }
+                Ok(())
+            }
         }
-        if p.pad_bytes > 0 {
-            r["pad"] = json!("x".repeat(p.pad_bytes));
-        }
-        r
+        s.collect_str(&Xs(self.0))
     }
 }
 
@@ -131,8 +192,10 @@ impl Source for SyntheticSource {
             want - want.floor()
         };
         let start: u64 = cursor.and_then(|c| c.0.parse().ok()).unwrap_or(0);
-        let records: Vec<Value> = (1..=n as u64)
-            .map(|i| self.reading(&mut s.rng, start + i))
+        let now = crate::time::iso8601_now();
+        let mut w = RecordWriter::default();
+        let records: Vec<Record> = (1..=n as u64)
+            .map(|i| self.reading(&mut s.rng, start + i, &now, &mut w))
             .collect();
         Ok(Fetch {
             changed: !records.is_empty(),

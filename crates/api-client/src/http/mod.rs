@@ -372,7 +372,7 @@ impl HttpApiClient {
                 &self.spec.pagination,
                 &url,
                 &headers,
-                decoded.json.as_ref(),
+                decoded.json.then_some(&body[..]),
                 page_len,
             );
             fetch.records.extend(decoded.records);

@@ -5,6 +5,8 @@ use reqwest::header::HeaderMap;
 use reqwest::Url;
 use serde_json::Value;
 
+use crate::record::{pointer_tokens, Record};
+
 use super::spec::{HttpSpec, Incremental, Pagination};
 use crate::source::{Cursor, Error};
 
@@ -47,13 +49,14 @@ pub(crate) fn next_url(
     pagination: &Pagination,
     current: &Url,
     headers: &HeaderMap,
-    json: Option<&Value>,
+    json: Option<&[u8]>,
     page_len: usize,
 ) -> Option<Url> {
     match pagination {
         Pagination::None => None,
         Pagination::NextLink { pointer } => {
-            let link = json?.pointer(pointer)?.as_str()?;
+            let link = crate::record::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
+            let link = link.as_str()?;
             (!link.is_empty())
                 .then(|| current.join(link).ok())
                 .flatten()
@@ -73,9 +76,9 @@ pub(crate) fn next_url(
             })
         }
         Pagination::Cursor { pointer, param } => {
-            let token = json?.pointer(pointer)?;
+            let token = crate::record::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
             let token = match token {
-                Value::String(s) if !s.is_empty() => s.clone(),
+                Value::String(s) if !s.is_empty() => s,
                 Value::Number(n) => n.to_string(),
                 _ => return None,
             };
@@ -105,17 +108,18 @@ pub(crate) fn next_url(
 
 pub(crate) fn newest_cursor(
     inc: Option<&Incremental>,
-    records: &[Value],
+    records: &[Record],
     old: Option<&Cursor>,
 ) -> Option<Cursor> {
     let inc = inc?;
+    let field = pointer_tokens(&inc.field)?;
     let mut newest: Option<String> = old.map(|c| c.0.clone());
     for r in records {
-        let Some(v) = r.pointer(&inc.field) else {
+        let Some(v) = r.field(&field) else {
             continue;
         };
         let v = match v {
-            Value::String(s) => s.clone(),
+            Value::String(s) => s,
             Value::Number(n) => n.to_string(),
             _ => continue,
         };
@@ -197,15 +201,15 @@ mod tests {
         let link = Pagination::NextLink {
             pointer: "/links/next".into(),
         };
-        let body = json!({"links": {"next": "/api/items?page=2"}});
+        let body = json!({"links": {"next": "/api/items?page=2"}}).to_string();
         assert_eq!(
-            next_url(&link, &cur, &none, Some(&body), 5)
+            next_url(&link, &cur, &none, Some(body.as_bytes()), 5)
                 .unwrap()
                 .as_str(),
             "http://h/api/items?page=2"
         );
-        let last = json!({"links": {"next": ""}});
-        assert!(next_url(&link, &cur, &none, Some(&last), 5).is_none());
+        let last = json!({"links": {"next": ""}}).to_string();
+        assert!(next_url(&link, &cur, &none, Some(last.as_bytes()), 5).is_none());
         let cursor = Pagination::Cursor {
             pointer: "/meta/next".into(),
             param: "after".into(),
@@ -215,14 +219,14 @@ mod tests {
                 &cursor,
                 &cur,
                 &none,
-                Some(&json!({"meta": {"next": 17}})),
+                Some(json!({"meta": {"next": 17}}).to_string().as_bytes()),
                 5
             )
             .unwrap()
             .as_str(),
             "http://h/api/items?limit=5&after=17"
         );
-        assert!(next_url(&cursor, &cur, &none, Some(&json!({"meta": {}})), 5).is_none());
+        assert!(next_url(&cursor, &cur, &none, Some(br#"{"meta": {}}"#), 5).is_none());
     }
 
     #[test]
@@ -251,7 +255,8 @@ mod tests {
             json!({"t": "8"}),
             json!({"t": null}),
             json!({}),
-        ];
+        ]
+        .map(Record::from);
         assert_eq!(
             newest_cursor(Some(&inc), &records, Some(&c)),
             Some(Cursor("10".into()))

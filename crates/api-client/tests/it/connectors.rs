@@ -56,11 +56,11 @@ async fn noaa_weather_observations_and_alerts_with_user_agent() {
     let f = s.fetch(None).await.unwrap();
     assert_eq!(f.records.len(), 3);
     assert_eq!(
-        f.records[0]["properties"]["temperature"]["value"],
+        f.records[0].to_value()["properties"]["temperature"]["value"],
         json!(14.4)
     );
     assert_eq!(
-        f.records[1]["properties"]["event"],
+        f.records[1].to_value()["properties"]["event"],
         json!("Red Flag Warning")
     );
     // The same observation and alerts again: de-duplicated by the identities the first
@@ -94,8 +94,12 @@ async fn nasa_firms_csv_deduplicated_by_detection_and_key_kept_secret() {
             && !names[0].contains("MAPKEY123"),
         "{names:?}"
     );
-    assert_eq!(f.records[1]["frp"], json!(14.8));
-    assert_eq!(f.records[0]["acq_time"], json!(954), "numbers are typed");
+    assert_eq!(f.records[1].to_value()["frp"], json!(14.8));
+    assert_eq!(
+        f.records[0].to_value()["acq_time"],
+        json!(954),
+        "numbers are typed"
+    );
     assert!(
         s.fetch(f.next_cursor.as_ref())
             .await
@@ -150,10 +154,10 @@ async fn usgs_earthquakes_geojson_feed() {
         ),
     );
     let f = s.fetch(None).await.unwrap();
-    let ids: Vec<&str> = f
+    let ids: Vec<String> = f
         .records
         .iter()
-        .map(|r| r["id"].as_str().unwrap())
+        .map(|r| r.to_value()["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids, vec!["nc75012345", "ci40123456"]);
     let bad = Registry::builtin().build(
@@ -182,7 +186,7 @@ async fn airnow_observations_by_location() {
     );
     let f = s.fetch(None).await.unwrap();
     assert_eq!(f.records.len(), 2);
-    assert_eq!(f.records[1]["ParameterName"], json!("PM2.5"));
+    assert_eq!(f.records[1].to_value()["ParameterName"], json!("PM2.5"));
 }
 
 #[tokio::test]
@@ -261,7 +265,7 @@ async fn synthetic_is_seeded_and_paced_by_time() {
         f.records
             .iter()
             .map(|r| {
-                let mut r = r.clone();
+                let mut r = r.to_value();
                 r["timestamp"] = Value::Null;
                 r
             })
@@ -271,13 +275,13 @@ async fn synthetic_is_seeded_and_paced_by_time() {
     assert!(fa
         .records
         .iter()
-        .any(|r| r["severity"] == json!("critical")));
+        .any(|r| r.to_value()["severity"] == json!("critical")));
     assert_eq!(fa.next_cursor, Some(Cursor("20".into())));
     tokio::time::advance(std::time::Duration::from_millis(500)).await;
     let next = a.fetch(fa.next_cursor.as_ref()).await.unwrap();
     assert_eq!(next.records.len(), 10);
     assert_eq!(
-        next.records[0]["sequence"],
+        next.records[0].to_value()["sequence"],
         json!(21),
         "numbering continues from the cursor"
     );
@@ -293,7 +297,7 @@ async fn file_replay_in_order_with_rejects_and_loop() {
     assert_eq!(
         f1.records
             .iter()
-            .map(|r| r["id"].clone())
+            .map(|r| r.to_value()["id"].clone())
             .collect::<Vec<_>>(),
         vec![json!(1), json!(2)]
     );
@@ -329,7 +333,7 @@ async fn registry_lists_builtins_and_takes_new_types() {
     impl Source for Constant {
         async fn fetch(&self, _: Option<&Cursor>) -> Result<Fetch, api_client::Error> {
             Ok(Fetch {
-                records: vec![json!({"k": 1})],
+                records: vec![json!({"k": 1}).into()],
                 changed: true,
                 ..Fetch::default()
             })

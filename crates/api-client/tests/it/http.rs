@@ -59,7 +59,11 @@ async fn follows_next_links_across_three_pages() {
         ..HttpSpec::get(format!("{base}/items"))
     });
     let f = c.fetch(None).await.unwrap();
-    let ns: Vec<i64> = f.records.iter().map(|r| r["n"].as_i64().unwrap()).collect();
+    let ns: Vec<i64> = f
+        .records
+        .iter()
+        .map(|r| r.to_value()["n"].as_i64().unwrap())
+        .collect();
     assert_eq!(ns, vec![1, 2, 3, 4]);
     assert!(f.changed);
 }

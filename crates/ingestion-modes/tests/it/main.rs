@@ -58,7 +58,7 @@ impl Source for Scripted {
         self.running.fetch_sub(1, Ordering::SeqCst);
         let base: usize = cursor.map_or(0, |c| c.0.parse().unwrap());
         let records: Vec<_> = (0..self.per_fetch)
-            .map(|i| json!({"n": base + i}))
+            .map(|i| json!({"n": base + i}).into())
             .collect();
         self.n.fetch_add(records.len(), Ordering::SeqCst);
         Ok(Fetch {
@@ -281,7 +281,7 @@ async fn cursor_commits_only_after_settling_and_a_restart_refetches() {
     let batches = drain(&mut rx);
     assert_eq!(batches.len(), 2);
     // The pipeline acknowledges the first fetch only, then "crashes".
-    let (seq, _) = batches[0].records[0];
+    let seq = batches[0].records[0].0;
     t.settle(seq, 2).await.unwrap();
     assert_eq!(store.load("s").await.unwrap(), Some(Cursor("2".into())));
     let restarted = tracker(&store).await;

@@ -78,7 +78,8 @@ pub(crate) async fn corpus(b: &Bench, pad: usize) -> Corpus {
         .await
         .expect("synthetic fetch");
     let mut ndjson = String::new();
-    for mut r in fetch.records.into_iter().take(SENSORS) {
+    for r in fetch.records.into_iter().take(SENSORS) {
+        let mut r = r.to_value();
         if pad > 0 {
             r["notes"] = Value::String(random_text(&mut rng, pad));
         }
@@ -141,13 +142,13 @@ pub(crate) async fn corpus(b: &Bench, pad: usize) -> Corpus {
         let id: &'static str = if id == "sensors" { "sensors" } else { "fires" };
         for v in values.into_iter().take(n) {
             let key = v.pointer(key).and_then(|k| match k {
-                Value::String(s) => Some(Bytes::from(s.clone())),
+                Value::String(s) => Some(Bytes::from(s)),
                 Value::Number(n) => Some(Bytes::from(n.to_string())),
                 _ => None,
             });
             records.push(Rec {
                 source: id,
-                payload: Bytes::from(serde_json::to_vec(&v).expect("serialize")),
+                payload: v.bytes(),
                 key,
             });
         }

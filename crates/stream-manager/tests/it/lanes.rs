@@ -23,10 +23,10 @@ struct Backlog {
 #[async_trait]
 impl Source for Backlog {
     async fn fetch(&self, cursor: Option<&Cursor>) -> api_client::Result<Fetch> {
-        let records: Vec<Value> = match cursor.map(|c| c.0.as_str()) {
-            None => (0..1000).map(|n| json!({ "n": n })).collect(),
+        let records: Vec<api_client::Record> = match cursor.map(|c| c.0.as_str()) {
+            None => (0..1000).map(|n| json!({ "n": n }).into()).collect(),
             Some("backlog") => (0..self.alerts)
-                .map(|n| json!({ "alert": n, "severity": "critical" }))
+                .map(|n| json!({ "alert": n, "severity": "critical" }).into())
                 .collect(),
             Some(_) => Vec::new(),
         };

@@ -602,8 +602,8 @@ impl api_client::Source for Panicky {
         let at: u64 = cursor.and_then(|c| c.0.parse().ok()).unwrap_or(0);
         Ok(api_client::Fetch {
             records: vec![
-                serde_json::json!({"seq": at + 1}),
-                serde_json::json!({"seq": at + 2}),
+                serde_json::json!({"seq": at + 1}).into(),
+                serde_json::json!({"seq": at + 2}).into(),
             ],
             next_cursor: Some(api_client::Cursor((at + 2).to_string())),
             changed: true,
