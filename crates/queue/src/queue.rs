@@ -260,7 +260,9 @@ impl<T: QueueItem> PriorityQueue<T> {
         if self.config.overflow != OverflowStrategy::Block {
             return self.try_push(item);
         }
-        let started = Instant::now();
+        // Taken when the push first has to wait: a push that finds room costs no clock
+        // read and no histogram sample.
+        let mut started: Option<Instant> = None;
         loop {
             let notified = self.not_full.notified();
             tokio::pin!(notified);
@@ -274,8 +276,8 @@ impl<T: QueueItem> PriorityQueue<T> {
                 {
                     let result = self.push_locked(&mut inner, item);
                     let wake = result.is_ok() && inner.waiting_pop > 0;
-                    let waited = started.elapsed();
-                    if !waited.is_zero() {
+                    if let Some(started) = started {
+                        let waited = started.elapsed();
                         inner.stats.blocked += waited;
                         metrics::histogram!(m::BLOCKED).record(waited.as_secs_f64());
                     }
@@ -286,6 +288,7 @@ impl<T: QueueItem> PriorityQueue<T> {
                     return result;
                 }
                 inner.waiting_push += 1;
+                started.get_or_insert_with(Instant::now);
                 WaitGuard {
                     queue: self,
                     pop: false,
@@ -297,7 +300,7 @@ impl<T: QueueItem> PriorityQueue<T> {
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
                         drop(guard);
                         let mut inner = self.lock();
-                        let waited = started.elapsed();
+                        let waited = started.map_or(Duration::ZERO, |s| s.elapsed());
                         inner.stats.blocked += waited;
                         metrics::histogram!(m::BLOCKED).record(waited.as_secs_f64());
                         let priority = item.priority();
