@@ -113,7 +113,12 @@ impl Decoder {
                             }
                         }
                     }
-                    Some("Feature") => out.records.push(w.valid_json(body)),
+                    Some("Feature") => {
+                        // Checked as text too: skipped members were not checked for UTF-8.
+                        let whole: &RawValue = checked_find(body, &[] as &[&str])?
+                            .ok_or_else(|| Error::Decode("empty GeoJSON Feature".to_owned()))?;
+                        out.records.push(w.valid_json(whole.get().as_bytes()));
+                    }
                     _ => {
                         return Err(Error::Decode(
                             "expected a GeoJSON FeatureCollection or Feature".to_owned(),
@@ -128,7 +133,9 @@ impl Decoder {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    match serde_json::from_slice::<IgnoredAny>(line) {
+                    // As text (`RawValue`), so invalid UTF-8 is refused; ignoring the
+                    // value would not check it.
+                    match serde_json::from_slice::<&RawValue>(line) {
                         Ok(_) => out.records.push(w.valid_json(line)),
                         Err(e) => out.rejected.push(Rejected::new(
                             format!("invalid JSON on line {}: {e}", i + 1),
@@ -336,10 +343,10 @@ mod tests {
     #[test]
     fn ndjson_keeps_good_lines() {
         let d = Decoder::Ndjson
-            .decode(b"{\"a\":1}\n{broken\n\n{\"a\":3}\r\n")
+            .decode(b"{\"a\":1}\n{broken\n\n{\"a\":3}\r\n{\"b\":\"\xff\"}\n")
             .unwrap();
         assert_eq!(d.records, vec![json!({"a": 1}), json!({"a": 3})]);
-        assert_eq!(d.rejected.len(), 1);
+        assert_eq!(d.rejected.len(), 2, "{:?}", d.rejected);
         assert!(d.rejected[0].reason.contains("line 2"));
         assert_eq!(d.rejected[0].excerpt, "{broken");
     }

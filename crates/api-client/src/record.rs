@@ -23,10 +23,10 @@ impl Record {
         w.value(value)
     }
 
-    /// Checks that `json` is one JSON value and keeps it compact (whitespace outside
-    /// strings removed; `json` itself is kept without a copy when it has none).
+    /// Checks that `json` is one JSON value in UTF-8 and keeps it compact (whitespace
+    /// outside strings removed; `json` itself is kept without a copy when it has none).
     pub fn from_json(json: Bytes) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice::<IgnoredAny>(&json)?;
+        serde_json::from_slice::<&RawValue>(&json)?;
         if needs_compacting(&json) {
             let mut out = BytesMut::with_capacity(json.len());
             compact_into(&json, &mut out);
@@ -495,6 +495,7 @@ mod tests {
         );
         assert!(Record::from_json(Bytes::from_static(b"{\"a\":")).is_err());
         assert!(Record::from_json(Bytes::from_static(b"1 2")).is_err());
+        assert!(Record::from_json(Bytes::from_static(b"\"\xff\"")).is_err());
     }
 
     #[test]
