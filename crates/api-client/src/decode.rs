@@ -7,9 +7,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::record::{
-    compact_into, find, find_raw, pointer_tokens, put_json_str, try_find, Record, RecordWriter,
-};
+use crate::pointer::{find, find_raw, pointer_tokens, try_find};
+use crate::record::{compact_into, put_json_str, Record, RecordWriter};
 use crate::source::{Error, Rejected};
 
 /// How a response body becomes records.

@@ -8,7 +8,8 @@ use std::hash::Hasher as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::record::{pointer_tokens, Record};
+use crate::pointer::pointer_tokens;
+use crate::record::Record;
 
 /// Which fields identify a record, and how many identities to remember.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -36,6 +36,7 @@ mod decode;
 mod dedup;
 mod http;
 mod metrics;
+mod pointer;
 mod record;
 mod source;
 mod time;
@@ -49,5 +50,6 @@ pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,
 };
 pub use metrics::describe_metrics;
-pub use record::{pointer_tokens, Record, RecordWriter};
+pub use pointer::pointer_tokens;
+pub use record::{Record, RecordWriter};
 pub use source::{Cursor, Error, Fetch, PartStatus, Rejected, Result, Source};

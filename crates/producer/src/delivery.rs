@@ -166,7 +166,7 @@ impl Delivery {
             match outcome {
                 Ok(_) => report.delivered += 1,
                 Err(e) => {
-                    report.failures.push((record.id.clone(), e.reason));
+                    report.failures.push((record.id.to_string(), e.reason));
                     let details = match &e.code {
                         Some(code) => format!("{code}: {}", e.message),
                         None => e.message.clone(),

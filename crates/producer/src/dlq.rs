@@ -130,7 +130,7 @@ impl DeadLetter {
         let headers: Vec<(String, String)> =
             serde_json::from_str(&self.headers).unwrap_or_default();
         OutgoingRecord {
-            id: self.message_id.clone(),
+            id: self.message_id.as_str().into(),
             source_id: self.source_id.as_str().into(),
             topic: topic.unwrap_or(&self.source_topic).into(),
             key: self.key.clone().map(Bytes::from),
@@ -320,7 +320,7 @@ impl DeadLetterStore for MemoryDeadLetterStore {
         for l in letters {
             let r = &l.record;
             let (status, retry_at) = initial_status(l.reason, now, first_retry);
-            if let Some(row) = rows.values_mut().find(|row| row.message_id == r.id) {
+            if let Some(row) = rows.values_mut().find(|row| *row.message_id == *r.id) {
                 row.failure_reason = l.reason.as_str().to_owned();
                 row.error_details = l.details.clone();
                 row.status = status;
@@ -334,7 +334,7 @@ impl DeadLetterStore for MemoryDeadLetterStore {
                 id,
                 DeadLetter {
                     id,
-                    message_id: r.id.clone(),
+                    message_id: r.id.to_string(),
                     source_id: r.source_id.to_string(),
                     source_topic: r.topic.to_string(),
                     key: r.key.as_ref().map(|k| k.to_vec()),

@@ -50,7 +50,7 @@ pub(crate) fn append(path: &Path, letters: &[NewDeadLetter]) -> std::io::Result<
     for l in letters {
         let r = &l.record;
         let line = Line {
-            id: r.id.clone(),
+            id: r.id.to_string(),
             source_id: r.source_id.to_string(),
             topic: r.topic.to_string(),
             key: r.key.as_deref().map(b64),
@@ -93,16 +93,18 @@ pub(crate) fn read(path: &Path) -> std::io::Result<Vec<NewDeadLetter>> {
         let l: Line = serde_json::from_str(&line).map_err(|e| bad(&e.to_string()))?;
         let reason: FailureReason = l.reason.parse().map_err(|e: String| bad(&e))?;
         let mut record = OutgoingRecord::new(&l.topic, &l.source_id, Bytes::new());
-        record.id = l.id;
+        record.id = l.id.into();
         record.key = match l.key {
             Some(k) => Some(unb64(&k).ok_or_else(|| bad("key is not base64"))?),
             None => None,
         };
         record.payload = unb64(&l.payload).ok_or_else(|| bad("payload is not base64"))?;
+        let mut headers = Vec::with_capacity(l.headers.len());
         for (k, v) in l.headers {
             let v = unb64(&v).ok_or_else(|| bad("a header is not base64"))?;
-            record.headers.push((k.into(), v));
+            headers.push((k.into(), v));
         }
+        record.headers = headers.into();
         out.push(NewDeadLetter {
             record,
             reason,
@@ -122,7 +124,7 @@ mod tests {
         let path = dir.join("sub/dlq-journal.jsonl");
         let mut r = OutgoingRecord::new("t", "src", Bytes::from_static(&[0, 159, 146, 150, b'\n']));
         r.key = Some(Bytes::from_static(b"k"));
-        r.headers.push(("h".into(), Bytes::from_static(b"\xff")));
+        r.headers = std::sync::Arc::new([("h".into(), Bytes::from_static(b"\xff"))]);
         let letter = NewDeadLetter {
             record: r,
             reason: FailureReason::Shutdown,

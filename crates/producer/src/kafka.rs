@@ -297,7 +297,7 @@ impl KafkaProducer {
             return None;
         }
         let mut h = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (k, v) in &record.headers {
+        for (k, v) in record.headers.iter() {
             h = h.insert(Header {
                 key: k,
                 value: Some(v.as_ref()),

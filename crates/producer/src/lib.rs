@@ -69,11 +69,11 @@ pub use state_log::{Claimed, StateLog};
 /// A header's name: borrowed for the pipeline's fixed names, owned otherwise.
 pub type HeaderName = std::borrow::Cow<'static, str>;
 
-/// A record on its way to Kafka.
+/// A record on its way to Kafka. Cloning it allocates nothing: every part is shared.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingRecord {
     /// Stable identity (the DLQ's unique `message_id`).
-    pub id: String,
+    pub id: Arc<str>,
     /// The source that produced it.
     pub source_id: Arc<str>,
     /// Destination topic.
@@ -83,7 +83,8 @@ pub struct OutgoingRecord {
     /// Message value.
     pub payload: Bytes,
     /// Message headers (the pipeline's metadata); names are usually `&'static str`.
-    pub headers: Vec<(HeaderName, Bytes)>,
+    /// Built once (`vec![…].into()`, or an array), then shared by copies.
+    pub headers: Arc<[(HeaderName, Bytes)]>,
     /// Takes the low-latency path.
     pub critical: bool,
     /// When the source emitted it, for end-to-end latency.
@@ -104,12 +105,13 @@ impl OutgoingRecord {
                 "{nanos:x}-{:x}-{:x}",
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)
-            ),
+            )
+            .into(),
             source_id: source_id.into(),
             topic: topic.into(),
             key: None,
             payload: payload.into(),
-            headers: Vec::new(),
+            headers: Arc::new([]),
             critical: false,
             emitted_at: None,
         }

@@ -54,12 +54,42 @@ impl MessageId {
     /// The 32 hex digits as a `String`, in one allocation of exactly 32 bytes
     /// (`to_string` grows its buffer while padding: three allocations).
     pub fn to_hex(self) -> String {
+        self.hex().as_str().to_owned()
+    }
+
+    /// The 32 hex digits, on the stack (for callers that store them their own way).
+    pub fn hex(self) -> HexId {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(32);
-        for shift in (0..32).rev() {
-            s.push(char::from(DIGITS[((self.0 >> (shift * 4)) & 0xf) as usize]));
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = DIGITS[((self.0 >> ((31 - i) * 4)) & 0xf) as usize];
         }
-        s
+        HexId(out)
+    }
+}
+
+/// A [`MessageId`]'s 32 hex digits, without an allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HexId([u8; 32]);
+
+impl HexId {
+    /// The digits as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for HexId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for HexId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -31,13 +31,15 @@
 //! first, so LOW always moves.
 
 mod envelope;
+mod error;
 mod metrics;
 mod queue;
 mod settings;
 
-pub use envelope::{Envelope, MessageId};
+pub use envelope::{Envelope, HexId, MessageId};
+pub use error::PushError;
 pub use metrics::describe_metrics;
-pub use queue::{PriorityQueue, PushError};
+pub use queue::PriorityQueue;
 pub use settings::{Lanes, PopBatch, QueueConfig, QueueStats, Scheduling};
 
 /// Priority of a record in the queue.

@@ -9,64 +9,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::error::PushError;
 use crate::metrics as m;
 use crate::settings::{Lanes, PopBatch, QueueConfig, QueueStats, Scheduling};
 use crate::{priority_index, OverflowStrategy, Priority, QueueItem, PRIORITIES};
-
-/// Why a record was not accepted. The record always comes back.
-#[derive(PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PushError<T> {
-    /// The queue is full and the strategy refused this record.
-    Full(T),
-    /// The record alone is larger than `max_bytes`: it can never fit.
-    TooLarge(T),
-    /// `push_timeout` waited its whole timeout for room.
-    Timeout(T),
-    /// The queue was closed.
-    Closed(T),
-}
-
-impl<T> PushError<T> {
-    /// The record that was not accepted.
-    pub fn into_inner(self) -> T {
-        match self {
-            PushError::Full(t)
-            | PushError::TooLarge(t)
-            | PushError::Timeout(t)
-            | PushError::Closed(t) => t,
-        }
-    }
-
-    /// A short reason, usable as a metric label or DLQ reason.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            PushError::Full(_) => "queue_overflow",
-            PushError::TooLarge(_) => "record_too_large",
-            PushError::Timeout(_) => "queue_full_timeout",
-            PushError::Closed(_) => "queue_closed",
-        }
-    }
-}
-
-impl<T> fmt::Debug for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PushError::{}", self.reason())
-    }
-}
-
-impl<T> fmt::Display for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PushError::Full(_) => "queue is full",
-            PushError::TooLarge(_) => "record is larger than the queue's byte limit",
-            PushError::Timeout(_) => "timed out waiting for room in the queue",
-            PushError::Closed(_) => "queue is closed",
-        })
-    }
-}
-
-impl<T> std::error::Error for PushError<T> {}
 
 struct Inner<T> {
     lanes: [VecDeque<T>; 4],
@@ -260,8 +206,12 @@ impl<T: QueueItem> PriorityQueue<T> {
         if self.config.overflow != OverflowStrategy::Block {
             return self.try_push(item);
         }
-        // Taken when the push first has to wait: a push that finds room costs no clock
-        // read and no histogram sample.
+        // Room now (the usual case): no waiting machinery, no clock read, no sample.
+        let mut item = match self.admit(&mut self.lock(), item, None) {
+            Ok(result) => return result,
+            Err(item) => item,
+        };
+        // Taken when the push first has to wait.
         let mut started: Option<Instant> = None;
         loop {
             let notified = self.not_full.notified();
@@ -269,24 +219,10 @@ impl<T: QueueItem> PriorityQueue<T> {
             notified.as_mut().enable();
             let guard = {
                 let mut inner = self.lock();
-                let size = item.size_bytes() as u64;
-                if inner.closed
-                    || self.config.max_bytes.is_some_and(|max| size > max)
-                    || self.fits(&inner, size)
-                {
-                    let result = self.push_locked(&mut inner, item);
-                    let wake = result.is_ok() && inner.waiting_pop > 0;
-                    if let Some(started) = started {
-                        let waited = started.elapsed();
-                        inner.stats.blocked += waited;
-                        metrics::histogram!(m::BLOCKED).record(waited.as_secs_f64());
-                    }
-                    drop(inner);
-                    if wake {
-                        self.not_empty.notify_one();
-                    }
-                    return result;
-                }
+                item = match self.admit(&mut inner, item, started) {
+                    Ok(result) => return result,
+                    Err(item) => item,
+                };
                 inner.waiting_push += 1;
                 started.get_or_insert_with(Instant::now);
                 WaitGuard {
@@ -310,6 +246,36 @@ impl<T: QueueItem> PriorityQueue<T> {
             }
             drop(guard);
         }
+    }
+
+    /// A blocking push's attempt: pushes `item` when there is room (or when the push
+    /// must fail at once: closed, larger than the cap), waking a waiting pop and
+    /// recording the time waited since `started`; hands `item` back when it must wait.
+    fn admit(
+        &self,
+        inner: &mut MutexGuard<'_, Inner<T>>,
+        item: T,
+        started: Option<Instant>,
+    ) -> Result<Result<Vec<T>, PushError<T>>, T> {
+        let size = item.size_bytes() as u64;
+        if !(inner.closed
+            || self.config.max_bytes.is_some_and(|max| size > max)
+            || self.fits(inner, size))
+        {
+            return Err(item);
+        }
+        let result = self.push_locked(inner, item);
+        let wake = result.is_ok() && inner.waiting_pop > 0;
+        if let Some(started) = started {
+            let waited = started.elapsed();
+            inner.stats.blocked += waited;
+            metrics::histogram!(m::BLOCKED).record(waited.as_secs_f64());
+        }
+        if wake {
+            // Notified under the lock: a pop woken now finds the item.
+            self.not_empty.notify_one();
+        }
+        Ok(result)
     }
 
     /// Which lane the next pop serves, without consuming a scheduling credit.

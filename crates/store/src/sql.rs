@@ -285,7 +285,7 @@ impl SqlStore {
                 let r = &l.record;
                 let (status, retry_at) = initial_status(l.reason, now, first_retry);
                 sqlx::query(sql)
-                    .bind(r.id.as_str())
+                    .bind(&*r.id)
                     .bind(r.source_id.as_ref())
                     .bind(r.topic.as_ref())
                     .bind(r.key.as_ref().map(|k| k.to_vec()))

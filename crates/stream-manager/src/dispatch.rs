@@ -230,7 +230,7 @@ impl Delivering {
             let now = now_ms();
             let items = || parts.iter().flat_map(|(_, part)| part.iter());
             for item in items() {
-                if !failed.is_empty() && failed.contains_key(item.record.id.as_str()) {
+                if !failed.is_empty() && failed.contains_key(&*item.record.id) {
                     item.ctx
                         .counters
                         .dead_lettered

@@ -181,8 +181,9 @@ impl Shared {
             source_type: &ctx.source_type,
             value: &Text(record),
         });
-        let id = MessageId::generate().to_hex();
-        let id_header = arena.copy(id.as_bytes());
+        let hex = MessageId::generate().hex();
+        let id_header = arena.copy(hex.as_bytes());
+        let id: Arc<str> = Arc::from(hex.as_str());
         let payload = if embed_metadata {
             let mut out = arena.writer();
             let written = out
@@ -212,7 +213,7 @@ impl Shared {
         } else {
             record.bytes()
         };
-        let headers = vec![
+        let headers = Arc::new([
             ("message_id".into(), id_header),
             ("source_id".into(), ctx.id_header.clone()),
             ("source_type".into(), ctx.type_header.clone()),
@@ -221,7 +222,7 @@ impl Shared {
                 Bytes::from_static(priority.as_str().as_bytes()),
             ),
             ("ingested_at_ms".into(), ingested_at.header.clone()),
-        ];
+        ]);
         Ok(OutgoingRecord {
             id,
             source_id: ctx.id.clone(),
@@ -376,10 +377,7 @@ impl StreamSink {
                     &self.ctx.id,
                     Bytes::from(r.excerpt.clone()),
                 );
-                record.headers.push((
-                    "source_type".into(),
-                    Bytes::copy_from_slice(self.ctx.source_type.as_bytes()),
-                ));
+                record.headers = Arc::new([("source_type".into(), self.ctx.type_header.clone())]);
                 NewDeadLetter {
                     record,
                     reason: FailureReason::MalformedRecord,

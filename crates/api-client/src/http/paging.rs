@@ -5,7 +5,8 @@ use reqwest::header::HeaderMap;
 use reqwest::Url;
 use serde_json::Value;
 
-use crate::record::{pointer_tokens, Record};
+use crate::pointer::pointer_tokens;
+use crate::record::Record;
 
 use super::spec::{HttpSpec, Incremental, Pagination};
 use crate::source::{Cursor, Error};
@@ -55,7 +56,7 @@ pub(crate) fn next_url(
     match pagination {
         Pagination::None => None,
         Pagination::NextLink { pointer } => {
-            let link = crate::record::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
+            let link = crate::pointer::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
             let link = link.as_str()?;
             (!link.is_empty())
                 .then(|| current.join(link).ok())
@@ -76,7 +77,7 @@ pub(crate) fn next_url(
             })
         }
         Pagination::Cursor { pointer, param } => {
-            let token = crate::record::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
+            let token = crate::pointer::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
             let token = match token {
                 Value::String(s) if !s.is_empty() => s,
                 Value::Number(n) => n.to_string(),

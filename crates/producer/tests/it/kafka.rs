@@ -25,7 +25,7 @@ async fn every_record_is_acknowledged_with_its_offset() {
     assert!(outcomes
         .iter()
         .enumerate()
-        .all(|(i, (r, _))| r.id == format!("r-{i}")));
+        .all(|(i, (r, _))| *r.id == format!("r-{i}")));
     assert_eq!(p.stats().sent, 100);
     assert_exactly_once(
         &consume_ids(&mock.bootstrap_servers(), "t", 100, Duration::from_secs(20)),

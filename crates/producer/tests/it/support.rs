@@ -60,9 +60,8 @@ pub(crate) fn records(topic: &str, prefix: &str, n: usize) -> Vec<OutgoingRecord
                 "test-source",
                 format!("{{\"id\":\"{id}\"}}").into_bytes(),
             );
-            r.id = id.clone();
-            r.headers
-                .push(("message_id".into(), id.into_bytes().into()));
+            r.id = id.as_str().into();
+            r.headers = std::sync::Arc::new([("message_id".into(), id.into_bytes().into())]);
             r
         })
         .collect()

@@ -17,11 +17,9 @@ fn letter(id: &str, source: &str, reason: FailureReason) -> NewDeadLetter {
         source,
         format!("{{\"id\":\"{id}\"}}").into_bytes(),
     );
-    record.id = id.to_owned();
+    record.id = id.into();
     record.key = Some(b"k1".to_vec().into());
-    record
-        .headers
-        .push(("source_type".into(), b"synthetic".to_vec().into()));
+    record.headers = std::sync::Arc::new([("source_type".into(), b"synthetic".to_vec().into())]);
     NewDeadLetter {
         record,
         reason,
@@ -56,7 +54,7 @@ async fn insert_sets_status_by_reason_and_keeps_the_record(store: &dyn DeadLette
     assert_eq!(again.payload.as_ref(), b"{\"id\":\"m2\"}");
     assert_eq!(m2.payload_json.as_deref(), Some("{\"id\":\"m2\"}"));
     assert_eq!(
-        again.headers,
+        again.headers.to_vec(),
         vec![("source_type".into(), b"synthetic".to_vec().into())]
     );
     assert_eq!(store.get(m2.id).await.unwrap().as_ref(), Some(m2));
