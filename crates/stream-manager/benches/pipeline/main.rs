@@ -11,7 +11,9 @@
 //!
 //! The broker is librdkafka's mock, run in a child process (so CPU and RSS figures
 //! count the pipeline only), or the one `BENCH_BOOTSTRAP` names (topics must exist:
-//! `bench-pipeline`, `bench-bare`). `--quick` runs a few seconds.
+//! `bench-pipeline`, `bench-bare`). `--quick` runs a few seconds. For profiling:
+//! `BENCH_ONLY=throughput|latency` runs one part, `BENCH_PAD=0|1800` one record size and
+//! `BENCH_STAGE=sources|null|pipeline|bare` one stage of the throughput table.
 
 mod fair;
 
@@ -114,6 +116,9 @@ async fn delivered(m: &StreamManager) -> u64 {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN; // a stage left out (BENCH_STAGE)
+    }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -402,7 +407,13 @@ fn main() {
         println!("Allocator: {ALLOCATOR}.\n");
         println!("| records | stage | rec/s | CPU µs / rec |");
         println!("|---|---|---|---|");
-        for pad in [0usize, 1800] {
+        let pads: Vec<usize> = match std::env::var("BENCH_PAD").ok().and_then(|p| p.parse().ok()) {
+            Some(pad) => vec![pad],
+            None => vec![0, 1800],
+        };
+        let stage = std::env::var("BENCH_STAGE").unwrap_or_default();
+        let runs_stage = |s: &str| stage.is_empty() || stage == s;
+        for pad in pads {
             let corpus = fair::corpus(&bench, pad).await;
             let n: u64 = match (quick, pad) {
                 (true, 0) => 100_000,
@@ -413,10 +424,18 @@ fn main() {
             let _ = fair::bare(&bare, &corpus, 2_000).await; // warm-up
             let (mut src, mut null, mut p, mut bb) = (vec![], vec![], vec![], vec![]);
             for _ in 0..runs {
-                src.push(fair::sources_alone(&bench, &corpus, n).await);
-                null.push(fair::pipeline_null(&bench, &corpus, n).await);
-                p.push(fair::pipeline(&bench, &corpus, n, None).await);
-                bb.push(fair::bare(&bare, &corpus, n).await);
+                if runs_stage("sources") {
+                    src.push(fair::sources_alone(&bench, &corpus, n).await);
+                }
+                if runs_stage("null") {
+                    null.push(fair::pipeline_null(&bench, &corpus, n).await);
+                }
+                if runs_stage("pipeline") {
+                    p.push(fair::pipeline(&bench, &corpus, n, None).await);
+                }
+                if runs_stage("bare") {
+                    bb.push(fair::bare(&bare, &corpus, n).await);
+                }
             }
             let label = &corpus.label;
             let rows = [
