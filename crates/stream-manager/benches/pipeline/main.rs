@@ -13,7 +13,8 @@
 //! count the pipeline only), or the one `BENCH_BOOTSTRAP` names (topics must exist:
 //! `bench-pipeline`, `bench-bare`). `--quick` runs a few seconds. For profiling:
 //! `BENCH_ONLY=throughput|latency` runs one part, `BENCH_PAD=0|1800` one record size and
-//! `BENCH_STAGE=sources|null|pipeline|bare` one stage of the throughput table.
+//! `BENCH_STAGE=sources,null,pipeline,bare` (any of them) some stages of the throughput
+//! table.
 
 mod fair;
 
@@ -412,7 +413,7 @@ fn main() {
             None => vec![0, 1800],
         };
         let stage = std::env::var("BENCH_STAGE").unwrap_or_default();
-        let runs_stage = |s: &str| stage.is_empty() || stage == s;
+        let runs_stage = |s: &str| stage.is_empty() || stage.split(',').any(|x| x == s);
         for pad in pads {
             let corpus = fair::corpus(&bench, pad).await;
             let n: u64 = match (quick, pad) {
