@@ -10,6 +10,10 @@
 //! [`Registry`] builds sources by `source_type`; [`CursorTracker`] commits a cursor only
 //! once every record of its fetch is safe.
 //!
+//! A record is a [`Record`]: its compact JSON text, serialized once where it enters (a
+//! decoder copies it out of the body, or writes it), shared from there to Kafka; fields
+//! are read from the text ([`Record::pointer`]) without building a tree.
+//!
 //! ```
 //! # async fn demo() -> Result<(), api_client::Error> {
 //! use api_client::{Registry, Source};
