@@ -19,6 +19,8 @@ pub struct Consumed {
     pub id: String,
     /// Its headers.
     pub headers: Vec<(String, String)>,
+    /// Its key.
+    pub key: Option<Vec<u8>>,
     /// Its value.
     pub payload: Vec<u8>,
 }
@@ -95,6 +97,7 @@ pub fn consume_with(
                     topic: m.topic().to_owned(),
                     id,
                     headers,
+                    key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().unwrap_or_default().to_vec(),
                 });
             }

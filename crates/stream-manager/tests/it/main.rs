@@ -1,6 +1,7 @@
 //! The composed pipeline on librdkafka's in-process broker, verified by consuming.
 
 mod lanes;
+mod payload;
 mod pipeline;
 
 use rdkafka::mocking::MockCluster;
