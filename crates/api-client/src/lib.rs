@@ -33,6 +33,7 @@
 //! ```
 
 mod breaker;
+mod chunks;
 mod clock;
 mod connectors;
 mod cursor;
@@ -46,6 +47,7 @@ mod source;
 mod time;
 
 pub use breaker::BreakerState;
+pub use chunks::Chunks;
 pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
 pub use cursor::{fenced_message, CursorStore, CursorTracker, FetchSeq, Lease, MemoryCursorStore};
 pub use decode::{Decoded, Decoder};

@@ -8,6 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::chunks::Chunks;
 use crate::pointer::{locate, pointer_tokens};
 
 /// One record: the compact JSON text of one value (no whitespace outside strings).
@@ -103,27 +104,17 @@ impl PartialEq<Value> for Record {
     }
 }
 
-/// Writes the records of one fetch into shared chunks of 64 KiB (or one record's size,
-/// if larger): a record costs no allocation of its own, and a chunk is freed with the
-/// last record in it.
+/// Writes the records of one fetch into shared [`Chunks`]: a record costs no allocation
+/// of its own, and a chunk is freed with the last record in it.
 #[derive(Debug, Default)]
-pub struct RecordWriter(BytesMut);
+pub struct RecordWriter(Chunks);
 
 impl RecordWriter {
-    const CHUNK: usize = 64 * 1024;
-
-    fn room(&mut self, n: usize) {
-        if self.0.capacity() - self.0.len() < n {
-            self.0.reserve(n.max(Self::CHUNK));
-        }
-    }
-
     /// The record of a JSON text already known to be one valid value (a slice the
     /// decoder has parsed), compacted.
     pub(crate) fn valid_json(&mut self, json: &[u8]) -> Record {
-        self.room(json.len());
-        compact_into(json, &mut self.0);
-        Record(self.0.split().freeze())
+        compact_into(json, self.0.buf(json.len()));
+        Record(self.0.take())
     }
 
     /// The record of `value`.
@@ -138,11 +129,10 @@ impl RecordWriter {
         &mut self,
         value: &T,
     ) -> Result<Record, serde_json::Error> {
-        self.room(1024);
-        match serde_json::to_writer((&mut self.0).writer(), value) {
-            Ok(()) => Ok(Record(self.0.split().freeze())),
+        match serde_json::to_writer(self.0.writer(), value) {
+            Ok(()) => Ok(Record(self.0.take())),
             Err(e) => {
-                self.0.clear();
+                self.0.discard();
                 Err(e)
             }
         }
@@ -151,9 +141,8 @@ impl RecordWriter {
     /// Builds a record by hand: `write` appends compact JSON text (e.g. an object made
     /// of already valid pieces) to the buffer it is given.
     pub(crate) fn build(&mut self, size_hint: usize, write: impl FnOnce(&mut BytesMut)) -> Record {
-        self.room(size_hint);
-        write(&mut self.0);
-        Record(self.0.split().freeze())
+        write(self.0.buf(size_hint));
+        Record(self.0.take())
     }
 }
 

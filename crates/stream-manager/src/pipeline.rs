@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use api_client::{CursorTracker, FetchSeq, Record, Rejected};
+use api_client::{Chunks, CursorTracker, FetchSeq, Record, Rejected};
 use async_trait::async_trait;
 use bytes::Bytes;
 use ingestion_modes::{Emitted, Sink};
@@ -99,49 +99,6 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Where an emitted batch's id headers (and payloads wrapped with their metadata) are
-/// written: chunks of 64 KiB (or one
-/// record's size, if larger) that the records' `Bytes` share, so a record costs no
-/// allocation of its own for them and copying a record only counts references. A chunk
-/// is freed with its last record; records of one batch travel together (FIFO within a
-/// priority), so a chunk outlives its bytes' accounting only at a batch's edges.
-#[derive(Debug, Default)]
-pub(crate) struct Arena(bytes::BytesMut);
-
-impl Arena {
-    const CHUNK: usize = 64 * 1024;
-
-    /// Room for at least `n` more bytes in the current piece.
-    fn room(&mut self, n: usize) {
-        if self.0.capacity() - self.0.len() < n {
-            self.0.reserve(n.max(Self::CHUNK));
-        }
-    }
-
-    /// `bytes` as a shared slice of the arena.
-    fn copy(&mut self, bytes: &[u8]) -> Bytes {
-        self.room(bytes.len());
-        self.0.extend_from_slice(bytes);
-        self.0.split().freeze()
-    }
-
-    /// A writer appending to the current piece (which [`Arena::take`] then ends).
-    fn writer(&mut self) -> impl std::io::Write + '_ {
-        self.room(1024);
-        bytes::BufMut::writer(&mut self.0)
-    }
-
-    /// The piece written since the last `take`/`copy`.
-    fn take(&mut self) -> Bytes {
-        self.0.split().freeze()
-    }
-
-    /// Forgets a piece half written (a record that failed to serialize).
-    fn discard(&mut self) {
-        self.0.clear();
-    }
-}
-
 /// `metadata_in_payload`'s metadata object, written after the record's own text.
 #[derive(serde::Serialize)]
 struct WrappedMeta<'a> {
@@ -174,7 +131,7 @@ impl Shared {
         priority: Priority,
         embed_metadata: bool,
         ingested_at: &Ingested,
-        arena: &mut Arena,
+        arena: &mut Chunks,
     ) -> serde_json::Result<OutgoingRecord> {
         let d = self.resolver.resolve(&topic_resolver::Record {
             source_id: &ctx.id,
@@ -185,7 +142,8 @@ impl Shared {
         let id_header = arena.copy(hex.as_bytes());
         let id: Arc<str> = Arc::from(hex.as_str());
         let payload = if embed_metadata {
-            let mut out = arena.writer();
+            // Room for the record and its metadata (source id and type are short).
+            let mut out = bytes::BufMut::writer(arena.buf(record.len() + 256));
             let written = out
                 .write_all(b"{\"data\":")
                 .and_then(|()| out.write_all(record.as_bytes()))
@@ -204,7 +162,6 @@ impl Shared {
                     )
                 })
                 .and_then(|()| out.write_all(b"}").map_err(serde_json::Error::io));
-            drop(out);
             if let Err(e) = written {
                 arena.discard();
                 return Err(e);
@@ -306,7 +263,7 @@ impl Sink for StreamSink {
         let rules = shared.priority_rules();
         let embed = shared.config().metadata_in_payload;
         let ingested = Ingested::now();
-        let mut arena = Arena::default();
+        let mut arena = Chunks::default();
         let mut overflow = Vec::new();
         let mut closed = Vec::new();
         for (seq, value) in batch.records {
@@ -391,27 +348,5 @@ impl StreamSink {
             .dead_lettered
             .fetch_add(rejected.len() as u64, Ordering::Relaxed);
         settle(rejected.iter().map(|(seq, _)| (&self.ctx, *seq))).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_arena_hands_out_separate_shared_pieces_and_forgets_a_broken_one() {
-        let mut arena = Arena::default();
-        let a = arena.copy(b"first");
-        std::io::Write::write_all(&mut arena.writer(), b"half").unwrap();
-        arena.discard();
-        std::io::Write::write_all(&mut arena.writer(), b"{\"x\":1}").unwrap();
-        let b = arena.take();
-        let big = vec![7u8; 3 * Arena::CHUNK];
-        let c = arena.copy(&big);
-        assert_eq!((&a[..], &b[..]), (&b"first"[..], &b"{\"x\":1}"[..]));
-        assert_eq!(c.len(), big.len());
-        // a and b share one chunk: no allocation of their own.
-        assert_eq!(b.as_ptr() as usize - a.as_ptr() as usize, a.len());
-        println!("fixed overhead per queued record: {ITEM_OVERHEAD} bytes");
     }
 }
