@@ -1,7 +1,7 @@
 //! Many small byte strings in shared chunks: each piece is a `Bytes` slice of a chunk, so
 //! it costs no allocation of its own, and a chunk is freed with the last piece in it.
-//! Chunks grow with what has been written (1 KiB, then about as much again as so far,
-//! up to 64 KiB), so a writer that makes one small piece holds about a kilobyte, not a
+//! Chunks grow with what has been written (256 B, then about as much again as so far,
+//! up to 64 KiB), so a writer that makes one small piece holds a few hundred bytes, not a
 //! whole chunk — what a queue counts for a piece stays close to what it holds.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -17,7 +17,7 @@ pub struct Chunks {
 }
 
 impl Chunks {
-    const MIN: usize = 1024;
+    const MIN: usize = 256;
     const MAX: usize = 64 * 1024;
 
     /// Room for at least `n` more bytes in the piece being written.
