@@ -1,5 +1,6 @@
 //! Resolution over an atomically swapped rule set.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -273,13 +274,17 @@ pub(crate) fn matches(p: &Predicate, value: &dyn Fields) -> bool {
     }
 }
 
-/// A field's value as text for templates and keys: strings, numbers and booleans.
-fn scalar_text(v: &Value) -> Option<String> {
+/// A field's value as text for templates and keys: strings, numbers and booleans. A
+/// value read from a record's text comes owned, and its string is moved, not copied.
+fn scalar_text(v: Cow<'_, Value>) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+        Cow::Owned(Value::String(s)) => Some(s),
+        v => match v.as_ref() {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        },
     }
 }
 
@@ -298,7 +303,7 @@ fn render(target: &Target, record: &Record<'_>) -> Option<Arc<str>> {
                 let text = match part {
                     Part::SourceId => record.source_id.to_owned(),
                     Part::SourceType => record.source_type.to_owned(),
-                    Part::Pointer(p) => scalar_text(p.get(record.value)?.as_ref())?,
+                    Part::Pointer(p) => scalar_text(p.get(record.value)?)?,
                     Part::Literal(_) => unreachable!("handled above"),
                 };
                 if text.is_empty() {
@@ -320,7 +325,7 @@ fn render(target: &Target, record: &Record<'_>) -> Option<Arc<str>> {
 
 fn key(rules: &RuleSet, record: &Record<'_>) -> Option<String> {
     match rules.keys.get(record.source_id)? {
-        KeySpec::Pointer(p) => scalar_text(p.get(record.value)?.as_ref()),
+        KeySpec::Pointer(p) => scalar_text(p.get(record.value)?),
         KeySpec::Geo {
             lat,
             lon,
