@@ -149,41 +149,24 @@ impl Decoder {
                 let names: Vec<Value> = pointer_tokens(fields)
                     .and_then(|t| find(body, &t))
                     .ok_or_else(|| Error::Decode(format!("no field list at `{fields}`")))?;
-                // Each name once as `"name":`, ready to copy into every row.
-                let names: Vec<Vec<u8>> = names
-                    .iter()
-                    .map(|f| {
-                        let mut k = BytesMut::new();
-                        put_json_str(
-                            &mut k,
-                            &f.as_str()
-                                .map(str::to_owned)
-                                .unwrap_or_else(|| f.to_string()),
-                        );
-                        k.extend_from_slice(b":");
-                        k.to_vec()
-                    })
-                    .collect();
+                let columns = Columns::new(
+                    names
+                        .iter()
+                        .map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_owned)),
+                );
                 let rows = find_raw(body, data).and_then(elements).unwrap_or_default();
                 for row in rows {
                     match elements(row) {
-                        Some(cells) if cells.len() == names.len() => {
-                            let size =
-                                row.get().len() + names.iter().map(Vec::len).sum::<usize>() + 2;
-                            out.records.push(w.build(size, |b| {
-                                b.extend_from_slice(b"{");
-                                for (i, (name, cell)) in names.iter().zip(&cells).enumerate() {
-                                    if i > 0 {
-                                        b.extend_from_slice(b",");
-                                    }
-                                    b.extend_from_slice(name);
-                                    compact_into(cell.get().as_bytes(), b);
-                                }
-                                b.extend_from_slice(b"}");
-                            }));
+                        Some(cells) if cells.len() == columns.count() => {
+                            out.records.push(columns.object(
+                                &mut w,
+                                row.get().len(),
+                                cells,
+                                |b, cell| compact_into(cell.get().as_bytes(), b),
+                            ));
                         }
                         _ => out.rejected.push(Rejected::new(
-                            format!("row does not have the {} fields", names.len()),
+                            format!("row does not have the {} fields", columns.count()),
                             row.get().as_bytes(),
                         )),
                     }
@@ -237,40 +220,73 @@ fn put_typed(out: &mut BytesMut, cell: &str) {
     put_json_str(out, cell);
 }
 
+/// Column names, each written once as `"name":`, for rows that become objects.
+struct Columns {
+    keys: Vec<Vec<u8>>,
+    /// The keys' total length.
+    len: usize,
+}
+
+impl Columns {
+    fn new(names: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        let keys: Vec<Vec<u8>> = names
+            .into_iter()
+            .map(|n| {
+                let mut k = BytesMut::new();
+                put_json_str(&mut k, n.as_ref());
+                k.extend_from_slice(b":");
+                k.to_vec()
+            })
+            .collect();
+        let len = keys.iter().map(Vec::len).sum();
+        Self { keys, len }
+    }
+
+    fn count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// One row as an object record: each cell written by `put` after its column's key
+    /// (`cells_len`: about how many bytes the cells take).
+    fn object<C>(
+        &self,
+        w: &mut RecordWriter,
+        cells_len: usize,
+        cells: impl IntoIterator<Item = C>,
+        put: impl Fn(&mut BytesMut, C),
+    ) -> Record {
+        w.build(cells_len + self.len + 2, |b| {
+            b.extend_from_slice(b"{");
+            for (i, (key, cell)) in self.keys.iter().zip(cells).enumerate() {
+                if i > 0 {
+                    b.extend_from_slice(b",");
+                }
+                b.extend_from_slice(key);
+                put(b, cell);
+            }
+            b.extend_from_slice(b"}");
+        })
+    }
+}
+
 fn decode_csv(body: &[u8]) -> Result<Decoded, Error> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
     let headers = reader
         .headers()
         .map_err(|e| Error::Decode(format!("CSV header row: {e}")))?
         .clone();
-    // Each header once as `"name":`.
-    let names: Vec<BytesMut> = headers
-        .iter()
-        .map(|h| {
-            let mut k = BytesMut::new();
-            put_json_str(&mut k, h);
-            k.extend_from_slice(b":");
-            k
-        })
-        .collect();
+    let columns = Columns::new(headers.iter());
     let mut w = RecordWriter::default();
     let mut out = Decoded::default();
     for (i, row) in reader.records().enumerate() {
         match row {
             Ok(row) if row.len() == headers.len() => {
-                let size =
-                    row.as_slice().len() * 2 + names.iter().map(|n| n.len()).sum::<usize>() + 2;
-                out.records.push(w.build(size, |b| {
-                    b.extend_from_slice(b"{");
-                    for (j, (name, cell)) in names.iter().zip(row.iter()).enumerate() {
-                        if j > 0 {
-                            b.extend_from_slice(b",");
-                        }
-                        b.extend_from_slice(name);
-                        put_typed(b, cell);
-                    }
-                    b.extend_from_slice(b"}");
-                }));
+                out.records.push(columns.object(
+                    &mut w,
+                    2 * row.as_slice().len(),
+                    row.iter(),
+                    put_typed,
+                ));
             }
             Ok(row) => out.rejected.push(Rejected::new(
                 format!(
