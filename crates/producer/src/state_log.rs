@@ -51,9 +51,13 @@ impl Entry {
     fn key(&self) -> String {
         match self {
             Entry::Claim { source, .. } => format!("claim/{source}"),
-            Entry::State { source, epoch, .. } => format!("state/{source}/{epoch}"),
+            Entry::State { source, epoch, .. } => Self::state_key(source, *epoch),
             Entry::Member { group, worker, .. } => format!("member/{group}/{worker}"),
         }
+    }
+
+    fn state_key(source: &str, epoch: i64) -> String {
+        format!("state/{source}/{epoch}")
     }
 }
 
@@ -64,8 +68,8 @@ struct View {
     next: i64,
     /// Source → (epoch, owner) of its newest claim.
     claims: HashMap<String, (i64, String)>,
-    /// Source → its state under the newest claim.
-    states: HashMap<String, String>,
+    /// Source → its state under the newest claim, with the epoch it was written under.
+    states: HashMap<String, (i64, String)>,
     /// (group, worker) → (report, at_ms).
     members: BTreeMap<(String, String), (String, i64)>,
 }
@@ -84,7 +88,7 @@ impl View {
                 // With no claim known (compacted away, or single-process writes) the
                 // newest state counts.
                 if self.claims.get(&source).is_none_or(|(e, _)| *e == epoch) {
-                    self.states.insert(source, state);
+                    self.states.insert(source, (epoch, state));
                 }
             }
             Entry::Member {
@@ -225,6 +229,17 @@ impl StateLog {
             .map_err(|(e, _)| Error::kafka("writing the state topic", e))
     }
 
+    /// Deletes `key` (a tombstone: compaction drops the key; readers skip it).
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        let record: FutureRecord<'_, str, [u8]> =
+            FutureRecord::to(&self.topic).key(key).partition(0);
+        self.producer
+            .send(record, WAIT)
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| Error::kafka("writing the state topic", e))
+    }
+
     /// Claims `source` for `owner`. Won: the state as of the claim (later writes of
     /// earlier owners are ignored by every reader).
     pub async fn claim(&self, source: &str, owner: &str) -> Result<Claimed, Error> {
@@ -242,16 +257,24 @@ impl StateLog {
         match newest {
             Some((e, _)) if e == epoch => {
                 // The predecessor's state, written again under this claim so that it
-                // survives compaction even before this worker commits.
-                if let Some(state) = &state {
+                // survives compaction even before this worker commits; then the
+                // predecessor's key is deleted (a tombstone), so the topic keeps one
+                // state per source, not one per claim ever made.
+                if let Some((before, state)) = &state {
                     self.write(&Entry::State {
                         source: source.to_owned(),
                         epoch,
                         state: state.clone(),
                     })
                     .await?;
+                    if *before != epoch {
+                        self.delete(&Entry::state_key(source, *before)).await?;
+                    }
                 }
-                Ok(Claimed::Won { epoch, state })
+                Ok(Claimed::Won {
+                    epoch,
+                    state: state.map(|(_, s)| s),
+                })
             }
             Some((_, owner)) => Ok(Claimed::Lost { owner }),
             None => Err(Error::kafka(
@@ -283,7 +306,7 @@ impl StateLog {
 
     /// The state of `source` under its newest claim.
     pub fn state(&self, source: &str) -> Option<String> {
-        self.lock().states.get(source).cloned()
+        self.lock().states.get(source).map(|(_, s)| s.clone())
     }
 
     /// Records a worker's report.
@@ -377,18 +400,18 @@ mod tests {
         v.apply(1, state("s", 0, "c1"));
         v.apply(2, claim("w2"));
         assert_eq!(
-            v.states["s"], "c1",
+            v.states["s"].1, "c1",
             "the new owner starts from w1's last state"
         );
         v.apply(3, state("s", 2, "c2"));
         v.apply(4, state("s", 0, "stale"));
-        assert_eq!(v.states["s"], "c2", "w1's late write is ignored");
+        assert_eq!(v.states["s"].1, "c2", "w1's late write is ignored");
         assert_eq!(v.claims["s"], (2, "w2".to_owned()));
         assert_eq!(v.next, 5);
         // Compaction removed every claim: the newest state counts.
         let mut compacted = View::default();
         compacted.apply(7, state("s", 2, "c2"));
-        assert_eq!(compacted.states["s"], "c2");
+        assert_eq!(compacted.states["s"], (2, "c2".to_owned()));
     }
 
     #[test]

@@ -21,6 +21,32 @@ fn won(c: Claimed) -> (i64, Option<String>) {
     }
 }
 
+/// Every record of `g.state` so far: (key, payload).
+fn read_all(bootstrap: &str) -> Vec<(String, Option<Vec<u8>>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = config(bootstrap)
+        .set("group.id", "raw-reader")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["g.state"]).unwrap();
+    let mut out = Vec::new();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < until {
+        match consumer.poll(std::time::Duration::from_millis(100)) {
+            Some(Ok(m)) => out.push((
+                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                m.payload().map(<[u8]>::to_vec),
+            )),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            _ => {}
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_fence_stale_writers_by_log_order() {
     let mock = mock_cluster(&["g.state"]);
@@ -43,6 +69,16 @@ async fn claims_fence_stale_writers_by_log_order() {
         Some("c1"),
         "the new owner resumes where w1 left"
     );
+    // w1's state key is deleted once w2 has its state under its own: the topic keeps one
+    // state per source, not one per claim.
+    let tombstoned = format!("state/firms/{e1}");
+    assert!(
+        read_all(&bootstrap)
+            .iter()
+            .any(|(key, payload)| *key == tombstoned && payload.is_none()),
+        "a tombstone for {tombstoned}"
+    );
+
     // w1 may not have read w2's claim yet: its write may land after the claim. Readers
     // apply the log in order and ignore it (its epoch is no longer the newest claim).
     let _ = w1.commit("firms", e1, "stale").await.unwrap();
