@@ -339,6 +339,18 @@ mod tests {
         let d = Decoder::Geojson.decode(body).unwrap();
         assert_eq!(d.records.len(), 1);
         assert_eq!(d.rejected.len(), 1);
+        // A single Feature is one record, compacted; invalid UTF-8 anywhere in it (here
+        // in a member the decoder never reads) makes the body an error.
+        let one = Decoder::Geojson
+            .decode(b"{ \"type\": \"Feature\", \"properties\": {\"n\": 1} }")
+            .unwrap();
+        assert_eq!(
+            one.records[0].as_bytes(),
+            br#"{"type":"Feature","properties":{"n":1}}"#
+        );
+        assert!(Decoder::Geojson
+            .decode(b"{\"type\": \"Feature\", \"properties\": {\"n\": \"\xff\"}}")
+            .is_err());
     }
 
     #[test]
