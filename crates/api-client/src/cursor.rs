@@ -39,6 +39,16 @@ pub trait CursorStore: Send + Sync + fmt::Debug {
         let _ = (cursor, lease);
         Err(not_shared(source_id))
     }
+
+    /// `Ok` while `lease` is still the newest claim of `source_id`, else
+    /// [`crate::Error::Fenced`] naming the newer owner. An early look, not the fence: a
+    /// worker asks before each fetch so it stops polling a source another worker has
+    /// claimed, instead of finding out at its next commit. A store that cannot fence
+    /// answers `Ok` ([`CursorStore::commit_leased`] refuses for it anyway).
+    async fn check_lease(&self, source_id: &str, lease: &Lease) -> crate::Result<()> {
+        let _ = (source_id, lease);
+        Ok(())
+    }
 }
 
 /// The refusal of a store that cannot fence (it is not shared by workers).
@@ -110,6 +120,18 @@ impl CursorStore for MemoryCursorStore {
                     .insert(source_id.to_owned(), cursor.clone());
                 Ok(())
             }
+            newest => Err(crate::Error::Fenced(fenced_message(
+                source_id,
+                lease,
+                newest.map(|l| l.owner.as_str()),
+            ))),
+        }
+    }
+
+    async fn check_lease(&self, source_id: &str, lease: &Lease) -> crate::Result<()> {
+        let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        match leases.get(source_id) {
+            Some(l) if l.epoch == lease.epoch => Ok(()),
             newest => Err(crate::Error::Fenced(fenced_message(
                 source_id,
                 lease,
@@ -194,6 +216,16 @@ impl CursorTracker {
     /// The claim this tracker commits under, if the source is shared by workers.
     pub fn lease(&self) -> Option<&Lease> {
         self.lease.as_ref()
+    }
+
+    /// `Ok` while this tracker's claim is still the source's newest (always, when the
+    /// source is not shared); [`crate::Error::Fenced`] once another worker has claimed
+    /// it. Asked before each fetch ([`CursorStore::check_lease`]).
+    pub async fn check_lease(&self) -> crate::Result<()> {
+        match &self.lease {
+            Some(lease) => self.store.check_lease(&self.source_id, lease).await,
+            None => Ok(()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState> {
@@ -341,6 +373,12 @@ mod tests {
             .unwrap();
         assert_eq!(new.committed(), c("1"), "the new owner resumes there");
         assert!(new.lease().unwrap().epoch > old.lease().unwrap().epoch);
+        assert!(new.check_lease().await.is_ok(), "the newest claim holds");
+        let early = old.check_lease().await.expect_err("superseded");
+        assert!(
+            matches!(early, crate::Error::Fenced(ref m) if m.contains("`w2`")),
+            "{early}"
+        );
         let b = old.register(c("2"), 1).await.unwrap();
         let err = old.settle(b, 1).await.expect_err("fenced");
         assert!(
@@ -352,14 +390,12 @@ mod tests {
         assert!(d.is_ok());
         assert_eq!(store.load("s").await.unwrap(), c("3"));
         let plain = MemoryCursorStore::default();
+        let single = CursorTracker::load("s", Arc::new(plain)).await.unwrap();
         assert!(
-            CursorTracker::load("s", Arc::new(plain))
-                .await
-                .unwrap()
-                .lease()
-                .is_none(),
+            single.lease().is_none(),
             "single-process trackers commit without a lease"
         );
+        assert!(single.check_lease().await.is_ok(), "and are never fenced");
     }
 
     /// Writes of cursor "1" take 100 ms, all others 1 ms.

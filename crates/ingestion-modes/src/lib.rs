@@ -84,6 +84,13 @@ impl Emitted {
 pub trait Sink: Send + Sync {
     /// Hands a batch over; waits while the pipeline is full.
     async fn emit(&self, batch: Emitted) -> Result<(), Error>;
+
+    /// Another worker has claimed the source (its cursor tracker's lease is superseded,
+    /// [`api_client::CursorTracker::check_lease`]): the stream makes no more fetches and
+    /// tells the sink once, so its owner can stop it. Does nothing by default.
+    async fn fenced(&self, source_id: &str, why: &str) {
+        let _ = (source_id, why);
+    }
 }
 
 #[async_trait]

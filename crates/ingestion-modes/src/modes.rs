@@ -149,6 +149,7 @@ pub fn start(
     let stats = Arc::new(ModeStats::default());
     let ctx = Ctx {
         consecutive_panics: std::sync::atomic::AtomicU32::new(0),
+        fenced: std::sync::atomic::AtomicBool::new(false),
         source_id: source_id.into(),
         spec,
         source,
@@ -180,6 +181,8 @@ fn panic_message(e: tokio::task::JoinError) -> String {
 
 struct Ctx {
     consecutive_panics: std::sync::atomic::AtomicU32,
+    /// Set once the source's lease was found superseded (the sink is told once).
+    fenced: std::sync::atomic::AtomicBool,
     source_id: Arc<str>,
     spec: ModeSpec,
     source: Arc<dyn Source>,
@@ -290,6 +293,18 @@ impl Ctx {
             ("source", self.source_id.to_string()),
             ("mode", self.spec.label().to_owned()),
         ];
+        // A source shared by workers is fetched only while this worker's claim is the
+        // newest: once another worker has claimed it, polling here would only fetch
+        // what the new owner fetches too. (The commit fence is what guarantees it; this
+        // stops the polling a fetch and a delivery sooner.) A store that cannot answer
+        // does not stop the fetch.
+        if let Err(api_client::Error::Fenced(why)) = self.tracker.check_lease().await {
+            if !self.fenced.swap(true, Ordering::Relaxed) {
+                tracing::warn!(source = %self.source_id, %why, "claimed by another worker: no more fetches here");
+                self.sink.fenced(&self.source_id, &why).await;
+            }
+            return None;
+        }
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(m::POLLS, &labels).increment(1);
         let from = self.tracker.fetch_from();

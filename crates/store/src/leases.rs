@@ -105,6 +105,28 @@ impl SqlStore {
         )))
     }
 
+    /// `Ok` while `lease` is `source_id`'s newest claim; else `Fenced`, naming the owner.
+    pub async fn check_source_lease(
+        &self,
+        source_id: &str,
+        lease: &Lease,
+    ) -> api_client::Result<()> {
+        let sql = "SELECT epoch, owner FROM source_leases WHERE source_id = $1";
+        let newest: Option<(i64, String)> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(source_id)
+            .fetch_optional(pool)
+            .await)
+        .map_err(|e| api_client::Error::cursor(Error::Query(e)))?;
+        match newest {
+            Some((epoch, _)) if epoch == lease.epoch => Ok(()),
+            newest => Err(api_client::Error::Fenced(api_client::fenced_message(
+                source_id,
+                lease,
+                newest.as_ref().map(|(_, owner)| owner.as_str()),
+            ))),
+        }
+    }
+
     /// Who claimed `source_id` last.
     pub async fn source_owner(&self, source_id: &str) -> Result<Option<String>> {
         let sql = "SELECT owner FROM source_leases WHERE source_id = $1";
@@ -179,5 +201,9 @@ impl CursorStore for SqlStore {
         lease: &Lease,
     ) -> api_client::Result<()> {
         self.commit_cursor_leased(source_id, &cursor.0, lease).await
+    }
+
+    async fn check_lease(&self, source_id: &str, lease: &Lease) -> api_client::Result<()> {
+        self.check_source_lease(source_id, lease).await
     }
 }

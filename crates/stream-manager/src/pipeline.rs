@@ -255,6 +255,13 @@ pub(crate) struct StreamSink {
 
 #[async_trait]
 impl Sink for StreamSink {
+    /// Another worker claimed the source: the cluster stops it here.
+    async fn fenced(&self, _source_id: &str, _why: &str) {
+        if let Some(fenced) = &self.ctx.fenced {
+            let _ = fenced.send(self.ctx.id.clone());
+        }
+    }
+
     async fn emit(&self, batch: Emitted) -> Result<(), ingestion_modes::Error> {
         let shared = &self.shared;
         if !batch.rejected.is_empty() {

@@ -291,3 +291,67 @@ async fn cursor_commits_only_after_settling_and_a_restart_refetches() {
         "the unacknowledged fetch is fetched again"
     );
 }
+
+/// Counts what a stream tells its sink about a lost claim.
+#[derive(Default)]
+struct FencedSink {
+    emitted: AtomicUsize,
+    told: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl ingestion_modes::Sink for FencedSink {
+    async fn emit(&self, batch: Emitted) -> Result<(), ingestion_modes::Error> {
+        self.emitted.fetch_add(batch.len(), Ordering::SeqCst);
+        Ok(())
+    }
+    async fn fenced(&self, source_id: &str, why: &str) {
+        self.told
+            .lock()
+            .unwrap()
+            .push(format!("{source_id}: {why}"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_source_claimed_by_another_worker_is_fetched_no_more_and_the_sink_is_told_once() {
+    let store = MemoryCursorStore::default();
+    let shared: Arc<dyn CursorStore> = Arc::new(store.clone());
+    let mine = Arc::new(
+        CursorTracker::claim("s", "w1", shared.clone())
+            .await
+            .unwrap(),
+    );
+    let src = Scripted::new(2, Duration::ZERO);
+    let sink = Arc::new(FencedSink::default());
+    let h = start(
+        "s",
+        spec(IngestionModeKind::RealTime, |c| {
+            c.polling_interval_seconds = 10.0
+        }),
+        src.clone(),
+        mine,
+        sink.clone(),
+    );
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert_eq!(
+        src.starts(),
+        vec![0, 10, 20],
+        "fetched while the claim holds"
+    );
+    let _theirs = CursorTracker::claim("s", "w2", shared).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    h.stop(Duration::from_secs(1)).await;
+    assert_eq!(
+        src.starts(),
+        vec![0, 10, 20],
+        "no fetch after another worker's claim"
+    );
+    assert_eq!(sink.emitted.load(Ordering::SeqCst), 6);
+    let told = sink.told.lock().unwrap().clone();
+    assert_eq!(told.len(), 1, "told once, not at every tick: {told:?}");
+    assert!(
+        told[0].starts_with("s: ") && told[0].contains("`w2`"),
+        "{told:?}"
+    );
+}

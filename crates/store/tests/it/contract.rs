@@ -270,8 +270,24 @@ async fn a_superseded_claim_cannot_commit(store: &dyn CursorStore) {
     let c = |s: &str| Cursor(s.to_owned());
     let first = store.claim("firms", "w1").await.unwrap();
     store.commit_leased("firms", &c("1"), &first).await.unwrap();
+    store
+        .check_lease("firms", &first)
+        .await
+        .expect("the only claim holds");
     let second = store.claim("firms", "w2").await.unwrap();
     assert!(second.epoch > first.epoch, "{first:?} then {second:?}");
+    let early = store
+        .check_lease("firms", &first)
+        .await
+        .expect_err("the old owner sees the newer claim before it fetches");
+    assert!(
+        matches!(&early, api_client::Error::Fenced(m) if m.contains("`w2`")),
+        "{early}"
+    );
+    store
+        .check_lease("firms", &second)
+        .await
+        .expect("the newest claim holds");
     let err = store
         .commit_leased("firms", &c("2"), &first)
         .await
@@ -300,6 +316,10 @@ async fn a_superseded_claim_cannot_commit(store: &dyn CursorStore) {
         .commit_leased("never-claimed", &c("x"), &never)
         .await
         .is_err());
+    assert!(
+        store.check_lease("never-claimed", &never).await.is_err(),
+        "a lease nobody took does not hold"
+    );
 }
 
 /// One module per backend, each running every named contract test on a fresh store.
