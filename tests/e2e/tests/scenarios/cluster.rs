@@ -1,8 +1,9 @@
 //! Scenario: several workers share the sources through Kafka's group protocol (issue
 //! #16). Three `stream-server` workers with one config (cluster mode, PostgreSQL fetch
 //! state) poll eight HTTP sources of an upstream that logs who asked (`X-Worker`, from
-//! each worker's `${WORKER}`). Checked from that log: no source is ever polled by two
-//! workers at once (each source's workers poll in disjoint time spans); after `kill -9`
+//! each worker's `${WORKER}`). Checked from that log: in the steady state each source
+//! is polled by one worker, and no source is polled by two workers at once for longer
+//! than a stale worker takes to see the newer claim before its next fetch; after `kill -9`
 //! of a worker its sources resume on the others within the session timeout + 5 s; a
 //! fourth worker that joins takes sources over. Checked from Kafka: every id the
 //! upstream answered arrived (0 lost); duplicates are counted and reported.
@@ -437,11 +438,12 @@ async fn run(scene: Scene, db: String) {
     println!("cluster: per source, ms polled by two workers at once (total, longest stretch): {double:?}");
     // A handover revokes before it assigns. tansu 0.6's coordinator also hands a slot to a
     // second worker without revoking it from the first (ARCHITECTURE.md): then the first
-    // stops at its first fenced commit — one poll and one delivery later. No stretch of
-    // double polling may outlast that (plus the 600 ms a worker counts as active after
-    // its last request).
+    // sees the second's claim before its next fetch and stops — at most a poll in flight
+    // later. No stretch of double polling may outlast that by much (the 600 ms a worker
+    // counts as active after its last request included; 0.33–0.61 s measured, also with
+    // both cores busy; up to 2.1 s when the first stopped only at its next commit).
     assert!(
-        longest <= 2_000,
+        longest <= 1_500,
         "a source was polled by two workers for {longest} ms at a stretch: {double:?}"
     );
     let served = up.served.lock().unwrap().clone();
