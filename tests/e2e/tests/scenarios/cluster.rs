@@ -347,7 +347,8 @@ async fn run(scene: Scene, db: String) {
 
     // A worker stalled past its session timeout (SIGSTOP), then woken (SIGCONT): its
     // sources move on meanwhile; once awake it stops them (the group tells it its
-    // membership is lost, or the fence refuses its first commit) and writes no state.
+    // membership is lost, or it sees the newer claim before a fetch, or the fence refuses
+    // a commit) and writes no state.
     let mut most = (live[0], Vec::new());
     for &i in &live {
         let s = sources_of(&workers[i]).await;
