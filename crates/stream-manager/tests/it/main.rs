@@ -1,5 +1,6 @@
 //! The composed pipeline on librdkafka's in-process broker, verified by consuming.
 
+mod cluster;
 mod lanes;
 mod payload;
 mod pipeline;

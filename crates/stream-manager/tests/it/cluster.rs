@@ -1,0 +1,95 @@
+//! One worker of a cluster on librdkafka's mock broker (fetch state in the state topic):
+//! it runs the sources of the slots the group gives it, starts a source added by a
+//! config update at once when its slot is its own, stops a source another worker has
+//! claimed before its next fetch, and claims it back a session timeout later while the
+//! slot is still its own.
+
+use std::time::{Duration, Instant};
+
+use producer::{Claimed, StateLog};
+use rdkafka::config::ClientConfig;
+use stream_manager::{StreamManager, StreamStatus};
+
+use crate::{setup, start};
+
+const YAML: &str = "
+kafka: { linger_ms: 5 }
+routing: { fallback_topic: all }
+cluster: { enabled: true, group_id: g, slots: 4, worker_id: w1, session_timeout_ms: 6000 }
+sources:
+  s1:
+    source_type: synthetic
+    ingestion: { mode: real_time, polling_interval_seconds: 0.1 }
+    custom_params: { records_per_second: 20 }
+";
+
+/// Waits (up to `within`) until `id` has `status`.
+async fn until_status(m: &StreamManager, id: &str, status: StreamStatus, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = m.stream(id).await.expect("stream exists");
+        if s.status == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} never became {status:?}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_its_slots_takes_new_sources_and_yields_to_a_newer_claim() {
+    let (mock, cfg, _dir) = setup(YAML, &["all", "g.state"]);
+    // The group's coordination topic: one partition per slot (the server creates both
+    // topics with `prepare_kafka`).
+    mock.create_topic("g.slots", 4, 1).expect("slots topic");
+    let m = std::sync::Arc::new(start(cfg).await);
+    assert_eq!(
+        m.stream("s1").await.unwrap().status,
+        StreamStatus::Unassigned,
+        "nothing runs before the group assigns slots"
+    );
+    m.join_cluster().expect("joins the group");
+    until_status(&m, "s1", StreamStatus::Running, Duration::from_secs(30)).await;
+
+    // A source added by a config update: its slot is this worker's (the only one), so
+    // it starts without waiting for a rebalance.
+    let mut next = m.config().as_ref().clone();
+    let mut s2 = next.sources["s1"].clone();
+    s2.custom_params.insert("seed".into(), serde_json::json!(2));
+    next.sources.insert("s2".into(), s2);
+    m.apply_config(next).await.expect("update applies");
+    until_status(&m, "s2", StreamStatus::Running, Duration::from_secs(10)).await;
+
+    // Another worker claims s1 (as a worker the coordinator wrongly gave the slot too
+    // would): this one stops fetching it and stops it.
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", mock.bootstrap_servers());
+    let other = StateLog::open(&client, "g.state").await.expect("state log");
+    match other.claim("s1", "w2").await.expect("claim") {
+        Claimed::Won { .. } => {}
+        Claimed::Lost { owner } => panic!("lost to {owner}"),
+    }
+    until_status(&m, "s1", StreamStatus::Unassigned, Duration::from_secs(10)).await;
+    let polls = m.stream("s1").await.unwrap().polls;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        m.stream("s1").await.unwrap().polls,
+        polls,
+        "no fetch of s1 once another worker claimed it"
+    );
+    assert_eq!(m.stream("s2").await.unwrap().status, StreamStatus::Running);
+
+    // The slot stays this worker's, so the other claimer was the stale one: after a
+    // session timeout this worker claims s1 again and runs it.
+    until_status(&m, "s1", StreamStatus::Running, Duration::from_secs(20)).await;
+    let (_, owner) = other.owner("s1").expect("a claim");
+    assert_eq!(owner, "w1", "claimed back");
+    let report = m.shutdown(Duration::from_secs(10)).await;
+    assert!(
+        m.stream("s1").await.unwrap().records_processed > 0,
+        "{report:?}"
+    );
+}
