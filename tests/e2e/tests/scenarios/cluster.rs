@@ -182,6 +182,40 @@ async fn await_balanced(workers: &[Server], live: &[usize], min_each: usize) {
     }
 }
 
+/// Waits (up to 60 s) until no live worker's slots have changed for `quiet`: no
+/// rebalance round is under way. (A stall in the middle of a rebalance, between a
+/// worker's JoinGroup and its SyncGroup, can leave tansu 0.6's group without a
+/// reassignment of that worker's slots — seen once in CI; README, troubleshooting.)
+async fn await_quiet_slots(workers: &[Server], live: &[usize], quiet: Duration) {
+    let since = Instant::now();
+    let mut last: Vec<Vec<u64>> = Vec::new();
+    let mut unchanged_since = Instant::now();
+    loop {
+        let mut now = Vec::new();
+        for &i in live {
+            let (status, view) = workers[i].get("/cluster").await;
+            assert_eq!(status, 200, "{view}");
+            let mut slots: Vec<u64> = view["slots"]
+                .as_array()
+                .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+                .unwrap_or_default();
+            slots.sort_unstable();
+            now.push(slots);
+        }
+        if now != last {
+            last = now;
+            unchanged_since = Instant::now();
+        } else if unchanged_since.elapsed() >= quiet {
+            return;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the workers' slots never stayed unchanged for {quiet:?}: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn sources_of(server: &Server) -> Vec<String> {
     let (status, view) = server.get("/cluster").await;
     assert_eq!(status, 200, "{view}");
@@ -344,6 +378,9 @@ async fn run(scene: Scene, db: String) {
     live.push(3);
     await_balanced(&workers, &live, 1).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // The stall below comes while the group is at rest: tansu pauses a follower's
+    // JoinGroup for 3 s, so 5 s without a change means no round is under way.
+    await_quiet_slots(&workers, &live, Duration::from_secs(5)).await;
 
     // A worker stalled past its session timeout (SIGSTOP), then woken (SIGCONT): its
     // sources move on meanwhile; once awake it stops them (the group tells it its
