@@ -67,6 +67,21 @@ pub struct Lease {
     pub epoch: i64,
 }
 
+impl Lease {
+    /// `Ok` if this lease is the newest claim of `source_id` (`newest`: the epoch and
+    /// owner of the newest claim, if any); else [`crate::Error::Fenced`] naming its owner.
+    pub fn check(&self, source_id: &str, newest: Option<(i64, &str)>) -> crate::Result<()> {
+        match newest {
+            Some((epoch, _)) if epoch == self.epoch => Ok(()),
+            newest => Err(crate::Error::Fenced(fenced_message(
+                source_id,
+                self,
+                newest.map(|(_, owner)| owner),
+            ))),
+        }
+    }
+}
+
 /// Cursors in memory (tests, or library users who do not need durability).
 #[derive(Debug, Default, Clone)]
 pub struct MemoryCursorStore {
@@ -112,33 +127,23 @@ impl CursorStore for MemoryCursorStore {
     ) -> crate::Result<()> {
         // The lease map's lock is held through the write: a claim waits for it.
         let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        match leases.get(source_id) {
-            Some(l) if l.epoch == lease.epoch => {
-                self.cursors
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(source_id.to_owned(), cursor.clone());
-                Ok(())
-            }
-            newest => Err(crate::Error::Fenced(fenced_message(
-                source_id,
-                lease,
-                newest.map(|l| l.owner.as_str()),
-            ))),
-        }
+        lease.check(source_id, newest(&leases, source_id))?;
+        self.cursors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(source_id.to_owned(), cursor.clone());
+        Ok(())
     }
 
     async fn check_lease(&self, source_id: &str, lease: &Lease) -> crate::Result<()> {
         let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        match leases.get(source_id) {
-            Some(l) if l.epoch == lease.epoch => Ok(()),
-            newest => Err(crate::Error::Fenced(fenced_message(
-                source_id,
-                lease,
-                newest.map(|l| l.owner.as_str()),
-            ))),
-        }
+        lease.check(source_id, newest(&leases, source_id))
     }
+}
+
+/// The newest claim of `source_id` in a lease map: (epoch, owner).
+fn newest<'a>(leases: &'a HashMap<String, Lease>, source_id: &str) -> Option<(i64, &'a str)> {
+    leases.get(source_id).map(|l| (l.epoch, l.owner.as_str()))
 }
 
 /// Why a commit under an old lease was refused.

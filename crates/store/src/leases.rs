@@ -117,14 +117,7 @@ impl SqlStore {
             .fetch_optional(pool)
             .await)
         .map_err(|e| api_client::Error::cursor(Error::Query(e)))?;
-        match newest {
-            Some((epoch, _)) if epoch == lease.epoch => Ok(()),
-            newest => Err(api_client::Error::Fenced(api_client::fenced_message(
-                source_id,
-                lease,
-                newest.as_ref().map(|(_, owner)| owner.as_str()),
-            ))),
-        }
+        lease.check(source_id, newest.as_ref().map(|(e, o)| (*e, o.as_str())))
     }
 
     /// Who claimed `source_id` last.

@@ -67,13 +67,7 @@ impl CursorStore for TopicStore {
 
     /// From this worker's view of the log (claims arrive as fast as it consumes).
     async fn check_lease(&self, source_id: &str, lease: &Lease) -> api_client::Result<()> {
-        match self.0.owner(source_id) {
-            Some((epoch, _)) if epoch == lease.epoch => Ok(()),
-            newest => Err(api_client::Error::Fenced(fenced_message(
-                source_id,
-                lease,
-                newest.as_ref().map(|(_, owner)| owner.as_str()),
-            ))),
-        }
+        let newest = self.0.owner(source_id);
+        lease.check(source_id, newest.as_ref().map(|(e, o)| (*e, o.as_str())))
     }
 }
