@@ -216,27 +216,26 @@ impl StateLog {
     }
 
     async fn write(&self, entry: &Entry) -> Result<i64, Error> {
-        let key = entry.key();
         let payload = serde_json::to_vec(entry).map_err(|e| Error::kafka("state record", e))?;
-        let record = FutureRecord::to(&self.topic)
-            .key(&key)
-            .payload(&payload)
-            .partition(0);
+        self.send(&entry.key(), Some(&payload)).await
+    }
+
+    /// Deletes `key` (a tombstone: compaction drops the key; readers skip it).
+    async fn delete(&self, key: &str) -> Result<i64, Error> {
+        self.send(key, None).await
+    }
+
+    /// Appends `key` → `payload` (none: a tombstone); its offset.
+    async fn send(&self, key: &str, payload: Option<&[u8]>) -> Result<i64, Error> {
+        let mut record: FutureRecord<'_, str, [u8]> =
+            FutureRecord::to(&self.topic).key(key).partition(0);
+        if let Some(p) = payload {
+            record = record.payload(p);
+        }
         self.producer
             .send(record, WAIT)
             .await
             .map(|d| d.offset)
-            .map_err(|(e, _)| Error::kafka("writing the state topic", e))
-    }
-
-    /// Deletes `key` (a tombstone: compaction drops the key; readers skip it).
-    async fn delete(&self, key: &str) -> Result<(), Error> {
-        let record: FutureRecord<'_, str, [u8]> =
-            FutureRecord::to(&self.topic).key(key).partition(0);
-        self.producer
-            .send(record, WAIT)
-            .await
-            .map(|_| ())
             .map_err(|(e, _)| Error::kafka("writing the state topic", e))
     }
 
