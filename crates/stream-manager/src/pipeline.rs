@@ -37,9 +37,20 @@ pub(crate) struct SourceCtx {
     pub(crate) priority: Priority,
     pub(crate) tracker: Arc<CursorTracker>,
     pub(crate) counters: Arc<StreamCounters>,
-    /// Cluster mode: where a commit refused by the fence reports the source (another
-    /// worker has claimed it; this one must stop it).
+    /// Cluster mode: where the source is reported once another worker has claimed it
+    /// (a commit refused by the fence, or the claim check before a fetch); this worker
+    /// must stop it.
     pub(crate) fenced: Option<tokio::sync::mpsc::UnboundedSender<Arc<str>>>,
+}
+
+impl SourceCtx {
+    /// Reports that another worker has claimed the source, so the cluster stops it
+    /// here; `false` outside cluster mode (nobody to tell).
+    fn claimed_elsewhere(&self) -> bool {
+        self.fenced
+            .as_ref()
+            .is_some_and(|f| f.send(self.id.clone()).is_ok())
+    }
 }
 
 /// A record in the queue: already serialized, routed and keyed — the parsed value is
@@ -237,12 +248,14 @@ pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, 
             .1 += 1;
     }
     for ((_, seq), (ctx, n)) in groups {
-        let result = ctx.tracker.settle(seq, n).await;
-        if let (Err(api_client::Error::Fenced(why)), Some(fenced)) = (&result, &ctx.fenced) {
-            tracing::warn!(source = %ctx.id, %why, "fetch state claimed by another worker: stopping the source here");
-            let _ = fenced.send(ctx.id.clone());
-        } else if let Err(e) = result {
-            tracing::error!(source = %ctx.id, error = &e as &dyn std::error::Error, "cannot commit cursor; the records will be fetched again after a restart");
+        match ctx.tracker.settle(seq, n).await {
+            Ok(()) => {}
+            Err(api_client::Error::Fenced(why)) if ctx.claimed_elsewhere() => {
+                tracing::warn!(source = %ctx.id, %why, "fetch state claimed by another worker: stopping the source here");
+            }
+            Err(e) => {
+                tracing::error!(source = %ctx.id, error = &e as &dyn std::error::Error, "cannot commit cursor; the records will be fetched again after a restart");
+            }
         }
     }
 }
@@ -257,9 +270,7 @@ pub(crate) struct StreamSink {
 impl Sink for StreamSink {
     /// Another worker claimed the source: the cluster stops it here.
     async fn fenced(&self, _source_id: &str, _why: &str) {
-        if let Some(fenced) = &self.ctx.fenced {
-            let _ = fenced.send(self.ctx.id.clone());
-        }
+        self.ctx.claimed_elsewhere();
     }
 
     async fn emit(&self, batch: Emitted) -> Result<(), ingestion_modes::Error> {
