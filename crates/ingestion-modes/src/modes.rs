@@ -297,12 +297,15 @@ impl Ctx {
         // newest: once another worker has claimed it, polling here would only fetch
         // what the new owner fetches too. (The commit fence is what guarantees it; this
         // stops the polling a fetch and a delivery sooner.) A store that cannot answer
-        // does not stop the fetch.
+        // does not stop the fetch. A superseded claim never becomes the newest again
+        // (epochs only grow), so once fenced the store is not asked again.
+        if self.fenced.load(Ordering::Relaxed) {
+            return None;
+        }
         if let Err(api_client::Error::Fenced(why)) = self.tracker.check_lease().await {
-            if !self.fenced.swap(true, Ordering::Relaxed) {
-                tracing::warn!(source = %self.source_id, %why, "claimed by another worker: no more fetches here");
-                self.sink.fenced(&self.source_id, &why).await;
-            }
+            self.fenced.store(true, Ordering::Relaxed);
+            tracing::warn!(source = %self.source_id, %why, "claimed by another worker: no more fetches here");
+            self.sink.fenced(&self.source_id, &why).await;
             return None;
         }
         self.stats.polls.fetch_add(1, Ordering::Relaxed);

@@ -313,10 +313,42 @@ impl ingestion_modes::Sink for FencedSink {
     }
 }
 
+/// A shared store that counts how often a claim is checked.
+#[derive(Debug, Default)]
+struct CountedChecks {
+    inner: MemoryCursorStore,
+    checks: AtomicUsize,
+}
+
+#[async_trait]
+impl CursorStore for CountedChecks {
+    async fn load(&self, id: &str) -> api_client::Result<Option<Cursor>> {
+        self.inner.load(id).await
+    }
+    async fn commit(&self, id: &str, c: &Cursor) -> api_client::Result<()> {
+        self.inner.commit(id, c).await
+    }
+    async fn claim(&self, id: &str, owner: &str) -> api_client::Result<api_client::Lease> {
+        self.inner.claim(id, owner).await
+    }
+    async fn commit_leased(
+        &self,
+        id: &str,
+        c: &Cursor,
+        lease: &api_client::Lease,
+    ) -> api_client::Result<()> {
+        self.inner.commit_leased(id, c, lease).await
+    }
+    async fn check_lease(&self, id: &str, lease: &api_client::Lease) -> api_client::Result<()> {
+        self.checks.fetch_add(1, Ordering::SeqCst);
+        self.inner.check_lease(id, lease).await
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_source_claimed_by_another_worker_is_fetched_no_more_and_the_sink_is_told_once() {
-    let store = MemoryCursorStore::default();
-    let shared: Arc<dyn CursorStore> = Arc::new(store.clone());
+    let counted = Arc::new(CountedChecks::default());
+    let shared: Arc<dyn CursorStore> = counted.clone();
     let mine = Arc::new(
         CursorTracker::claim("s", "w1", shared.clone())
             .await
@@ -350,6 +382,11 @@ async fn a_source_claimed_by_another_worker_is_fetched_no_more_and_the_sink_is_t
     assert_eq!(sink.emitted.load(Ordering::SeqCst), 6);
     let told = sink.told.lock().unwrap().clone();
     assert_eq!(told.len(), 1, "told once, not at every tick: {told:?}");
+    assert_eq!(
+        counted.checks.load(Ordering::SeqCst),
+        4,
+        "checked before the fetches at 0, 10, 20 s and at 30 s (fenced), then never again"
+    );
     assert!(
         told[0].starts_with("s: ") && told[0].contains("`w2`"),
         "{told:?}"
