@@ -478,7 +478,7 @@ async fn run(scene: Scene, db: String) {
     // second worker without revoking it from the first (ARCHITECTURE.md): then the first
     // sees the second's claim before its next fetch and stops — at most a poll in flight
     // later. No stretch of double polling may outlast that by much (the 600 ms a worker
-    // counts as active after its last request included; 0.33–0.63 s measured, also with
+    // counts as active after its last request included; 0.33–0.65 s measured, also with
     // both cores busy; up to 2.1 s when the first stopped only at its next commit).
     assert!(
         longest <= 1_500,
