@@ -99,18 +99,20 @@ impl Delivery {
     }
 
     /// Stores the dead letters of the journal at `path` (a previous run's spill) and
-    /// removes it; returns how many. On error the journal stays for the next attempt.
+    /// removes it; returns how many. A line that cannot be read is set aside in
+    /// `<path>.rejected` (warned about, counted) and the others are stored. On error the
+    /// journal stays for the next attempt.
     pub async fn replay_journal(&self, path: &std::path::Path) -> Result<usize, DlqError> {
-        let letters = crate::journal::read(path).map_err(DlqError::dlq)?;
-        if letters.is_empty() {
+        let journal = crate::journal::read(path).map_err(DlqError::dlq)?;
+        if journal.is_empty() {
             return Ok(0);
         }
-        for chunk in letters.chunks(500) {
+        for chunk in journal.letters.chunks(500) {
             self.dlq.insert(chunk, self.first_retry).await?;
             count_writes(chunk);
         }
-        std::fs::remove_file(path).map_err(DlqError::dlq)?;
-        Ok(letters.len())
+        crate::journal::finish(path, &journal).map_err(DlqError::dlq)?;
+        Ok(journal.letters.len())
     }
 
     /// The producer.

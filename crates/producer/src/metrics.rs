@@ -23,6 +23,7 @@ pub(crate) const DLQ_SIZE: &str = "dlq_size";
 pub(crate) const DLQ_BUFFERED: &str = "dlq_buffered_records";
 pub(crate) const DLQ_DROPPED: &str = "dlq_dropped_total";
 pub(crate) const DLQ_ROWS: &str = "dlq_rows";
+pub(crate) const DLQ_JOURNAL_REJECTED: &str = "dlq_journal_rejected_lines_total";
 pub(crate) const DLQ_OLDEST_PENDING: &str = "dlq_oldest_pending_age_seconds";
 
 /// Registers the help text of every producer and DLQ metric with the installed recorder.
@@ -139,5 +140,10 @@ pub fn describe_metrics() {
         DLQ_DROPPED,
         Unit::Count,
         "Undeliverable records dropped because enable_dlq is false, by source and reason."
+    );
+    describe_counter!(
+        DLQ_JOURNAL_REJECTED,
+        Unit::Count,
+        "Unreadable dead-letter journal lines set aside in <journal>.rejected at replay."
     );
 }

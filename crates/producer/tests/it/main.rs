@@ -3,6 +3,7 @@
 
 mod admin_lag;
 mod delivery;
+mod journal;
 mod kafka;
 mod state_log;
 mod support;
