@@ -8,8 +8,9 @@ use crate::builder::compile_priority_rules;
 use crate::{component, convert, Error, Result, StreamManager};
 
 /// Sections read once, at start: a change to them is refused at run time (with the keys
-/// named) rather than silently ignored. Everything else applies live: sources, routing
-/// and priority rules, `enable_dlq`, `metadata_in_payload`, the DLQ's retry policy.
+/// named) rather than silently ignored (`cluster` too: the group is joined at start).
+/// Everything else applies live: sources, routing and priority rules, `enable_dlq`,
+/// `metadata_in_payload`, the DLQ's retry policy.
 const RESTART_ONLY: &[&str] = &[
     "kafka",
     "queue_max_size",
@@ -20,6 +21,7 @@ const RESTART_ONLY: &[&str] = &[
     "topics",
     "server",
     "file_roots",
+    "cluster",
 ];
 
 /// The restart-only keys whose values differ between `old` and `next`, as paths.

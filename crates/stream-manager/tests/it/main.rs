@@ -1,6 +1,7 @@
 //! The composed pipeline on librdkafka's in-process broker, verified by consuming.
 
 mod cluster;
+mod control;
 mod lanes;
 mod payload;
 mod pipeline;
