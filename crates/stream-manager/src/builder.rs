@@ -239,6 +239,7 @@ impl Builder {
             in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
             next_batch: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
+            workers: std::sync::Mutex::new(Vec::new()),
         });
         let manager = StreamManager {
             shared: shared.clone(),
@@ -246,19 +247,12 @@ impl Builder {
             registry: self.registry,
             cursors,
             streams: tokio::sync::Mutex::new(BTreeMap::new()),
+            streams_seen: std::sync::Mutex::new(Vec::new()),
             dispatcher: std::sync::Mutex::new(Some(tokio::spawn(dispatch::supervise_dispatch(
                 shared.clone(),
                 self.max_in_flight,
             )))),
-            background: std::sync::Mutex::new(
-                probe
-                    .map(|p| {
-                        tokio::spawn(workers::lag_checker(shared.clone(), p, self.check_interval))
-                    })
-                    .into_iter()
-                    .chain([tokio::spawn(workers::dlq_worker(shared.clone()))])
-                    .collect(),
-            ),
+            background: std::sync::Mutex::new(workers::spawn(&shared, probe, self.check_interval)),
             start_jitter: self.start_jitter,
             started_at: Instant::now(),
             reload_lock: tokio::sync::Mutex::new(()),

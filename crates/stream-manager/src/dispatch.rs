@@ -1,7 +1,7 @@
 //! The dispatcher: two lanes pop the queue (CRITICAL alone, everything else with tokens
 //! taken before records), register each batch until its reports are in, and hand it to
-//! delivery tasks; a supervisor restarts a panicked dispatcher and dead-letters what it
-//! held.
+//! delivery tasks; the supervisor (`supervise.rs`) restarts a panicked dispatcher, and
+//! what it held is dead-lettered.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -13,6 +13,7 @@ use queue::{Lanes, PopBatch, Priority};
 
 use crate::manager::Shared;
 use crate::pipeline::{now_ms, settle, Item};
+use crate::supervise::supervise;
 
 /// A delivery task ended. One that panicked is logged and counted, and the records of
 /// its batch (still registered: it never reported) are dead-lettered as `task_panic`.
@@ -48,41 +49,32 @@ async fn batch_ended(
     }
 }
 
-/// Runs the dispatcher, and runs it again (after 1 s, 2 s … 30 s) if it panicked. The
-/// records it held (every registered batch: its delivery tasks die with it) are
-/// dead-lettered as `task_panic`, so their fetches settle and nothing waits for them.
-/// Panics are logged and counted (`pipeline_task_panics_total{task}`).
+/// Runs the dispatcher under [`supervise`] (again after 1 s, 2 s … 30 s if it
+/// panicked). The records it held (every registered batch: its delivery tasks die with
+/// it) are dead-lettered as `task_panic`, so their fetches settle and nothing waits for
+/// them. Panics are logged and counted (`pipeline_task_panics_total{task}`).
 pub(crate) async fn supervise_dispatch(shared: Arc<Shared>, max_in_flight: usize) {
-    let mut panics = 0u32;
-    loop {
-        // Aborted with this supervisor (the shutdown deadline aborts it).
-        let run = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(dispatch(
-            shared.clone(),
-            max_in_flight,
-        )));
-        match run.await {
-            Ok(()) => return,
-            Err(e) if e.is_panic() => {
-                panics += 1;
-                shared.dispatcher_panics.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(TASK_PANICS, "task" => "dispatcher").increment(1);
-                tracing::error!(error = %e, "the dispatcher panicked; restarting it");
-                for batch in shared.take_registered() {
-                    shared
-                        .dead_letter_items(
-                            &batch,
-                            FailureReason::TaskPanic,
-                            "the dispatcher panicked while holding it",
-                        )
-                        .await;
-                }
-                let backoff =
-                    Duration::from_secs(1 << (panics - 1).min(5)).min(Duration::from_secs(30));
-                tokio::time::sleep(backoff).await;
+    let worker = shared.worker("dispatcher");
+    let run = {
+        let shared = shared.clone();
+        move || dispatch(shared.clone(), max_in_flight)
+    };
+    let after_panic = move || {
+        let shared = shared.clone();
+        async move {
+            shared.dispatcher_panics.fetch_add(1, Ordering::Relaxed);
+            for batch in shared.take_registered() {
+                shared
+                    .dead_letter_items(
+                        &batch,
+                        FailureReason::TaskPanic,
+                        "the dispatcher panicked while holding it",
+                    )
+                    .await;
             }
-            Err(_) => return,
         }
-    }
+    };
+    supervise(worker, run, after_panic).await;
 }
 
 /// Panicked tasks of the record path, by task.

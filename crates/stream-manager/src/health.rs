@@ -21,6 +21,10 @@ pub struct Health {
     /// to the DLQ as `task_panic`). Any is unhealthy until a restart: it is a bug in the
     /// service, and must be seen.
     pub task_panics: u64,
+    /// The supervised background tasks (dispatcher, lag checker, DLQ worker, DLQ
+    /// retention): each restarted after a panic, any restart unhealthy until a restart
+    /// of the service.
+    pub workers: Vec<crate::WorkerHealth>,
 }
 
 /// Kafka connectivity.
@@ -132,11 +136,13 @@ pub struct ThrottleMetrics {
 }
 
 impl StreamManager {
-    /// Health of every component; `healthy` only if all are.
+    /// Health of every component; `healthy` only if all are. It never waits on the
+    /// streams lock (a stop holds it for up to its grace): the streams are as last seen
+    /// when the lock is busy, so probes answer promptly.
     pub async fn health(&self) -> Health {
         let kafka = self.shared.delivery.producer().health().await;
         let stats = self.shared.delivery.dlq_stats().await;
-        let streams = self.list_streams().await;
+        let streams = self.streams_for_probe();
         let failing: Vec<String> = streams
             .iter()
             .filter(|s| s.failing)
@@ -159,13 +165,23 @@ impl StreamManager {
             .shared
             .dispatcher_panics
             .load(std::sync::atomic::Ordering::Relaxed);
+        let workers: Vec<crate::WorkerHealth> = self
+            .shared
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|w| w.health())
+            .collect();
         Health {
             healthy: kafka.connected
                 && dlq.reachable
                 && failing.is_empty()
                 && queue.utilization < 100.0
-                && task_panics == 0,
+                && task_panics == 0
+                && workers.iter().all(|w| w.restarts == 0),
             task_panics,
+            workers,
             producer: ProducerHealth {
                 kafka_connected: kafka.connected,
                 brokers: kafka.brokers,

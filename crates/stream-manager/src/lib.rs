@@ -26,6 +26,7 @@ mod manager;
 mod pipeline;
 mod reload;
 mod streams;
+mod supervise;
 mod workers;
 
 pub use crate::builder::Builder;
@@ -38,6 +39,7 @@ pub use crate::health::{
 pub use crate::kafka::{check_sources, prepare_kafka, source_types, KafkaHandle};
 pub use crate::manager::{ShutdownReport, StreamManager};
 pub use crate::streams::{StreamInfo, StreamStatus};
+pub use crate::supervise::WorkerHealth;
 pub use producer::{DeadLetter, DlqFilter, DlqStats, DlqStatus, Purge};
 
 /// Registers the help text of every component's metrics with the installed recorder
@@ -52,7 +54,7 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         dispatch::TASK_PANICS,
         metrics::Unit::Count,
-        "Panicked tasks of the record path (dispatcher, delivery), by task; each makes health unhealthy."
+        "Panicked tasks (dispatcher, delivery, lag_checker, dlq_worker, dlq_retention), by task; each is restarted and makes health unhealthy."
     );
 }
 

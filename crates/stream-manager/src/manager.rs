@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     /// Panics of the dispatcher and its delivery tasks (health shows them).
     pub(crate) dispatcher_panics: AtomicU64,
     pub(crate) shutting_down: AtomicBool,
+    /// The supervised background tasks (dispatcher, workers), for health.
+    pub(crate) workers: std::sync::Mutex<Vec<Arc<crate::supervise::Worker>>>,
 }
 
 impl Shared {
@@ -46,6 +48,16 @@ impl Shared {
             .drain()
             .map(|(_, batch)| batch)
             .collect()
+    }
+
+    /// Registers a supervised task under `name` (health shows it from now on).
+    pub(crate) fn worker(&self, name: &'static str) -> Arc<crate::supervise::Worker> {
+        let worker = crate::supervise::Worker::new(name);
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(worker.clone());
+        worker
     }
 
     pub(crate) fn config(&self) -> Arc<StreamConfig> {
@@ -67,6 +79,9 @@ pub struct StreamManager {
     pub(crate) registry: Registry,
     pub(crate) cursors: Arc<dyn CursorStore>,
     pub(crate) streams: tokio::sync::Mutex<BTreeMap<String, Stream>>,
+    /// The streams as last seen under `streams`' lock, for probes that must not wait for
+    /// it (a stop holds it for up to its grace).
+    pub(crate) streams_seen: std::sync::Mutex<Vec<crate::StreamInfo>>,
     pub(crate) dispatcher: std::sync::Mutex<Option<JoinHandle<()>>>,
     pub(crate) background: std::sync::Mutex<Vec<JoinHandle<()>>>,
     pub(crate) start_jitter: Duration,

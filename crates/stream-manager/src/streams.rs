@@ -1,5 +1,6 @@
 //! Streams: one per configured source, each an ingestion mode feeding the pipeline.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -221,12 +222,29 @@ impl StreamManager {
 
     /// Every stream with its status and figures.
     pub async fn list_streams(&self) -> Vec<StreamInfo> {
-        self.streams
-            .lock()
-            .await
-            .iter()
-            .map(|(id, s)| s.info(id))
-            .collect()
+        let streams = self.streams.lock().await;
+        self.seen(&streams)
+    }
+
+    /// The streams for a probe, never waiting on the streams lock: as they are when it is
+    /// free, else as last seen (a stop holds it for up to its 10 s grace, and a liveness
+    /// or readiness probe must not wait that long).
+    pub(crate) fn streams_for_probe(&self) -> Vec<StreamInfo> {
+        match self.streams.try_lock() {
+            Ok(streams) => self.seen(&streams),
+            Err(_) => self
+                .streams_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+
+    /// Every stream's figures, kept as the snapshot probes answer from.
+    fn seen(&self, streams: &BTreeMap<String, Stream>) -> Vec<StreamInfo> {
+        let list: Vec<StreamInfo> = streams.iter().map(|(id, s)| s.info(id)).collect();
+        *self.streams_seen.lock().unwrap_or_else(|e| e.into_inner()) = list.clone();
+        list
     }
 
     /// One stream.
@@ -241,6 +259,8 @@ impl StreamManager {
 
     async fn transition(&self, id: &str, to: StreamStatus) -> Result<StreamInfo> {
         let mut streams = self.streams.lock().await;
+        // Probes answer from this while the lock is held (a stop takes seconds).
+        self.seen(&streams);
         let stream = streams
             .get_mut(id)
             .ok_or_else(|| Error::UnknownStream(id.to_owned()))?;

@@ -1,5 +1,6 @@
-//! Background workers: the lag checker (feeds the throttle) and the DLQ worker (flushes
-//! the memory buffer, retries due dead letters, refreshes the DLQ gauge).
+//! Background workers: the lag checker (feeds the throttle), the DLQ worker (flushes
+//! the memory buffer, retries due dead letters, refreshes the DLQ gauge) and DLQ
+//! retention, each supervised (`supervise.rs`: restarted after a panic, shown in health).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,6 +10,44 @@ use throttling::LagProbe;
 
 use crate::manager::Shared;
 use crate::pipeline;
+use crate::supervise::supervise;
+
+/// Starts the workers, each under its own supervisor: the lag checker (only with a
+/// probe), the DLQ worker and DLQ retention. A panic in one restarts that one alone.
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    probe: Option<Arc<dyn LagProbe>>,
+    every: Duration,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    fn supervised<R, Fut>(
+        shared: &Arc<Shared>,
+        name: &'static str,
+        run: R,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        R: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let worker = shared.worker(name);
+        tokio::spawn(supervise(worker, run, || async {}))
+    }
+    let mut out = Vec::new();
+    if let Some(probe) = probe {
+        let s = shared.clone();
+        out.push(supervised(shared, "lag_checker", move || {
+            lag_checker(s.clone(), probe.clone(), every)
+        }));
+    }
+    let s = shared.clone();
+    out.push(supervised(shared, "dlq_worker", move || {
+        dlq_worker(s.clone())
+    }));
+    let s = shared.clone();
+    out.push(supervised(shared, "dlq_retention", move || {
+        dlq_retention(s.clone())
+    }));
+    out
+}
 
 pub(crate) async fn lag_checker(shared: Arc<Shared>, probe: Arc<dyn LagProbe>, every: Duration) {
     let mut tick = tokio::time::interval(every);
@@ -46,27 +85,36 @@ pub(crate) fn retention(dlq: &stream_config::DlqConfig, now_ms: i64) -> Option<p
     })
 }
 
-/// How often retention runs.
-const RETENTION_EVERY: u32 = 3600;
+/// How often retention runs (and once at start).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes DLQ rows done with, by the `dlq` retention rule, at start and every hour.
+pub(crate) async fn dlq_retention(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(RETENTION_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if shared.shutting_down() {
+            return;
+        }
+        let Some(rule) = retention(&shared.config().dlq, pipeline::now_ms()) else {
+            continue;
+        };
+        match shared.delivery.store().purge(&rule).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "DLQ retention removed rows done with"),
+            Err(e) => {
+                tracing::warn!(error = &e as &dyn std::error::Error, "DLQ retention failed")
+            }
+        }
+    }
+}
 
 pub(crate) async fn dlq_worker(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks = 0u32;
     loop {
         tick.tick().await;
-        ticks = ticks.wrapping_add(1);
-        if ticks % RETENTION_EVERY == 1 {
-            if let Some(rule) = retention(&shared.config().dlq, pipeline::now_ms()) {
-                match shared.delivery.store().purge(&rule).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(rows = n, "DLQ retention removed rows done with"),
-                    Err(e) => {
-                        tracing::warn!(error = &e as &dyn std::error::Error, "DLQ retention failed")
-                    }
-                }
-            }
-        }
         if shared.shutting_down() {
             return;
         }

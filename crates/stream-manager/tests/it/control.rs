@@ -1,12 +1,16 @@
 //! The manager's control surface under trouble, on in-memory components (no broker, no
-//! database): `cluster` keys need a restart.
+//! database): probes answer while a stop holds the streams, background workers come
+//! back after a panic and show it in health, and `cluster` keys need a restart.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_client::MemoryCursorStore;
 use producer::{MemoryDeadLetterStore, NullProducer};
 use stream_config::{Format, Loader};
 use stream_manager::{Builder, StreamManager};
+use throttling::{Lag, LagProbe};
 
 /// A manager for `yaml` on a null producer and in-memory stores.
 fn builder(yaml: &str) -> Builder {
@@ -17,6 +21,98 @@ fn builder(yaml: &str) -> Builder {
         .producer(Arc::new(NullProducer))
         .dlq(Arc::new(MemoryDeadLetterStore::default()))
         .cursors(Arc::new(MemoryCursorStore::default()))
+}
+
+#[tokio::test]
+async fn health_answers_while_a_stop_holds_the_streams() {
+    // An upstream that takes the request and never answers: the stop waits out its grace.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let yaml = format!(
+        "
+sources:
+  slow:
+    source_type: http_json
+    timeout_seconds: 300
+    custom_params: {{ url: 'http://{}/items' }}
+",
+        upstream.local_addr().unwrap()
+    );
+    let m = Arc::new(builder(&yaml).start().await.expect("manager starts"));
+    let (_poll_in_flight, _) = upstream.accept().await.unwrap();
+    let stopping = tokio::spawn({
+        let m = m.clone();
+        async move { m.stop_stream("slow").await }
+    });
+    // One turn of this (single-threaded) runtime: the stop takes the streams and waits.
+    tokio::task::yield_now().await;
+    tokio::time::pause();
+
+    // Paused clock: were health waiting on the stop, the clock would jump to this timeout.
+    let h = tokio::time::timeout(Duration::from_secs(1), m.health())
+        .await
+        .expect("health answers without waiting for the stop");
+
+    assert!(
+        !stopping.is_finished(),
+        "the stop was in progress throughout"
+    );
+    assert_eq!(
+        h.streams.total, 1,
+        "the streams as seen when the stop began"
+    );
+    stopping.abort();
+}
+
+/// Panics on its first reading, then reports no lag.
+#[derive(Debug, Default)]
+struct PanicsOnce {
+    readings: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl LagProbe for PanicsOnce {
+    async fn lag(&self) -> throttling::Result<Lag> {
+        let n = self.readings.fetch_add(1, Ordering::Relaxed);
+        assert!(n > 0, "lag probe exploded");
+        Ok(Lag::default())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_lag_checker_is_restarted_and_shown_in_health() {
+    let probe = Arc::new(PanicsOnce::default());
+    let m = builder("{}")
+        .lag_probe(probe.clone())
+        .check_interval(Duration::from_secs(1))
+        .start()
+        .await
+        .expect("manager starts");
+
+    // The panic, the 1 s backoff, and a few checks after it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    assert!(
+        probe.readings.load(Ordering::Relaxed) >= 3,
+        "the lag is checked again after the panic"
+    );
+    let h = m.health().await;
+    let checker = h
+        .workers
+        .iter()
+        .find(|w| w.name == "lag_checker")
+        .expect("the lag checker is a component of health");
+    assert_eq!(checker.restarts, 1);
+    assert!(checker.running);
+    let why = checker.last_error.as_deref().unwrap_or_default();
+    assert!(why.contains("lag probe exploded"), "{why}");
+    assert!(!h.healthy, "a panic is a bug to be seen");
+    let names: Vec<&str> = h.workers.iter().map(|w| w.name.as_str()).collect();
+    for name in ["dispatcher", "lag_checker", "dlq_worker", "dlq_retention"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    for other in h.workers.iter().filter(|w| w.name != "lag_checker") {
+        assert_eq!(other.restarts, 0, "{other:?}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
