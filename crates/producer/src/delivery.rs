@@ -30,7 +30,11 @@ pub struct Delivery {
     producer: Arc<dyn Producer>,
     dlq: Arc<dyn DeadLetterStore>,
     first_retry: Duration,
-    buffer: Mutex<VecDeque<NewDeadLetter>>,
+    /// Dead letters waiting for the store, each with its place in line (a sequence
+    /// number that only grows), so a flush removes exactly what it wrote.
+    buffer: Mutex<Buffer>,
+    /// One flush at a time: two concurrent flushes would write the same letters twice.
+    flushing: tokio::sync::Mutex<()>,
     buffer_capacity: usize,
     dlq_healthy: AtomicBool,
     dlq_enabled: AtomicBool,
@@ -48,7 +52,8 @@ impl Delivery {
             producer,
             dlq,
             first_retry: Duration::from_secs(1),
-            buffer: Mutex::new(VecDeque::new()),
+            buffer: Mutex::new(Buffer::default()),
+            flushing: tokio::sync::Mutex::new(()),
             buffer_capacity: 100_000,
             dlq_healthy: AtomicBool::new(true),
             dlq_enabled: AtomicBool::new(true),
@@ -88,12 +93,12 @@ impl Delivery {
     /// [`Delivery::flush_buffer`].
     pub fn spill(&self, path: &std::path::Path) -> std::io::Result<usize> {
         let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-        if buf.is_empty() {
+        if buf.letters.is_empty() {
             return Ok(0);
         }
-        let letters: Vec<NewDeadLetter> = buf.iter().cloned().collect();
+        let letters: Vec<NewDeadLetter> = buf.letters.iter().map(|(_, l)| l.clone()).collect();
         crate::journal::append(path, &letters)?;
-        buf.clear();
+        buf.letters.clear();
         metrics::gauge!(m::DLQ_BUFFERED).set(0.0);
         Ok(letters.len())
     }
@@ -151,7 +156,11 @@ impl Delivery {
 
     /// Dead letters waiting in memory for the store.
     pub fn buffered(&self) -> usize {
-        self.buffer.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.buffer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .letters
+            .len()
     }
 
     /// Sends a batch; failures after the producer's retries go to the DLQ.
@@ -223,13 +232,13 @@ impl Delivery {
                 } else {
                     self.buffer_capacity
                 };
-                while buf.len() < capacity {
+                while buf.letters.len() < capacity {
                     match pending.pop_front() {
-                        Some(l) => buf.push_back(l),
+                        Some(l) => buf.push(l),
                         None => break,
                     }
                 }
-                metrics::gauge!(m::DLQ_BUFFERED).set(buf.len() as f64);
+                metrics::gauge!(m::DLQ_BUFFERED).set(buf.letters.len() as f64);
             }
             if pending.is_empty() {
                 return;
@@ -242,12 +251,19 @@ impl Delivery {
     }
 
     /// Writes buffered dead letters to the store (call it periodically). Ok once the
-    /// buffer is empty.
+    /// buffer is empty. Flushes run one at a time (a second waits for the first), and
+    /// each removes from the buffer exactly the letters it wrote, so concurrent callers
+    /// neither write a letter twice nor drop one unwritten. A flush cancelled while it
+    /// writes leaves its letters buffered (they may then be written again: a duplicate
+    /// row is updated in place, never lost).
     pub async fn flush_buffer(&self) -> Result<(), DlqError> {
+        let _one_at_a_time = self.flushing.lock().await;
         loop {
-            let chunk: Vec<NewDeadLetter> = {
+            let (chunk, last): (Vec<NewDeadLetter>, u64) = {
                 let buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-                buf.iter().take(500).cloned().collect()
+                let chunk: Vec<_> = buf.letters.iter().take(500).cloned().collect();
+                let last = chunk.last().map_or(0, |(seq, _)| *seq);
+                (chunk.into_iter().map(|(_, l)| l).collect(), last)
             };
             if chunk.is_empty() {
                 self.dlq_healthy.store(true, Ordering::Relaxed);
@@ -257,8 +273,12 @@ impl Delivery {
                 Ok(()) => {
                     count_writes(&chunk);
                     let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-                    buf.drain(..chunk.len());
-                    metrics::gauge!(m::DLQ_BUFFERED).set(buf.len() as f64);
+                    // Only what was written goes: `spill` may have emptied the buffer
+                    // meanwhile and new letters may stand behind those written.
+                    while buf.letters.front().is_some_and(|(seq, _)| *seq <= last) {
+                        buf.letters.pop_front();
+                    }
+                    metrics::gauge!(m::DLQ_BUFFERED).set(buf.letters.len() as f64);
                 }
                 Err(e) => {
                     self.dlq_healthy.store(false, Ordering::Relaxed);
@@ -266,6 +286,20 @@ impl Delivery {
                 }
             }
         }
+    }
+}
+
+/// Dead letters held in memory, in order, each numbered by its place in line.
+#[derive(Debug, Default)]
+struct Buffer {
+    letters: VecDeque<(u64, NewDeadLetter)>,
+    next_seq: u64,
+}
+
+impl Buffer {
+    fn push(&mut self, letter: NewDeadLetter) {
+        self.next_seq += 1;
+        self.letters.push_back((self.next_seq, letter));
     }
 }
 

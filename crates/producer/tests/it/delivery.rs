@@ -131,6 +131,21 @@ async fn failing_retries_back_off_doubling_then_become_permanent() {
 struct SwitchableStore {
     inner: MemoryDeadLetterStore,
     down: AtomicBool,
+    /// Each insert takes this long (a slow store).
+    insert_delay: Duration,
+    /// The message id of every letter each successful insert wrote, in order.
+    written: std::sync::Mutex<Vec<String>>,
+}
+
+impl SwitchableStore {
+    fn new(down: bool, insert_delay: Duration) -> Self {
+        Self {
+            inner: memory_store(),
+            down: AtomicBool::new(down),
+            insert_delay,
+            written: std::sync::Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl SwitchableStore {
@@ -149,7 +164,11 @@ impl SwitchableStore {
 impl DeadLetterStore for SwitchableStore {
     async fn insert(&self, l: &[NewDeadLetter], first: Duration) -> Result<(), producer::Error> {
         self.check()?;
-        self.inner.insert(l, first).await
+        tokio::time::sleep(self.insert_delay).await;
+        self.inner.insert(l, first).await?;
+        let mut written = self.written.lock().unwrap();
+        written.extend(l.iter().map(|l| l.record.id.to_string()));
+        Ok(())
     }
     async fn due(&self, now: i64, limit: i64) -> Result<Vec<DeadLetter>, producer::Error> {
         self.check()?;
@@ -206,11 +225,7 @@ async fn unreachable_store_buffers_in_memory_and_writes_when_it_returns() {
         &[("message.max.bytes", "1000")],
         0,
     ));
-    let inner = memory_store();
-    let store = Arc::new(SwitchableStore {
-        inner,
-        down: AtomicBool::new(true),
-    });
+    let store = Arc::new(SwitchableStore::new(true, Duration::ZERO));
     let delivery = Delivery::new(p, store.clone()).with_buffer_capacity(10);
     delivery
         .dead_letter(letters("a", 4, FailureReason::QueueOverflow))
@@ -238,6 +253,60 @@ async fn unreachable_store_buffers_in_memory_and_writes_when_it_returns() {
     let stats = store.stats().await.unwrap();
     // 4 + 1 + the 5 of "b" that fitted before the timeout cancelled the call.
     assert_eq!(stats.total, 10);
+}
+
+/// Two flushes at once (the DLQ worker's timer and a delivery task whose buffer is
+/// full) over a slow store, while new letters arrive: every letter is written exactly
+/// once and none is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_flushes_over_a_slow_store_write_each_letter_once() {
+    let mock = mock_cluster(&["t"]);
+    let p = Arc::new(producer(&mock.bootstrap_servers(), &[], 0));
+    let store = Arc::new(SwitchableStore::new(true, Duration::from_millis(30)));
+    let delivery = Arc::new(Delivery::new(p, store.clone()));
+    // 1,234 letters wait in memory while the store is down (not a multiple of 500,
+    // so a flush's last chunk is short).
+    delivery
+        .dead_letter(letters("a", 1234, FailureReason::QueueOverflow))
+        .await;
+    assert_eq!(delivery.buffered(), 1234);
+    store.down.store(false, Ordering::Relaxed);
+
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let d = delivery.clone();
+        tasks.push(tokio::spawn(async move { d.flush_buffer().await }));
+    }
+    // More letters arrive while the flushes run: they queue behind the buffered ones.
+    let d = delivery.clone();
+    let arriving = tokio::spawn(async move {
+        for batch in 0..5 {
+            d.dead_letter(letters(&format!("b{batch}"), 60, FailureReason::Timeout))
+                .await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    for t in tasks {
+        t.await.expect("a flush panicked").unwrap();
+    }
+    arriving.await.unwrap();
+    delivery.flush_buffer().await.unwrap();
+
+    assert_eq!(delivery.buffered(), 0);
+    let written = store.written.lock().unwrap().clone();
+    let mut counts = std::collections::HashMap::<&str, usize>::new();
+    for id in &written {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        doubled.is_empty(),
+        "{} letters written more than once, e.g. {:?}",
+        doubled.len(),
+        doubled.first()
+    );
+    assert_eq!(counts.len(), 1234 + 5 * 60, "every letter written");
+    assert_eq!(store.stats().await.unwrap().total, 1234 + 5 * 60);
 }
 
 fn producer_now() -> i64 {
