@@ -4,6 +4,8 @@
 //!   what the tests need when it is missing (`setup.rs`).
 //! - `cargo xtask lint`: format check and clippy with warnings denied.
 //! - `cargo xtask ci`: `lint`, then `test`.
+//! - `cargo xtask fuzz [CASES]`: the fuzz targets with CASES (default 100,000) cases
+//!   each (`test` runs a bounded number).
 //! - `cargo xtask tidy`: the repository conventions (also run as tests by `test`).
 //! - `cargo xtask it up | down | run [scenario]`: the real-broker suite by hand (`it.rs`).
 //! - `cargo xtask bench [--quick]`: the benchmarks, written to `BENCHMARKS.md`.
@@ -27,6 +29,7 @@ fn main() -> Result<()> {
         Some("it") => it::main(&root, &args[1..]),
         Some("bench") => bench::main(&root, &args[1..]),
         Some("lint") => lint(),
+        Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         Some("ci") => {
             lint()?;
             test(&root)
@@ -45,10 +48,36 @@ fn main() -> Result<()> {
             }
         }
         _ => {
-            eprintln!("usage: cargo xtask <test|lint|ci|tidy|bench [--quick]|it up|it down|it run [scenario]>");
+            eprintln!("usage: cargo xtask <test|lint|ci|tidy|fuzz [CASES]|bench [--quick]|it up|it down|it run [scenario]>");
             bail!("unknown or missing command")
         }
     }
+}
+
+/// The fuzz targets (property tests of the config loader, the decoders, the pointer
+/// scanner, `Link` headers and next links, and the config value sweep) with `cases`
+/// cases each instead of the bounded number `test` runs; each prints
+/// `fuzz: <target>: N cases, 0 failures` (or fails with the minimal input).
+fn fuzz(cases: Option<&str>) -> Result<()> {
+    let cases = cases.unwrap_or("100000");
+    let n: u64 = cases
+        .parse()
+        .with_context(|| format!("`{cases}` is not a number of cases"))?;
+    let mut cmd = cargo();
+    cmd.args([
+        "nextest",
+        "run",
+        "-p",
+        "api-client",
+        "-p",
+        "stream-config",
+        "--no-capture",
+        "-E",
+        "test(/fuzz|never_panic|link_headers|scan_finds/)",
+    ])
+    .env("FUZZ_CASES", n.to_string())
+    .env("PROPTEST_CASES", n.to_string());
+    run(cmd, &format!("fuzz targets, {n} cases each"))
 }
 
 fn project_root() -> PathBuf {

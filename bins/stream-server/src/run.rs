@@ -78,7 +78,7 @@ pub(crate) async fn serve(
     println!("stream-server: admin API on http://{addr} (health: /health, metrics: /metrics, API: /openapi.json)");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = crate::listener::Limits {
-        header_read_timeout: Duration::from_secs_f64(cfg.server.header_read_timeout_seconds),
+        header_read_timeout: stream_config::seconds(cfg.server.header_read_timeout_seconds),
         max_connections: cfg.server.max_connections,
     };
     let server = tokio::spawn(crate::listener::serve(
@@ -91,7 +91,7 @@ pub(crate) async fn serve(
         .wait(&manager, &config_path, kafka.is_embedded())
         .await;
     println!("stream-server: shutting down: stopping sources, draining the queue into Kafka");
-    let timeout = Duration::from_secs_f64(cfg.server.shutdown_timeout_seconds);
+    let timeout = stream_config::seconds(cfg.server.shutdown_timeout_seconds);
     let report = manager.shutdown(timeout).await;
     let _ = stop_tx.send(());
     let _ = server.await;
@@ -178,7 +178,10 @@ async fn reload(manager: &StreamManager, config_path: &std::path::Path, embedded
             keep_embedded_broker(&mut next, manager, embedded);
             match manager.apply_config(next).await {
                 Ok(touched) => tracing::info!(?touched, "configuration reloaded (SIGHUP)"),
-                Err(e) => tracing::error!(error = %e, "reload refused; nothing changed"),
+                Err(e) => tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    "reload refused; nothing changed"
+                ),
             }
         }
         Err(e) => tracing::error!(error = %e, "reload refused; nothing changed"),

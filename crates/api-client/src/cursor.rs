@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::source::Cursor;
+use crate::state_chain::{StateChains, StateWrite, StoredState};
 
 /// Durable cursors by source id. The SQL implementation (SQLite or PostgreSQL, beside
 /// the DLQ) is the `store` crate's `SqlStore`.
@@ -49,6 +50,12 @@ pub trait CursorStore: Send + Sync + fmt::Debug {
         let _ = (source_id, lease);
         Ok(())
     }
+
+    /// Bytes of fetch state written so far (snapshots and deltas, see
+    /// [`crate::StateChains`]); 0 from a store that does not count them.
+    fn state_bytes_written(&self) -> u64 {
+        0
+    }
 }
 
 /// The refusal of a store that cannot fence (it is not shared by workers).
@@ -82,30 +89,58 @@ impl Lease {
     }
 }
 
-/// Cursors in memory (tests, or library users who do not need durability).
+/// Cursors in memory (tests, or library users who do not need durability), kept as
+/// snapshots and deltas like the durable stores.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryCursorStore {
-    cursors: Arc<Mutex<HashMap<String, Cursor>>>,
+    cursors: Arc<Mutex<HashMap<String, StoredState>>>,
     leases: Arc<Mutex<HashMap<String, Lease>>>,
+    chains: Arc<StateChains>,
+}
+
+impl MemoryCursorStore {
+    fn write(&self, source_id: &str, w: StateWrite) {
+        let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        match w {
+            StateWrite::Snapshot { gen, text } => {
+                cursors.insert(
+                    source_id.to_owned(),
+                    StoredState {
+                        gen,
+                        snapshot: text,
+                        deltas: Vec::new(),
+                    },
+                );
+            }
+            StateWrite::Delta { delta, .. } => {
+                if let Some(s) = cursors.get_mut(source_id) {
+                    s.deltas.push(delta);
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl CursorStore for MemoryCursorStore {
     async fn load(&self, source_id: &str) -> crate::Result<Option<Cursor>> {
-        Ok(self
+        let stored = self
             .cursors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(source_id)
-            .cloned())
+            .cloned();
+        Ok(self.chains.loaded(source_id, stored).await)
     }
 
     async fn commit(&self, source_id: &str, cursor: &Cursor) -> crate::Result<()> {
-        self.cursors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(source_id.to_owned(), cursor.clone());
-        Ok(())
+        self.chains
+            .commit(source_id, cursor, |w| {
+                self.write(source_id, w);
+                async { Ok::<_, crate::Error>(true) }
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn claim(&self, source_id: &str, owner: &str) -> crate::Result<Lease> {
@@ -125,19 +160,35 @@ impl CursorStore for MemoryCursorStore {
         cursor: &Cursor,
         lease: &Lease,
     ) -> crate::Result<()> {
-        // The lease map's lock is held through the write: a claim waits for it.
-        let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        lease.check(source_id, newest(&leases, source_id))?;
-        self.cursors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(source_id.to_owned(), cursor.clone());
-        Ok(())
+        let mut refused = None;
+        self.chains
+            .commit(source_id, cursor, |w| {
+                // The lease map's lock is held through the write: a claim waits for it.
+                let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+                let checked = lease.check(source_id, newest(&leases, source_id));
+                let written = match checked {
+                    Ok(()) => {
+                        self.write(source_id, w);
+                        true
+                    }
+                    Err(e) => {
+                        refused = Some(e);
+                        false
+                    }
+                };
+                async move { Ok::<_, crate::Error>(written) }
+            })
+            .await?;
+        refused.map_or(Ok(()), Err)
     }
 
     async fn check_lease(&self, source_id: &str, lease: &Lease) -> crate::Result<()> {
         let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         lease.check(source_id, newest(&leases, source_id))
+    }
+
+    fn state_bytes_written(&self) -> u64 {
+        self.chains.bytes_written()
     }
 }
 
@@ -153,6 +204,18 @@ pub fn fenced_message(source_id: &str, lease: &Lease, newest_owner: Option<&str>
         newest_owner.map_or_else(|| "another worker".to_owned(), |o| format!("`{o}`")),
         lease.epoch
     )
+}
+
+/// An error with its causes, for an operator.
+fn error_chain(e: &crate::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// One fetch waiting for its records to be settled.
@@ -175,6 +238,8 @@ pub struct CursorTracker {
     /// (one delivery task per batch) write in the order they chose, so an older cursor
     /// never lands after a newer one.
     commit_order: tokio::sync::Mutex<()>,
+    /// Why the last write of the store failed; cleared by the next write that lands.
+    commit_error: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -201,6 +266,7 @@ impl CursorTracker {
                 ..TrackerState::default()
             }),
             commit_order: tokio::sync::Mutex::new(()),
+            commit_error: Mutex::new(None),
         })
     }
 
@@ -310,11 +376,23 @@ impl CursorTracker {
             }
             newest
         };
-        match (to_commit, &self.lease) {
+        let written = match (to_commit, &self.lease) {
             (Some(c), None) => self.store.commit(&self.source_id, &c).await,
             (Some(c), Some(lease)) => self.store.commit_leased(&self.source_id, &c, lease).await,
-            (None, _) => Ok(()),
-        }
+            (None, _) => return Ok(()),
+        };
+        *self.commit_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            written.as_ref().err().map(error_chain);
+        written
+    }
+
+    /// Why the store refused or failed the last commit, until a commit lands again: the
+    /// fetch state is not advancing, so a restart would fetch again from an older state.
+    pub fn commit_error(&self) -> Option<String> {
+        self.commit_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Fetches whose records are not all settled yet.

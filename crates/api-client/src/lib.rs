@@ -39,6 +39,8 @@ mod connectors;
 mod cursor;
 mod decode;
 mod dedup;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod metrics;
 mod pointer;

@@ -33,7 +33,9 @@ pub struct ModeSpec {
 }
 
 fn seconds(key: &'static str, value: f64) -> Result<Duration, Error> {
-    if value.is_finite() && value > 0.0 {
+    // `validate` bounds these to a year; past `MAX_SECONDS` the conversion would
+    // still saturate rather than panic (`Duration::from_secs_f64(1e20)` does).
+    if value.is_finite() && value > 0.0 && value <= stream_config::MAX_SECONDS {
         Ok(Duration::from_secs_f64(value))
     } else {
         Err(Error::Interval { key, value })

@@ -16,8 +16,8 @@ pub enum Error {
         /// Why.
         message: String,
     },
-    /// An interval is zero, negative or not a number.
-    #[error("`{key}` must be a positive number of seconds, got {value}")]
+    /// An interval is zero, negative, not a number or beyond ten years.
+    #[error("`{key}` must be a positive number of seconds (at most ten years), got {value}")]
     Interval {
         /// The key.
         key: &'static str,

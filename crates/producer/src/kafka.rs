@@ -51,10 +51,10 @@ impl ProducerSettings {
     /// The wait before resend number `attempt` (1-based): `base^attempt` units, capped,
     /// with "equal jitter" (half fixed, half random) so retries do not synchronise.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let full = self
-            .backoff_unit
-            .mul_f64(self.backoff_base.powi(attempt.min(30) as i32))
-            .min(self.max_backoff);
+        // In seconds first: `base^attempt` units may be far beyond what a `Duration`
+        // holds (10^20 s), and `mul_f64` panics there; the cap applies before.
+        let secs = self.backoff_unit.as_secs_f64() * self.backoff_base.powi(attempt.min(30) as i32);
+        let full = stream_config::seconds(secs.min(self.max_backoff.as_secs_f64()));
         let half = full / 2;
         half + half.mul_f64(rand::random::<f64>())
     }
@@ -509,5 +509,27 @@ impl Producer for KafkaProducer {
         .await
         .map_err(|e| Error::kafka("flush", e))?
         .map_err(|e| Error::kafka("flush", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_before_it_can_overflow() {
+        // A base of 10 at attempt 20 is 10^20 s: `Duration::mul_f64` panicked there.
+        let s = ProducerSettings {
+            max_retries: 20,
+            backoff_base: 10.0,
+            backoff_unit: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            metadata_timeout: Duration::from_secs(5),
+        };
+        for attempt in [1, 2, 20, 30, u32::MAX] {
+            let wait = s.backoff(attempt);
+            assert!(wait <= Duration::from_secs(30), "attempt {attempt}: {wait:?}");
+        }
+        assert!(s.backoff(1) >= Duration::from_secs(5), "half of 10 s at least");
     }
 }

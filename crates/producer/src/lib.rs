@@ -64,7 +64,7 @@ pub use kafka::{
 pub use lag::KafkaLagProbe;
 pub use metrics::describe_metrics;
 pub use null::NullProducer;
-pub use state_log::{Claimed, StateLog};
+pub use state_log::{Claimed, StateChain, StateLog, STATE_CHUNK_BYTES};
 
 /// A header's name: borrowed for the pipeline's fixed names, owned otherwise.
 pub type HeaderName = std::borrow::Cow<'static, str>;

@@ -6,7 +6,7 @@
 //! by a worker that lost the source — whenever it lands — is ignored by every reader.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -42,6 +42,23 @@ enum Entry {
         report: String,
         at_ms: i64,
     },
+    /// Piece `index` of `count` of snapshot `gen` of a source's state.
+    Chunk {
+        source: String,
+        epoch: i64,
+        gen: u64,
+        index: usize,
+        count: usize,
+        text: String,
+    },
+    /// Delta `seq` (from 1) after snapshot `gen`.
+    Delta {
+        source: String,
+        epoch: i64,
+        gen: u64,
+        seq: u64,
+        delta: String,
+    },
 }
 
 impl Entry {
@@ -53,6 +70,20 @@ impl Entry {
             Entry::Claim { source, .. } => format!("claim/{source}"),
             Entry::State { source, epoch, .. } => Self::state_key(source, *epoch),
             Entry::Member { group, worker, .. } => format!("member/{group}/{worker}"),
+            Entry::Chunk {
+                source,
+                epoch,
+                gen,
+                index,
+                ..
+            } => format!("state/{source}/{epoch}/{gen}/{index}"),
+            Entry::Delta {
+                source,
+                epoch,
+                gen,
+                seq,
+                ..
+            } => format!("state/{source}/{epoch}/{gen}/d{seq}"),
         }
     }
 
@@ -68,14 +99,34 @@ struct View {
     next: i64,
     /// Source → (epoch, owner) of its newest claim.
     claims: HashMap<String, (i64, String)>,
-    /// Source → its state under the newest claim, with the epoch it was written under.
-    states: HashMap<String, (i64, String)>,
+    /// Source → its state under the newest claim.
+    states: HashMap<String, Stored>,
+    /// Source → the snapshot being read, until its last chunk arrives.
+    building: HashMap<String, Stored>,
     /// (group, worker) → (report, at_ms).
     members: BTreeMap<(String, String), (String, i64)>,
 }
 
+/// A source's state as the log holds it: a snapshot (read from its chunks) and the
+/// deltas after it, with the keys of their records.
+#[derive(Debug, Clone, Default)]
+struct Stored {
+    epoch: i64,
+    chain: StateChain,
+    /// Snapshot pieces while it is being read.
+    parts: Vec<Option<String>>,
+    keys: Vec<String>,
+}
+
 impl View {
+    /// A state record under claim `epoch` counts: it is the newest claim of `source`, or
+    /// no claim is known (compacted away, or single-process writes).
+    fn counts(&self, source: &str, epoch: i64) -> bool {
+        self.claims.get(source).is_none_or(|(e, _)| *e == epoch)
+    }
+
     fn apply(&mut self, offset: i64, entry: Entry) {
+        let key = entry.key();
         match entry {
             Entry::Claim { source, owner } => {
                 self.claims.insert(source, (offset, owner));
@@ -85,10 +136,71 @@ impl View {
                 epoch,
                 state,
             } => {
-                // With no claim known (compacted away, or single-process writes) the
-                // newest state counts.
-                if self.claims.get(&source).is_none_or(|(e, _)| *e == epoch) {
-                    self.states.insert(source, (epoch, state));
+                if self.counts(&source, epoch) {
+                    let chain = StateChain {
+                        gen: 0,
+                        snapshot: state,
+                        deltas: Vec::new(),
+                    };
+                    let keys = vec![key];
+                    let parts = Vec::new();
+                    let stored = Stored {
+                        epoch,
+                        chain,
+                        parts,
+                        keys,
+                    };
+                    self.states.insert(source, stored);
+                }
+            }
+            Entry::Chunk {
+                source,
+                epoch,
+                gen,
+                index,
+                count,
+                text,
+            } => {
+                if !self.counts(&source, epoch) || index >= count {
+                    self.next = offset + 1;
+                    return;
+                }
+                let b = self.building.entry(source.clone()).or_default();
+                if b.epoch != epoch || b.chain.gen != gen || b.parts.len() != count {
+                    *b = Stored {
+                        epoch,
+                        chain: StateChain {
+                            gen,
+                            ..StateChain::default()
+                        },
+                        parts: vec![None; count],
+                        keys: Vec::new(),
+                    };
+                }
+                b.parts[index] = Some(text);
+                b.keys.push(key);
+                if b.parts.iter().all(Option::is_some) {
+                    let mut done = self.building.remove(&source).unwrap_or_default();
+                    done.chain.snapshot = done.parts.drain(..).flatten().collect();
+                    self.states.insert(source, done);
+                }
+            }
+            Entry::Delta {
+                source,
+                epoch,
+                gen,
+                seq,
+                delta,
+            } => {
+                let counts = self.counts(&source, epoch);
+                if let Some(s) = self.states.get_mut(&source).filter(|s| {
+                    counts
+                        && s.epoch == epoch
+                        && s.chain.gen == gen
+                        && s.chain.deltas.len() as u64 + 1 == seq
+                }) {
+                    s.chain.deltas.push(delta);
+                    s.keys.push(key);
                 }
             }
             Entry::Member {
@@ -104,6 +216,50 @@ impl View {
     }
 }
 
+/// A source's fetch state in the log: a snapshot and the deltas written after it (the
+/// caller applies them, see `api_client::StateChains`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateChain {
+    /// The snapshot's generation.
+    pub gen: u64,
+    /// The snapshot, whole (it may have been written in several records).
+    pub snapshot: String,
+    /// The deltas after it, oldest first.
+    pub deltas: Vec<String>,
+}
+
+/// A state record's text is cut into pieces of at most this many bytes once escaped as
+/// JSON, so no record of the state topic exceeds it by more than its envelope (the
+/// source id and a few numbers), whatever the size of the state: far below Kafka's
+/// default `max.message.bytes` (1 MB).
+pub const STATE_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Bytes `c` takes in a JSON string.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// `text` in pieces of at most [`STATE_CHUNK_BYTES`] escaped bytes (one, empty, for an
+/// empty text).
+fn pieces(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, c) in text.char_indices() {
+        let n = escaped_len(c);
+        if size + n > STATE_CHUNK_BYTES {
+            out.push(&text[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += n;
+    }
+    out.push(&text[start..]);
+    out
+}
+
 /// The outcome of a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claimed {
@@ -112,7 +268,7 @@ pub enum Claimed {
         /// The claim's epoch (its offset).
         epoch: i64,
         /// The fetch state as of the claim.
-        state: Option<String>,
+        state: Option<StateChain>,
     },
     /// Another worker claimed it after this worker's claim.
     Lost {
@@ -128,6 +284,10 @@ pub struct StateLog {
     view: Arc<Mutex<View>>,
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
+    /// Bytes of fetch state sent (keys and payloads of state records).
+    state_bytes: AtomicU64,
+    /// The offset of this log's last write.
+    last_write: AtomicI64,
 }
 
 impl std::fmt::Debug for StateLog {
@@ -179,6 +339,8 @@ impl StateLog {
             view,
             stop,
             reader: Some(reader),
+            state_bytes: AtomicU64::new(0),
+            last_write: AtomicI64::new(-1),
         };
         // Catch up with what is there.
         let (topic, producer) = (log.topic.clone(), log.producer.clone());
@@ -217,7 +379,19 @@ impl StateLog {
 
     async fn write(&self, entry: &Entry) -> Result<i64, Error> {
         let payload = serde_json::to_vec(entry).map_err(|e| Error::kafka("state record", e))?;
-        self.send(&entry.key(), Some(&payload)).await
+        let key = entry.key();
+        let offset = self.send(&key, Some(&payload)).await?;
+        if !matches!(entry, Entry::Claim { .. } | Entry::Member { .. }) {
+            let n = (key.len() + payload.len()) as u64;
+            self.state_bytes.fetch_add(n, Ordering::Relaxed);
+        }
+        self.last_write.fetch_max(offset, Ordering::Relaxed);
+        Ok(offset)
+    }
+
+    /// Bytes of fetch state this log has written (keys and payloads of state records).
+    pub fn state_bytes_written(&self) -> u64 {
+        self.state_bytes.load(Ordering::Relaxed)
     }
 
     /// Deletes `key` (a tombstone: compaction drops the key; readers skip it).
@@ -257,22 +431,25 @@ impl StateLog {
             Some((e, _)) if e == epoch => {
                 // The predecessor's state, written again under this claim so that it
                 // survives compaction even before this worker commits; then the
-                // predecessor's key is deleted (a tombstone), so the topic keeps one
+                // predecessor's records are deleted (tombstones), so the topic keeps one
                 // state per source, not one per claim ever made.
-                if let Some((before, state)) = &state {
-                    self.write(&Entry::State {
-                        source: source.to_owned(),
-                        epoch,
-                        state: state.clone(),
-                    })
-                    .await?;
-                    if *before != epoch {
-                        self.delete(&Entry::state_key(source, *before)).await?;
+                if let Some(stored) = &state {
+                    let chain = &stored.chain;
+                    self.write_chunks(source, epoch, chain.gen, &chain.snapshot)
+                        .await?;
+                    for (i, delta) in chain.deltas.iter().enumerate() {
+                        self.write_delta(source, epoch, chain.gen, i as u64 + 1, delta)
+                            .await?;
+                    }
+                    if stored.epoch != epoch {
+                        for key in &stored.keys {
+                            self.delete(key).await?;
+                        }
                     }
                 }
                 Ok(Claimed::Won {
                     epoch,
-                    state: state.map(|(_, s)| s),
+                    state: state.map(|s| s.chain),
                 })
             }
             Some((_, owner)) => Ok(Claimed::Lost { owner }),
@@ -283,16 +460,87 @@ impl StateLog {
         }
     }
 
-    /// Writes `state` for `source` under claim `epoch`; `Ok(false)` (nothing written)
-    /// when a newer claim is known.
+    /// Writes `state` for `source` under claim `epoch` as one snapshot; `Ok(false)`
+    /// (nothing written) when a newer claim is known.
     pub async fn commit(&self, source: &str, epoch: i64, state: &str) -> Result<bool, Error> {
+        let gen = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64 | 1);
+        self.write_snapshot(source, epoch, gen, state).await
+    }
+
+    /// Writes snapshot `gen` of `source`'s state under claim `epoch`, in pieces of at
+    /// most [`STATE_CHUNK_BYTES`]; once it is whole, deletes the records of the state it
+    /// replaces. `Ok(false)` (nothing written) when a newer claim is known.
+    pub async fn write_snapshot(
+        &self,
+        source: &str,
+        epoch: i64,
+        gen: u64,
+        text: &str,
+    ) -> Result<bool, Error> {
         if self.owner(source).is_some_and(|(e, _)| e != epoch) {
             return Ok(false);
         }
-        self.write(&Entry::State {
+        // This log's own earlier writes are applied first, so the keys to delete are all
+        // of the replaced state's.
+        self.applied(self.last_write.load(Ordering::Relaxed) + 1)
+            .await?;
+        let before = self.lock().states.get(source).map(|s| s.keys.clone());
+        let written = self.write_chunks(source, epoch, gen, text).await?;
+        for key in before.unwrap_or_default() {
+            if !written.contains(&key) {
+                self.delete(&key).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The chunks of a snapshot; their keys.
+    async fn write_chunks(
+        &self,
+        source: &str,
+        epoch: i64,
+        gen: u64,
+        text: &str,
+    ) -> Result<Vec<String>, Error> {
+        let pieces = pieces(text);
+        let mut keys = Vec::with_capacity(pieces.len());
+        for (index, piece) in pieces.iter().enumerate() {
+            let entry = Entry::Chunk {
+                source: source.to_owned(),
+                epoch,
+                gen,
+                index,
+                count: pieces.len(),
+                text: (*piece).to_owned(),
+            };
+            self.write(&entry).await?;
+            keys.push(entry.key());
+        }
+        Ok(keys)
+    }
+
+    /// Writes delta `seq` after snapshot `gen` of `source`'s state under claim `epoch`;
+    /// `Ok(false)` (nothing written) when a newer claim is known. The caller keeps a
+    /// delta under [`STATE_CHUNK_BYTES`].
+    pub async fn write_delta(
+        &self,
+        source: &str,
+        epoch: i64,
+        gen: u64,
+        seq: u64,
+        delta: &str,
+    ) -> Result<bool, Error> {
+        if self.owner(source).is_some_and(|(e, _)| e != epoch) {
+            return Ok(false);
+        }
+        self.write(&Entry::Delta {
             source: source.to_owned(),
             epoch,
-            state: state.to_owned(),
+            gen,
+            seq,
+            delta: delta.to_owned(),
         })
         .await
         .map(|_| true)
@@ -304,8 +552,8 @@ impl StateLog {
     }
 
     /// The state of `source` under its newest claim.
-    pub fn state(&self, source: &str) -> Option<String> {
-        self.lock().states.get(source).map(|(_, s)| s.clone())
+    pub fn state(&self, source: &str) -> Option<StateChain> {
+        self.lock().states.get(source).map(|s| s.chain.clone())
     }
 
     /// Records a worker's report.
@@ -399,18 +647,77 @@ mod tests {
         v.apply(1, state("s", 0, "c1"));
         v.apply(2, claim("w2"));
         assert_eq!(
-            v.states["s"].1, "c1",
+            v.states["s"].chain.snapshot, "c1",
             "the new owner starts from w1's last state"
         );
         v.apply(3, state("s", 2, "c2"));
         v.apply(4, state("s", 0, "stale"));
-        assert_eq!(v.states["s"].1, "c2", "w1's late write is ignored");
+        assert_eq!(
+            v.states["s"].chain.snapshot, "c2",
+            "w1's late write is ignored"
+        );
         assert_eq!(v.claims["s"], (2, "w2".to_owned()));
         assert_eq!(v.next, 5);
         // Compaction removed every claim: the newest state counts.
         let mut compacted = View::default();
         compacted.apply(7, state("s", 2, "c2"));
-        assert_eq!(compacted.states["s"], (2, "c2".to_owned()));
+        assert_eq!(compacted.states["s"].chain.snapshot, "c2");
+    }
+
+    fn chunk(epoch: i64, gen: u64, index: usize, count: usize, text: &str) -> Entry {
+        Entry::Chunk {
+            source: "s".into(),
+            epoch,
+            gen,
+            index,
+            count,
+            text: text.into(),
+        }
+    }
+
+    fn delta(epoch: i64, gen: u64, seq: u64, d: &str) -> Entry {
+        Entry::Delta {
+            source: "s".into(),
+            epoch,
+            gen,
+            seq,
+            delta: d.into(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_counts_once_whole_and_deltas_follow_it_in_order() {
+        let mut v = View::default();
+        v.apply(0, chunk(-1, 5, 1, 2, "world"));
+        assert!(!v.states.contains_key("s"), "half a snapshot is no state");
+        v.apply(1, chunk(-1, 5, 0, 2, "hello "));
+        v.apply(2, delta(-1, 5, 1, "d1"));
+        v.apply(3, delta(-1, 5, 3, "skips d2: ignored"));
+        v.apply(4, delta(-1, 4, 2, "another snapshot's: ignored"));
+        v.apply(5, delta(-1, 5, 2, "d2"));
+        let s = &v.states["s"];
+        assert_eq!(s.chain.snapshot, "hello world");
+        assert_eq!(s.chain.deltas, ["d1", "d2"]);
+        assert_eq!(s.keys.len(), 4, "{:?}", s.keys);
+        // A new snapshot replaces it only once whole.
+        v.apply(6, chunk(-1, 9, 0, 2, "new "));
+        assert_eq!(v.states["s"].chain.gen, 5);
+        v.apply(7, chunk(-1, 9, 1, 2, "state"));
+        assert_eq!(v.states["s"].chain.snapshot, "new state");
+        assert!(v.states["s"].chain.deltas.is_empty());
+    }
+
+    #[test]
+    fn pieces_stay_under_the_limit_escaped() {
+        let text = "\"é\u{1}".repeat(STATE_CHUNK_BYTES / 3);
+        let p = pieces(&text);
+        assert!(p.len() > 1);
+        assert_eq!(p.concat(), text);
+        for piece in p {
+            let escaped = serde_json::to_string(piece).unwrap().len();
+            assert!(escaped <= STATE_CHUNK_BYTES + 2, "{escaped}");
+        }
+        assert_eq!(pieces(""), [""]);
     }
 
     #[test]

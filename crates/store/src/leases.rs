@@ -2,8 +2,7 @@
 //! claim is refused, atomically with the claim) and each worker's report for the view of
 //! the whole group.
 
-use api_client::{Cursor, CursorStore, Lease};
-use async_trait::async_trait;
+use api_client::Lease;
 use sqlx::Row;
 
 use crate::sql::{now_ms, on_pool, Backend};
@@ -13,10 +12,6 @@ const CLAIM: &str =
     "INSERT INTO source_leases (source_id, owner, epoch, claimed_at) VALUES ($1, $2, 1, $3) \
      ON CONFLICT (source_id) DO UPDATE SET owner = excluded.owner, \
      epoch = source_leases.epoch + 1, claimed_at = excluded.claimed_at RETURNING epoch";
-
-const UPSERT_CURSOR: &str =
-    "INSERT INTO source_cursors (source_id, cursor, updated_at) VALUES ($1, $2, $3) \
-     ON CONFLICT (source_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at";
 
 /// A worker's last report, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,66 +38,6 @@ impl SqlStore {
             owner: owner.to_owned(),
             epoch,
         })
-    }
-
-    /// Commits `cursor` if `lease` is still `source_id`'s newest claim. On PostgreSQL the
-    /// claim's row is locked from the check to the write, so a claim waits for a commit
-    /// in progress and the new owner's load sees it; SQLite runs the check and the write
-    /// as one statement (its writes are serialized).
-    pub async fn commit_cursor_leased(
-        &self,
-        source_id: &str,
-        cursor: &str,
-        lease: &Lease,
-    ) -> api_client::Result<()> {
-        let written = match &self.backend {
-            Backend::Sqlite(pool) => sqlx::query(
-                "INSERT INTO source_cursors (source_id, cursor, updated_at) SELECT $1, $2, $3 \
-                 WHERE EXISTS (SELECT 1 FROM source_leases WHERE source_id = $1 AND epoch = $4) \
-                 ON CONFLICT (source_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-            )
-            .bind(source_id)
-            .bind(cursor)
-            .bind(now_ms())
-            .bind(lease.epoch)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected() > 0),
-            Backend::Postgres(pool) => {
-                async {
-                    let mut tx = pool.begin().await?;
-                    let epoch: Option<i64> = sqlx::query_scalar(
-                        "SELECT epoch FROM source_leases WHERE source_id = $1 FOR UPDATE",
-                    )
-                    .bind(source_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if epoch != Some(lease.epoch) {
-                        tx.rollback().await?;
-                        return Ok(false);
-                    }
-                    sqlx::query(UPSERT_CURSOR)
-                        .bind(source_id)
-                        .bind(cursor)
-                        .bind(now_ms())
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    Ok::<_, sqlx::Error>(true)
-                }
-                .await
-            }
-        }
-        .map_err(|e| api_client::Error::cursor(Error::Query(e)))?;
-        if written {
-            return Ok(());
-        }
-        let owner = self.source_owner(source_id).await.ok().flatten();
-        Err(api_client::Error::Fenced(api_client::fenced_message(
-            source_id,
-            lease,
-            owner.as_deref(),
-        )))
     }
 
     /// `Ok` while `lease` is `source_id`'s newest claim; else `Fenced`, naming the owner.
@@ -170,33 +105,5 @@ impl SqlStore {
             .await
             .and_then(rows))
         .map_err(Error::Query)
-    }
-}
-
-#[async_trait]
-impl CursorStore for SqlStore {
-    async fn load(&self, source_id: &str) -> api_client::Result<Option<Cursor>> {
-        Ok(self.load_cursor(source_id).await?.map(Cursor))
-    }
-
-    async fn commit(&self, source_id: &str, cursor: &Cursor) -> api_client::Result<()> {
-        Ok(self.commit_cursor(source_id, &cursor.0).await?)
-    }
-
-    async fn claim(&self, source_id: &str, owner: &str) -> api_client::Result<Lease> {
-        Ok(self.claim_source(source_id, owner).await?)
-    }
-
-    async fn commit_leased(
-        &self,
-        source_id: &str,
-        cursor: &Cursor,
-        lease: &Lease,
-    ) -> api_client::Result<()> {
-        self.commit_cursor_leased(source_id, &cursor.0, lease).await
-    }
-
-    async fn check_lease(&self, source_id: &str, lease: &Lease) -> api_client::Result<()> {
-        self.check_source_lease(source_id, lease).await
     }
 }

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cursors;
 mod leases;
 mod sql;
 mod topic;

@@ -28,6 +28,8 @@ pub(crate) enum Backend {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(crate) backend: Backend,
+    /// What this store last wrote of each source's fetch state (`cursors.rs`).
+    pub(crate) chains: std::sync::Arc<api_client::StateChains>,
 }
 
 #[derive(Debug)]
@@ -76,6 +78,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster",
         include_str!("../migrations/sqlite/0003_cluster.sql"),
     ),
+    (
+        4,
+        "cursor_deltas",
+        include_str!("../migrations/sqlite/0004_cursor_deltas.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -92,6 +99,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "cluster",
         include_str!("../migrations/postgres/0003_cluster.sql"),
+    ),
+    (
+        4,
+        "cursor_deltas",
+        include_str!("../migrations/postgres/0004_cursor_deltas.sql"),
     ),
 ];
 
@@ -215,7 +227,10 @@ impl SqlStore {
             }
             _ => return Err(Error::UnsupportedUrl(redact_url(url))),
         };
-        let store = Self { backend };
+        let store = Self {
+            backend,
+            chains: std::sync::Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -227,34 +242,6 @@ impl SqlStore {
         };
         let migrator = Migrator::new(source).await.map_err(Error::Migration)?;
         on_pool!(self, |pool| migrator.run(pool).await).map_err(Error::Migration)
-    }
-
-    /// The committed cursor of a source (sources' cursors live beside the DLQ).
-    pub async fn load_cursor(&self, source_id: &str) -> Result<Option<String>> {
-        on_pool!(self, |pool| {
-            let row = sqlx::query("SELECT cursor FROM source_cursors WHERE source_id = $1")
-                .bind(source_id)
-                .fetch_optional(pool)
-                .await
-                .map_err(Error::Query)?;
-            row.map(|r| r.try_get::<String, _>(0))
-                .transpose()
-                .map_err(Error::Query)
-        })
-    }
-
-    /// Commits a source's cursor.
-    pub async fn commit_cursor(&self, source_id: &str, cursor: &str) -> Result<()> {
-        let sql = "INSERT INTO source_cursors (source_id, cursor, updated_at) VALUES ($1, $2, $3) \
-                   ON CONFLICT (source_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at";
-        on_pool!(self, |pool| sqlx::query(sql)
-            .bind(source_id)
-            .bind(cursor)
-            .bind(now_ms())
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(Error::Query))
     }
 
     /// `sqlite` or `postgres`.

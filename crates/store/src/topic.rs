@@ -1,38 +1,82 @@
 //! Fetch state on nothing but Kafka: [`producer::StateLog`] as an
-//! [`api_client::CursorStore`], for workers sharing sources without PostgreSQL.
+//! [`api_client::CursorStore`], for workers sharing sources without PostgreSQL. A commit
+//! writes a delta of what changed, or a snapshot cut into records of at most
+//! [`producer::STATE_CHUNK_BYTES`] ([`api_client::StateChains`] decides), so neither the
+//! cost of a commit nor the size of a record grows with the dedup window.
 
 use std::sync::Arc;
 
-use api_client::{fenced_message, Cursor, CursorStore, Lease};
+use api_client::{
+    fenced_message, Cursor, CursorStore, Lease, StateChains, StateWrite, StoredState,
+};
 use async_trait::async_trait;
 use producer::{Claimed, StateLog};
 
 /// Sources' cursors in a compacted topic, fenced by log order.
 #[derive(Debug, Clone)]
-pub struct TopicStore(pub Arc<StateLog>);
+pub struct TopicStore {
+    log: Arc<StateLog>,
+    chains: Arc<StateChains>,
+}
 
 fn kafka(e: producer::Error) -> api_client::Error {
     api_client::Error::cursor(e)
 }
 
+impl TopicStore {
+    /// Fetch state on `log`.
+    pub fn new(log: Arc<StateLog>) -> Self {
+        Self {
+            log,
+            // A delta is one record: escaped as JSON it may double.
+            chains: Arc::new(StateChains::new(producer::STATE_CHUNK_BYTES / 2)),
+        }
+    }
+
+    /// Writes under claim `epoch`; `false`: a newer claim is known, nothing written.
+    async fn write(
+        &self,
+        source_id: &str,
+        cursor: &Cursor,
+        epoch: i64,
+    ) -> api_client::Result<bool> {
+        self.chains
+            .commit(source_id, cursor, |w| async move {
+                match w {
+                    StateWrite::Snapshot { gen, text } => {
+                        self.log.write_snapshot(source_id, epoch, gen, &text).await
+                    }
+                    StateWrite::Delta { gen, seq, delta } => {
+                        self.log
+                            .write_delta(source_id, epoch, gen, seq, &delta)
+                            .await
+                    }
+                }
+            })
+            .await
+            .map_err(kafka)
+    }
+}
+
 #[async_trait]
 impl CursorStore for TopicStore {
     async fn load(&self, source_id: &str) -> api_client::Result<Option<Cursor>> {
-        Ok(self.0.state(source_id).map(Cursor))
+        let stored = self.log.state(source_id).map(|c| StoredState {
+            gen: c.gen,
+            snapshot: c.snapshot,
+            deltas: c.deltas,
+        });
+        Ok(self.chains.loaded(source_id, stored).await)
     }
 
     /// Outside a claim: written under the newest claim, if any.
     async fn commit(&self, source_id: &str, cursor: &Cursor) -> api_client::Result<()> {
-        let epoch = self.0.owner(source_id).map_or(-1, |(e, _)| e);
-        self.0
-            .commit(source_id, epoch, &cursor.0)
-            .await
-            .map(|_| ())
-            .map_err(kafka)
+        let epoch = self.log.owner(source_id).map_or(-1, |(e, _)| e);
+        self.write(source_id, cursor, epoch).await.map(|_| ())
     }
 
     async fn claim(&self, source_id: &str, owner: &str) -> api_client::Result<Lease> {
-        match self.0.claim(source_id, owner).await.map_err(kafka)? {
+        match self.log.claim(source_id, owner).await.map_err(kafka)? {
             Claimed::Won { epoch, .. } => Ok(Lease {
                 owner: owner.to_owned(),
                 epoch,
@@ -49,15 +93,10 @@ impl CursorStore for TopicStore {
         cursor: &Cursor,
         lease: &Lease,
     ) -> api_client::Result<()> {
-        if self
-            .0
-            .commit(source_id, lease.epoch, &cursor.0)
-            .await
-            .map_err(kafka)?
-        {
+        if self.write(source_id, cursor, lease.epoch).await? {
             return Ok(());
         }
-        let newest = self.0.owner(source_id).map(|(_, o)| o);
+        let newest = self.log.owner(source_id).map(|(_, o)| o);
         Err(api_client::Error::Fenced(fenced_message(
             source_id,
             lease,
@@ -67,7 +106,12 @@ impl CursorStore for TopicStore {
 
     /// From this worker's view of the log (claims arrive as fast as it consumes).
     async fn check_lease(&self, source_id: &str, lease: &Lease) -> api_client::Result<()> {
-        let newest = self.0.owner(source_id);
+        let newest = self.log.owner(source_id);
         lease.check(source_id, newest.as_ref().map(|(e, o)| (*e, o.as_str())))
+    }
+
+    /// Keys and payloads of the state records this worker sent.
+    fn state_bytes_written(&self) -> u64 {
+        self.log.state_bytes_written()
     }
 }

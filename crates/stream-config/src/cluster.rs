@@ -122,9 +122,11 @@ impl ClusterConfig {
                 "",
             );
         }
-        c.positive_int(
+        c.int_range(
             p.key("handover_timeout_seconds"),
             self.handover_timeout_seconds,
+            (1, 3_600),
+            " s",
         );
         if embedded {
             c.fail(

@@ -38,6 +38,7 @@ mod load;
 mod model;
 mod overrides;
 mod path;
+mod ranges;
 mod redact;
 mod save;
 mod security;
@@ -52,6 +53,7 @@ pub use model::{
     PriorityRule, RoutingConfig, RuleOperator, Secret, ServerConfig, SourceConfig, StreamConfig,
     ThrottlingConfig, TopicConfig,
 };
+pub use ranges::{seconds, MAX_SECONDS};
 pub use redact::{is_secret_key, redacted, redacted_yaml, REDACTED};
 pub use save::{save, save_json_text};
 pub use security::{

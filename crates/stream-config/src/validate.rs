@@ -4,9 +4,6 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-/// The fastest rate a throttle paces: one record per nanosecond.
-const MAX_SEND_RATE: f64 = 1e9;
-
 use crate::model::{ContentRule, IngestionModeKind, RuleOperator, SourceConfig, StreamConfig};
 use crate::path::KeyPath;
 
@@ -36,18 +33,6 @@ impl Checker {
             message: message.into(),
             hint: (!hint.is_empty()).then_some(hint),
         });
-    }
-
-    fn positive_f64(&mut self, path: KeyPath, v: f64) {
-        if !(v.is_finite() && v > 0.0) {
-            self.fail(path, format!("must be a positive number, got {v}"), "");
-        }
-    }
-
-    pub(crate) fn positive_int(&mut self, path: KeyPath, v: u64) {
-        if v == 0 {
-            self.fail(path, "must be greater than 0", "");
-        }
     }
 
     fn pointer(&mut self, path: KeyPath, pointer: &str) {
@@ -130,6 +115,9 @@ pub(crate) fn validate(
     let mut c = Checker::default();
     let root = KeyPath::default();
 
+    // Every number's range (ranges.rs), then the rules between keys.
+    crate::ranges::check(&mut c, cfg);
+
     // kafka
     let k = root.key("kafka");
     let servers = cfg.kafka.bootstrap_servers.trim();
@@ -156,29 +144,6 @@ pub(crate) fn validate(
     if cfg.kafka.client_id.trim().is_empty() {
         c.fail(k.key("client_id"), "must not be empty", "");
     }
-    c.positive_int(k.key("batch_size"), cfg.kafka.batch_size.into());
-    if cfg.kafka.linger_ms > 900_000 {
-        c.fail(
-            k.key("linger_ms"),
-            "must be at most 900000 (15 minutes)",
-            "",
-        );
-    }
-    let base = cfg.kafka.retry_backoff_base;
-    if !(base.is_finite() && base >= 1.0) {
-        c.fail(
-            k.key("retry_backoff_base"),
-            format!("must be at least 1.0, got {base}"),
-            "",
-        );
-    }
-    if cfg.kafka.message_timeout_ms == Some(0) {
-        c.fail(
-            k.key("message_timeout_ms"),
-            "must be greater than 0",
-            "leave it out for librdkafka's default",
-        );
-    }
     cfg.kafka
         .security
         .check(&mut c, k.key("security"), cfg.kafka.is_embedded());
@@ -188,20 +153,6 @@ pub(crate) fn validate(
     // throttling
     let t = root.key("throttling");
     let th = &cfg.throttling;
-    c.positive_f64(t.key("min_send_rate"), th.min_send_rate);
-    c.positive_f64(t.key("max_send_rate"), th.max_send_rate);
-    for (key, rate) in [
-        ("min_send_rate", th.min_send_rate),
-        ("max_send_rate", th.max_send_rate),
-    ] {
-        if rate > MAX_SEND_RATE {
-            c.fail(
-                t.key(key),
-                format!("{rate} records per second is beyond what a throttle can pace"),
-                "use at most 1000000000 (1e9); set `throttling.enabled: false` for no limit",
-            );
-        }
-    }
     if th.min_send_rate > th.max_send_rate {
         c.fail(
             t.key("min_send_rate"),
@@ -222,13 +173,6 @@ pub(crate) fn validate(
             "",
         );
     }
-    if !(th.adjustment_factor.is_finite() && th.adjustment_factor > 1.0) {
-        c.fail(
-            t.key("adjustment_factor"),
-            format!("must be greater than 1.0, got {}", th.adjustment_factor),
-            "",
-        );
-    }
     if !(th.critical_share > 0.0 && th.critical_share <= 1.0) {
         c.fail(
             t.key("critical_share"),
@@ -236,10 +180,6 @@ pub(crate) fn validate(
             "e.g. 0.2: CRITICAL records may use up to a fifth of max_send_rate on their own",
         );
     }
-    c.positive_int(t.key("window_size_seconds"), th.window_size_seconds);
-    c.positive_int(t.key("metric_sample_size"), th.metric_sample_size as u64);
-    c.positive_int(t.key("max_backoff_level"), th.max_backoff_level.into());
-    c.positive_int(t.key("recovery_checks"), th.recovery_checks.into());
     for (i, group) in th.consumer_groups.iter().enumerate() {
         if group.trim().is_empty() {
             c.fail(
@@ -251,10 +191,6 @@ pub(crate) fn validate(
     }
 
     // queue
-    c.positive_int(root.key("queue_max_size"), cfg.queue_max_size as u64);
-    if let Some(bytes) = cfg.queue_max_bytes {
-        c.positive_int(root.key("queue_max_bytes"), bytes);
-    }
 
     // dlq
     let d = root.key("dlq");
@@ -271,17 +207,11 @@ pub(crate) fn validate(
             "use `sqlite://path/to/dlq.db` or `postgres://user:password@host/db`",
         ),
     }
-    c.positive_int(
-        d.key("retry_base_delay_seconds"),
-        cfg.dlq.retry_base_delay_seconds,
-    );
 
     // topics
     for (name, topic) in &cfg.topics {
         let p = root.key("topics").key(name);
         c.topic(p.clone(), name, false);
-        c.positive_int(p.key("partitions"), topic.partitions.into());
-        c.positive_int(p.key("replication_factor"), topic.replication_factor.into());
         if topic.retention_ms < -1 || topic.retention_ms == 0 {
             c.fail(
                 p.key("retention_ms"),
@@ -356,15 +286,6 @@ pub(crate) fn validate(
             "remove the key to disable auth on loopback",
         );
     }
-    c.positive_f64(
-        s.key("shutdown_timeout_seconds"),
-        cfg.server.shutdown_timeout_seconds,
-    );
-    c.positive_f64(
-        s.key("header_read_timeout_seconds"),
-        cfg.server.header_read_timeout_seconds,
-    );
-    c.positive_int(s.key("max_connections"), cfg.server.max_connections as u64);
     if cfg.server.read_token.is_some() && cfg.server.admin_token.is_none() {
         c.fail(
             s.key("read_token"),
@@ -480,24 +401,6 @@ fn source(
     }
     let i = p.key("ingestion");
     let ing = &src.ingestion;
-    c.positive_f64(
-        i.key("polling_interval_seconds"),
-        ing.polling_interval_seconds,
-    );
-    c.positive_int(
-        i.key("schedule_interval_seconds"),
-        ing.schedule_interval_seconds,
-    );
-    c.positive_int(i.key("batch_size"), ing.batch_size as u64);
-    c.positive_int(i.key("buffer_size"), ing.buffer_size as u64);
-    c.positive_f64(
-        i.key("buffer_flush_interval_seconds"),
-        ing.buffer_flush_interval_seconds,
-    );
-    c.positive_int(
-        i.key("max_records_per_poll"),
-        ing.max_records_per_poll as u64,
-    );
     if let Some(expr) = &ing.cron {
         if let Err(e) = crate::parse_cron(expr) {
             c.fail(
@@ -525,11 +428,6 @@ fn source(
             _ => c.fail(k, "give exactly one of `pointer` or `geo`", ""),
         }
     }
-    c.positive_int(
-        p.key("rate_limit_per_minute"),
-        src.rate_limit_per_minute.into(),
-    );
-    c.positive_f64(p.key("timeout_seconds"), src.timeout_seconds);
 }
 
 fn one_line(s: &str) -> String {

@@ -57,24 +57,23 @@ pub(crate) fn restart_only_changes(old: &StreamConfig, next: &StreamConfig) -> V
     out
 }
 
+/// An update that passed every check, with its new and changed sources built.
+struct Checked {
+    rules: Vec<(topic_resolver::Predicate, queue::Priority)>,
+    routing: topic_resolver::Rules,
+    built: Vec<(String, stream_config::SourceConfig, Arc<dyn api_client::Source>)>,
+}
+
 impl StreamManager {
-    /// Checks `next` in full, then applies it: routing and priority rules swap at once;
-    /// only streams whose configuration changed restart; removed streams stop, new ones
-    /// start. Queue and Kafka settings take effect at the next restart. Returns the ids
-    /// of the streams that were (re)started or stopped.
-    ///
-    /// Nothing changes unless everything checks: the configuration's rules, the routing
-    /// and priority rules compiled, and every new or changed source built with its
-    /// connector parameters and ingestion schedule. Concurrent calls run one at a time.
-    pub async fn apply_config(&self, next: StreamConfig) -> Result<Vec<String>> {
-        let _one_at_a_time = self.reload_lock.lock().await;
-        self.loader.validate(&next, "<update>")?;
-        let keys = restart_only_changes(&self.shared.config(), &next);
+    /// Everything `apply_config` checks before it changes anything.
+    fn check_update(&self, next: &StreamConfig) -> Result<Checked> {
+        self.loader.validate(next, "<update>")?;
+        let keys = restart_only_changes(&self.shared.config(), next);
         if !keys.is_empty() {
             return Err(Error::NeedsRestart { keys });
         }
-        let rules = compile_priority_rules(&next)?;
-        let routing = convert::routing_rules(&next);
+        let rules = compile_priority_rules(next)?;
+        let routing = convert::routing_rules(next);
         topic_resolver::Resolver::check(&routing).map_err(component("routing"))?;
         let old = self.shared.config();
         // New and changed sources, built now (and used below): a bad one changes nothing.
@@ -87,6 +86,49 @@ impl StreamManager {
                 built.push((id.clone(), src.clone(), source));
             }
         }
+        Ok(Checked {
+            rules,
+            routing,
+            built,
+        })
+    }
+
+    /// Checks `next` in full, then applies it: routing and priority rules swap at once;
+    /// only streams whose configuration changed restart; removed streams stop, new ones
+    /// start. Queue and Kafka settings take effect at the next restart. Returns the ids
+    /// of the streams that were (re)started or stopped.
+    ///
+    /// Nothing changes unless everything checks: the configuration's rules, the routing
+    /// and priority rules compiled, and every new or changed source built with its
+    /// connector parameters and ingestion schedule. Concurrent calls run one at a time.
+    pub async fn apply_config(&self, next: StreamConfig) -> Result<Vec<String>> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        // Every check, and every new source built, before anything changes. A panic
+        // there (a value no range caught, a library user's connector) refuses the
+        // update like any other error: the running configuration goes on and nothing
+        // queued is touched (a SIGHUP reload runs inside the main future, where a
+        // panic used to end the process without draining).
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.check_update(&next)
+        }))
+        .map_err(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            tracing::error!(panic = %what, "checking a configuration update panicked; nothing changed");
+            Error::Component {
+                component: "configuration update".to_owned(),
+                source: format!("checking it panicked ({what}); nothing was changed").into(),
+            }
+        })?;
+        let Checked {
+            rules,
+            routing,
+            built,
+        } = checked?;
+        let old = self.shared.config();
         self.shared
             .resolver
             .reload(routing)

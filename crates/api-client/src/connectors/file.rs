@@ -128,7 +128,9 @@ impl Source for FileSource {
             cycle += 1;
             index = 0;
         }
-        let end = (index + self.params.records_per_fetch.max(1)).min(self.records.len());
+        let end = index
+            .saturating_add(self.params.records_per_fetch.max(1))
+            .min(self.records.len());
         let records = self.records[index..end].to_vec();
         // Undecodable lines are reported once, with the first fetch.
         let rejected = if cursor.is_none() {

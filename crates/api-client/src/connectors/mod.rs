@@ -62,7 +62,9 @@ impl Registry {
         r.register("airnow", public_apis::airnow);
         r.register("purpleair", public_apis::purpleair);
         r.register("synthetic", |id, cfg| {
-            Ok(Arc::new(SyntheticSource::new(params(id, cfg)?)))
+            let p: SyntheticParams = params(id, cfg)?;
+            p.check(id)?;
+            Ok(Arc::new(SyntheticSource::new(p)))
         });
         r.register("file", |id, cfg| {
             Ok(Arc::new(FileSource::new(id, params(id, cfg)?, None)?))

@@ -54,6 +54,46 @@ fn default_centre() -> [f64; 2] {
     [38.58, -121.49]
 }
 
+impl SyntheticParams {
+    /// Each number in its range (`sources.<id>.custom_params.<key>` on error).
+    pub fn check(&self, id: &str) -> Result<(), Error> {
+        let fail = |key: &str, message: String| Error::Config {
+            path: format!("sources.{id}.custom_params.{key}"),
+            message,
+        };
+        let rate = self.records_per_second;
+        if !(rate.is_finite() && (0.0..=1e9).contains(&rate)) {
+            return Err(fail(
+                "records_per_second",
+                format!("must be between 0 and 1e9, got {rate}"),
+            ));
+        }
+        if !(1..=10_000_000).contains(&self.max_per_fetch) {
+            return Err(fail(
+                "max_per_fetch",
+                format!("must be between 1 and 10000000, got {}", self.max_per_fetch),
+            ));
+        }
+        if self.pad_bytes > 16 << 20 {
+            return Err(fail(
+                "pad_bytes",
+                format!("must be at most 16 MiB (16777216), got {}", self.pad_bytes),
+            ));
+        }
+        let p = self.alert_probability;
+        if !(0.0..=1.0).contains(&p) {
+            return Err(fail(
+                "alert_probability",
+                format!("must be between 0 and 1, got {p}"),
+            ));
+        }
+        if !self.centre.iter().all(|c| c.is_finite()) {
+            return Err(fail("centre", "must be two finite numbers".to_owned()));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct State {
     rng: StdRng,

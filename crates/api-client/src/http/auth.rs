@@ -114,8 +114,10 @@ impl HttpApiClient {
             .get("expires_in")
             .and_then(Value::as_u64)
             .unwrap_or(3600);
-        // Refresh a little before expiry.
-        let expires = Instant::now() + Duration::from_secs(ttl.saturating_sub(30).max(1));
+        // Refresh a little before expiry. An upstream's `expires_in` is clamped: near
+        // `u64::MAX` it overflowed the `Instant` (a panic at every poll); a token is
+        // refreshed at least daily.
+        let expires = Instant::now() + Duration::from_secs(ttl.saturating_sub(30).clamp(1, 86_400));
         *cached = Some((token.clone(), expires));
         Ok(Some(token))
     }

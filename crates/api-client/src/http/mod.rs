@@ -3,6 +3,7 @@
 //! `paging.rs`; requests, retries, limits and the fetch itself here.
 
 mod auth;
+mod limits;
 mod paging;
 mod spec;
 mod state;
@@ -65,6 +66,8 @@ impl HttpApiClient {
         };
         Url::parse(&spec.url)
             .map_err(|e| config_err("url", format!("`{}` is not a URL: {e}", spec.url)))?;
+        spec.check_ranges()
+            .map_err(|(key, message)| config_err(key, message))?;
         for (k, v) in &spec.headers {
             HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| config_err("headers", format!("header name `{k}`: {e}")))?;
@@ -116,7 +119,7 @@ impl HttpApiClient {
         Ok(Self {
             breaker: CircuitBreaker::new(
                 spec.breaker_threshold,
-                Duration::from_secs_f64(spec.breaker_cooldown_seconds.max(0.0)),
+                stream_config::seconds(spec.breaker_cooldown_seconds),
             ),
             limiter: std::sync::Arc::new(RateLimiter::direct_with_clock(quota, clock)),
             clock,
@@ -242,7 +245,7 @@ impl HttpApiClient {
                     metrics::counter!(m::RETRIES, "source" => self.opts.source_id.clone())
                         .increment(1);
                     let backoff = self.backoff(attempt);
-                    let cap = Duration::from_secs_f64(self.spec.max_retry_after_seconds.max(0.0));
+                    let cap = stream_config::seconds(self.spec.max_retry_after_seconds);
                     let retry_after = retry_after.map(|ra| {
                         if ra > cap {
                             tracing::warn!(
@@ -264,7 +267,7 @@ impl HttpApiClient {
 
     /// `retry_base × 2^(attempt-1)`, equal jitter, capped at 60 s.
     fn backoff(&self, attempt: u32) -> Duration {
-        let full = Duration::from_secs_f64(self.spec.retry_base_seconds.max(0.0))
+        let full = stream_config::seconds(self.spec.retry_base_seconds)
             .saturating_mul(1 << attempt.saturating_sub(1).min(16))
             .min(Duration::from_secs(60));
         let half = full / 2;

@@ -98,11 +98,9 @@ pub(crate) fn next_url(
                 .find(|(k, _)| k == offset_param.as_str())
                 .and_then(|(_, v)| v.parse().ok())
                 .unwrap_or(0);
-            Some(with_param(
-                current,
-                offset_param,
-                &(offset + limit).to_string(),
-            ))
+            // The offset is read back from the URL: at `u64::MAX` the sum overflowed.
+            let next = offset.checked_add(*limit)?;
+            Some(with_param(current, offset_param, &next.to_string()))
         }
     }
 }
@@ -268,5 +266,60 @@ mod tests {
             first_url(&bad, "src", None),
             Err(Error::Config { path, .. }) if path == "sources.src.custom_params.url"
         ));
+    }
+
+    /// Fuzz target: any `Link` header, next-link text and current URL — no panic; a
+    /// well-formed `rel="next"` among any other links is found and resolved against
+    /// the current page.
+    #[test]
+    fn link_headers_and_next_links_never_panic() {
+        use proptest::prelude::*;
+        // Other links and junk: anything but a comma and the letter `n` (so never a
+        // second `rel="next"`).
+        let junk = proptest::collection::vec("[<>;=\"a-mo-z:/?&. \\[\\]]{0,24}", 0..4);
+        let target = "[a-z/?=&.]{0,12}";
+        let current = prop_oneof![
+            Just("http://h/x?page=2".to_owned()),
+            "[a-z0-9]{1,6}".prop_map(|q| format!("https://api.example:8443/v1/{q}?offset={}", u64::MAX)),
+        ];
+        let next_link = "[a-z:/?#@%.\\ \\[\\]]{0,20}";
+        crate::fuzz::run(
+            "paging/link-header-and-next-link",
+            2_000,
+            (junk, target, any::<prop::sample::Index>(), current, next_link),
+            |(mut parts, target, at, current, link)| {
+                let current = Url::parse(&current).expect("a generated URL");
+                let mut h = HeaderMap::new();
+                // Junk alone: no panic, and no next page.
+                if let Ok(v) = HeaderValue::from_str(&parts.join(", ")) {
+                    h.insert(reqwest::header::LINK, v);
+                    let found = next_url(&Pagination::LinkHeader, &current, &h, None, 1);
+                    prop_assert_eq!(found, None);
+                }
+                parts.insert(at.index(parts.len() + 1), format!("<{target}>; rel=\"next\""));
+                let header = parts.join(", ");
+                h.insert(reqwest::header::LINK, HeaderValue::from_str(&header).unwrap());
+                let found = next_url(&Pagination::LinkHeader, &current, &h, None, 1);
+                prop_assert_eq!(found, current.join(&target).ok(), "{}", header);
+
+                let body = json!({ "next": link }).to_string();
+                let next = next_url(
+                    &Pagination::NextLink { pointer: "/next".into() },
+                    &current,
+                    &h,
+                    Some(body.as_bytes()),
+                    1,
+                );
+                prop_assert_eq!(next, (!link.is_empty()).then(|| current.join(&link).ok()).flatten());
+                // The offset is read back from the URL, here at its largest.
+                let offset = Pagination::Offset {
+                    offset_param: "offset".into(),
+                    limit_param: "limit".into(),
+                    limit: 10,
+                };
+                let _ = next_url(&offset, &current, &h, None, 10);
+                Ok(())
+            },
+        );
     }
 }

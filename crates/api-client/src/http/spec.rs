@@ -253,8 +253,8 @@ impl ClientOptions {
         Self {
             source_id: source_id.to_owned(),
             rate_limit_per_minute: cfg.rate_limit_per_minute,
-            timeout: Duration::from_secs_f64(cfg.timeout_seconds.max(0.001)),
-            cache_ttl: Duration::from_secs(cfg.cache_ttl_seconds),
+            timeout: stream_config::seconds(cfg.timeout_seconds.max(0.001)),
+            cache_ttl: stream_config::seconds(cfg.cache_ttl_seconds as f64),
         }
     }
 }

@@ -32,10 +32,19 @@ struct Persisted {
     validators: Option<Validators>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resume: Option<String>,
-    /// Dedup identities, oldest first: little-endian u64s, base64.
+    /// Dedup identities, oldest first: little-endian u64s, base64 (read, no longer
+    /// written).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     seen: String,
+    /// Dedup identities, oldest first: each little-endian u64 as 11 characters of
+    /// unpadded base64, so forgetting the oldest and adding new ones leaves the rest of
+    /// the text as it was and a commit stores only the change (`state_delta.rs`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    ids: String,
 }
+
+/// Characters per identity in `ids`.
+const ID_CHARS: usize = 11;
 
 /// The decoded state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,9 +66,11 @@ impl FetchState {
         };
         match serde_json::from_str::<Persisted>(text) {
             Ok(p) if p.http_state == 1 => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(p.seen.as_bytes())
-                    .unwrap_or_default();
+                use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+                let mut bytes = STANDARD.decode(p.seen.as_bytes()).unwrap_or_default();
+                for id in p.ids.as_bytes().chunks_exact(ID_CHARS) {
+                    bytes.extend(STANDARD_NO_PAD.decode(id).unwrap_or_default());
+                }
                 let ids = bytes
                     .chunks_exact(8)
                     .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
@@ -86,13 +97,18 @@ impl FetchState {
         if let (true, Some(c)) = (only_cursor, &self.cursor) {
             return Cursor(c.clone());
         }
-        let bytes: Vec<u8> = self.seen.ids().flat_map(u64::to_le_bytes).collect();
+        let mut ids = String::new();
+        for id in self.seen.ids() {
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .encode_string(id.to_le_bytes(), &mut ids);
+        }
         let p = Persisted {
             http_state: 1,
             cursor: self.cursor.clone(),
             validators: self.validators.clone(),
             resume: self.resume.clone(),
-            seen: base64::engine::general_purpose::STANDARD.encode(bytes),
+            seen: String::new(),
+            ids,
         };
         Cursor(serde_json::to_string(&p).unwrap_or_else(|_| "{\"http_state\":1}".to_owned()))
     }
@@ -149,6 +165,19 @@ mod tests {
         let cursor = full.encode();
         assert_eq!(FetchState::decode(Some(&cursor)), full);
         assert_eq!(summary(&cursor), "17 (resumes at http://h/x?page=3)");
+        // A window written before identities were stored one by one still reads.
+        let legacy = format!(
+            "{{\"http_state\":1,\"cursor\":\"17\",\"seen\":\"{}\"}}",
+            base64::engine::general_purpose::STANDARD
+                .encode([1u64, 42].map(u64::to_le_bytes).concat())
+        );
+        let read = FetchState::decode(Some(&Cursor(legacy)));
+        assert_eq!(read.seen, Window::from_ids([1, 42]));
+        assert!(
+            read.encode().0.contains("\"ids\":\"AQAAAAAAAAA"),
+            "{}",
+            read.encode()
+        );
         // JSON that is not ours is a plain cursor.
         let other = Cursor("{\"offset\":3}".into());
         assert_eq!(

@@ -322,6 +322,68 @@ async fn a_superseded_claim_cannot_commit(store: &dyn CursorStore) {
     );
 }
 
+/// A fetch state shaped as an HTTP source writes it (`api-client/src/http/state.rs`): the
+/// incremental cursor, then the dedup window's identities `ids`, 11 characters each.
+pub(crate) fn window(cursor: u64, ids: std::ops::Range<u64>) -> Cursor {
+    use base64::Engine as _;
+    let mut text = format!("{{\"http_state\":1,\"cursor\":\"{cursor}\",\"ids\":\"");
+    for id in ids {
+        let hashed = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .encode_string(hashed.to_le_bytes(), &mut text);
+    }
+    text.push_str("\"}");
+    Cursor(text)
+}
+
+/// A commit after adding k identities to a full window writes O(k) bytes, not the
+/// window; the state loads back exactly (snapshot and deltas in order).
+pub(crate) async fn a_commit_writes_what_changed_not_the_whole_window(store: &dyn CursorStore) {
+    const WINDOW: u64 = 20_000;
+    const K: u64 = 10;
+    let first = window(0, 0..WINDOW);
+    store.commit("usgs", &first).await.unwrap();
+    let snapshot = store.state_bytes_written();
+    assert!(snapshot >= first.0.len() as u64, "{snapshot} bytes");
+    let mut costs = Vec::new();
+    for step in 1..=20 {
+        let before = store.state_bytes_written();
+        store
+            .commit("usgs", &window(step, step * K..WINDOW + step * K))
+            .await
+            .unwrap();
+        costs.push(store.state_bytes_written() - before);
+    }
+    let worst = costs.iter().max().copied().unwrap_or_default();
+    assert!(
+        worst < K * 11 + 300,
+        "a commit of {K} new identities in a window of {WINDOW} ({} bytes) wrote {costs:?} bytes",
+        first.0.len()
+    );
+    assert_eq!(
+        store.load("usgs").await.unwrap(),
+        Some(window(20, 20 * K..WINDOW + 20 * K)),
+        "snapshot and deltas rebuild the last commit"
+    );
+    // Under a claim too.
+    let lease = store.claim("nws", "w1").await.unwrap();
+    store
+        .commit_leased("nws", &window(0, 0..WINDOW), &lease)
+        .await
+        .unwrap();
+    let before = store.state_bytes_written();
+    store
+        .commit_leased("nws", &window(1, K..WINDOW + K), &lease)
+        .await
+        .unwrap();
+    let cost = store.state_bytes_written() - before;
+    assert!(cost < K * 11 + 300, "{cost} bytes under a claim");
+    assert_eq!(
+        store.load("nws").await.unwrap(),
+        Some(window(1, K..WINDOW + K))
+    );
+}
+
 /// One module per backend, each running every named contract test on a fresh store.
 macro_rules! contract {
     ($memory:expr; $($name:ident),* $(,)?) => {
@@ -376,6 +438,7 @@ mod cursors {
         api_client::MemoryCursorStore::default();
         cursors_are_committed_and_overwritten,
         a_superseded_claim_cannot_commit,
+        a_commit_writes_what_changed_not_the_whole_window,
     );
 }
 

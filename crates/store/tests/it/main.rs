@@ -3,5 +3,6 @@
 //! librdkafka's mock broker.
 
 mod contract;
+mod state;
 mod support;
 mod topic;

@@ -27,6 +27,12 @@ pub(crate) fn postgres() -> (String, Option<TestPostgres>) {
 
 /// A fresh database on that server, so tests never share rows.
 pub(crate) async fn postgres_store(admin_url: &str) -> SqlStore {
+    let url = postgres_database(admin_url).await;
+    SqlStore::connect(&url).await.expect("postgres store")
+}
+
+/// The URL of a fresh database on that server.
+pub(crate) async fn postgres_database(admin_url: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let name = format!(
         "store_{}_{}",
@@ -45,7 +51,5 @@ pub(crate) async fn postgres_store(admin_url: &str) -> SqlStore {
         .rsplit_once('/')
         .map(|(b, _)| b)
         .unwrap_or(admin_url);
-    SqlStore::connect(&format!("{base}/{name}"))
-        .await
-        .expect("postgres store")
+    format!("{base}/{name}")
 }

@@ -1,6 +1,8 @@
 //! The state topic as a `CursorStore` (`TopicStore`), on librdkafka's mock broker: two
 //! workers, each with its own view of the log. A worker sees another's claim in its view
 //! before its next fetch (`check_lease`), and its commits under the old claim are refused.
+//! A state far over Kafka's record size commits in bounded records, costs what changed
+//! per commit, and is rebuilt exactly by a worker that starts later.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,10 +14,12 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use store::TopicStore;
 
+use crate::contract::window;
+
 async fn worker(bootstrap: &str) -> TopicStore {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
-    TopicStore(Arc::new(
+    TopicStore::new(Arc::new(
         StateLog::open(&c, "g.state").await.expect("state log"),
     ))
 }
@@ -71,5 +75,87 @@ async fn a_worker_sees_a_newer_claim_before_its_next_fetch() {
         w2.load("firms").await.unwrap(),
         Some(Cursor("c1".into())),
         "nothing of w1's landed"
+    );
+}
+
+/// The size of the largest record in `topic` so far (key and payload).
+fn largest_record(bootstrap: &str, topic: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "raw-reader")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let (mut largest, mut records) = (0, 0);
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                records += 1;
+                let n = m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len);
+                largest = largest.max(n);
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) if records > 0 => break,
+            _ => {}
+        }
+    }
+    largest
+}
+
+/// The case: an `http_json` source with a dedup window of 150,000 identities
+/// (≈ 1.65 MB of state) on the state topic. Each commit of it once failed with
+/// MessageSizeTooLarge (a record over librdkafka's 1 MB `message.max.bytes`), and a
+/// restart resumed from a stale state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_of_150000_ids_commits_and_is_restored_exactly_after_a_restart() {
+    const WINDOW: u64 = 150_000;
+    const K: u64 = 10;
+    let mock: MockCluster<'static, DefaultProducerContext> =
+        MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("g.state", 1, 1).expect("topic");
+    let bootstrap = mock.bootstrap_servers();
+    let w1 = worker(&bootstrap).await;
+    let lease = w1.claim("quakes", "w1").await.unwrap();
+    let big = window(0, 0..WINDOW);
+    assert!(big.0.len() > 1_600_000, "{} bytes", big.0.len());
+    w1.commit_leased("quakes", &big, &lease)
+        .await
+        .expect("a state over 1 MB commits");
+    let mut costs = Vec::new();
+    for step in 1..=5 {
+        let before = w1.state_bytes_written();
+        w1.commit_leased("quakes", &window(step, step * K..WINDOW + step * K), &lease)
+            .await
+            .unwrap();
+        costs.push(w1.state_bytes_written() - before);
+    }
+    assert!(
+        costs.iter().all(|&c| c < K * 11 + 600),
+        "a commit of {K} new identities wrote {costs:?} bytes"
+    );
+    let last = window(5, 5 * K..WINDOW + 5 * K);
+
+    // A restart: a new worker reads the log from the start and claims the source.
+    drop(w1);
+    let w2 = worker(&bootstrap).await;
+    assert_eq!(
+        w2.load("quakes").await.unwrap().as_ref(),
+        Some(&last),
+        "the log alone rebuilds the last commit"
+    );
+    let again = w2.claim("quakes", "w2").await.unwrap();
+    assert_eq!(w2.load("quakes").await.unwrap().as_ref(), Some(&last));
+    let next = window(6, 6 * K..WINDOW + 6 * K);
+    w2.commit_leased("quakes", &next, &again).await.unwrap();
+    let w3 = worker(&bootstrap).await;
+    assert_eq!(w3.load("quakes").await.unwrap(), Some(next));
+    let largest = largest_record(&bootstrap, "g.state");
+    assert!(
+        largest <= producer::STATE_CHUNK_BYTES + 200,
+        "no record of the state topic is over the chunk size: {largest} bytes"
     );
 }

@@ -44,8 +44,16 @@ fn yamlish() -> impl Strategy<Value = String> {
     })
 }
 
+/// Cases per target: `FUZZ_CASES` (`cargo xtask fuzz`), or 512.
+fn cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn structured_random_yaml_never_panics(text in yamlish()) {

@@ -349,3 +349,33 @@ fn a_read_only_token_needs_an_admin_token() {
     );
     assert!(!err.to_string().contains("r-1"), "{err}");
 }
+
+/// The values of the report that panicked the process (in `validate`, or at `run`):
+/// each is a validation error with its key, line and range.
+#[test]
+fn huge_durations_and_counts_are_validation_errors_with_their_range() {
+    let err = loader()
+        .load_str(
+            "server:\n  max_connections: 18446744073709551615\n  shutdown_timeout_seconds: .inf\nkafka:\n  retry_backoff_base: 10\n  max_retries: 200\nsources:\n  s:\n    source_type: http_json\n    timeout_seconds: 1.0e20\n    ingestion: { polling_interval_seconds: 1.0e20 }\n",
+            Format::Yaml,
+            "huge.yaml",
+        )
+        .unwrap_err();
+    let d = err.diagnostics().expect("validation errors, not a panic");
+    for (path, line) in [
+        ("server.max_connections", 2),
+        ("server.shutdown_timeout_seconds", 3),
+        ("kafka.max_retries", 6),
+        ("sources.s.timeout_seconds", 10),
+        ("sources.s.ingestion.polling_interval_seconds", 11),
+    ] {
+        let item = d
+            .items
+            .iter()
+            .find(|i| i.path == path)
+            .unwrap_or_else(|| panic!("{path} missing from {err}"));
+        assert_eq!(item.location.map(|l| l.line), Some(line), "{path}: {err}");
+        assert!(item.message.starts_with("must be between"), "{path}: {err}");
+        assert!(item.hint.is_some(), "{path}: {err}");
+    }
+}
