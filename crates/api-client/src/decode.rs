@@ -205,19 +205,46 @@ fn checked_find<'de, T: Deserialize<'de>>(
     })
 }
 
-/// Writes a CSV cell typed: integers and floats become numbers, the rest stays text.
+/// Writes a CSV cell typed: a cell spelled as a JSON number becomes that number, as
+/// written (`1.50`, `1e3`, a 30-digit integer); anything else stays text, so a code
+/// with a leading zero (FIRMS `acq_time` `0954`, a ZIP code, a station id) keeps it,
+/// and `+5`, `.5`, `1.`, `inf` and `NaN` are strings too.
 fn put_typed(out: &mut BytesMut, cell: &str) {
-    if let Ok(i) = cell.parse::<i64>() {
-        let _ = serde_json::to_writer(out.writer(), &i);
-        return;
+    if is_json_number(cell.as_bytes()) {
+        out.extend_from_slice(cell.as_bytes());
+    } else {
+        put_json_str(out, cell);
     }
-    if let Ok(f) = cell.parse::<f64>() {
-        if f.is_finite() {
-            let _ = serde_json::to_writer(out.writer(), &f);
-            return;
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`: JSON's number grammar.
+fn is_json_number(s: &[u8]) -> bool {
+    let digits = |s: &[u8], i: usize| s[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = usize::from(s.first() == Some(&b'-'));
+    match s.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i += digits(s, i),
+        _ => return false,
+    }
+    if s.get(i) == Some(&b'.') {
+        let n = digits(s, i + 1);
+        if n == 0 {
+            return false;
         }
+        i += 1 + n;
     }
-    put_json_str(out, cell);
+    if matches!(s.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(s.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let n = digits(s, i);
+        if n == 0 {
+            return false;
+        }
+        i += n;
+    }
+    i == s.len()
 }
 
 /// Column names, each written once as `"name":`, for rows that become objects.
@@ -365,6 +392,23 @@ mod tests {
         assert_eq!(d.records[1].pointer("/longitude"), Some(json!(-120)));
         assert_eq!(d.rejected.len(), 1);
         assert!(d.rejected[0].reason.contains("row 3"), "{:?}", d.rejected);
+    }
+
+    #[test]
+    fn csv_numbers_are_kept_as_written_and_leading_zeros_stay_text() {
+        let body = b"acq_time,zip,bright,big,plus,dot,inf,neg,exp,zero\n0954,02134,301.50,123456789012345678901234567890,+5,.5,inf,-0.25,1e3,0\n";
+        let d = Decoder::Csv.decode(body).unwrap();
+        assert_eq!(
+            std::str::from_utf8(d.records[0].as_bytes()).unwrap(),
+            r#"{"acq_time":"0954","zip":"02134","bright":301.50,"big":123456789012345678901234567890,"plus":"+5","dot":".5","inf":"inf","neg":-0.25,"exp":1e3,"zero":0}"#
+        );
+        for (text, number) in [
+            ("0", true), ("-0", true), ("10", true), ("1.0", true), ("1E-7", true),
+            ("00", false), ("01", false), ("1.", false), ("-", false), ("", false),
+            ("1e", false), ("1e+", false), ("0x10", false), (" 1", false), ("NaN", false),
+        ] {
+            assert_eq!(is_json_number(text.as_bytes()), number, "{text:?}");
+        }
     }
 
     #[test]

@@ -97,8 +97,8 @@ async fn nasa_firms_csv_deduplicated_by_detection_and_key_kept_secret() {
     assert_eq!(f.records[1].to_value()["frp"], json!(14.8));
     assert_eq!(
         f.records[0].to_value()["acq_time"],
-        json!(954),
-        "numbers are typed"
+        json!("0954"),
+        "an HHMM time keeps its leading zero (numbers are typed only as spelled in JSON)"
     );
     assert!(
         s.fetch(f.next_cursor.as_ref())
