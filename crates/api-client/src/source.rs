@@ -99,6 +99,12 @@ pub enum Error {
         /// Detail.
         message: String,
     },
+    /// An outbound request the source may not make: a redirect or next-page link off
+    /// its configured origin and `allowed_hosts`, or to the admin API, a link-local,
+    /// cloud-metadata or (from a non-loopback source) loopback address. Retrying cannot
+    /// change it.
+    #[error("outbound request refused: {0}")]
+    Refused(String),
     /// The response was larger than `max_response_bytes`.
     #[error(
         "response larger than {limit} bytes; raise `max_response_bytes` or narrow the request"

@@ -34,6 +34,7 @@
 
 mod cluster;
 mod error;
+mod hosts;
 mod load;
 mod model;
 mod overrides;
@@ -46,6 +47,7 @@ mod validate;
 
 pub use cluster::ClusterConfig;
 pub use error::{Diagnostic, Diagnostics, Error, Location, Result};
+pub use hosts::HostPattern;
 pub use load::{Format, Loader};
 pub use model::{
     Acks, CleanupPolicy, Compression, ContentRule, DlqConfig, GeoKeyConfig, IngestionConfig,
@@ -54,7 +56,9 @@ pub use model::{
     ThrottlingConfig, TopicConfig,
 };
 pub use ranges::{seconds, MAX_SECONDS};
-pub use redact::{is_secret_key, redacted, redacted_yaml, REDACTED};
+pub use redact::{
+    has_private_key, is_secret_key, is_secret_name, redact_url, redacted, redacted_yaml, REDACTED,
+};
 pub use save::{save, save_json_text};
 pub use security::{
     KafkaSecurity, OidcConfig, SaslConfig, SaslMechanism, SecurityProtocol, TlsConfig,

@@ -132,7 +132,8 @@ pub struct KafkaConfig {
     /// Delivery attempts after the first failure before a record goes to the DLQ.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
-    /// Base of the exponential retry backoff: attempt n waits `retry_backoff_base^n` seconds.
+    /// Base of the exponential retry backoff: retry n waits `retry_backoff_base^(n-1)`
+    /// seconds (1, 2, 4, 8 s with the default 2, as the seed; at most 30 s).
     #[serde(default = "default_retry_backoff_base")]
     pub retry_backoff_base: f64,
     /// Acknowledgements the leader waits for: `all`, `1` or `0`.
@@ -610,6 +611,14 @@ pub struct SourceConfig {
     /// How the Kafka message key of each record is derived (no key when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_key: Option<PartitionKeyConfig>,
+    /// HTTP sources: hosts besides the configured URL's origin that redirects and
+    /// next-page links may lead to (`api.example.com`, `cdn.example.com:443`,
+    /// `*.example.com`). Empty (the default): only the configured origin. The admin API's
+    /// own address is refused unless an entry names it with its port; link-local,
+    /// cloud-metadata and (for a source whose URL is not loopback) loopback addresses are
+    /// refused unless an entry names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
     /// Connector-specific parameters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_params: BTreeMap<String, serde_json::Value>,
@@ -657,6 +666,7 @@ impl SourceConfig {
             timeout_seconds: default_timeout_seconds(),
             cache_ttl_seconds: default_cache_ttl_seconds(),
             partition_key: None,
+            allowed_hosts: Vec::new(),
             custom_params: BTreeMap::new(),
         }
     }

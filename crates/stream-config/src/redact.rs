@@ -35,6 +35,61 @@ pub fn is_secret_key(key: &str) -> bool {
     !key.ends_with("url") && SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
 }
 
+/// Whole names (lowercase, `_` `-` `.` left out) of request headers and query
+/// parameters that carry credentials although no part of [`SECRET_KEY_PARTS`] says so.
+const SECRET_NAMES: &[&str] = &[
+    "key",
+    "sig",
+    "appid",
+    "appkey",
+    "auth",
+    "pass",
+    "pwd",
+    "jwt",
+    "session",
+    "sessionid",
+];
+
+/// Words of a header or query parameter name (split at `-`, `_`, `.`) that make it a
+/// credential: `Ocp-Apim-Subscription-Key`, `X-Auth-User`, `Set-Cookie`, `X-Amz-Signature`.
+const SECRET_WORDS: &[&str] = &[
+    "key",
+    "sig",
+    "auth",
+    "cookie",
+    "signature",
+    "session",
+    "credentials",
+    "pwd",
+    "jwt",
+];
+
+/// True when a request header or query parameter named `name` carries a credential: by
+/// [`is_secret_key`], or by shape (`key`, `appid`, `sig`, `Cookie`,
+/// `Ocp-Apim-Subscription-Key`, `X-Auth-Token`, `X-Amz-Signature`…). Broader than
+/// [`is_secret_key`], which also judges config keys (`partition_key` is not a secret).
+pub fn is_secret_name(name: &str) -> bool {
+    let squashed: String = name
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    is_secret_key(name)
+        || SECRET_NAMES.contains(&squashed.as_str())
+        || ["cookie", "signature", "subscriptionkey"]
+            .iter()
+            .any(|part| squashed.contains(part))
+        || name
+            .split(['-', '_', '.'])
+            .any(|w| SECRET_WORDS.contains(&w.to_ascii_lowercase().as_str()))
+}
+
+/// True when `text` holds a private key in PEM form (`-----BEGIN … PRIVATE KEY-----`),
+/// e.g. an inline `ssl.key.pem` among `librdkafka_options`.
+pub fn has_private_key(text: &str) -> bool {
+    text.contains("-----BEGIN") && text.contains("PRIVATE KEY")
+}
+
 /// The effective configuration as a YAML tree with every secret replaced by `***`:
 /// values of secret-looking keys and passwords inside URLs.
 pub fn redacted(cfg: &StreamConfig) -> Value {
@@ -57,6 +112,16 @@ pub(crate) fn redact_tree(node: &mut Value) {
                     *v = Value::String(REDACTED.to_owned());
                 } else if k.as_str() == Some("auth") {
                     redact_auth(v);
+                } else if matches!(k.as_str(), Some("headers" | "query")) {
+                    // Request headers and query parameters: judged by shape as well.
+                    if let Value::Mapping(params) = v {
+                        for (name, value) in params.iter_mut() {
+                            if name.as_str().is_some_and(is_secret_name) && !value.is_null() {
+                                *value = Value::String(REDACTED.to_owned());
+                            }
+                        }
+                    }
+                    redact_tree(v);
                 } else {
                     redact_tree(v);
                 }
@@ -64,7 +129,9 @@ pub(crate) fn redact_tree(node: &mut Value) {
         }
         Value::Sequence(seq) => seq.iter_mut().for_each(redact_tree),
         Value::String(s) => {
-            if let Some(clean) = redact_url(s) {
+            if has_private_key(s) {
+                *s = REDACTED.to_owned();
+            } else if let Some(clean) = redact_url(s) {
                 *s = clean;
             }
         }
@@ -89,8 +156,9 @@ fn redact_auth(node: &mut Value) {
     }
 }
 
-/// A URL with its password (and secret-looking query values) replaced, if it had any.
-pub(crate) fn redact_url(s: &str) -> Option<String> {
+/// A URL with its user-info token (the password, or a user name without one, as in
+/// `https://ghp_tok@host`) and secret-looking query values replaced, if it had any.
+pub fn redact_url(s: &str) -> Option<String> {
     if !s.contains("://") {
         return None;
     }
@@ -99,12 +167,15 @@ pub(crate) fn redact_url(s: &str) -> Option<String> {
     if url.password().is_some() {
         url.set_password(Some(REDACTED)).ok()?;
         changed = true;
+    } else if !url.username().is_empty() && matches!(url.scheme(), "http" | "https") {
+        url.set_username(REDACTED).ok()?;
+        changed = true;
     }
-    if url.query_pairs().any(|(k, _)| is_secret_key(&k)) {
+    if url.query_pairs().any(|(k, _)| is_secret_name(&k)) {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| {
-                let v = if is_secret_key(&k) {
+                let v = if is_secret_name(&k) {
                     REDACTED.to_owned()
                 } else {
                     v.into_owned()
@@ -166,6 +237,58 @@ mod tests {
             "shape stays: {text}"
         );
         assert!(format!("{:?}", cfg.server.admin_token).contains("***"));
+    }
+
+    #[test]
+    fn secrets_are_recognised_by_shape_as_well_as_by_name() {
+        let mut cfg = StreamConfig::default();
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEpem-secret-1\n-----END PRIVATE KEY-----\n";
+        cfg.kafka
+            .librdkafka_options
+            .insert("ssl.key.pem".to_owned(), pem.to_owned());
+        let mut web = SourceConfig::new("http_json");
+        web.custom_params.insert(
+            "headers".to_owned(),
+            serde_json::json!({
+                "Cookie": "sid=cookie-secret-2",
+                "Ocp-Apim-Subscription-Key": "apim-secret-3",
+                "X-Request-Kind": "shown-4",
+            }),
+        );
+        web.custom_params.insert(
+            "query".to_owned(),
+            serde_json::json!({"key": "key-secret-5", "appid": "appid-secret-6", "sig": "sig-secret-7", "keyword": "fire"}),
+        );
+        web.custom_params.insert(
+            "url".to_owned(),
+            "https://tok-secret-8@h.example/x?appid=url-secret-9".into(),
+        );
+        web.custom_params.insert(
+            "base_url".to_owned(),
+            "https://u:pw-secret-10@h.example/".into(),
+        );
+        cfg.sources.insert("web".to_owned(), web);
+        let text = redacted_yaml(&cfg);
+        for n in 1..=10 {
+            if n != 4 {
+                assert!(
+                    !text.contains(&format!("secret-{n}")),
+                    "secret-{n} leaked in:\n{text}"
+                );
+            }
+        }
+        for shown in [
+            "shown-4",
+            "keyword: fire",
+            "Ocp-Apim-Subscription-Key",
+            "https://u:***@h.example/",
+        ] {
+            assert!(text.contains(shown), "{shown} missing in:\n{text}");
+        }
+        assert!(is_secret_name("X-Auth-Token") && is_secret_name("X-Amz-Signature"));
+        assert!(
+            !is_secret_name("Accept") && !is_secret_name("X-Design") && !is_secret_name("limit")
+        );
     }
 
     #[test]

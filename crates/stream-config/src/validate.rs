@@ -428,6 +428,7 @@ fn source(
             _ => c.fail(k, "give exactly one of `pointer` or `geo`", ""),
         }
     }
+    crate::hosts::check(c, p.key("allowed_hosts"), &src.allowed_hosts);
 }
 
 fn one_line(s: &str) -> String {

@@ -244,7 +244,14 @@ impl Builder {
         let manager = StreamManager {
             shared: shared.clone(),
             loader,
-            registry: self.registry,
+            // Sources never request the admin API's own address (issue 22).
+            registry: {
+                let mut registry = self.registry;
+                if let Ok(admin) = cfg.server.listen.parse() {
+                    registry.set_admin_address(admin);
+                }
+                registry
+            },
             cursors,
             streams: tokio::sync::Mutex::new(BTreeMap::new()),
             streams_seen: std::sync::Mutex::new(Vec::new()),

@@ -18,15 +18,33 @@ use crate::source::{Cursor, Error, Fetch, PartStatus, Source};
 pub(crate) use file::FileSource;
 pub use synthetic::{SyntheticParams, SyntheticSource};
 
-/// Builds a source from its id and configuration.
+/// Builds a source from its id, its configuration and what the registry knows.
 pub(crate) type Factory =
-    Arc<dyn Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, Error> + Send + Sync>;
+    Arc<dyn Fn(&str, &SourceConfig, &Context) -> Result<Arc<dyn Source>, Error> + Send + Sync>;
+
+/// What the registry knows beyond a source's own configuration.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Context {
+    /// The admin API's address: no HTTP source requests it unless allowed explicitly.
+    admin: Option<std::net::SocketAddr>,
+}
+
+impl Context {
+    /// The HTTP client options of source `id`.
+    pub(crate) fn options(&self, id: &str, cfg: &SourceConfig) -> ClientOptions {
+        ClientOptions {
+            admin_address: self.admin,
+            ..ClientOptions::from_source(id, cfg)
+        }
+    }
+}
 
 /// Source types by name. [`Registry::builtin`] has the eight built-in connectors; a
 /// library user adds their own with [`Registry::register`].
 #[derive(Clone)]
 pub struct Registry {
     factories: BTreeMap<String, Factory>,
+    context: Context,
 }
 
 impl fmt::Debug for Registry {
@@ -42,6 +60,7 @@ impl Registry {
     pub fn empty() -> Self {
         Self {
             factories: BTreeMap::new(),
+            context: Context::default(),
         }
     }
 
@@ -49,18 +68,15 @@ impl Registry {
     /// `usgs_earthquakes`, `airnow`, `purpleair`, `synthetic`, `file`.
     pub fn builtin() -> Self {
         let mut r = Self::empty();
-        r.register("http_json", |id, cfg| {
+        r.register_with_context("http_json", |id, cfg, ctx| {
             let spec: HttpSpec = params(id, cfg)?;
-            Ok(Arc::new(HttpApiClient::new(
-                spec,
-                ClientOptions::from_source(id, cfg),
-            )?))
+            Ok(Arc::new(HttpApiClient::new(spec, ctx.options(id, cfg))?))
         });
-        r.register("noaa_weather", public_apis::noaa_weather);
-        r.register("nasa_firms", public_apis::nasa_firms);
-        r.register("usgs_earthquakes", public_apis::usgs_earthquakes);
-        r.register("airnow", public_apis::airnow);
-        r.register("purpleair", public_apis::purpleair);
+        r.register_with_context("noaa_weather", public_apis::noaa_weather);
+        r.register_with_context("nasa_firms", public_apis::nasa_firms);
+        r.register_with_context("usgs_earthquakes", public_apis::usgs_earthquakes);
+        r.register_with_context("airnow", public_apis::airnow);
+        r.register_with_context("purpleair", public_apis::purpleair);
         r.register("synthetic", |id, cfg| {
             let p: SyntheticParams = params(id, cfg)?;
             p.check(id)?;
@@ -84,11 +100,28 @@ impl Registry {
         });
     }
 
+    /// The built-in HTTP connectors never request `addr` (the admin API's own address,
+    /// `server.listen`) unless a source's `allowed_hosts` names it with its port.
+    pub fn set_admin_address(&mut self, addr: std::net::SocketAddr) {
+        self.context.admin = Some(addr);
+    }
+
     /// Adds (or replaces) a source type.
     pub fn register(
         &mut self,
         name: &str,
         factory: impl Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, Error> + Send + Sync + 'static,
+    ) {
+        self.register_with_context(name, move |id, cfg, _| factory(id, cfg));
+    }
+
+    fn register_with_context(
+        &mut self,
+        name: &str,
+        factory: impl Fn(&str, &SourceConfig, &Context) -> Result<Arc<dyn Source>, Error>
+            + Send
+            + Sync
+            + 'static,
     ) {
         self.factories.insert(name.to_owned(), Arc::new(factory));
     }
@@ -111,7 +144,7 @@ impl Registry {
                     self.names().join(", ")
                 ),
             })?;
-        factory(id, cfg)
+        factory(id, cfg, &self.context)
     }
 }
 

@@ -7,14 +7,19 @@ use std::sync::Arc;
 use serde::Deserialize;
 use stream_config::SourceConfig;
 
-use super::{params, MultiSource};
+use super::{params, Context, MultiSource};
 use crate::decode::Decoder;
 use crate::dedup::DedupSpec;
-use crate::http::{Auth, ClientOptions, HttpApiClient, HttpSpec, KeyLocation, Pagination};
+use crate::http::{Auth, HttpApiClient, HttpSpec, KeyLocation, Pagination};
 use crate::source::{Error, Source};
 
-fn client(id: &str, cfg: &SourceConfig, spec: HttpSpec) -> Result<HttpApiClient, Error> {
-    HttpApiClient::new(spec, ClientOptions::from_source(id, cfg))
+fn client(
+    id: &str,
+    cfg: &SourceConfig,
+    ctx: &Context,
+    spec: HttpSpec,
+) -> Result<HttpApiClient, Error> {
+    HttpApiClient::new(spec, ctx.options(id, cfg))
 }
 
 fn dedup(keys: &[&str]) -> Option<DedupSpec> {
@@ -66,7 +71,11 @@ fn yes() -> bool {
 
 /// api.weather.gov: latest observations of stations, active alerts of an area, and
 /// optionally the (paginated) station list of a state. GeoJSON; User-Agent required.
-pub(super) fn noaa_weather(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
+pub(super) fn noaa_weather(
+    id: &str,
+    cfg: &SourceConfig,
+    ctx: &Context,
+) -> Result<Arc<dyn Source>, Error> {
     let p: NoaaParams = params(id, cfg)?;
     let base = p.base_url.trim_end_matches('/');
     let geo = |url: String, dedup_keys: &[&str]| HttpSpec {
@@ -113,7 +122,7 @@ pub(super) fn noaa_weather(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Sourc
     let mut parts: Vec<(String, Arc<dyn Source>)> = Vec::new();
     let mut first: Option<Arc<HttpApiClient>> = None;
     for (label, spec) in specs {
-        let mut c = client(id, cfg, spec)?;
+        let mut c = client(id, cfg, ctx, spec)?;
         if let Some(f) = &first {
             c = c.share_rate_limit(f);
         }
@@ -151,7 +160,11 @@ fn one() -> u8 {
 
 /// NASA FIRMS area CSV API, de-duplicated by detection identity (latitude, longitude,
 /// acquisition date and time, satellite): FIRMS returns overlapping day windows.
-pub(super) fn nasa_firms(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
+pub(super) fn nasa_firms(
+    id: &str,
+    cfg: &SourceConfig,
+    ctx: &Context,
+) -> Result<Arc<dyn Source>, Error> {
     let p: FirmsParams = params(id, cfg)?;
     if p.map_key.trim().is_empty() {
         return Err(bad(
@@ -201,7 +214,7 @@ pub(super) fn nasa_firms(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>
         ]),
         ..HttpSpec::get(url)
     };
-    Ok(Arc::new(client(id, cfg, spec)?.with_secret(p.map_key)))
+    Ok(Arc::new(client(id, cfg, ctx, spec)?.with_secret(p.map_key)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,7 +235,11 @@ fn usgs_feed() -> String {
 }
 
 /// USGS GeoJSON summary feeds; an event is new again when USGS updates it.
-pub(super) fn usgs_earthquakes(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
+pub(super) fn usgs_earthquakes(
+    id: &str,
+    cfg: &SourceConfig,
+    ctx: &Context,
+) -> Result<Arc<dyn Source>, Error> {
     let p: UsgsParams = params(id, cfg)?;
     let ok = regex::Regex::new(r"^(all|significant|4\.5|2\.5|1\.0)_(hour|day|week|month)$")
         .expect("static regex");
@@ -245,7 +262,7 @@ pub(super) fn usgs_earthquakes(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn S
             p.feed
         ))
     };
-    Ok(Arc::new(client(id, cfg, spec)?))
+    Ok(Arc::new(client(id, cfg, ctx, spec)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,7 +285,11 @@ fn airnow_distance() -> u32 {
 }
 
 /// AirNow current observations by location (a JSON array).
-pub(super) fn airnow(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
+pub(super) fn airnow(
+    id: &str,
+    cfg: &SourceConfig,
+    ctx: &Context,
+) -> Result<Arc<dyn Source>, Error> {
     let p: AirNowParams = params(id, cfg)?;
     let mut spec = HttpSpec {
         dedup: dedup(&[
@@ -294,7 +315,7 @@ pub(super) fn airnow(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Er
         .insert("longitude".into(), p.longitude.to_string());
     spec.query
         .insert("distance".into(), p.distance_miles.to_string());
-    Ok(Arc::new(client(id, cfg, spec)?))
+    Ok(Arc::new(client(id, cfg, ctx, spec)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,7 +339,11 @@ fn purpleair_fields() -> String {
 }
 
 /// PurpleAir sensors: `fields` + `data` arrays, each row turned into an object.
-pub(super) fn purpleair(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
+pub(super) fn purpleair(
+    id: &str,
+    cfg: &SourceConfig,
+    ctx: &Context,
+) -> Result<Arc<dyn Source>, Error> {
     let p: PurpleAirParams = params(id, cfg)?;
     let mut spec = HttpSpec {
         decoder: Decoder::FieldsData {
@@ -339,5 +364,5 @@ pub(super) fn purpleair(id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>,
             spec.query.insert(k.into(), v.to_string());
         }
     }
-    Ok(Arc::new(client(id, cfg, spec)?))
+    Ok(Arc::new(client(id, cfg, ctx, spec)?))
 }

@@ -3,7 +3,9 @@
 //! `paging.rs`; requests, retries, limits and the fetch itself here.
 
 mod auth;
+mod debug;
 mod limits;
+mod outbound;
 mod paging;
 mod spec;
 mod state;
@@ -33,10 +35,11 @@ use crate::source::{Cursor, Error, Fetch, PartStatus, Source};
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
 
-/// Polls one HTTP API. See the crate docs for what it guarantees.
-#[derive(Debug)]
+/// Polls one HTTP API. See the crate docs for what it guarantees. `Debug` shows no
+/// secret (`debug.rs`).
 pub struct HttpApiClient {
     spec: HttpSpec,
+    outbound: std::sync::Arc<outbound::Outbound>,
     opts: ClientOptions,
     client: reqwest::Client,
     clock: TokioClock,
@@ -74,6 +77,7 @@ impl HttpApiClient {
             HeaderValue::from_str(v)
                 .map_err(|e| config_err("headers", format!("header `{k}` value: {e}")))?;
         }
+        let outbound = std::sync::Arc::new(outbound::for_spec(&spec, &opts)?);
         // A redirect to another origin is refused when the source has credentials
         // (reqwest drops `Authorization` there, but not an API key header or parameter).
         let has_credentials = spec.auth.is_some()
@@ -81,24 +85,13 @@ impl HttpApiClient {
                 .headers
                 .keys()
                 .chain(spec.query.keys())
-                .any(|k| stream_config::is_secret_key(k));
-        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-            let cross_origin = attempt
-                .previous()
-                .first()
-                .is_some_and(|first| first.origin() != attempt.url().origin());
-            if attempt.previous().len() > 10 {
-                attempt.error("more than 10 redirects")
-            } else if cross_origin && has_credentials {
-                attempt.error(
-                    "redirect to another origin refused: this source's credentials go only to the origin configured",
-                )
-            } else {
-                attempt.follow()
-            }
-        });
+                .any(|k| stream_config::is_secret_name(k));
         let client = reqwest::Client::builder()
-            .redirect(redirects)
+            .redirect(outbound::redirect_policy(outbound.clone(), has_credentials))
+            .dns_resolver(std::sync::Arc::new(outbound::GuardedResolver(
+                outbound.clone(),
+            )))
+            .referer(false)
             .timeout(opts.timeout)
             .user_agent(spec.user_agent.clone().unwrap_or_else(|| {
                 format!(
@@ -128,6 +121,7 @@ impl HttpApiClient {
             token: tokio::sync::Mutex::new(None),
             client,
             spec,
+            outbound,
             opts,
             secrets,
         })
@@ -150,6 +144,11 @@ impl HttpApiClient {
         url: &Url,
         conditional: Option<&Validators>,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Error> {
+        if let Err(why) = self.outbound.check(url) {
+            self.note_status("refused");
+            let refused = self.outbound.refused("request", url, why);
+            return Err(Error::Refused(self.redact(&refused.0)));
+        }
         let mut refreshed = false;
         let mut attempt = 0u32;
         loop {
@@ -200,6 +199,10 @@ impl HttpApiClient {
                 }
                 Err(e) => {
                     metrics::counter!(m::REQUESTS, "source" => self.opts.source_id.clone(), "status" => "error").increment(1);
+                    if let Some(refused) = outbound::refusal_in(&e) {
+                        self.note_status("refused");
+                        return Err(Error::Refused(self.redact(&refused)));
+                    }
                     let kind = if e.is_timeout() {
                         "timed out"
                     } else if e.is_redirect() {
@@ -299,10 +302,17 @@ impl HttpApiClient {
         let first = paging::first_url(&self.spec, &self.opts.source_id, incremental.as_ref())?;
         // An interrupted walk continues where it stopped, unconditionally.
         let (start, resuming) = match &state.resume {
-            Some(r) => (
-                Url::parse(r).map_err(|e| Error::Io(format!("stored resume URL: {e}")))?,
-                true,
-            ),
+            Some(r) => {
+                let at = Url::parse(r).map_err(|e| Error::Io(format!("stored resume URL: {e}")))?;
+                match self.outbound.check(&at) {
+                    Ok(()) => (at, true),
+                    // Stored before the rules were narrowed: the walk starts over.
+                    Err(why) => {
+                        self.outbound.refused("stored resume point", &at, why);
+                        (first.clone(), false)
+                    }
+                }
+            }
             None => (first.clone(), false),
         };
         let cache_key = start.to_string();
@@ -381,6 +391,17 @@ impl HttpApiClient {
             fetch.records.extend(decoded.records);
             fetch.rejected.extend(decoded.rejected);
             page += 1;
+            // A link off the allowed hosts ends the walk as a failure of this fetch: the
+            // pages in hand are emitted; the next poll starts over.
+            let why = next.as_ref().filter(|n| **n != url);
+            if let Some((n, why)) = why.and_then(|n| Some((n, self.outbound.check(n).err()?))) {
+                let refused = Error::Refused(self.outbound.refused("next-page link", n, why).0);
+                self.note_status("refused");
+                fetch
+                    .failures
+                    .push(self.redact(&format!("after page {page}: {refused}")));
+                break;
+            }
             match next {
                 Some(n) if n != url && page >= self.spec.max_pages.max(1) => {
                     // Never silent, never lost: the next poll continues from here.

@@ -75,8 +75,9 @@ pub struct Incremental {
     pub initial: Option<String>,
 }
 
-/// Authentication. Values usually come from `${VAR}`s; they never appear in logs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Authentication. Values usually come from `${VAR}`s; they never appear in logs (`Debug`
+/// prints `***` for them).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Auth {
     /// HTTP basic.
@@ -127,7 +128,9 @@ pub enum KeyLocation {
 }
 
 /// Everything about one HTTP source; `http_json`'s `custom_params` deserialize into it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `Debug` prints `***` for credentials and secret-looking headers, parameters and
+/// URL user-info.
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSpec {
     /// The URL of the first page.
@@ -245,6 +248,12 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// An identical request within this long is answered "nothing new" without going out.
     pub cache_ttl: Duration,
+    /// Hosts besides the configured origin that redirects and next-page links may reach
+    /// (`sources.<id>.allowed_hosts`: `host`, `host:port`, `*.domain`).
+    pub allowed_hosts: Vec<String>,
+    /// The admin API's own address (`server.listen`): never requested unless
+    /// `allowed_hosts` names it with its port. The [`crate::Registry`] sets it.
+    pub admin_address: Option<std::net::SocketAddr>,
 }
 
 impl ClientOptions {
@@ -252,6 +261,8 @@ impl ClientOptions {
     pub fn from_source(source_id: &str, cfg: &stream_config::SourceConfig) -> Self {
         Self {
             source_id: source_id.to_owned(),
+            allowed_hosts: cfg.allowed_hosts.clone(),
+            admin_address: None,
             rate_limit_per_minute: cfg.rate_limit_per_minute,
             timeout: stream_config::seconds(cfg.timeout_seconds.max(0.001)),
             cache_ttl: stream_config::seconds(cfg.cache_ttl_seconds as f64),

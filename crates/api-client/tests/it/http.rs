@@ -595,7 +595,16 @@ async fn credentials_are_sent_only_to_their_origin() {
     spec.headers.insert("X-API-Key".into(), "key-456".into());
     spec.headers
         .insert("Accept".into(), "application/json".into());
-    let f = client(spec).fetch(None).await.unwrap();
+    let allowed = vec![elsewhere.address().to_string()];
+    let o = api_client::ClientOptions {
+        allowed_hosts: allowed,
+        ..opts()
+    };
+    let f = api_client::HttpApiClient::new(spec, o)
+        .unwrap()
+        .fetch(None)
+        .await
+        .unwrap();
     assert_eq!(f.records.len(), 2);
     let at_home = &home.received_requests().await.unwrap()[0];
     assert_eq!(
@@ -630,7 +639,16 @@ async fn a_redirect_to_another_origin_is_refused_when_credentials_are_configured
     let mut spec = HttpSpec::get(format!("{}/feed", home.uri()));
     spec.headers.insert("X-API-Key".into(), "key-456".into());
     spec.max_retries = 0;
-    let err = client(spec).fetch(None).await.unwrap_err();
+    // Even to a host the allow-list names: the key header would follow the redirect.
+    let o = api_client::ClientOptions {
+        allowed_hosts: vec![elsewhere.address().to_string()],
+        ..opts()
+    };
+    let err = api_client::HttpApiClient::new(spec, o)
+        .unwrap()
+        .fetch(None)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("another origin"), "{err}");
     assert!(!err.to_string().contains("key-456"), "{err}");
     assert!(

@@ -3,7 +3,9 @@
 
 mod connectors;
 mod fetch_state;
+mod guards;
 mod http;
+mod outbound;
 
 use std::time::Duration;
 
@@ -22,6 +24,8 @@ pub(crate) fn opts() -> ClientOptions {
         rate_limit_per_minute: 60_000,
         timeout: Duration::from_secs(5),
         cache_ttl: Duration::ZERO,
+        allowed_hosts: Vec::new(),
+        admin_address: None,
     }
 }
 
