@@ -3,7 +3,6 @@
 
 mod connectors;
 mod fetch_state;
-mod guards;
 mod http;
 mod outbound;
 
