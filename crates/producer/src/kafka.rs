@@ -26,7 +26,7 @@ use crate::{DeliveryError, Error, FailureReason, Outcome, OutgoingRecord, Produc
 pub struct ProducerSettings {
     /// Resends of a record after a retryable failure.
     pub max_retries: u32,
-    /// Attempt n waits `backoff_base^n × backoff_unit` (with jitter).
+    /// Attempt n waits `backoff_base^(n-1) × backoff_unit` (plus up to 10 % jitter).
     pub backoff_base: f64,
     /// The unit of the backoff: 1 s in production, shorter in tests.
     pub backoff_unit: Duration,
@@ -48,15 +48,17 @@ impl ProducerSettings {
         }
     }
 
-    /// The wait before resend number `attempt` (1-based): `base^attempt` units, capped,
-    /// with "equal jitter" (half fixed, half random) so retries do not synchronise.
+    /// The wait before resend number `attempt` (1-based): `base^(attempt-1)` units —
+    /// the seed's schedule, 1, 2, 4, 8 s with the default base 2 — capped at
+    /// `max_backoff`, plus up to 10 % of random jitter so retries of many records do
+    /// not synchronise (never shorter than the schedule).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        // In seconds first: `base^attempt` units may be far beyond what a `Duration`
-        // holds (10^20 s), and `mul_f64` panics there; the cap applies before.
-        let secs = self.backoff_unit.as_secs_f64() * self.backoff_base.powi(attempt.min(30) as i32);
-        let full = stream_config::seconds(secs.min(self.max_backoff.as_secs_f64()));
-        let half = full / 2;
-        half + half.mul_f64(rand::random::<f64>())
+        // In seconds first: `base^n` units may be far beyond what a `Duration` holds
+        // (10^20 s), and `mul_f64` panics there; the cap applies before.
+        let n = attempt.saturating_sub(1).min(30) as i32;
+        let secs = self.backoff_unit.as_secs_f64() * self.backoff_base.powi(n);
+        let nominal = secs.min(self.max_backoff.as_secs_f64());
+        stream_config::seconds(nominal * (1.0 + 0.1 * rand::random::<f64>()))
     }
 }
 
@@ -518,7 +520,7 @@ mod tests {
 
     #[test]
     fn backoff_is_capped_before_it_can_overflow() {
-        // A base of 10 at attempt 20 is 10^20 s: `Duration::mul_f64` panicked there.
+        // A base of 10 at attempt 20 is 10^19 s: `Duration::mul_f64` panicked there.
         let s = ProducerSettings {
             max_retries: 20,
             backoff_base: 10.0,
@@ -528,8 +530,21 @@ mod tests {
         };
         for attempt in [1, 2, 20, 30, u32::MAX] {
             let wait = s.backoff(attempt);
-            assert!(wait <= Duration::from_secs(30), "attempt {attempt}: {wait:?}");
+            assert!(wait <= Duration::from_secs(33), "attempt {attempt}: {wait:?}");
         }
-        assert!(s.backoff(1) >= Duration::from_secs(5), "half of 10 s at least");
+    }
+
+    #[test]
+    fn retries_wait_one_two_four_eight_seconds_as_the_seed_does() {
+        let s = ProducerSettings::from_config(&stream_config::KafkaConfig::default());
+        for (attempt, nominal) in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 16.0), (6, 30.0)] {
+            for _ in 0..20 {
+                let wait = s.backoff(attempt).as_secs_f64();
+                assert!(
+                    (nominal..nominal * 1.1).contains(&wait),
+                    "attempt {attempt}: {wait} s, the schedule says {nominal} s (+ up to 10 % jitter)"
+                );
+            }
+        }
     }
 }
