@@ -69,6 +69,16 @@ impl HttpApiClient {
         };
         Url::parse(&spec.url)
             .map_err(|e| config_err("url", format!("`{}` is not a URL: {e}", spec.url)))?;
+        if spec.max_cursor_skew_seconds > spec::MAX_CURSOR_SKEW_SECONDS {
+            return Err(config_err(
+                "max_cursor_skew_seconds",
+                format!(
+                    "must be between 0 and {} seconds (a year), got {}: it is how far past now an incremental cursor value may be",
+                    spec::MAX_CURSOR_SKEW_SECONDS,
+                    spec.max_cursor_skew_seconds
+                ),
+            ));
+        }
         spec.check_ranges()
             .map_err(|(key, message)| config_err(key, message))?;
         for (k, v) in &spec.headers {
@@ -420,17 +430,17 @@ impl HttpApiClient {
             }
         }
         if let Some(spec) = &self.spec.dedup {
+            let before = fetch.records.len();
             fetch.records = next_state
                 .seen
                 .filter(spec, std::mem::take(&mut fetch.records));
+            let dropped = before - fetch.records.len();
+            if dropped > 0 {
+                metrics::counter!(m::DEDUP_DROPPED, "source" => self.opts.source_id.clone())
+                    .increment(dropped as u64);
+            }
         }
-        if let Some(c) = paging::newest_cursor(
-            self.spec.incremental.as_ref(),
-            &fetch.records,
-            incremental.as_ref(),
-        ) {
-            next_state.cursor = Some(c.0);
-        }
+        self.advance_cursor(&mut next_state, &fetch.records, incremental.as_ref());
         if next_state != state {
             fetch.next_cursor = Some(next_state.encode());
         }
@@ -441,6 +451,33 @@ impl HttpApiClient {
             self.remember(&cache_key);
         }
         Ok(fetch)
+    }
+
+    /// Moves the incremental cursor to the newest value among `records`, passing over
+    /// timestamps beyond now + `max_cursor_skew_seconds` (counted and warned about).
+    fn advance_cursor(
+        &self,
+        state: &mut FetchState,
+        records: &[crate::record::Record],
+        old: Option<&Cursor>,
+    ) {
+        let latest =
+            std::time::SystemTime::now() + Duration::from_secs(self.spec.max_cursor_skew_seconds);
+        let newest = paging::newest_cursor(self.spec.incremental.as_ref(), records, old, latest);
+        if let Some(first) = newest.ignored.first() {
+            metrics::counter!(m::CURSOR_IGNORED, "source" => self.opts.source_id.clone())
+                .increment(newest.ignored.len() as u64);
+            tracing::warn!(
+                source = %self.opts.source_id,
+                values = newest.ignored.len(),
+                example = %first,
+                max_cursor_skew_seconds = self.spec.max_cursor_skew_seconds,
+                "incremental values beyond now + max_cursor_skew_seconds are not taken as the cursor (their records are kept); check the upstream's clock or data"
+            );
+        }
+        if let Some(c) = newest.cursor {
+            state.cursor = Some(c.0);
+        }
     }
 
     /// Page `page` (not the first) failed past its retries: what is in hand is kept, and

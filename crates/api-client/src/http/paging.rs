@@ -1,6 +1,8 @@
 //! Pages and cursors as pure functions: the first URL of a poll, the next page's URL
 //! (next link, `Link` header, cursor token, offset), and the newest incremental cursor.
 
+use std::time::SystemTime;
+
 use reqwest::header::HeaderMap;
 use reqwest::Url;
 use serde_json::Value;
@@ -105,13 +107,29 @@ pub(crate) fn next_url(
     }
 }
 
+/// The newest incremental value, and the values passed over as implausible.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Newest {
+    /// The newest value among the records and the old cursor (none without either).
+    pub(crate) cursor: Option<Cursor>,
+    /// Values that read as timestamps later than `latest`: never the cursor.
+    pub(crate) ignored: Vec<String>,
+}
+
+/// The newest value of the incremental field among `records` and `old`: numbers compare
+/// as numbers, other values as text. A value that reads as a timestamp
+/// ([`crate::time::timestamp`]) later than `latest` is not taken: one far-future value
+/// would otherwise skip every later record.
 pub(crate) fn newest_cursor(
     inc: Option<&Incremental>,
     records: &[Record],
     old: Option<&Cursor>,
-) -> Option<Cursor> {
-    let inc = inc?;
-    let field = pointer_tokens(&inc.field)?;
+    latest: SystemTime,
+) -> Newest {
+    let mut out = Newest::default();
+    let Some(field) = inc.and_then(|inc| pointer_tokens(&inc.field)) else {
+        return out;
+    };
     let mut newest: Option<String> = old.map(|c| c.0.clone());
     for r in records {
         let Some(v) = r.field(&field) else {
@@ -122,6 +140,10 @@ pub(crate) fn newest_cursor(
             Value::Number(n) => n.to_string(),
             _ => continue,
         };
+        if crate::time::timestamp(&v).is_some_and(|t| t > latest) {
+            out.ignored.push(v);
+            continue;
+        }
         let newer = match &newest {
             None => true,
             Some(cur) => match (v.parse::<f64>(), cur.parse::<f64>()) {
@@ -133,7 +155,8 @@ pub(crate) fn newest_cursor(
             newest = Some(v);
         }
     }
-    newest.map(Cursor)
+    out.cursor = newest.map(Cursor);
+    out
 }
 
 fn with_param(url: &Url, param: &str, value: &str) -> Url {
@@ -256,11 +279,30 @@ mod tests {
             json!({}),
         ]
         .map(Record::from);
+        let now = SystemTime::now();
         assert_eq!(
-            newest_cursor(Some(&inc), &records, Some(&c)),
+            newest_cursor(Some(&inc), &records, Some(&c), now).cursor,
             Some(Cursor("10".into()))
         );
-        assert_eq!(newest_cursor(None, &records, Some(&c)), None);
+        assert_eq!(
+            newest_cursor(None, &records, Some(&c), now),
+            Newest::default()
+        );
+        // A timestamp past `latest` is passed over, whatever else the page holds.
+        let dated = [
+            json!({"t": "2026-03-01T00:00:00Z"}),
+            json!({"t": "2999-12-31T00:00:00Z"}),
+            json!({"t": "2026-02-01T00:00:00Z"}),
+        ]
+        .map(Record::from);
+        let latest = crate::time::timestamp("2026-06-01T00:00:00Z").unwrap();
+        assert_eq!(
+            newest_cursor(Some(&inc), &dated, None, latest),
+            Newest {
+                cursor: Some(Cursor("2026-03-01T00:00:00Z".into())),
+                ignored: vec!["2999-12-31T00:00:00Z".into()],
+            }
+        );
         let bad = HttpSpec::get("not a url");
         assert!(matches!(
             first_url(&bad, "src", None),

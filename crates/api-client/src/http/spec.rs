@@ -156,6 +156,14 @@ pub struct HttpSpec {
     /// Incremental cursor.
     #[serde(default)]
     pub incremental: Option<Incremental>,
+    /// How far past now (seconds) an incremental value that reads as a timestamp may be
+    /// and still become the cursor. The upstream's clock skew is tolerated; a value
+    /// beyond (a bad clock, a placeholder such as `2999-12-31`) would skip every later
+    /// record, so it is ignored for the cursor (its record is kept), counted
+    /// (`api_cursor_values_ignored_total`) and warned about. Numbers and other text are
+    /// not timestamps and are not checked. 0 to 31,536,000 (a year); default 300.
+    #[serde(default = "default_max_cursor_skew_seconds")]
+    pub max_cursor_skew_seconds: u64,
     /// Authentication.
     #[serde(default)]
     pub auth: Option<Auth>,
@@ -204,6 +212,11 @@ fn default_retry_base_seconds() -> f64 {
 fn default_max_retry_after_seconds() -> f64 {
     600.0
 }
+fn default_max_cursor_skew_seconds() -> u64 {
+    300
+}
+/// The most `max_cursor_skew_seconds` may be: a year.
+pub(crate) const MAX_CURSOR_SKEW_SECONDS: u64 = 365 * 86_400;
 fn default_breaker_threshold() -> u32 {
     5
 }
@@ -223,6 +236,7 @@ impl HttpSpec {
             decoder: Decoder::default(),
             pagination: Pagination::None,
             incremental: None,
+            max_cursor_skew_seconds: default_max_cursor_skew_seconds(),
             auth: None,
             max_response_bytes: default_max_response_bytes(),
             max_pages: default_max_pages(),

@@ -3,6 +3,7 @@
 
 mod connectors;
 mod fetch_state;
+mod guards;
 mod http;
 mod outbound;
 
