@@ -46,6 +46,8 @@ mod metrics;
 mod pointer;
 mod record;
 mod source;
+mod state_chain;
+mod state_delta;
 mod time;
 
 pub use breaker::BreakerState;
@@ -61,3 +63,4 @@ pub use metrics::describe_metrics;
 pub use pointer::pointer_tokens;
 pub use record::{Record, RecordWriter};
 pub use source::{Cursor, Error, Fetch, PartStatus, Rejected, Result, Source};
+pub use state_chain::{StateChains, StateWrite, StoredState, MAX_DELTAS};

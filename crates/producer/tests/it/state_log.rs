@@ -89,10 +89,7 @@ async fn claims_fence_stale_writers_by_log_order() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(
-        w2.state("firms").map(|s| s.snapshot).as_deref(),
-        Some("c2")
-    );
+    assert_eq!(w2.state("firms").map(|s| s.snapshot).as_deref(), Some("c2"));
 
     // w1 has read w2's claim by the time it commits again: refused, nothing written.
     for _ in 0..200 {
@@ -108,10 +105,7 @@ async fn claims_fence_stale_writers_by_log_order() {
     let w3 = StateLog::open(&config(&bootstrap), "g.state")
         .await
         .unwrap();
-    assert_eq!(
-        w3.state("firms").map(|s| s.snapshot).as_deref(),
-        Some("c2")
-    );
+    assert_eq!(w3.state("firms").map(|s| s.snapshot).as_deref(), Some("c2"));
     assert_eq!(w3.owner("firms"), Some((e2, "w2".to_owned())));
 
     w1.report("g", "w1", "{\"sources\":[]}", 5).await.unwrap();
