@@ -52,8 +52,8 @@ pub use load::{Format, Loader};
 pub use model::{
     Acks, CleanupPolicy, Compression, ContentRule, DlqConfig, GeoKeyConfig, IngestionConfig,
     IngestionModeKind, KafkaConfig, OverflowStrategy, PartitionKeyConfig, PatternMapping, Priority,
-    PriorityRule, RoutingConfig, RuleOperator, Secret, ServerConfig, SourceConfig, StreamConfig,
-    ThrottlingConfig, TopicConfig,
+    PriorityRule, RoutingConfig, RoutingStep, RuleOperator, Secret, ServerConfig, SourceConfig,
+    StreamConfig, ThrottlingConfig, TopicConfig,
 };
 pub use ranges::{seconds, MAX_SECONDS};
 pub use redact::{

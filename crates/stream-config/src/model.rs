@@ -462,8 +462,9 @@ impl Default for TopicConfig {
     }
 }
 
-/// How records are routed to topics. Strategies apply in this order: content rules,
-/// custom mappings (a source's own `topic` counts as one), pattern mappings, fallback.
+/// How records are routed to topics. Strategies apply in `order` — by default the
+/// seed's: custom mappings (a source's own `topic` counts as one), content rules,
+/// pattern mappings — then the fallback.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingConfig {
@@ -479,6 +480,12 @@ pub struct RoutingConfig {
     /// Topic used when nothing else matches.
     #[serde(default = "default_fallback_topic")]
     pub fallback_topic: String,
+    /// The order the strategies are tried in, each listed once (the fallback comes
+    /// last). Default: the seed's, `[custom_mappings, content_rules, pattern_mappings]`;
+    /// `[content_rules, custom_mappings, pattern_mappings]` lets a content rule (say,
+    /// severe alerts) override a source's own topic.
+    #[serde(default = "default_routing_order")]
+    pub order: Vec<RoutingStep>,
     /// Rules that raise (or set) a record's queue priority by its content, first match
     /// wins, e.g. records with an `alert_id` → `critical`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -507,9 +514,30 @@ impl Default for RoutingConfig {
             content_rules: Vec::new(),
             pattern_mappings: Vec::new(),
             fallback_topic: default_fallback_topic(),
+            order: default_routing_order(),
             priority_rules: Vec::new(),
         }
     }
+}
+
+/// One routing strategy, as `routing.order` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingStep {
+    /// `custom_mappings` (and sources' own `topic`).
+    CustomMappings,
+    /// `content_rules`.
+    ContentRules,
+    /// `pattern_mappings`.
+    PatternMappings,
+}
+
+fn default_routing_order() -> Vec<RoutingStep> {
+    vec![
+        RoutingStep::CustomMappings,
+        RoutingStep::ContentRules,
+        RoutingStep::PatternMappings,
+    ]
 }
 
 /// A rule on a record's content: `field` (a JSON pointer) `operator` `value` → `topic`.

@@ -241,6 +241,15 @@ pub(crate) fn validate(
         c.topic(p.key("topic"), &m.topic, true);
     }
     c.topic(r.key("fallback_topic"), &cfg.routing.fallback_topic, false);
+    let order = &cfg.routing.order;
+    let each_once = order.len() == 3 && (0..3).all(|i| !order[i + 1..].contains(&order[i]));
+    if !each_once {
+        c.fail(
+            r.key("order"),
+            "list each of custom_mappings, content_rules and pattern_mappings once",
+            "the seed's order, the default: [custom_mappings, content_rules, pattern_mappings]",
+        );
+    }
     for (i, rule) in cfg.routing.priority_rules.iter().enumerate() {
         let as_content = ContentRule {
             field: rule.field.clone(),

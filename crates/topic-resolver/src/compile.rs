@@ -9,7 +9,9 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::resolver::{Error, Result};
-use crate::rules::{check_topic_name, ContentRule, Operator as RuleOperator, PartitionKey, Rules};
+use crate::rules::{
+    check_topic_name, ContentRule, Operator as RuleOperator, PartitionKey, Rules, Step,
+};
 
 /// Where a strategy sends a record.
 /// A JSON pointer split into unescaped tokens once, so lookups allocate nothing
@@ -114,6 +116,8 @@ pub(crate) struct RuleSet {
     /// For every configured source: its id-only routing (custom mapping, first matching
     /// pattern), computed once so records of known sources skip the regexes.
     pub(crate) by_source: HashMap<String, SourceRoute>,
+    /// The strategies in the order they are tried (each once).
+    pub(crate) order: Vec<Step>,
 }
 
 /// The id-only part of routing for one known source.
@@ -302,6 +306,15 @@ impl RuleSet {
             .collect::<Result<Vec<_>>>()?;
         check_topic_name(&raw.fallback_topic)
             .map_err(|m| invalid("routing.fallback_topic".to_owned(), m))?;
+        let mut order = raw.order.clone();
+        order.sort_by_key(|s| *s as u8);
+        order.dedup();
+        if order.len() != raw.order.len() || order.len() != Step::SEED_ORDER.len() {
+            return Err(invalid(
+                "routing.order".to_owned(),
+                "list each of custom_mappings, content_rules and pattern_mappings once",
+            ));
+        }
         let keys = raw
             .keys
             .iter()
@@ -335,6 +348,7 @@ impl RuleSet {
             })
             .collect();
         Ok(RuleSet {
+            order: raw.order.clone(),
             by_source,
             fallback: Arc::from(raw.fallback_topic.as_str()),
             rules,

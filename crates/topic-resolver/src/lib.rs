@@ -49,4 +49,6 @@ pub use compile::{Fields, Predicate};
 pub use geohash::geohash;
 pub use metrics::describe_metrics;
 pub use resolver::{Destination, Error, Record, Resolver, Result, Strategy};
-pub use rules::{check_topic_name, ContentRule, Operator, PartitionKey, PatternMapping, Rules};
+pub use rules::{
+    check_topic_name, ContentRule, Operator, PartitionKey, PatternMapping, Rules, Step,
+};

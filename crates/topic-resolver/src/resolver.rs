@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::compile::{compile_rule, Condition, Fields, KeySpec, Part, Predicate, RuleSet, Target};
-use crate::rules::{ContentRule, PatternMapping, Rules};
+use crate::rules::{ContentRule, PatternMapping, Rules, Step};
 
 /// Errors of the resolver.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -217,35 +217,52 @@ impl Resolver {
 }
 
 fn route(rules: &RuleSet, record: &Record<'_>) -> (Arc<str>, Strategy) {
-    for rule in &rules.rules {
-        if matches(&rule.predicate, record.value) {
-            if let Some(topic) = render(&rule.target, record) {
-                return (topic, Strategy::ContentRule);
-            }
-        }
-    }
-    // Known sources carry their id-only routing precomputed; others are matched here.
-    let (check_custom, start, known) = match rules.by_source.get(record.source_id) {
-        Some(r) => (r.has_custom, r.first_pattern, true),
-        None => (true, Some(0), false),
-    };
-    if check_custom {
-        if let Some(target) = rules.custom.get(record.source_id) {
-            if let Some(topic) = render(target, record) {
-                return (topic, Strategy::CustomMapping);
-            }
-        }
-    }
-    if let Some(start) = start {
-        for (i, (re, target)) in rules.patterns.iter().enumerate().skip(start) {
-            if (known && i == start) || re.is_match(record.source_id) {
-                if let Some(topic) = render(target, record) {
-                    return (topic, Strategy::Pattern);
-                }
-            }
+    for step in &rules.order {
+        let found = match step {
+            Step::CustomMappings => custom_mapping(rules, record),
+            Step::ContentRules => content_rule(rules, record),
+            Step::PatternMappings => pattern(rules, record),
+        };
+        if let Some(found) = found {
+            return found;
         }
     }
     (rules.fallback.clone(), Strategy::Fallback)
+}
+
+fn content_rule(rules: &RuleSet, record: &Record<'_>) -> Option<(Arc<str>, Strategy)> {
+    rules
+        .rules
+        .iter()
+        .filter(|rule| matches(&rule.predicate, record.value))
+        .find_map(|rule| render(&rule.target, record))
+        .map(|topic| (topic, Strategy::ContentRule))
+}
+
+fn custom_mapping(rules: &RuleSet, record: &Record<'_>) -> Option<(Arc<str>, Strategy)> {
+    // Known sources carry their id-only routing precomputed.
+    let check = rules
+        .by_source
+        .get(record.source_id)
+        .is_none_or(|r| r.has_custom);
+    let target = rules.custom.get(record.source_id).filter(|_| check)?;
+    render(target, record).map(|topic| (topic, Strategy::CustomMapping))
+}
+
+fn pattern(rules: &RuleSet, record: &Record<'_>) -> Option<(Arc<str>, Strategy)> {
+    // Known sources skip to their first matching pattern; others are matched here.
+    let (start, known) = match rules.by_source.get(record.source_id) {
+        Some(r) => (r.first_pattern?, true),
+        None => (0, false),
+    };
+    rules
+        .patterns
+        .iter()
+        .enumerate()
+        .skip(start)
+        .filter(|(i, (re, _))| (known && *i == start) || re.is_match(record.source_id))
+        .find_map(|(_, (_, target))| render(target, record))
+        .map(|topic| (topic, Strategy::Pattern))
 }
 
 fn json_eq(a: &Value, b: &Value) -> bool {

@@ -24,6 +24,30 @@ pub struct Rules {
     /// Source id → connector type, so known sources skip the regexes and `{source_type}`
     /// renders for them.
     pub source_types: BTreeMap<String, String>,
+    /// The order the strategies are tried in, each once; the fallback comes last.
+    /// Default: the seed's — custom mappings, content rules, pattern mappings.
+    pub order: Vec<Step>,
+}
+
+/// One routing strategy, as [`Rules::order`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The source id's custom mapping (or the source's own `topic`).
+    CustomMappings,
+    /// Rules on the record's content.
+    ContentRules,
+    /// Regexes on the source id.
+    PatternMappings,
+}
+
+impl Step {
+    /// The seed's order: custom mappings, content rules, pattern mappings.
+    pub const SEED_ORDER: [Step; 3] = [
+        Step::CustomMappings,
+        Step::ContentRules,
+        Step::PatternMappings,
+    ];
 }
 
 impl Default for Rules {
@@ -35,6 +59,7 @@ impl Default for Rules {
             fallback_topic: "wildfire-default".to_owned(),
             keys: BTreeMap::new(),
             source_types: BTreeMap::new(),
+            order: Step::SEED_ORDER.to_vec(),
         }
     }
 }

@@ -379,3 +379,27 @@ fn huge_durations_and_counts_are_validation_errors_with_their_range() {
         assert!(item.hint.is_some(), "{path}: {err}");
     }
 }
+
+#[test]
+fn routing_order_defaults_to_the_seeds_and_lists_each_strategy_once() {
+    use stream_config::RoutingStep::*;
+    let cfg = loader().load_str("{}", Format::Yaml, "order.yaml").unwrap();
+    assert_eq!(
+        cfg.routing.order,
+        vec![CustomMappings, ContentRules, PatternMappings]
+    );
+    let err = loader()
+        .load_str(
+            "routing:\n  order: [content_rules, content_rules, pattern_mappings]\n",
+            Format::Yaml,
+            "order.yaml",
+        )
+        .unwrap_err();
+    let d = err.diagnostics().expect("a validation error");
+    let item = d
+        .items
+        .iter()
+        .find(|i| i.path == "routing.order")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(item.location.map(|l| l.line), Some(2), "{err}");
+}

@@ -32,6 +32,46 @@ sources:
     partition_key: { geo: { lat: /lat, lon: /lon, precision: 5 } }
 "#;
 
+#[test]
+fn routing_order_puts_content_rules_first_when_asked() {
+    let yaml = ROUTING.replace(
+        "  fallback_topic: wildfire-default",
+        "  fallback_topic: wildfire-default\n  order: [content_rules, custom_mappings, pattern_mappings]",
+    );
+    let r = Resolver::new(config(&yaml)).unwrap();
+    let t = |id: &str, v: Value| resolve(&r, id, "synthetic", v);
+    assert_eq!(
+        t("noaa_ca", json!({"properties": {"severity": "Extreme"}})),
+        ("wildfire-alerts".into(), Strategy::ContentRule)
+    );
+    assert_eq!(
+        t("noaa_ca", json!({"properties": {"severity": "Minor"}})),
+        ("wildfire-weather-data".into(), Strategy::CustomMapping)
+    );
+    // Patterns before custom mappings: a source matching both goes by its pattern.
+    let yaml = ROUTING.replace(
+        "  fallback_topic: wildfire-default",
+        "  fallback_topic: wildfire-default\n  order: [pattern_mappings, content_rules, custom_mappings]\n  custom_mappings: { sensor_9: mine }",
+    ).replace("  custom_mappings:\n    firms_viirs: wildfire-fire-detections\n", "");
+    let r = Resolver::new(config(&yaml)).unwrap();
+    assert_eq!(
+        resolve(&r, "sensor_9", "synthetic", json!({})),
+        ("wildfire-iot-sensors".into(), Strategy::Pattern)
+    );
+    // Each strategy once.
+    for bad in [
+        "[content_rules]",
+        "[content_rules, content_rules, pattern_mappings]",
+    ] {
+        let yaml = ROUTING.replace(
+            "  fallback_topic: wildfire-default",
+            &format!("  fallback_topic: wildfire-default\n  order: {bad}"),
+        );
+        let err = Resolver::new(config(&yaml)).unwrap_err().to_string();
+        assert!(err.contains("routing.order"), "{err}");
+    }
+}
+
 fn resolve(r: &Resolver, source_id: &str, source_type: &str, value: Value) -> (String, Strategy) {
     let d = r.resolve(&Record {
         source_id,
@@ -45,14 +85,20 @@ fn resolve(r: &Resolver, source_id: &str, source_type: &str, value: Value) -> (S
 fn strategies_apply_in_documented_order() {
     let r = Resolver::new(config(ROUTING)).unwrap();
     let t = |id: &str, v: Value| resolve(&r, id, "synthetic", v);
-    // A content rule beats the source's own topic, its custom mapping and patterns.
+    // The seed's order: a custom mapping (here the source's own topic) comes first,
+    // then content rules, then patterns.
     assert_eq!(
         t("noaa_ca", json!({"properties": {"severity": "Extreme"}})),
-        ("wildfire-alerts".into(), Strategy::ContentRule)
+        ("wildfire-weather-data".into(), Strategy::CustomMapping)
     );
     assert_eq!(
         t("noaa_ca", json!({"properties": {"severity": "Minor"}})),
         ("wildfire-weather-data".into(), Strategy::CustomMapping)
+    );
+    // A content rule beats patterns.
+    assert_eq!(
+        t("sensor_12", json!({"properties": {"severity": "Extreme"}})),
+        ("wildfire-alerts".into(), Strategy::ContentRule)
     );
     assert_eq!(
         t("firms_viirs", json!({})),
