@@ -1,7 +1,7 @@
 //! Decoders: JSON (records at a pointer), GeoJSON, CSV, NDJSON, and `fields`+`data`
 //! tables. A malformed record is rejected alone; the rest are kept.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
