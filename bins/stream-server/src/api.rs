@@ -219,6 +219,12 @@ async fn ready(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
             "kafka unreachable".to_owned()
         });
     }
+    if !h.streams.commit_failing.is_empty() {
+        reasons.push(format!(
+            "fetch state cannot be committed: {}",
+            h.streams.commit_failing.join(", ")
+        ));
+    }
     if h.streams.total > 0 && h.streams.active == 0 {
         reasons.push("no stream is running".to_owned());
     }

@@ -156,7 +156,7 @@ pub(crate) fn document() -> Value {
                 "Stream": { "type": "object", "properties": {
                     "id": { "type": "string" }, "source_type": { "type": "string" }, "status": { "type": "string" },
                     "records_processed": { "type": "integer" }, "records_dead_lettered": { "type": "integer" },
-                    "failing": { "type": "boolean" }, "last_error": { "type": "string", "nullable": true },
+                    "failing": { "type": "boolean" }, "commit_failing": { "type": "boolean" }, "last_error": { "type": "string", "nullable": true },
                     "cursor": { "type": "string", "nullable": true },
                     "parts": { "type": "array", "items": { "type": "object" } } } },
                 "Ready": { "type": "object", "properties": { "ready": { "type": "boolean" }, "reasons": { "type": "array", "items": { "type": "string" } }, "health": { "type": "object" } } }

@@ -54,8 +54,10 @@ pub struct StreamsHealth {
     pub total: usize,
     /// Running.
     pub active: usize,
-    /// Running but whose last fetch failed.
+    /// Running but whose last fetch (or cursor commit) failed.
     pub failing: Vec<String>,
+    /// Running but whose last cursor commit failed (their fetch state is not advancing).
+    pub commit_failing: Vec<String>,
 }
 
 /// DLQ state.
@@ -148,6 +150,11 @@ impl StreamManager {
             .filter(|s| s.failing)
             .map(|s| s.id.clone())
             .collect();
+        let commit_failing: Vec<String> = streams
+            .iter()
+            .filter(|s| s.commit_failing)
+            .map(|s| s.id.clone())
+            .collect();
         let active = streams
             .iter()
             .filter(|s| s.status == StreamStatus::Running)
@@ -192,6 +199,7 @@ impl StreamManager {
                 total: streams.len(),
                 active,
                 failing,
+                commit_failing,
             },
             dlq,
         }

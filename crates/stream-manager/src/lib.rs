@@ -36,7 +36,7 @@ pub use crate::health::{
     DlqHealth, Health, MetricsSnapshot, ProducerHealth, QueueHealth, QueueMetrics, StreamsHealth,
     ThrottleMetrics,
 };
-pub use crate::kafka::{check_sources, prepare_kafka, source_types, KafkaHandle};
+pub use crate::kafka::{check_sources, prepare_kafka, source_types, KafkaHandle, MissingTopic};
 pub use crate::manager::{ShutdownReport, StreamManager};
 pub use crate::streams::{StreamInfo, StreamStatus};
 pub use crate::supervise::WorkerHealth;
@@ -55,6 +55,11 @@ pub fn describe_metrics() {
         dispatch::TASK_PANICS,
         metrics::Unit::Count,
         "Panicked tasks (dispatcher, delivery, lag_checker, dlq_worker, dlq_retention), by task; each is restarted and makes health unhealthy."
+    );
+    metrics::describe_counter!(
+        pipeline::CURSOR_COMMIT_FAILURES,
+        metrics::Unit::Count,
+        "Cursor commits the fetch-state store failed, by source; the source shows failing (and /ready not ready) until a commit lands."
     );
 }
 

@@ -237,6 +237,10 @@ impl Shared {
     }
 }
 
+/// Cursor commits that failed (not those refused because another worker claimed the
+/// source), by source; the source shows `failing` until a commit lands again.
+pub(crate) const CURSOR_COMMIT_FAILURES: &str = "cursor_commit_failures_total";
+
 /// Settles records with their cursor trackers, grouped per fetch.
 pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, FetchSeq)>) {
     // Keyed by the context's address (as a number, so the future stays `Send`).
@@ -254,6 +258,8 @@ pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, 
                 tracing::warn!(source = %ctx.id, %why, "fetch state claimed by another worker: stopping the source here");
             }
             Err(e) => {
+                metrics::counter!(CURSOR_COMMIT_FAILURES, "source" => ctx.id.to_string())
+                    .increment(1);
                 tracing::error!(source = %ctx.id, error = &e as &dyn std::error::Error, "cannot commit cursor; the records will be fetched again after a restart");
             }
         }

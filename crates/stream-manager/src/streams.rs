@@ -52,10 +52,12 @@ pub struct StreamInfo {
     pub errors: u64,
     /// Schedule ticks skipped by slow polls.
     pub missed_ticks: u64,
-    /// The last fetch error.
+    /// The last cursor commit error while it lasts, else the last fetch error.
     pub last_error: Option<String>,
-    /// The last fetch failed.
+    /// The last fetch failed, or the last cursor commit did.
     pub failing: bool,
+    /// The last cursor commit failed: the fetch state is not advancing.
+    pub commit_failing: bool,
     /// Last successful delivery, ms since the epoch.
     pub last_delivery_ms: Option<i64>,
     /// Seconds since the stream last started (0 when not running).
@@ -101,6 +103,13 @@ impl Stream {
             .as_ref()
             .map_or_else(|| self.last.clone(), IngestionHandle::stats);
         let last = self.ctx.counters.last_delivery_ms.load(Ordering::Relaxed);
+        // A state that cannot be committed fails the source as loudly as a fetch.
+        let commit_error = self
+            .ctx
+            .tracker
+            .commit_error()
+            .filter(|_| self.status == StreamStatus::Running)
+            .map(|e| format!("cannot commit fetch state: {e}"));
         StreamInfo {
             id: id.to_owned(),
             source_type: self.config.source_type.clone(),
@@ -117,8 +126,10 @@ impl Stream {
             polls: stats.polls,
             errors: stats.errors,
             missed_ticks: stats.missed_ticks,
-            failing: self.status == StreamStatus::Running && stats.failing(),
-            last_error: stats.last_error,
+            failing: self.status == StreamStatus::Running && stats.failing()
+                || commit_error.is_some(),
+            commit_failing: commit_error.is_some(),
+            last_error: commit_error.or(stats.last_error),
             last_delivery_ms: (last > 0).then_some(last),
             uptime_seconds: self.started_at.map_or(0, |t| t.elapsed().as_secs()),
             cursor: self.ctx.tracker.committed().map(|c| c.summary()),

@@ -2,6 +2,7 @@
 
 mod bounds;
 mod cluster;
+mod commit;
 mod control;
 mod lanes;
 mod payload;
