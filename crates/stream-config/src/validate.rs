@@ -438,6 +438,30 @@ fn source(
         }
     }
     crate::hosts::check(c, p.key("allowed_hosts"), &src.allowed_hosts);
+    dedup_window(c, &p, src);
+}
+
+/// The most identities a dedup window may remember: each is 11 bytes of the fetch state
+/// committed with the cursor (api-client `http/state.rs`), so this is an 11 MB snapshot,
+/// read back at every start and claim (and ~50 MB of memory).
+pub(crate) const MAX_DEDUP_WINDOW: u64 = 1_000_000;
+
+/// `custom_params.dedup.window` (an HTTP source's dedup window) is what its store must
+/// hold: 1 to [`MAX_DEDUP_WINDOW`] identities.
+fn dedup_window(c: &mut Checker, p: &KeyPath, src: &SourceConfig) {
+    let Some(w) = src.custom_params.get("dedup").and_then(|d| d.get("window")) else {
+        return;
+    };
+    if !w
+        .as_u64()
+        .is_some_and(|n| (1..=MAX_DEDUP_WINDOW).contains(&n))
+    {
+        c.fail(
+            p.key("custom_params").key("dedup").key("window"),
+            format!("must be a whole number of identities between 1 and {MAX_DEDUP_WINDOW}, got {w}"),
+            "each identity is 11 bytes of fetch state, loaded at every start and claim; keep the window to what the upstream repeats (the built-in connectors use 100000)",
+        );
+    }
 }
 
 fn one_line(s: &str) -> String {
