@@ -183,6 +183,7 @@ fn install_metrics(namespace: &str) -> anyhow::Result<PrometheusHandle> {
         .install()
         .context("while installing the metrics recorder")?;
     stream_manager::describe_metrics();
+    listener::describe_metrics();
     Ok(handle)
 }
 

@@ -783,7 +783,9 @@ pub struct ServerConfig {
     /// A connection to the admin API must send its request headers within this long.
     #[serde(default = "default_header_read_timeout_seconds")]
     pub header_read_timeout_seconds: f64,
-    /// Most connections to the admin API open at once; more are closed at once.
+    /// Most connections to the admin API open at once. When all are taken, a new one
+    /// takes the slot of the connection waiting longest for its request headers; when
+    /// all are serving requests, 4 more may probe `/health` and `/ready` only.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
 }
