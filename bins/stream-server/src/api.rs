@@ -26,6 +26,8 @@ pub(crate) struct AppState {
     pub(crate) config_path: std::path::PathBuf,
     /// Kafka is the in-process broker (a new config saying `embedded` keeps it).
     pub(crate) embedded: bool,
+    /// Topics the configuration names that the cluster refused to create.
+    pub(crate) missing_topics: stream_manager::MissingTopics,
     /// The last health check, for `/ready`.
     pub(crate) ready_cache:
         tokio::sync::Mutex<Option<(std::time::Instant, stream_manager::Health)>>,
@@ -223,6 +225,13 @@ async fn ready(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
         reasons.push(format!(
             "fetch state cannot be committed: {}",
             h.streams.commit_failing.join(", ")
+        ));
+    }
+    for t in s.missing_topics.list() {
+        let why = if detailed { t.why.as_str() } else { "refused" };
+        reasons.push(format!(
+            "topic `{}` does not exist and the cluster did not create it ({why}): create it, or allow this service to (records routed to it are dead-lettered as unknown_topic)",
+            t.topic
         ));
     }
     if h.streams.total > 0 && h.streams.active == 0 {

@@ -69,6 +69,7 @@ pub(crate) async fn serve(
         loader: crate::api_loader(&config_path).with_source_types(manager.source_types()),
         config_path: config_path.clone(),
         embedded: kafka.is_embedded(),
+        missing_topics: kafka.missing_topics(),
         ready_cache: tokio::sync::Mutex::new(None),
     });
     let listener = tokio::net::TcpListener::bind(listen)

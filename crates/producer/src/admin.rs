@@ -24,10 +24,12 @@ pub enum TopicOutcome {
 }
 
 /// Creates every topic of `topics` missing from the cluster at `config`'s brokers.
-/// Refusals are reported per topic (the caller decides whether that is fatal).
+/// Refusals are reported per topic (the caller decides whether that is fatal), also
+/// when the creation request fails as a whole: each topic it was to create is then
+/// `Refused` with that reason. An error means the cluster's metadata could not be read.
 ///
 /// librdkafka's mock cluster does not implement CreateTopics: against it, missing
-/// topics yield an error after `timeout` (the embedded server creates its topics through
+/// topics are refused after `timeout` (the embedded server creates its topics through
 /// the mock's own API instead).
 pub async fn ensure_topics(
     config: &ClientConfig,
@@ -106,10 +108,19 @@ pub async fn ensure_topics(
     let options = AdminOptions::new()
         .operation_timeout(Some(timeout))
         .request_timeout(Some(timeout));
-    let results = admin
-        .create_topics(new_topics.iter(), &options)
-        .await
-        .map_err(|e| Error::kafka("creating topics", e))?;
+    let results = match admin.create_topics(new_topics.iter(), &options).await {
+        Ok(results) => results,
+        Err(e) => {
+            // The request as a whole failed (not allowed, not supported, timed out):
+            // every topic it was to create is still missing, for that reason.
+            let why = format!("creating topics failed: {e}");
+            tracing::error!(error = %e, topics = specs.len(), "the broker did not create the missing topics");
+            for (name, ..) in &specs {
+                outcomes.insert(name.clone(), TopicOutcome::Refused(why.clone()));
+            }
+            return Ok(outcomes);
+        }
+    };
     for result in results {
         match result {
             Ok(name) => {

@@ -75,7 +75,9 @@ impl Checker {
             self.fail(
                 path,
                 format!("must be between {lo} and {hi}{unit}, got {v}"),
-                format!("use a number from {lo} to {hi} (the README's Ranges table lists every key's)"),
+                format!(
+                    "use a number from {lo} to {hi} (the README's Ranges table lists every key's)"
+                ),
             );
         }
     }

@@ -13,6 +13,33 @@ use crate::{component, Result};
 #[derive(Debug)]
 pub struct KafkaHandle {
     embedded: Option<producer::EmbeddedBroker>,
+    /// Refused topics, tried again every 30 s until none is left.
+    missing: MissingTopics,
+}
+
+/// The topics the configuration names that the cluster refused to create, as they
+/// stand (a handle shared with the task that tries them again).
+#[derive(Debug, Clone, Default)]
+pub struct MissingTopics(std::sync::Arc<std::sync::Mutex<Vec<MissingTopic>>>);
+
+impl MissingTopics {
+    /// The topics still missing.
+    pub fn list(&self) -> Vec<MissingTopic> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, topics: Vec<MissingTopic>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = topics;
+    }
+}
+
+/// A topic the configuration names that the cluster refused to create.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MissingTopic {
+    /// The topic.
+    pub topic: String,
+    /// The broker's answer.
+    pub why: String,
 }
 
 impl KafkaHandle {
@@ -20,13 +47,21 @@ impl KafkaHandle {
     pub fn is_embedded(&self) -> bool {
         self.embedded.is_some()
     }
+
+    /// The topics the configuration names that the cluster refused to create (tried
+    /// again every 30 s; a topic created meanwhile by someone else counts as there).
+    pub fn missing_topics(&self) -> MissingTopics {
+        self.missing.clone()
+    }
 }
 
 /// Readies Kafka for `cfg`. With `bootstrap_servers: embedded`, starts the in-process
 /// broker with every static topic (4 partitions unless the `topics` section says
-/// otherwise) and points `cfg` at it. Otherwise creates the `topics` section on the
-/// cluster; a failure is logged, not fatal (the topics may exist, or the broker may come
-/// up later).
+/// otherwise) and points `cfg` at it. Otherwise creates, where missing, every topic the
+/// configuration names literally (`StreamConfig::static_topics`: the `topics` section
+/// with its settings, the others with its defaults); a failure is logged, not fatal (the
+/// topics may exist, or the broker may come up later), and a topic the broker refused
+/// is kept in [`KafkaHandle::missing_topics`].
 pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
     if cfg.kafka.is_embedded() {
         let topics: Vec<(String, i32)> = cfg
@@ -42,9 +77,17 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
         cfg.kafka.bootstrap_servers = broker.bootstrap_servers().to_owned();
         return Ok(KafkaHandle {
             embedded: Some(broker),
+            missing: Default::default(),
         });
     }
     let mut topics = cfg.topics.clone();
+    // Every topic the config names (a source's own `topic`, the routing rules, the
+    // fallback), not only the `topics` section: on a cluster without automatic topic
+    // creation a named topic that does not exist dead-letters every record sent to it.
+    // Those not in `topics` get its defaults (4 partitions, replication 1, 7 days).
+    for topic in cfg.static_topics() {
+        topics.entry(topic).or_default();
+    }
     if cfg.cluster.enabled {
         // The workers' coordination topic: one partition per slot, no records.
         topics
@@ -66,29 +109,65 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
                 });
         }
     }
-    let outcomes = producer::ensure_topics(
-        &producer::client_config(&cfg.kafka),
-        &topics,
-        cfg.kafka.compression_type,
-        Duration::from_secs(15),
-    )
-    .await;
-    match outcomes {
+    let kafka = cfg.kafka.clone();
+    let missing = refused(&kafka, &topics, true).await;
+    let handle = KafkaHandle {
+        embedded: None,
+        missing: MissingTopics::default(),
+    };
+    handle.missing.set(missing.clone());
+    if !missing.is_empty() {
+        // Tried again until the cluster has them (rights granted, created by hand).
+        let shared = handle.missing.clone();
+        tokio::spawn(async move {
+            let mut topics = topics;
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let still = shared.list();
+                topics.retain(|t, _| still.iter().any(|m| &m.topic == t));
+                let left = refused(&kafka, &topics, false).await;
+                let done = left.is_empty();
+                shared.set(left);
+                if done {
+                    tracing::info!("every topic the configuration names exists now");
+                    return;
+                }
+            }
+        });
+    }
+    Ok(handle)
+}
+
+/// Creates what is missing of `topics`; returns the topics the broker refused.
+async fn refused(
+    kafka: &stream_config::KafkaConfig,
+    topics: &std::collections::BTreeMap<String, stream_config::TopicConfig>,
+    log: bool,
+) -> Vec<MissingTopic> {
+    let mut missing = Vec::new();
+    let client = producer::client_config(kafka);
+    let created =
+        producer::ensure_topics(&client, topics, kafka.compression_type, Duration::from_secs(15));
+    match created.await {
         Ok(o) => {
             for (topic, outcome) in o {
                 if let producer::TopicOutcome::Refused(why) = outcome {
-                    tracing::error!(%topic, %why, "the broker refused to create a configured topic");
+                    if log {
+                        tracing::error!(%topic, %why, "the broker refused to create a topic the configuration names; records routed there are dead-lettered until it exists (tried again every 30 s)");
+                    }
+                    missing.push(MissingTopic { topic, why });
                 }
             }
         }
-        Err(e) => {
+        Err(e) if log => {
             tracing::error!(
                 error = &e as &dyn std::error::Error,
-                "cannot create configured topics; continuing (they may exist)"
+                "cannot create the topics the configuration names; continuing (they may exist)"
             )
         }
+        Err(_) => {}
     }
-    Ok(KafkaHandle { embedded: None })
+    missing
 }
 
 /// The source types the built-in connectors provide.

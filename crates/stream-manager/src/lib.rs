@@ -36,7 +36,9 @@ pub use crate::health::{
     DlqHealth, Health, MetricsSnapshot, ProducerHealth, QueueHealth, QueueMetrics, StreamsHealth,
     ThrottleMetrics,
 };
-pub use crate::kafka::{check_sources, prepare_kafka, source_types, KafkaHandle, MissingTopic};
+pub use crate::kafka::{
+    check_sources, prepare_kafka, source_types, KafkaHandle, MissingTopic, MissingTopics,
+};
 pub use crate::manager::{ShutdownReport, StreamManager};
 pub use crate::streams::{StreamInfo, StreamStatus};
 pub use crate::supervise::WorkerHealth;

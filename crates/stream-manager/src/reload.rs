@@ -61,7 +61,11 @@ pub(crate) fn restart_only_changes(old: &StreamConfig, next: &StreamConfig) -> V
 struct Checked {
     rules: Vec<(topic_resolver::Predicate, queue::Priority)>,
     routing: topic_resolver::Rules,
-    built: Vec<(String, stream_config::SourceConfig, Arc<dyn api_client::Source>)>,
+    built: Vec<(
+        String,
+        stream_config::SourceConfig,
+        Arc<dyn api_client::Source>,
+    )>,
 }
 
 impl StreamManager {

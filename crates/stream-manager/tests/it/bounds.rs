@@ -183,7 +183,11 @@ fn validate_never_panics() {
     let dir = test_support::TempDir::new("bounds");
     let loader = loader("127.0.0.1:9092", dir.path());
     let mut doc = base();
-    set(&mut doc, &["cluster".into(), "enabled".into()], Value::Bool(true));
+    set(
+        &mut doc,
+        &["cluster".into(), "enabled".into()],
+        Value::Bool(true),
+    );
     let mut paths = Vec::new();
     numeric_paths(&doc, &mut Vec::new(), &mut paths);
     assert!(paths.len() >= 50, "every numeric key: {}", paths.len());
@@ -200,10 +204,7 @@ fn validate_never_panics() {
     }
     assert!(failures.is_empty(), "validate panicked at: {failures:#?}");
 
-    let strategy = proptest::collection::vec(
-        (0..paths.len(), 0..extremes().len()),
-        1..8,
-    );
+    let strategy = proptest::collection::vec((0..paths.len(), 0..extremes().len()), 1..8);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 300,
         failure_persistence: None,
@@ -308,11 +309,9 @@ sources:
         .start()
         .await
         .unwrap();
-    test_support::poll_until(
-        Duration::from_secs(20),
-        "steady delivers",
-        async || m.stream("steady").await.unwrap().records_processed > 0,
-    )
+    test_support::poll_until(Duration::from_secs(20), "steady delivers", async || {
+        m.stream("steady").await.unwrap().records_processed > 0
+    })
     .await;
 
     let mut next = cfg.clone();
@@ -339,7 +338,14 @@ sources:
     .await;
     // And a good update still applies (the reload lock was released).
     let mut good = cfg.clone();
-    good.sources.get_mut("steady").unwrap().ingestion.polling_interval_seconds = 0.1;
-    assert_eq!(m.apply_config(good).await.unwrap(), vec!["steady".to_owned()]);
+    good.sources
+        .get_mut("steady")
+        .unwrap()
+        .ingestion
+        .polling_interval_seconds = 0.1;
+    assert_eq!(
+        m.apply_config(good).await.unwrap(),
+        vec!["steady".to_owned()]
+    );
     m.shutdown(Duration::from_secs(5)).await;
 }

@@ -74,10 +74,11 @@ async fn end_to_end() {
     let config = Config::new(&tansu.bootstrap(), &scene.sqlite_url())
         .with(json!({
             "throttling": { "max_send_rate": 10000 },
+            // `e2e-sensors` and `e2e-alerts` are named only by routing rules: the server
+            // creates them (tansu creates no topic by itself), or every record sent
+            // there would be dead-lettered as `unknown_topic`.
             "topics": {
                 "e2e-http": { "partitions": 2 },
-                "e2e-sensors": { "partitions": 3 },
-                "e2e-alerts": { "partitions": 1 },
                 "e2e-default": { "partitions": 1 },
             },
             "routing": {
