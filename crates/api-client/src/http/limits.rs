@@ -2,7 +2,7 @@
 //! built (so `validate` reports them with the key): nothing a config says can overflow
 //! a `Duration`, an offset or an allocation later.
 
-use super::spec::{HttpSpec, Pagination};
+use super::spec::{HttpSpec, Pagination, MAX_CURSOR_SKEW_SECONDS};
 
 /// The most a response may be (`max_response_bytes`): 4 GiB.
 const MAX_RESPONSE_BYTES: u64 = 4 << 30;
@@ -59,6 +59,12 @@ impl HttpSpec {
             0.0,
             86_400.0,
         )?;
+        int(
+            "max_cursor_skew_seconds",
+            self.max_cursor_skew_seconds,
+            0,
+            MAX_CURSOR_SKEW_SECONDS,
+        )?;
         if let Pagination::Offset { limit, .. } = &self.pagination {
             int("pagination.limit", *limit, 1, 1_000_000)?;
         }
@@ -74,7 +80,7 @@ mod tests {
     fn every_numeric_parameter_has_a_range() {
         let ok = HttpSpec::get("http://127.0.0.1/");
         assert_eq!(ok.check_ranges(), Ok(()));
-        let cases: [(&str, fn(&mut HttpSpec)); 8] = [
+        let cases: [(&str, fn(&mut HttpSpec)); 9] = [
             ("max_response_bytes", |s| s.max_response_bytes = 0),
             ("max_pages", |s| s.max_pages = 0),
             ("max_retries", |s| s.max_retries = u32::MAX),
@@ -83,6 +89,9 @@ mod tests {
                 s.max_retry_after_seconds = f64::NAN
             }),
             ("breaker_threshold", |s| s.breaker_threshold = 0),
+            ("max_cursor_skew_seconds", |s| {
+                s.max_cursor_skew_seconds = u64::MAX
+            }),
             ("breaker_cooldown_seconds", |s| {
                 s.breaker_cooldown_seconds = f64::INFINITY
             }),

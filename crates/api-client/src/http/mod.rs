@@ -69,16 +69,6 @@ impl HttpApiClient {
         };
         Url::parse(&spec.url)
             .map_err(|e| config_err("url", format!("`{}` is not a URL: {e}", spec.url)))?;
-        if spec.max_cursor_skew_seconds > spec::MAX_CURSOR_SKEW_SECONDS {
-            return Err(config_err(
-                "max_cursor_skew_seconds",
-                format!(
-                    "must be between 0 and {} seconds (a year), got {}: it is how far past now an incremental cursor value may be",
-                    spec::MAX_CURSOR_SKEW_SECONDS,
-                    spec.max_cursor_skew_seconds
-                ),
-            ));
-        }
         spec.check_ranges()
             .map_err(|(key, message)| config_err(key, message))?;
         for (k, v) in &spec.headers {
