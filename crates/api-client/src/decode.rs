@@ -208,9 +208,10 @@ fn checked_find<'de, T: Deserialize<'de>>(
 /// Writes a CSV cell typed: a cell spelled as a JSON number becomes that number, as
 /// written (`1.50`, `1e3`, a 30-digit integer); anything else stays text, so a code
 /// with a leading zero (FIRMS `acq_time` `0954`, a ZIP code, a station id) keeps it,
-/// and `+5`, `.5`, `1.`, `inf` and `NaN` are strings too.
+/// and `+5`, `.5`, `1.`, `inf`, `NaN` and `1e400` (beyond a double) are strings too.
 fn put_typed(out: &mut BytesMut, cell: &str) {
-    if is_json_number(cell.as_bytes()) {
+    // A number beyond f64 (`1e400`) is JSON by grammar but no parser reads it back.
+    if is_json_number(cell.as_bytes()) && cell.parse::<f64>().is_ok_and(f64::is_finite) {
         out.extend_from_slice(cell.as_bytes());
     } else {
         put_json_str(out, cell);
@@ -396,11 +397,11 @@ mod tests {
 
     #[test]
     fn csv_numbers_are_kept_as_written_and_leading_zeros_stay_text() {
-        let body = b"acq_time,zip,bright,big,plus,dot,inf,neg,exp,zero\n0954,02134,301.50,123456789012345678901234567890,+5,.5,inf,-0.25,1e3,0\n";
+        let body = b"acq_time,zip,bright,big,plus,dot,inf,neg,exp,zero,huge\n0954,02134,301.50,123456789012345678901234567890,+5,.5,inf,-0.25,1e3,0,1e400\n";
         let d = Decoder::Csv.decode(body).unwrap();
         assert_eq!(
             std::str::from_utf8(d.records[0].as_bytes()).unwrap(),
-            r#"{"acq_time":"0954","zip":"02134","bright":301.50,"big":123456789012345678901234567890,"plus":"+5","dot":".5","inf":"inf","neg":-0.25,"exp":1e3,"zero":0}"#
+            r#"{"acq_time":"0954","zip":"02134","bright":301.50,"big":123456789012345678901234567890,"plus":"+5","dot":".5","inf":"inf","neg":-0.25,"exp":1e3,"zero":0,"huge":"1e400"}"#
         );
         for (text, number) in [
             ("0", true), ("-0", true), ("10", true), ("1.0", true), ("1E-7", true),

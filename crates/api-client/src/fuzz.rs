@@ -151,7 +151,10 @@ fn json_ndjson_and_geojson_decode_to_exactly_their_records() {
 
 #[test]
 fn csv_and_fields_data_rows_become_one_object_each() {
-    let cell = "[a-z0-9 .,\"\n-]{0,6}";
+    let cell = prop_oneof![
+        "[a-z0-9 .,\"\n-]{0,6}",
+        "-?[0-9]{1,3}(\\.[0-9]{1,2})?([eE][-+]?[0-9]{1,3})?",
+    ];
     let rows = proptest::collection::vec(proptest::collection::vec(cell, 3), 0..10);
     run("decoders/generated-rows", 500, rows, |rows| {
         let quote = |c: &String| format!("\"{}\"", c.replace('"', "\"\""));

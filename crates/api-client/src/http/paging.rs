@@ -364,4 +364,36 @@ mod tests {
             },
         );
     }
+
+    /// Fuzz target: any text at all as a `Link` header or a next link, against any
+    /// current page: no panic, and whatever is found is a URL reached from the page.
+    #[test]
+    fn arbitrary_link_headers_and_next_links_never_panic() {
+        use proptest::prelude::*;
+        crate::fuzz::run(
+            "paging/arbitrary-link-text",
+            2_000,
+            (any::<String>(), any::<String>(), "[a-z]{1,8}"),
+            |(header, link, host)| {
+                let current = Url::parse(&format!("https://{host}.example/a/b?x=1")).unwrap();
+                let mut h = HeaderMap::new();
+                if let Ok(v) = HeaderValue::from_str(&header) {
+                    h.insert(reqwest::header::LINK, v);
+                }
+                if let Some(next) = next_url(&Pagination::LinkHeader, &current, &h, None, 1) {
+                    let lower = header.to_ascii_lowercase();
+                    prop_assert!(lower.contains("next"), "{} from {:?}", next, header);
+                }
+                let body = json!({ "next": link }).to_string();
+                let _ = next_url(
+                    &Pagination::NextLink { pointer: "/next".into() },
+                    &current,
+                    &h,
+                    Some(body.as_bytes()),
+                    1,
+                );
+                Ok(())
+            },
+        );
+    }
 }
