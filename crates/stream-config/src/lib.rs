@@ -33,6 +33,7 @@
 //! ```
 
 mod cluster;
+mod debug;
 mod error;
 mod hosts;
 mod load;

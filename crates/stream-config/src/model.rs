@@ -109,8 +109,8 @@ impl StreamConfig {
     }
 }
 
-/// Kafka connection and producer settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Kafka connection and producer settings. `Debug` shows it with secrets redacted (`debug.rs`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list, or the reserved word `embedded` for the
@@ -368,8 +368,8 @@ pub enum OverflowStrategy {
     Block,
 }
 
-/// Dead-letter queue storage and retry policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Dead-letter queue storage and retry policy. `Debug` shows it with secrets redacted (`debug.rs`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DlqConfig {
     /// Storage URL: `sqlite://path` (embedded default) or `postgres://user:pass@host/db`.
@@ -606,8 +606,8 @@ pub enum Priority {
     Critical,
 }
 
-/// One data source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One data source. `Debug` shows it with secrets redacted (`debug.rs`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Connector type, e.g. `noaa_weather`, `http_json`, `synthetic`.

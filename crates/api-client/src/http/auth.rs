@@ -14,10 +14,22 @@ use super::state::Validators;
 use super::HttpApiClient;
 use crate::source::Error;
 
-/// The secret values of `spec`: its auth, and query parameters and headers whose names
-/// say they are secret.
+/// The secret values of `spec`: its auth, query parameters (in `query` or the URL) and
+/// headers whose names say they are secret (by name or shape: `key`, `sig`, `Cookie`,
+/// `Ocp-Apim-Subscription-Key`…), the URL's user-info token, and secret-looking members
+/// of the body.
 pub(super) fn secrets_of(spec: &HttpSpec) -> Vec<String> {
-    let mut secrets = Vec::new();
+    let mut secrets: Vec<String> = secret_params(spec).into_iter().map(|(_, v)| v).collect();
+    if let Ok(url) = Url::parse(&spec.url) {
+        match url.password() {
+            Some(p) => secrets.push(p.to_owned()),
+            None if !url.username().is_empty() => secrets.push(url.username().to_owned()),
+            None => {}
+        }
+    }
+    if let Some(body) = &spec.body {
+        body_secrets(body, &mut secrets);
+    }
     match &spec.auth {
         Some(Auth::Basic { password, .. }) => secrets.push(password.clone()),
         Some(Auth::Bearer { token }) => secrets.push(token.clone()),
@@ -25,13 +37,47 @@ pub(super) fn secrets_of(spec: &HttpSpec) -> Vec<String> {
         Some(Auth::Oauth2 { client_secret, .. }) => secrets.push(client_secret.clone()),
         None => {}
     }
-    for (k, v) in spec.query.iter().chain(spec.headers.iter()) {
-        if stream_config::is_secret_key(k) {
+    for (k, v) in &spec.headers {
+        if stream_config::is_secret_name(k) {
             secrets.push(v.clone());
         }
     }
     secrets.retain(|s| !s.is_empty());
     secrets
+}
+
+fn body_secrets(body: &Value, out: &mut Vec<String>) {
+    match body {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::String(s) if stream_config::is_secret_key(k) => out.push(s.clone()),
+                    other => body_secrets(other, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| body_secrets(v, out)),
+        _ => {}
+    }
+}
+
+/// The secret query parameters of `spec` (secret-looking names in `query` or in the
+/// URL's own query). They are never part of a URL the client keeps (a resume point,
+/// validators, the cache key): [`HttpApiClient::request`] adds them to each request for
+/// the configured origin, so nothing persisted or shown carries them.
+pub(super) fn secret_params(spec: &HttpSpec) -> Vec<(String, String)> {
+    let in_url: Vec<(String, String)> = Url::parse(&spec.url)
+        .map(|u| {
+            u.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    in_url
+        .into_iter()
+        .chain(spec.query.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .filter(|(k, v)| stream_config::is_secret_name(k) && !v.is_empty())
+        .collect()
 }
 
 /// `text` with each of `secrets` replaced by `***`.
@@ -56,6 +102,39 @@ impl HttpApiClient {
     /// `text` with every secret replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
         redact_with(&self.secrets, text)
+    }
+
+    /// `url` without its user-info and secret query parameters (those of
+    /// [`secret_params`], and any whose value is a secret of this source, as an upstream
+    /// may echo a key in its links): what the client keeps, persists and shows.
+    pub(super) fn public_url(&self, url: &Url) -> Url {
+        if !url.username().is_empty() || url.password().is_some() {
+            let mut bare = url.clone();
+            let _ = bare.set_username("");
+            let _ = bare.set_password(None);
+            return self.public_url(&bare);
+        }
+        let names: Vec<String> = secret_params(&self.spec)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let secret =
+            |k: &str, v: &str| names.iter().any(|n| n == k) || self.secrets.iter().any(|s| s == v);
+        if !url.query_pairs().any(|(k, v)| secret(&k, &v)) {
+            return url.clone();
+        }
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, v)| !secret(k, v))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let mut out = url.clone();
+        if kept.is_empty() {
+            out.set_query(None);
+        } else {
+            out.query_pairs_mut().clear().extend_pairs(kept);
+        }
+        out
     }
 
     pub(super) async fn bearer_token(&self, refresh: bool) -> Result<Option<String>, Error> {
@@ -128,17 +207,27 @@ impl HttpApiClient {
         conditional: Option<&Validators>,
         token: Option<&str>,
     ) -> reqwest::RequestBuilder {
-        let mut req = match self.spec.method {
-            Method::Get => self.client.get(url.clone()),
-            Method::Post => self.client.post(url.clone()),
-        };
-        let mut headers = HeaderMap::new();
         // Credentials go only to the origin they were configured for: a next-page link
         // to another host gets no auth, no API key and no secret-looking header.
-        let same_origin = Url::parse(&self.spec.url).is_ok_and(|u| u.origin() == url.origin());
+        let configured = Url::parse(&self.spec.url).ok();
+        let same_origin = configured
+            .as_ref()
+            .is_some_and(|u| u.origin() == url.origin());
+        let mut target = url.clone();
+        if let Some(c) = configured.filter(|_| same_origin && url.username().is_empty()) {
+            // The URL's user-info, kept out of every stored URL (reqwest sends it as
+            // basic auth).
+            let _ = target.set_username(c.username());
+            let _ = target.set_password(c.password());
+        }
+        let mut req = match self.spec.method {
+            Method::Get => self.client.get(target),
+            Method::Post => self.client.post(target),
+        };
+        let mut headers = HeaderMap::new();
         for (k, v) in &self.spec.headers {
             if !same_origin
-                && (stream_config::is_secret_key(k) || k.eq_ignore_ascii_case("authorization"))
+                && (stream_config::is_secret_name(k) || k.eq_ignore_ascii_case("authorization"))
             {
                 continue;
             }
@@ -150,6 +239,13 @@ impl HttpApiClient {
             }
         }
         let auth = if same_origin {
+            // The secret query parameters, kept out of every stored URL, go to their origin.
+            let present: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+            for (k, v) in secret_params(&self.spec) {
+                if !present.contains(&k) {
+                    req = req.query(&[(k, v)]);
+                }
+            }
             self.spec.auth.as_ref()
         } else {
             None
@@ -185,7 +281,7 @@ impl HttpApiClient {
             }
             None => {}
         }
-        if let Some(v) = conditional.filter(|v| v.url == url.as_str()) {
+        if let Some(v) = conditional.filter(|v| v.url == self.redact(url.as_str())) {
             let mut set = |name, value: &Option<String>| {
                 if let Some(value) = value.as_deref().and_then(|t| HeaderValue::from_str(t).ok()) {
                     headers.insert(name, value);

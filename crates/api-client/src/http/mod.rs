@@ -68,7 +68,8 @@ impl HttpApiClient {
             message,
         };
         Url::parse(&spec.url)
-            .map_err(|e| config_err("url", format!("`{}` is not a URL: {e}", spec.url)))?;
+            // The URL itself is not echoed: it may hold a key or a user-info token.
+            .map_err(|e| config_err("url", format!("not a URL: {e}")))?;
         spec.check_ranges()
             .map_err(|(key, message)| config_err(key, message))?;
         for (k, v) in &spec.headers {
@@ -299,13 +300,15 @@ impl HttpApiClient {
     async fn fetch_pages(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
         let state = FetchState::decode(cursor);
         let incremental = state.cursor.clone().map(Cursor);
+        // Secret parameters stay out of every URL kept (`request` adds them).
         let first = paging::first_url(&self.spec, &self.opts.source_id, incremental.as_ref())?;
+        let first = self.public_url(&first);
         // An interrupted walk continues where it stopped, unconditionally.
         let (start, resuming) = match &state.resume {
             Some(r) => {
                 let at = Url::parse(r).map_err(|e| Error::Io(format!("stored resume URL: {e}")))?;
                 match self.outbound.check(&at) {
-                    Ok(()) => (at, true),
+                    Ok(()) => (self.public_url(&at), true),
                     // Stored before the rules were narrowed: the walk starts over.
                     Err(why) => {
                         self.outbound.refused("stored resume point", &at, why);
@@ -367,7 +370,8 @@ impl HttpApiClient {
                 let last_modified = text(reqwest::header::LAST_MODIFIED);
                 next_state.validators =
                     (etag.is_some() || last_modified.is_some()).then(|| Validators {
-                        url: first.to_string(),
+                        // Redacted: a key in the path (FIRMS) is not persisted.
+                        url: self.redact(first.as_str()),
                         etag,
                         last_modified,
                     });
@@ -412,10 +416,10 @@ impl HttpApiClient {
                         max_pages = self.spec.max_pages,
                         "max_pages reached; the next poll continues from the next page"
                     );
-                    next_state.resume = Some(n.to_string());
+                    next_state.resume = Some(self.public_url(&n).to_string());
                     break;
                 }
-                Some(n) if n != url => url = n,
+                Some(n) if n != url => url = self.public_url(&n),
                 _ => break,
             }
         }
@@ -580,7 +584,7 @@ impl Source for HttpApiClient {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         // Redacted when asked, so secrets added after construction count too.
-        status.name = self.redact(&self.spec.url);
+        status.name = self.redact(&debug::shown_url(&self.spec.url));
         vec![status]
     }
 }

@@ -132,6 +132,8 @@ pub(crate) fn summary(cursor: &Cursor) -> String {
         Ok(p) if p.http_state == 1 => {
             let mut out = p.cursor.unwrap_or_default();
             if let Some(r) = p.resume {
+                // A state written before secrets were kept out of it: shown redacted.
+                let r = stream_config::redact_url(&r).unwrap_or(r);
                 out.push_str(&format!(" (resumes at {r})"));
             }
             out

@@ -6,6 +6,7 @@ mod fetch_state;
 mod guards;
 mod http;
 mod outbound;
+mod secrets;
 
 use std::time::Duration;
 
