@@ -1,13 +1,17 @@
 //! The manager's control surface under trouble, on in-memory components (no broker, no
-//! database): probes answer while a stop holds the streams, background workers come
-//! back after a panic and show it in health, and `cluster` keys need a restart.
+//! database): probes answer while a stop holds the streams, background workers (the lag
+//! checker, DLQ retries, retention) come back after a panic and show it in health, and
+//! `cluster` keys need a restart.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use api_client::MemoryCursorStore;
-use producer::{MemoryDeadLetterStore, NullProducer};
+use producer::{
+    DeadLetter, DeadLetterStore, DlqFilter, DlqStats, DlqStatus, MemoryDeadLetterStore,
+    NewDeadLetter, NullProducer, Purge,
+};
 use stream_config::{Format, Loader};
 use stream_manager::{Builder, StreamManager};
 use throttling::{Lag, LagProbe};
@@ -135,4 +139,75 @@ async fn cluster_keys_changed_at_run_time_need_a_restart() {
         "another-group",
         "nothing applied"
     );
+}
+
+/// The in-memory store, but its first due-rows query panics and every purge does.
+#[derive(Debug, Default)]
+struct PanickyStore {
+    inner: MemoryDeadLetterStore,
+    due_calls: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl DeadLetterStore for PanickyStore {
+    async fn insert(&self, l: &[NewDeadLetter], first: Duration) -> producer::Result<()> {
+        self.inner.insert(l, first).await
+    }
+    async fn due(&self, now: i64, limit: i64) -> producer::Result<Vec<DeadLetter>> {
+        let n = self.due_calls.fetch_add(1, Ordering::Relaxed);
+        assert!(n > 0, "due rows exploded");
+        self.inner.due(now, limit).await
+    }
+    async fn retry_failed(&self, id: i64, d: &str, next: Option<i64>) -> producer::Result<()> {
+        self.inner.retry_failed(id, d, next).await
+    }
+    async fn set_status(&self, ids: &[i64], s: DlqStatus) -> producer::Result<u64> {
+        self.inner.set_status(ids, s).await
+    }
+    async fn get(&self, id: i64) -> producer::Result<Option<DeadLetter>> {
+        self.inner.get(id).await
+    }
+    async fn list(&self, f: &DlqFilter, limit: i64, off: i64) -> producer::Result<Vec<DeadLetter>> {
+        self.inner.list(f, limit, off).await
+    }
+    async fn stats(&self) -> producer::Result<DlqStats> {
+        self.inner.stats().await
+    }
+    async fn delete(&self, id: i64) -> producer::Result<bool> {
+        self.inner.delete(id).await
+    }
+    async fn purge(&self, _: &Purge) -> producer::Result<u64> {
+        panic!("retention exploded")
+    }
+    async fn ping(&self) -> producer::Result<()> {
+        self.inner.ping().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dlq_retries_go_on_after_panics_in_the_dlq_worker_and_in_retention() {
+    let store = Arc::new(PanickyStore::default());
+    let m = builder("{}")
+        .dlq(store.clone())
+        .start()
+        .await
+        .expect("manager starts");
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    assert!(
+        store.due_calls.load(Ordering::Relaxed) >= 3,
+        "due rows are asked for again after the panic"
+    );
+    let h = m.health().await;
+    let worker = |name: &str| h.workers.iter().find(|w| w.name == name).cloned().unwrap();
+    let dlq = worker("dlq_worker");
+    assert_eq!(dlq.restarts, 1, "{dlq:?}");
+    assert!(dlq.last_error.unwrap().contains("due rows exploded"));
+    // Retention panics at every run: restarted each time (after 1 s, then 2 s), on its
+    // own, without taking the retries with it.
+    let retention = worker("dlq_retention");
+    assert!(retention.restarts >= 2, "{retention:?}");
+    assert!(retention.running);
+    assert!(retention.last_error.unwrap().contains("retention exploded"));
 }
