@@ -382,7 +382,8 @@ pub struct DlqConfig {
     #[serde(default = "default_retry_base_delay_seconds")]
     pub retry_base_delay_seconds: u64,
     /// Where dead letters still held in memory at exit (the store was unreachable) are
-    /// written; replayed into the store, and removed, at the next start.
+    /// written; replayed into the store, and removed, at the next start (a line that
+    /// cannot be read is set aside in `<journal_path>.rejected`).
     #[serde(default = "default_journal_path")]
     pub journal_path: String,
     /// Rows done with (delivered by a retry, replayed, discarded) are deleted this many
