@@ -204,3 +204,28 @@ async fn no_referer_reaches_a_redirect_target() {
         at_target.headers
     );
 }
+
+#[tokio::test]
+async fn the_registry_hands_the_admin_address_to_http_json() {
+    let admin = target().await;
+    let home = redirecting_to(format!("{}/data", admin.uri())).await;
+    let mut cfg = stream_config::SourceConfig::new("http_json");
+    cfg.allowed_hosts = vec!["127.0.0.1".into()];
+    cfg.custom_params
+        .insert("url".into(), format!("{}/feed", home.uri()).into());
+    cfg.custom_params.insert("max_retries".into(), 0.into());
+    // Without the admin address the allow-list lets the hop through…
+    let open = api_client::Registry::builtin().build("web", &cfg).unwrap();
+    assert_eq!(open.fetch(None).await.unwrap().records.len(), 1);
+    // …with it (as the manager's builder sets it from `server.listen`) it is refused.
+    let mut registry = api_client::Registry::builtin();
+    registry.set_admin_address(addr(&admin));
+    let guarded = registry.build("web", &cfg).unwrap();
+    let err = guarded.fetch(None).await.unwrap_err();
+    assert!(err.to_string().contains("own admin API"), "{err}");
+    assert_eq!(
+        admin.received_requests().await.unwrap().len(),
+        1,
+        "only the open client's"
+    );
+}
