@@ -389,6 +389,13 @@ impl StateLog {
         Ok(offset)
     }
 
+    /// Waits until this log's own writes are applied to its view, so what it reads
+    /// includes everything it wrote (the reader thread applies the log asynchronously).
+    pub async fn read_own_writes(&self) -> Result<(), Error> {
+        self.applied(self.last_write.load(Ordering::Relaxed) + 1)
+            .await
+    }
+
     /// Bytes of fetch state this log has written (keys and payloads of state records).
     pub fn state_bytes_written(&self) -> u64 {
         self.state_bytes.load(Ordering::Relaxed)
@@ -484,8 +491,7 @@ impl StateLog {
         }
         // This log's own earlier writes are applied first, so the keys to delete are all
         // of the replaced state's.
-        self.applied(self.last_write.load(Ordering::Relaxed) + 1)
-            .await?;
+        self.read_own_writes().await?;
         let before = self.lock().states.get(source).map(|s| s.keys.clone());
         let written = self.write_chunks(source, epoch, gen, text).await?;
         for key in before.unwrap_or_default() {

@@ -60,7 +60,10 @@ impl TopicStore {
 
 #[async_trait]
 impl CursorStore for TopicStore {
+    /// The state as of this worker's last write at least: a load right after a commit
+    /// (a stream restarted) must not take an older state as the base of its deltas.
     async fn load(&self, source_id: &str) -> api_client::Result<Option<Cursor>> {
+        self.log.read_own_writes().await.map_err(kafka)?;
         let stored = self.log.state(source_id).map(|c| StoredState {
             gen: c.gen,
             snapshot: c.snapshot,

@@ -159,3 +159,31 @@ async fn a_window_of_150000_ids_commits_and_is_restored_exactly_after_a_restart(
         "no record of the state topic is over the chunk size: {largest} bytes"
     );
 }
+
+/// A stream restarted right after a commit loads its state again at once: the load must
+/// see that commit (the log's reader applies records asynchronously), or the next deltas
+/// would be made from an older state than the log's and not apply for any reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_right_after_a_commit_sees_it_and_the_chain_goes_on() {
+    let mock: MockCluster<'static, DefaultProducerContext> =
+        MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("g.state", 1, 1).expect("topic");
+    let bootstrap = mock.bootstrap_servers();
+    let w1 = worker(&bootstrap).await;
+    let lease = w1.claim("nws", "w1").await.unwrap();
+    for step in 0..4 {
+        let state = window(step, step * 3..5_000 + step * 3);
+        w1.commit_leased("nws", &state, &lease).await.unwrap();
+        assert_eq!(
+            w1.load("nws").await.unwrap().as_ref(),
+            Some(&state),
+            "step {step}"
+        );
+    }
+    let w2 = worker(&bootstrap).await;
+    assert_eq!(
+        w2.load("nws").await.unwrap(),
+        Some(window(3, 9..5_009)),
+        "every delta applied for a reader that starts later"
+    );
+}
