@@ -187,4 +187,23 @@ mod tests {
             Some("{\"offset\":3}")
         );
     }
+
+    #[test]
+    fn a_sliding_window_changes_only_at_its_ends_so_a_commit_is_small() {
+        let state = |cursor: u64, ids: std::ops::Range<u64>| FetchState {
+            cursor: Some(cursor.to_string()),
+            seen: Window::from_ids(ids.map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
+            ..FetchState::default()
+        };
+        let (old, new) = (state(1, 0..20_000).encode(), state(2, 10..20_010).encode());
+        let delta = crate::state_delta::diff(&old.0, &new.0);
+        assert!(old.0.len() > 220_000, "{}", old.0.len());
+        assert!(
+            delta.len() < 10 * 11 + 150,
+            "{} bytes: {delta}",
+            delta.len()
+        );
+        let applied = crate::state_delta::apply(&old.0, &delta).map(Cursor);
+        assert_eq!(FetchState::decode(applied.as_ref()), state(2, 10..20_010));
+    }
 }
