@@ -158,11 +158,27 @@ pub fn params<T: DeserializeOwned>(id: &str, cfg: &SourceConfig) -> Result<T, Er
         } else {
             format!("sources.{id}.custom_params.{inner}")
         };
-        Error::Config {
-            path,
-            message: e.into_inner().to_string(),
+        let mut message = e.into_inner().to_string();
+        // Under a key that may hold a credential, the offending value is not echoed.
+        let secretish = inner.split('.').any(|seg| {
+            stream_config::is_secret_name(seg)
+                || matches!(seg, "auth" | "headers" | "query" | "body" | "url")
+        });
+        if secretish {
+            message = hide_values(&message);
         }
+        Error::Config { path, message }
     })
+}
+
+/// A deserializer's message with the values it quotes (`invalid type: string "…"`,
+/// ``integer `…` ``) replaced by `***`.
+fn hide_values(message: &str) -> String {
+    let re = regex::Regex::new(
+        r#"(string|integer|floating point|boolean|char|unit variant) ("[^"]*"|`[^`]*`)"#,
+    )
+    .expect("static regex");
+    re.replace_all(message, "$1 ***").into_owned()
 }
 
 /// Several endpoints polled as one source (e.g. NOAA observations of many stations and

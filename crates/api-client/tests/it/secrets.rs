@@ -226,6 +226,21 @@ async fn planted_secrets_reach_the_upstream_and_no_output_channel() {
     );
     let err = registry.build("web", &bad).unwrap_err();
     assert_clean("a configuration error", &err.to_string());
+    let mut typo = cfg.sources["web"].clone();
+    typo.custom_params
+        .insert("headers".into(), json!({"X-API-Key": 98_765_432}));
+    typo.custom_params.insert(
+        "auth".into(),
+        json!({"type": "basic", "username": "u", "password": 24_681_357}),
+    );
+    for (key, value) in [("headers", "98765432"), ("auth", "24681357")] {
+        let mut one = cfg.sources["web"].clone();
+        one.custom_params
+            .insert(key.into(), typo.custom_params[key].clone());
+        let err = registry.build("web", &one).unwrap_err().to_string();
+        assert!(err.contains(key), "names the key: {err}");
+        assert!(!err.contains(value), "{value} echoed: {err}");
+    }
 
     // A key in the URL's path (FIRMS) stays out of the persisted validators.
     let mut firms = SourceConfig::new("nasa_firms");
