@@ -42,6 +42,7 @@ mod null;
 mod oidc;
 mod security;
 mod state_log;
+mod state_view;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
