@@ -457,6 +457,27 @@ mod tests {
         assert_eq!(check(&admin_ok, "http://127.0.0.1:8080/"), Ok(()));
     }
 
+    #[tokio::test]
+    async fn a_name_resolving_only_to_loopback_is_refused_by_the_resolver() {
+        use reqwest::dns::Resolve as _;
+        let resolve = |rules: Outbound| async move {
+            let name: reqwest::dns::Name = "localhost".parse().unwrap();
+            GuardedResolver(Arc::new(rules)).resolve(name).await
+        };
+        // A public source: `localhost` (the system's lookup) leads only to loopback.
+        let refused = resolve(rules("https://api.example.com/x", &[], None)).await;
+        let err = refused.err().expect("refused").to_string();
+        assert!(
+            err.contains("resolves only to") && err.contains("allowed_hosts"),
+            "{err}"
+        );
+        // A loopback source, or a listed name: resolved as usual.
+        let local = resolve(rules("http://127.0.0.1:9/", &[], None)).await;
+        assert!(local.is_ok_and(|mut a| a.next().is_some_and(|a| a.ip().is_loopback())));
+        let listed = resolve(rules("https://api.example.com/x", &["localhost"], None)).await;
+        assert!(listed.is_ok());
+    }
+
     #[test]
     fn the_resolver_drops_addresses_an_untrusted_name_may_not_reach() {
         let r = rules("https://api.example.com/x", &["cdn.example.com"], None);
