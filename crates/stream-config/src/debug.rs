@@ -58,6 +58,9 @@ mod tests {
         for n in 1..=4 {
             assert!(!text.contains(&format!("secret-{n}")), "{text}");
         }
-        assert!(text.contains("text/csv") && text.contains("sasl.password"), "{text}");
+        assert!(
+            text.contains("text/csv") && text.contains("sasl.password"),
+            "{text}"
+        );
     }
 }
