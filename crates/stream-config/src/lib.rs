@@ -58,7 +58,8 @@ pub use model::{
 };
 pub use ranges::{seconds, MAX_SECONDS};
 pub use redact::{
-    has_private_key, is_secret_key, is_secret_name, redact_url, redacted, redacted_yaml, REDACTED,
+    has_private_key, hide_values, is_secret_key, is_secret_name, may_hold_secret, redact_url,
+    redacted, redacted_yaml, REDACTED,
 };
 pub use save::{save, save_json_text};
 pub use security::{

@@ -226,7 +226,14 @@ fn deserialize_all(mut tree: Value) -> (Option<StreamConfig>, Vec<Diagnostic>, V
         };
         let mut path = KeyPath::from_serde(err.path());
         let message = err.into_inner().to_string();
-        let (message, hint) = explain(&message);
+        let (mut message, hint) = explain(&message);
+        if crate::redact::may_hold_secret(path.0.iter().filter_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        })) {
+            // A bad value under a key that may hold a credential is not echoed.
+            message = crate::redact::hide_values(&message);
+        }
         let missing = message
             .strip_prefix("missing field `")
             .and_then(|m| m.strip_suffix('`'))

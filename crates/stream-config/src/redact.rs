@@ -90,6 +90,29 @@ pub fn has_private_key(text: &str) -> bool {
     text.contains("-----BEGIN") && text.contains("PRIVATE KEY")
 }
 
+/// True when a value at the key path `keys` may be a credential: a secret-looking key
+/// on the way, or a section of them (`auth`, `headers`, `query`, `body`,
+/// `librdkafka_options`).
+pub fn may_hold_secret<'a>(mut keys: impl Iterator<Item = &'a str>) -> bool {
+    keys.any(|k| {
+        is_secret_key(k)
+            || matches!(
+                k,
+                "auth" | "headers" | "query" | "body" | "librdkafka_options"
+            )
+    })
+}
+
+/// A deserializer's message with the values it quotes (`invalid type: string "…"`,
+/// ``integer `…` ``) replaced by `***`, for a value that may be a credential.
+pub fn hide_values(message: &str) -> String {
+    let re = regex::Regex::new(
+        r#"(string|integer|floating point|boolean|char|unit variant) ("[^"]*"|`[^`]*`)"#,
+    )
+    .expect("static regex");
+    re.replace_all(message, "$1 ***").into_owned()
+}
+
 /// The effective configuration as a YAML tree with every secret replaced by `***`:
 /// values of secret-looking keys and passwords inside URLs.
 pub fn redacted(cfg: &StreamConfig) -> Value {
@@ -288,6 +311,27 @@ mod tests {
         assert!(is_secret_name("X-Auth-Token") && is_secret_name("X-Amz-Signature"));
         assert!(
             !is_secret_name("Accept") && !is_secret_name("X-Design") && !is_secret_name("limit")
+        );
+    }
+
+    #[test]
+    fn a_mistyped_secret_is_not_echoed_by_the_loader() {
+        let yaml = "server: { admin_token: 12345678 }\nkafka: { librdkafka_options: { ssl.key.password: 87654321 } }\nqueue_max_size: abc\n";
+        let err = crate::Loader::new()
+            .load_str(yaml, crate::Format::Yaml, "t.yaml")
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            !text.contains("12345678") && !text.contains("87654321"),
+            "{text}"
+        );
+        assert!(
+            text.contains("server.admin_token") && text.contains("ssl.key.password"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"abc\""),
+            "other values are still quoted: {text}"
         );
     }
 

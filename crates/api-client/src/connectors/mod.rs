@@ -165,20 +165,10 @@ pub fn params<T: DeserializeOwned>(id: &str, cfg: &SourceConfig) -> Result<T, Er
                 || matches!(seg, "auth" | "headers" | "query" | "body" | "url")
         });
         if secretish {
-            message = hide_values(&message);
+            message = stream_config::hide_values(&message);
         }
         Error::Config { path, message }
     })
-}
-
-/// A deserializer's message with the values it quotes (`invalid type: string "…"`,
-/// ``integer `…` ``) replaced by `***`.
-fn hide_values(message: &str) -> String {
-    let re = regex::Regex::new(
-        r#"(string|integer|floating point|boolean|char|unit variant) ("[^"]*"|`[^`]*`)"#,
-    )
-    .expect("static regex");
-    re.replace_all(message, "$1 ***").into_owned()
 }
 
 /// Several endpoints polled as one source (e.g. NOAA observations of many stations and
