@@ -71,9 +71,11 @@ fn fuzz(cases: Option<&str>) -> Result<()> {
         "api-client",
         "-p",
         "stream-config",
+        "-p",
+        "stream-manager",
         "--no-capture",
         "-E",
-        "test(/fuzz|never_panic|link_headers|scan_finds/)",
+        "test(/fuzz|never_panic|link_headers|scan_finds|validate_never_panics/)",
     ])
     .env("FUZZ_CASES", n.to_string())
     .env("PROPTEST_CASES", n.to_string());

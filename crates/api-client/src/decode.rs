@@ -404,9 +404,21 @@ mod tests {
             r#"{"acq_time":"0954","zip":"02134","bright":301.50,"big":123456789012345678901234567890,"plus":"+5","dot":".5","inf":"inf","neg":-0.25,"exp":1e3,"zero":0,"huge":"1e400"}"#
         );
         for (text, number) in [
-            ("0", true), ("-0", true), ("10", true), ("1.0", true), ("1E-7", true),
-            ("00", false), ("01", false), ("1.", false), ("-", false), ("", false),
-            ("1e", false), ("1e+", false), ("0x10", false), (" 1", false), ("NaN", false),
+            ("0", true),
+            ("-0", true),
+            ("10", true),
+            ("1.0", true),
+            ("1E-7", true),
+            ("00", false),
+            ("01", false),
+            ("1.", false),
+            ("-", false),
+            ("", false),
+            ("1e", false),
+            ("1e+", false),
+            ("0x10", false),
+            (" 1", false),
+            ("NaN", false),
         ] {
             assert_eq!(is_json_number(text.as_bytes()), number, "{text:?}");
         }

@@ -530,7 +530,10 @@ mod tests {
         };
         for attempt in [1, 2, 20, 30, u32::MAX] {
             let wait = s.backoff(attempt);
-            assert!(wait <= Duration::from_secs(33), "attempt {attempt}: {wait:?}");
+            assert!(
+                wait <= Duration::from_secs(33),
+                "attempt {attempt}: {wait:?}"
+            );
         }
     }
 

@@ -144,6 +144,18 @@ pub(crate) fn validate(
     if cfg.kafka.client_id.trim().is_empty() {
         c.fail(k.key("client_id"), "must not be empty", "");
     }
+    // librdkafka refuses a producer whose batches may wait longer than a record may.
+    let timeout = cfg.kafka.message_timeout_ms.unwrap_or(300_000);
+    if cfg.kafka.linger_ms >= timeout {
+        c.fail(
+            k.key("linger_ms"),
+            format!(
+                "linger_ms ({}) must be below message_timeout_ms ({timeout})",
+                cfg.kafka.linger_ms
+            ),
+            "a record would time out while its batch is still waiting: lower linger_ms or raise message_timeout_ms (default 300000)",
+        );
+    }
     cfg.kafka
         .security
         .check(&mut c, k.key("security"), cfg.kafka.is_embedded());

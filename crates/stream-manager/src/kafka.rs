@@ -146,8 +146,12 @@ async fn refused(
 ) -> Vec<MissingTopic> {
     let mut missing = Vec::new();
     let client = producer::client_config(kafka);
-    let created =
-        producer::ensure_topics(&client, topics, kafka.compression_type, Duration::from_secs(15));
+    let created = producer::ensure_topics(
+        &client,
+        topics,
+        kafka.compression_type,
+        Duration::from_secs(15),
+    );
     match created.await {
         Ok(o) => {
             for (topic, outcome) in o {

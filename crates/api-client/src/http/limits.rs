@@ -80,7 +80,8 @@ mod tests {
     fn every_numeric_parameter_has_a_range() {
         let ok = HttpSpec::get("http://127.0.0.1/");
         assert_eq!(ok.check_ranges(), Ok(()));
-        let cases: [(&str, fn(&mut HttpSpec)); 9] = [
+        type Set = fn(&mut HttpSpec);
+        let cases: [(&str, Set); 9] = [
             ("max_response_bytes", |s| s.max_response_bytes = 0),
             ("max_pages", |s| s.max_pages = 0),
             ("max_retries", |s| s.max_retries = u32::MAX),

@@ -322,13 +322,20 @@ mod tests {
         let target = "[a-z/?=&.]{0,12}";
         let current = prop_oneof![
             Just("http://h/x?page=2".to_owned()),
-            "[a-z0-9]{1,6}".prop_map(|q| format!("https://api.example:8443/v1/{q}?offset={}", u64::MAX)),
+            "[a-z0-9]{1,6}"
+                .prop_map(|q| format!("https://api.example:8443/v1/{q}?offset={}", u64::MAX)),
         ];
         let next_link = "[a-z:/?#@%.\\ \\[\\]]{0,20}";
         crate::fuzz::run(
             "paging/link-header-and-next-link",
             2_000,
-            (junk, target, any::<prop::sample::Index>(), current, next_link),
+            (
+                junk,
+                target,
+                any::<prop::sample::Index>(),
+                current,
+                next_link,
+            ),
             |(mut parts, target, at, current, link)| {
                 let current = Url::parse(&current).expect("a generated URL");
                 let mut h = HeaderMap::new();
@@ -338,21 +345,34 @@ mod tests {
                     let found = next_url(&Pagination::LinkHeader, &current, &h, None, 1);
                     prop_assert_eq!(found, None);
                 }
-                parts.insert(at.index(parts.len() + 1), format!("<{target}>; rel=\"next\""));
+                parts.insert(
+                    at.index(parts.len() + 1),
+                    format!("<{target}>; rel=\"next\""),
+                );
                 let header = parts.join(", ");
-                h.insert(reqwest::header::LINK, HeaderValue::from_str(&header).unwrap());
+                h.insert(
+                    reqwest::header::LINK,
+                    HeaderValue::from_str(&header).unwrap(),
+                );
                 let found = next_url(&Pagination::LinkHeader, &current, &h, None, 1);
                 prop_assert_eq!(found, current.join(&target).ok(), "{}", header);
 
                 let body = json!({ "next": link }).to_string();
                 let next = next_url(
-                    &Pagination::NextLink { pointer: "/next".into() },
+                    &Pagination::NextLink {
+                        pointer: "/next".into(),
+                    },
                     &current,
                     &h,
                     Some(body.as_bytes()),
                     1,
                 );
-                prop_assert_eq!(next, (!link.is_empty()).then(|| current.join(&link).ok()).flatten());
+                prop_assert_eq!(
+                    next,
+                    (!link.is_empty())
+                        .then(|| current.join(&link).ok())
+                        .flatten()
+                );
                 // The offset is read back from the URL, here at its largest.
                 let offset = Pagination::Offset {
                     offset_param: "offset".into(),
@@ -386,7 +406,9 @@ mod tests {
                 }
                 let body = json!({ "next": link }).to_string();
                 let _ = next_url(
-                    &Pagination::NextLink { pointer: "/next".into() },
+                    &Pagination::NextLink {
+                        pointer: "/next".into(),
+                    },
                     &current,
                     &h,
                     Some(body.as_bytes()),

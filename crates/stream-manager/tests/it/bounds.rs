@@ -111,7 +111,27 @@ fn extremes() -> Vec<Value> {
         Value::Number(i64::MIN.into()),
         Value::Number(u64::from(u32::MAX).into()),
         Value::Number(2_147_483_648_u64.into()),
+        // The upper ends of the ranges: accepted, so run and reloaded at their limit.
+        f(0.001),
+        Value::Number(3_600.into()),
+        Value::Number(86_400.into()),
+        Value::Number(604_800.into()),
+        Value::Number(31_536_000.into()),
+        Value::Number(100_000.into()),
+        Value::Number(1_000_000.into()),
+        Value::Number(6_000_000.into()),
+        f(1e9),
+        Value::Number(1_000_000_000_000_u64.into()),
+        Value::Number(1_000_000_000_000_000_u64.into()),
     ]
+}
+
+/// Random multi-key cases: `FUZZ_CASES` (`cargo xtask fuzz`), or 300.
+fn cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
 }
 
 /// The paths of every number in `v`.
@@ -206,7 +226,7 @@ fn validate_never_panics() {
 
     let strategy = proptest::collection::vec((0..paths.len(), 0..extremes().len()), 1..8);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 300,
+        cases: cases(),
         failure_persistence: None,
         ..ProptestConfig::default()
     });
@@ -225,8 +245,20 @@ fn validate_never_panics() {
 
 /// Whatever validation accepts, a pipeline runs with it and takes it as an update
 /// (SIGHUP, `PUT /config`), and nothing panics, in any thread.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whatever_validate_accepts_runs_and_reloads_without_panicking() {
+#[test]
+fn whatever_validate_accepts_runs_and_reloads_without_panicking() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run_and_reload_every_accepted_extreme());
+    // ~100 pipelines were dropped: librdkafka's clients close on blocking threads, which
+    // may wait out their message timeout; the test has seen what it needed to see.
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+async fn run_and_reload_every_accepted_extreme() {
     let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
     mock.create_topic("readings", 1, 1).unwrap();
     let dir = test_support::TempDir::new("bounds-run");
@@ -234,18 +266,28 @@ async fn whatever_validate_accepts_runs_and_reloads_without_panicking() {
     let doc = base();
     let mut paths = Vec::new();
     numeric_paths(&doc, &mut Vec::new(), &mut paths);
-    // The accepted extremes: the values where a conversion would overflow are the
-    // largest and smallest that pass, so every accepted value of every key is run.
+    // Of each key, the smallest and the largest value validation accepts: where a
+    // conversion would overflow or an allocation grow, it is at one of these ends.
     let mut accepted = Vec::new();
     let mut refused = 0;
     for path in &paths {
+        let mut ok: Vec<(f64, Value, StreamConfig)> = Vec::new();
         for value in extremes() {
             let mut d = doc.clone();
             set(&mut d, path, value.clone());
             match validate(&loader, &d) {
-                Some(cfg) => accepted.push((format!("{} = {value:?}", path.join(".")), cfg)),
+                Some(cfg) => ok.push((value.as_f64().unwrap_or(0.0), value, cfg)),
                 None => refused += 1,
             }
+        }
+        ok.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let ends = match ok.len() {
+            0 => vec![],
+            1 => vec![ok.remove(0)],
+            n => vec![ok.remove(n - 1), ok.remove(0)],
+        };
+        for (_, value, cfg) in ends {
+            accepted.push((format!("{} = {value:?}", path.join(".")), cfg));
         }
     }
     assert!(refused > 0 && !accepted.is_empty());
@@ -260,16 +302,29 @@ async fn whatever_validate_accepts_runs_and_reloads_without_panicking() {
         // (restart-only keys), never a panic.
         let _ = running.apply_config(cfg.clone()).await;
         let _ = running.apply_config(base_cfg.clone()).await;
-        // As the configuration a pipeline starts with.
-        let manager = StreamManager::builder(cfg.clone())
-            .start()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: accepted but does not start: {e}"));
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        manager.shutdown(Duration::from_secs(2)).await;
-        assert_eq!(panics.load(Ordering::SeqCst), 0, "a panic with {what}");
+        assert_eq!(panics.load(Ordering::SeqCst), 0, "a panic reloading {what}");
     }
     running.shutdown(Duration::from_secs(2)).await;
+    // As the configuration a pipeline starts with: four at a time, each with a DLQ of
+    // its own.
+    let mut running = tokio::task::JoinSet::new();
+    for (i, (what, mut cfg)) in accepted.into_iter().enumerate() {
+        if running.len() == 4 {
+            running.join_next().await.unwrap().unwrap();
+        }
+        cfg.dlq.url = format!("sqlite://{}/dlq-{i}.db", dir.path().display());
+        running.spawn(async move {
+            let manager = StreamManager::builder(cfg)
+                .start()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: accepted but does not start: {e}"));
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            manager.shutdown(Duration::from_secs(2)).await;
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.unwrap();
+    }
     assert_eq!(panics.load(Ordering::SeqCst), 0);
 }
 
