@@ -621,6 +621,85 @@ async fn sighup_reloads_the_config_file() {
     }
 }
 
+/// The values that panicked the process (at `run`, and through a SIGHUP reload inside
+/// the main future) are refused by a reload and by `PUT /config`: the server keeps
+/// running with its old configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_values_are_refused_by_sighup_and_put_and_the_server_runs_on() {
+    let mut s = start_server();
+    let path = s.dir.path().join("config.yaml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let huge = good.replace(
+        "server:",
+        "  gen2:\n    source_type: synthetic\n    timeout_seconds: 1.0e20\n    ingestion: { mode: real_time, polling_interval_seconds: 1.0e20 }\nserver:",
+    );
+    std::fs::write(&path, &huge).unwrap();
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // A good reload after it: once it has applied, the bad one has been handled too
+    // (signals are handled in order).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fine = good.replace(
+        "server:",
+        "  gen3:\n    source_type: synthetic\n    ingestion: { mode: real_time, polling_interval_seconds: 0.2 }\nserver:",
+    );
+    std::fs::write(&path, &fine).unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    loop {
+        let (code, _) = call(
+            reqwest::Method::GET,
+            &format!("{}/streams/gen3", s.base),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+        if code == 200 {
+            break;
+        }
+        assert!(
+            s.child.try_wait().unwrap().is_none(),
+            "the server exited after the reload of huge values"
+        );
+        assert!(start.elapsed() < Duration::from_secs(20), "gen3 never appeared");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, _) = call(
+        reqwest::Method::GET,
+        &format!("{}/streams/gen2", s.base),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(code, 404, "the refused reload added nothing");
+
+    let (code, body) = call(
+        reqwest::Method::PUT,
+        &format!("{}/config", s.base),
+        Some(TOKEN),
+        Some(("application/json", &as_json(&huge))),
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    for key in [
+        "sources.gen2.timeout_seconds",
+        "sources.gen2.ingestion.polling_interval_seconds",
+    ] {
+        assert!(body.contains(key), "{key} in {body}");
+    }
+    assert!(s.child.try_wait().unwrap().is_none(), "still running");
+    let (code, _) = call(reqwest::Method::GET, &format!("{}/health", s.base), None, None).await;
+    assert_eq!(code, 200);
+}
+
 #[test]
 fn the_admin_listener_closes_slow_connections_and_lets_a_probe_in() {
     use std::io::{Read as _, Write as _};

@@ -493,6 +493,38 @@ async fn oauth2_token_is_fetched_reused_and_refreshed_on_401() {
     );
 }
 
+/// An upstream's `expires_in` near `u64::MAX` overflowed the token's expiry `Instant`:
+/// the poll panicked, every time. It is clamped (a token is refreshed at least daily).
+#[tokio::test]
+async fn an_oauth2_expires_in_of_u64_max_is_clamped_not_a_panic() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "t", "expires_in": u64::MAX})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/data"))
+        .and(header("authorization", "Bearer t"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([1, 2])))
+        .mount(&server)
+        .await;
+    let mut spec = HttpSpec::get(format!("{}/data", server.uri()));
+    spec.auth = Some(Auth::Oauth2 {
+        token_url: format!("{}/token", server.uri()),
+        client_id: "id".into(),
+        client_secret: "shh".into(),
+        scope: None,
+    });
+    let c = client(spec);
+    for _ in 0..2 {
+        assert_eq!(c.fetch(None).await.unwrap().records.len(), 2);
+    }
+}
+
 #[tokio::test]
 async fn cached_response_is_never_re_emitted() {
     let server = MockServer::start().await;
