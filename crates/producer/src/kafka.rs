@@ -487,6 +487,10 @@ impl Producer for KafkaProducer {
         metrics::counter!(m::SENT).increment(sent as u64);
         metrics::gauge!(m::IN_FLIGHT).set(self.in_flight.load(Ordering::Relaxed) as f64);
         self.stats.sent.fetch_add(sent as u64, Ordering::Relaxed);
+        let totals = self.stats();
+        metrics::gauge!(m::SEED_TOTAL_SENT).set(totals.sent as f64);
+        metrics::gauge!(m::SEED_TOTAL_FAILED).set(totals.failed as f64);
+        metrics::gauge!(m::SEED_RETRY_COUNT).set(totals.retries as f64);
         done.into_iter().flatten().collect()
     }
 

@@ -3,6 +3,10 @@
 pub(crate) const SENT: &str = "producer_sent_total";
 pub(crate) const FAILED: &str = "producer_failed_total";
 pub(crate) const RETRIES: &str = "producer_retries_total";
+/// The seed's names: the producer's totals since start, as gauges.
+pub(crate) const SEED_TOTAL_SENT: &str = "producer_total_sent";
+pub(crate) const SEED_TOTAL_FAILED: &str = "producer_total_failed";
+pub(crate) const SEED_RETRY_COUNT: &str = "producer_retry_count";
 pub(crate) const BACKPRESSURE_WAITS: &str = "producer_backpressure_waits_total";
 pub(crate) const IN_FLIGHT: &str = "producer_in_flight";
 pub(crate) const DELIVERY_SECONDS: &str = "producer_delivery_seconds";
@@ -39,6 +43,21 @@ pub fn describe_metrics() {
         RETRIES,
         Unit::Count,
         "Records resent by the producer's retry layer."
+    );
+    describe_gauge!(
+        SEED_TOTAL_SENT,
+        Unit::Count,
+        "Records acknowledged by Kafka since start (the seed's `producer_total_sent`)."
+    );
+    describe_gauge!(
+        SEED_TOTAL_FAILED,
+        Unit::Count,
+        "Records that failed for good since start (the seed's `producer_total_failed`)."
+    );
+    describe_gauge!(
+        SEED_RETRY_COUNT,
+        Unit::Count,
+        "Resends since start (the seed's `producer_retry_count`)."
     );
     describe_counter!(
         BACKPRESSURE_WAITS,

@@ -6,6 +6,8 @@ pub(crate) const UTILIZATION: &str = "queue_utilization_percent";
 pub(crate) const ENQUEUED: &str = "queue_enqueued_total";
 pub(crate) const DEQUEUED: &str = "queue_dequeued_total";
 pub(crate) const DROPPED: &str = "queue_dropped_total";
+/// The seed's name: records dropped since start (evicted + refused), as a gauge.
+pub(crate) const SEED_DROPPED: &str = "queue_dropped";
 pub(crate) const BLOCKED: &str = "queue_blocked_seconds";
 
 /// Registers the help text of every queue metric with the installed recorder (call once,
@@ -28,6 +30,11 @@ pub fn describe_metrics() {
         DEQUEUED,
         Unit::Count,
         "Records handed to the dispatcher, by priority."
+    );
+    describe_gauge!(
+        SEED_DROPPED,
+        Unit::Count,
+        "Records evicted or refused by the queue since start (the seed's `queue_dropped`; `queue_dropped_total` has them by reason)."
     );
     describe_counter!(DROPPED, Unit::Count, "Records evicted or refused by the queue (each handed back for the DLQ), by reason and priority.");
     describe_histogram!(

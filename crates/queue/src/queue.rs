@@ -548,6 +548,7 @@ impl<T: QueueItem> PriorityQueue<T> {
             metrics::gauge!(m::BYTES, "priority" => label).set(inner.bytes[i] as f64);
         }
         metrics::gauge!(m::UTILIZATION).set(self.utilization(&inner));
+        metrics::gauge!(m::SEED_DROPPED).set((inner.stats.evicted + inner.stats.refused) as f64);
         let (enq, deq) = inner.published;
         metrics::counter!(m::ENQUEUED).increment(inner.stats.enqueued - enq);
         metrics::counter!(m::DEQUEUED).increment(inner.stats.dequeued - deq);

@@ -9,6 +9,8 @@ pub(crate) const LAG_P95: &str = "throttle_lag_p95";
 pub(crate) const THROTTLES: &str = "throttle_throttles_total";
 pub(crate) const RATE_INCREASES: &str = "throttle_rate_increases_total";
 pub(crate) const RATE_DECREASES: &str = "throttle_rate_decreases_total";
+/// The seed's name: rate changes since start, as a gauge.
+pub(crate) const SEED_RATE_ADJUSTMENTS: &str = "throttle_rate_adjustments";
 
 /// Registers the help text of every throttling metric with the installed recorder.
 pub fn describe_metrics() {
@@ -47,5 +49,10 @@ pub fn describe_metrics() {
         RATE_DECREASES,
         Unit::Count,
         "Send rate decreases under lag, by scope."
+    );
+    describe_gauge!(
+        SEED_RATE_ADJUSTMENTS,
+        Unit::Count,
+        "Send rate changes since start, up and down (the seed's `throttle_rate_adjustments`), by scope."
     );
 }

@@ -132,6 +132,8 @@ struct Controller {
     backoff_level: u32,
     low_checks: u32,
     last: Option<Decision>,
+    /// Rate changes since start.
+    adjustments: u64,
 }
 
 /// One throttle: a controller and the token bucket that enforces its rate.
@@ -188,6 +190,7 @@ impl Throttle {
                 backoff_level: 0,
                 low_checks: 0,
                 last: None,
+                adjustments: 0,
             }),
             limiter: Mutex::new(limiter),
             scope: scope.into(),
@@ -267,6 +270,9 @@ impl Throttle {
             window,
         };
         c.last = Some(d);
+        if d.rate != before {
+            c.adjustments += 1;
+        }
         drop(c);
         if d.rate > before {
             metrics::counter!(m::RATE_INCREASES, "scope" => self.scope.clone()).increment(1);
@@ -294,6 +300,14 @@ impl Throttle {
             backoff_level: c.backoff_level,
             window: c.window.stats(),
         })
+    }
+
+    /// How many times the rate changed since start (the seed's `rate_adjustments`).
+    pub fn rate_adjustments(&self) -> u64 {
+        self.controller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .adjustments
     }
 
     /// The rate enforced now, records per second.
@@ -337,7 +351,9 @@ impl Throttle {
         metrics::gauge!(m::BACKOFF_LEVEL, "scope" => scope.clone()).set(f64::from(d.backoff_level));
         metrics::gauge!(m::RATE, "scope" => scope.clone()).set(d.rate);
         metrics::gauge!(m::LAG_AVG, "scope" => scope.clone()).set(d.window.avg);
-        metrics::gauge!(m::LAG_P95, "scope" => scope).set(d.window.p95 as f64);
+        metrics::gauge!(m::LAG_P95, "scope" => scope.clone()).set(d.window.p95 as f64);
+        metrics::gauge!(m::SEED_RATE_ADJUSTMENTS, "scope" => scope)
+            .set(self.rate_adjustments() as f64);
     }
 }
 

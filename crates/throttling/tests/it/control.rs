@@ -40,9 +40,20 @@ async fn scripted_lag_series_gives_exact_states_delays_and_rates() {
         (0, N, 0, 1.0, 4),
         (0, N, 0, 2.0, 3),
     ];
+    let mut changes = 0;
+    let mut last_rate = t.rate();
     for (i, (lag, state, delay, rate, level)) in script.iter().enumerate() {
         tokio::time::advance(Duration::from_secs(1)).await;
         let d = t.record(*lag);
+        if d.rate != last_rate {
+            changes += 1;
+            last_rate = d.rate;
+        }
+        assert_eq!(
+            t.rate_adjustments(),
+            changes,
+            "step {i}: the seed's rate_adjustments counts every change"
+        );
         assert_eq!(
             (d.state, d.delay, d.rate, d.backoff_level),
             (*state, Duration::from_secs(*delay), *rate, *level),
