@@ -534,7 +534,9 @@ async fn admin_api_end_to_end() {
         "wildfire_throttle_rate_adjustments",
     ] {
         assert!(
-            series.iter().any(|(n, _)| n == name || n.starts_with(&format!("{name}{{"))),
+            series
+                .iter()
+                .any(|(n, _)| n == name || n.starts_with(&format!("{name}{{"))),
             "{name} missing from {text}"
         );
     }
@@ -700,7 +702,10 @@ async fn huge_values_are_refused_by_sighup_and_put_and_the_server_runs_on() {
             s.child.try_wait().unwrap().is_none(),
             "the server exited after the reload of huge values"
         );
-        assert!(start.elapsed() < Duration::from_secs(20), "gen3 never appeared");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "gen3 never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (code, _) = call(
@@ -727,7 +732,13 @@ async fn huge_values_are_refused_by_sighup_and_put_and_the_server_runs_on() {
         assert!(body.contains(key), "{key} in {body}");
     }
     assert!(s.child.try_wait().unwrap().is_none(), "still running");
-    let (code, _) = call(reqwest::Method::GET, &format!("{}/health", s.base), None, None).await;
+    let (code, _) = call(
+        reqwest::Method::GET,
+        &format!("{}/health", s.base),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
 }
 
