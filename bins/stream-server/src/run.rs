@@ -185,7 +185,11 @@ async fn reload(manager: &StreamManager, config_path: &std::path::Path, embedded
                 ),
             }
         }
-        Err(e) => tracing::error!(error = %e, "reload refused; nothing changed"),
+        Err(e) => {
+            // Counted like a refused update (the file did not load or validate).
+            metrics::counter!(stream_manager::CONFIG_UPDATES, "outcome" => "refused").increment(1);
+            tracing::error!(error = %e, "reload refused; nothing changed")
+        }
     }
 }
 

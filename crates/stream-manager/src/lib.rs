@@ -25,6 +25,7 @@ mod kafka;
 mod manager;
 mod pipeline;
 mod reload;
+pub use reload::CONFIG_UPDATES;
 mod streams;
 mod supervise;
 mod workers;
@@ -62,6 +63,11 @@ pub fn describe_metrics() {
         pipeline::CURSOR_COMMIT_FAILURES,
         metrics::Unit::Count,
         "Cursor commits the fetch-state store failed, by source; the source shows failing (and /ready not ready) until a commit lands."
+    );
+    metrics::describe_counter!(
+        reload::CONFIG_UPDATES,
+        metrics::Unit::Count,
+        "Runtime configuration updates (PUT /config, SIGHUP) by outcome: applied, refused (nothing changed), needs_restart."
     );
 }
 

@@ -7,6 +7,10 @@ use stream_config::StreamConfig;
 use crate::builder::compile_priority_rules;
 use crate::{component, convert, Error, Result, StreamManager};
 
+/// Runtime configuration updates (`PUT /config`, SIGHUP), by outcome: `applied`,
+/// `refused` (invalid: nothing changed), `needs_restart`.
+pub const CONFIG_UPDATES: &str = "config_updates_total";
+
 /// Sections read once, at start: a change to them is refused at run time (with the keys
 /// named) rather than silently ignored (`cluster` too: the group is joined at start).
 /// Everything else applies live: sources, routing and priority rules, `enable_dlq`,
@@ -106,6 +110,17 @@ impl StreamManager {
     /// and priority rules compiled, and every new or changed source built with its
     /// connector parameters and ingestion schedule. Concurrent calls run one at a time.
     pub async fn apply_config(&self, next: StreamConfig) -> Result<Vec<String>> {
+        let outcome = self.apply_config_once(next).await;
+        let label = match &outcome {
+            Ok(_) => "applied",
+            Err(Error::NeedsRestart { .. }) => "needs_restart",
+            Err(_) => "refused",
+        };
+        metrics::counter!(CONFIG_UPDATES, "outcome" => label).increment(1);
+        outcome
+    }
+
+    async fn apply_config_once(&self, next: StreamConfig) -> Result<Vec<String>> {
         let _one_at_a_time = self.reload_lock.lock().await;
         // Every check, and every new source built, before anything changes. A panic
         // there (a value no range caught, a library user's connector) refuses the

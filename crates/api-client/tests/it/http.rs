@@ -451,6 +451,18 @@ async fn basic_bearer_and_header_keys() {
     }
 }
 
+/// `GET /data` of `server`, with OAuth2 client credentials from its `/token`.
+fn oauth2_data_spec(server: &MockServer) -> HttpSpec {
+    let mut spec = HttpSpec::get(format!("{}/data", server.uri()));
+    spec.auth = Some(Auth::Oauth2 {
+        token_url: format!("{}/token", server.uri()),
+        client_id: "id".into(),
+        client_secret: "shh".into(),
+        scope: None,
+    });
+    spec
+}
+
 #[tokio::test]
 async fn oauth2_token_is_fetched_reused_and_refreshed_on_401() {
     let server = MockServer::start().await;
@@ -476,14 +488,7 @@ async fn oauth2_token_is_fetched_reused_and_refreshed_on_401() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([1])))
         .mount(&server)
         .await;
-    let mut spec = HttpSpec::get(format!("{}/data", server.uri()));
-    spec.auth = Some(Auth::Oauth2 {
-        token_url: format!("{}/token", server.uri()),
-        client_id: "id".into(),
-        client_secret: "shh".into(),
-        scope: None,
-    });
-    let c = client(spec);
+    let c = client(oauth2_data_spec(&server));
     assert_eq!(c.fetch(None).await.unwrap().records.len(), 1);
     assert_eq!(c.fetch(None).await.unwrap().records.len(), 1);
     assert_eq!(
@@ -512,14 +517,7 @@ async fn an_oauth2_expires_in_of_u64_max_is_clamped_not_a_panic() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([1, 2])))
         .mount(&server)
         .await;
-    let mut spec = HttpSpec::get(format!("{}/data", server.uri()));
-    spec.auth = Some(Auth::Oauth2 {
-        token_url: format!("{}/token", server.uri()),
-        client_id: "id".into(),
-        client_secret: "shh".into(),
-        scope: None,
-    });
-    let c = client(spec);
+    let c = client(oauth2_data_spec(&server));
     for _ in 0..2 {
         assert_eq!(c.fetch(None).await.unwrap().records.len(), 2);
     }
