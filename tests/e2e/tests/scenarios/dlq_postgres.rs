@@ -50,7 +50,8 @@ async fn dlq_on_postgres_and_replay() {
         }),
     ))
     .await;
-    // `e2e-missing` is routed to but not created (tansu never auto-creates topics).
+    // `e2e-missing-lost` is routed to but not created: the server creates only topics the
+    // config names literally, not a template's results, and tansu never auto-creates.
     let config = Config::new(&tansu.bootstrap(), &db)
         .with(json!({
             "kafka": {
@@ -63,7 +64,7 @@ async fn dlq_on_postgres_and_replay() {
             "dlq": { "max_retries": 0 },
             "topics": { "e2e-ok": { "partitions": 1 } },
             "routing": {
-                "content_rules": [{ "field": "/kind", "operator": "eq", "value": "lost", "topic": "e2e-missing" }],
+                "content_rules": [{ "field": "/kind", "operator": "eq", "value": "lost", "topic": "e2e-missing-{/kind}" }],
                 "fallback_topic": "e2e-ok",
             },
         }))
@@ -142,7 +143,7 @@ async fn dlq_on_postgres_and_replay() {
         .expect("admin client");
     let created = admin
         .create_topics(
-            &[NewTopic::new("e2e-missing", 1, TopicReplication::Fixed(1))],
+            &[NewTopic::new("e2e-missing-lost", 1, TopicReplication::Fixed(1))],
             &AdminOptions::new(),
         )
         .await
@@ -173,7 +174,7 @@ async fn dlq_on_postgres_and_replay() {
     .await;
     let delivered = consume(
         &tansu.bootstrap(),
-        &["e2e-missing"],
+        &["e2e-missing-lost"],
         LOST,
         Duration::from_secs(30),
     )
