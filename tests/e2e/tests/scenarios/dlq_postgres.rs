@@ -143,7 +143,11 @@ async fn dlq_on_postgres_and_replay() {
         .expect("admin client");
     let created = admin
         .create_topics(
-            &[NewTopic::new("e2e-missing-lost", 1, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                "e2e-missing-lost",
+                1,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new(),
         )
         .await
