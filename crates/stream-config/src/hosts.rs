@@ -75,6 +75,12 @@ impl HostPattern {
         Ok(Self { host, port })
     }
 
+    /// True for an entry naming one host (`api.example.com`, `10.0.0.7`), false for a
+    /// wildcard (`*.example.com`).
+    pub fn names_one_host(&self) -> bool {
+        !matches!(self.host, PatternHost::Subdomains(_))
+    }
+
     /// The port the entry names, if any.
     pub fn port(&self) -> Option<u16> {
         self.port

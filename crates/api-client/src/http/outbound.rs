@@ -255,13 +255,16 @@ impl Outbound {
     }
 
     /// Whether a name (not an IP literal) is exempt from the resolver's address check:
-    /// a configured host, or one the allow-list names.
+    /// a configured host, or one the allow-list names by itself. A wildcard entry
+    /// (`*.example.com`) exempts nothing: any name under it could be made to resolve to
+    /// a metadata or loopback address (DNS rebinding), and nobody allowed that.
     fn name_trusted(&self, name: &str) -> bool {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         self.origins.iter().any(|(_, h, _)| *h == name)
             || self
                 .allowed
                 .iter()
+                .filter(|p| p.names_one_host())
                 .any(|p| p.matches(&name, p.port().unwrap_or(0)))
     }
 
@@ -494,5 +497,11 @@ mod tests {
         assert_eq!(r.filter_resolved("evil.test", addrs.clone()), vec![public]);
         assert_eq!(r.filter_resolved("api.example.com", addrs.clone()), addrs);
         assert_eq!(r.filter_resolved("cdn.example.com.", addrs.clone()), addrs);
+        // A wildcard allows the names under it, not where they resolve to.
+        let r = rules("https://api.example.com/x", &["*.cdn.example.com"], None);
+        assert_eq!(
+            r.filter_resolved("x.cdn.example.com", addrs.clone()),
+            vec![public]
+        );
     }
 }
