@@ -24,6 +24,20 @@ fn validate_accepts_the_example_config() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
 
+/// The seed's Quick Start file, as its README gives it, validates (it was refused:
+/// `noaa_weather` needed `stations` or `state`).
+#[test]
+fn validate_accepts_the_seeds_quick_start_file() {
+    let file = "crates/stream-config/tests/fixtures/seed_quick_start.yaml";
+    let out = server(&["validate", file], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
 #[test]
 fn validate_reports_every_error_with_lines_and_exits_1() {
     let file = "crates/stream-config/tests/fixtures/three_errors.yaml";

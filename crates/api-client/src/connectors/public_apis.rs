@@ -69,14 +69,45 @@ fn yes() -> bool {
     true
 }
 
+/// The US state or territory a source id ends in (`noaa_weather_ca` → `CA`), if any.
+fn state_of_id(id: &str) -> Option<String> {
+    const AREAS: &[&str] = &[
+        "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN",
+        "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV",
+        "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN",
+        "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "DC", "PR", "VI", "GU", "AS", "MP",
+    ];
+    let last = id.rsplit(['_', '-', '.']).next()?.to_ascii_uppercase();
+    (id.len() > last.len() && AREAS.contains(&last.as_str())).then_some(last)
+}
+
 /// api.weather.gov: latest observations of stations, active alerts of an area, and
 /// optionally the (paginated) station list of a state. GeoJSON; User-Agent required.
+/// Without `stations` and `state` (the seed's Quick Start): the alerts of the state the
+/// source id ends in (`noaa_weather_ca` → CA), else of the whole country, with a
+/// warning that says which.
 pub(super) fn noaa_weather(
     id: &str,
     cfg: &SourceConfig,
     ctx: &Context,
 ) -> Result<Arc<dyn Source>, Error> {
-    let p: NoaaParams = params(id, cfg)?;
+    let mut p: NoaaParams = params(id, cfg)?;
+    if p.stations.is_empty() && p.state.is_none() {
+        // The seed's Quick Start names neither (`noaa_weather_ca` with no parameters):
+        // the state its id ends in (`_ca` → CA), else the whole country's alerts.
+        p.state = state_of_id(id);
+        match &p.state {
+            Some(state) => tracing::warn!(
+                source = id,
+                state = %state,
+                "noaa_weather without `stations` or `state`: polling the active alerts of {state}, taken from the source id; set `state` (and `stations` for observations) to say so"
+            ),
+            None => tracing::warn!(
+                source = id,
+                "noaa_weather without `stations` or `state`: polling the active alerts of the whole country; set `state` (and `stations` for observations) to narrow it"
+            ),
+        }
+    }
     let base = p.base_url.trim_end_matches('/');
     let geo = |url: String, dedup_keys: &[&str]| HttpSpec {
         decoder: Decoder::Geojson,
@@ -92,6 +123,13 @@ pub(super) fn noaa_weather(
             &["/properties/station", "/properties/timestamp"],
         );
         specs.push((format!("station {station}"), spec));
+    }
+    if p.stations.is_empty() && p.state.is_none() && p.alerts {
+        let spec = geo(
+            format!("{base}/alerts/active"),
+            &["/id", "/properties/sent"],
+        );
+        specs.push(("alerts US".to_owned(), spec));
     }
     if let Some(state) = &p.state {
         if p.alerts {

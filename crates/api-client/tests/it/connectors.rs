@@ -359,3 +359,35 @@ async fn registry_lists_builtins_and_takes_new_types() {
     let err = r.build("x", &SourceConfig::new("nope")).unwrap_err();
     assert!(err.to_string().contains("sources.x.source_type"), "{err}");
 }
+
+/// The seed's Quick Start source, `noaa_weather_ca` with no parameters, builds and polls
+/// California's active alerts (the state its id ends in); an id without a state polls
+/// the whole country's.
+#[tokio::test]
+async fn noaa_weather_without_parameters_polls_the_state_its_id_names() {
+    let server = MockServer::start().await;
+    Mock::given(path("/alerts/active"))
+        .and(query_param("area", "CA"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(fixture("noaa_alerts.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let cfg = source("noaa_weather", json!({ "base_url": server.uri() }));
+    let f = build("noaa_weather_ca", &cfg).fetch(None).await.unwrap();
+    assert_eq!(
+        f.records[0].to_value()["properties"]["event"],
+        json!("Red Flag Warning")
+    );
+
+    let country = MockServer::start().await;
+    Mock::given(path("/alerts/active"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(fixture("noaa_alerts.json")))
+        .expect(1)
+        .mount(&country)
+        .await;
+    let cfg = source("noaa_weather", json!({ "base_url": country.uri() }));
+    let f = build("weather", &cfg).fetch(None).await.unwrap();
+    assert!(!f.records.is_empty());
+    let asked = country.received_requests().await.unwrap();
+    assert_eq!(asked[0].url.query(), None, "no area: the whole country");
+}
