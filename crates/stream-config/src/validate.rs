@@ -485,6 +485,17 @@ fn one_line(s: &str) -> String {
 pub fn warnings(cfg: &StreamConfig) -> Vec<crate::Diagnostic> {
     let mut out = cfg.kafka.security.warnings();
     for (id, src) in &cfg.sources {
+        // api.weather.gov asks every client for a contact in its User-Agent.
+        let agent = src.custom_params.get("user_agent").and_then(|v| v.as_str());
+        if src.source_type == "noaa_weather" && !agent.is_some_and(|a| a.contains('@')) {
+            out.push(
+                crate::Diagnostic::new(
+                    format!("sources.{id}.custom_params.user_agent"),
+                    "api.weather.gov asks for a contact in the User-Agent; the default has none (\"contact: set custom_params.user_agent\")",
+                )
+                .with_hint("e.g. `user_agent: \"wildfire-pipeline (ops@example.org)\"`"),
+            );
+        }
         let ing = &src.ingestion;
         let interval = match ing.mode {
             IngestionModeKind::Batch if ing.cron.is_some() => continue,

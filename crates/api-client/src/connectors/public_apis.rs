@@ -63,7 +63,8 @@ fn noaa_base() -> String {
     "https://api.weather.gov".to_owned()
 }
 fn noaa_agent() -> String {
-    "stream-manager (wildfire data pipeline)".to_owned()
+    // api.weather.gov asks for a contact; `validate` warns until one is set.
+    "stream-manager (wildfire data pipeline; contact: set custom_params.user_agent)".to_owned()
 }
 fn yes() -> bool {
     true

@@ -305,6 +305,21 @@ fn a_cache_longer_than_the_polling_interval_is_a_warning_naming_the_key() {
         "{}",
         warnings[0]
     );
+    // NWS: a User-Agent with a contact, or a warning until there is one.
+    let cfg = loader()
+        .load_str(
+            "sources:\n  nws:\n    source_type: noaa_weather\n  nws_ok:\n    source_type: noaa_weather\n    custom_params: { user_agent: 'pipeline (ops@example.org)' }\n",
+            Format::Yaml,
+            "nws.yaml",
+        )
+        .unwrap();
+    let warnings = stream_config::warnings(&cfg);
+    let paths: Vec<&str> = warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["sources.nws.custom_params.user_agent"],
+        "{warnings:?}"
+    );
 }
 
 #[test]
