@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
-use crate::compile::{compile_rule, Condition, Fields, KeySpec, Part, Predicate, RuleSet, Target};
+use crate::compile::{
+    compile_rule, Condition, Fields, KeySpec, Part, Predicate, RuleSet, SourceRoute, Target,
+};
 use crate::rules::{ContentRule, PatternMapping, Rules, Step};
 
 /// Errors of the resolver.
@@ -217,11 +219,13 @@ impl Resolver {
 }
 
 fn route(rules: &RuleSet, record: &Record<'_>) -> (Arc<str>, Strategy) {
+    // Known sources carry their id-only routing precomputed (looked up once).
+    let known = rules.by_source.get(record.source_id);
     for step in &rules.order {
         let found = match step {
-            Step::CustomMappings => custom_mapping(rules, record),
+            Step::CustomMappings => custom_mapping(rules, known, record),
             Step::ContentRules => content_rule(rules, record),
-            Step::PatternMappings => pattern(rules, record),
+            Step::PatternMappings => pattern(rules, known, record),
         };
         if let Some(found) = found {
             return found;
@@ -239,19 +243,26 @@ fn content_rule(rules: &RuleSet, record: &Record<'_>) -> Option<(Arc<str>, Strat
         .map(|topic| (topic, Strategy::ContentRule))
 }
 
-fn custom_mapping(rules: &RuleSet, record: &Record<'_>) -> Option<(Arc<str>, Strategy)> {
-    // Known sources carry their id-only routing precomputed.
-    let check = rules
-        .by_source
-        .get(record.source_id)
-        .is_none_or(|r| r.has_custom);
-    let target = rules.custom.get(record.source_id).filter(|_| check)?;
+fn custom_mapping(
+    rules: &RuleSet,
+    known: Option<&SourceRoute>,
+    record: &Record<'_>,
+) -> Option<(Arc<str>, Strategy)> {
+    if known.is_some_and(|r| !r.has_custom) {
+        return None;
+    }
+    let target = rules.custom.get(record.source_id)?;
     render(target, record).map(|topic| (topic, Strategy::CustomMapping))
 }
 
-fn pattern(rules: &RuleSet, record: &Record<'_>) -> Option<(Arc<str>, Strategy)> {
-    // Known sources skip to their first matching pattern; others are matched here.
-    let (start, known) = match rules.by_source.get(record.source_id) {
+fn pattern(
+    rules: &RuleSet,
+    known: Option<&SourceRoute>,
+    record: &Record<'_>,
+) -> Option<(Arc<str>, Strategy)> {
+    // A known source starts at its first matching pattern (already matched); others
+    // are matched here.
+    let (start, known) = match known {
         Some(r) => (r.first_pattern?, true),
         None => (0, false),
     };
