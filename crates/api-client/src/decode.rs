@@ -210,8 +210,11 @@ fn checked_find<'de, T: Deserialize<'de>>(
 /// with a leading zero (FIRMS `acq_time` `0954`, a ZIP code, a station id) keeps it,
 /// and `+5`, `.5`, `1.`, `inf`, `NaN` and `1e400` (beyond a double) are strings too.
 fn put_typed(out: &mut BytesMut, cell: &str) {
-    // A number beyond f64 (`1e400`) is JSON by grammar but no parser reads it back.
-    if is_json_number(cell.as_bytes()) && cell.parse::<f64>().is_ok_and(f64::is_finite) {
+    // A number beyond f64 (`1e400`) is JSON by grammar but no parser reads it back;
+    // only an exponent or 300+ digits can get there, so only those are parsed.
+    let b = cell.as_bytes();
+    let may_overflow = b.len() > 300 || b.iter().any(|c| matches!(c, b'e' | b'E'));
+    if is_json_number(b) && !(may_overflow && !cell.parse::<f64>().is_ok_and(f64::is_finite)) {
         out.extend_from_slice(cell.as_bytes());
     } else {
         put_json_str(out, cell);
