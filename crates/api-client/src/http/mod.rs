@@ -385,13 +385,15 @@ impl HttpApiClient {
                 }
             };
             let page_len = decoded.records.len();
+            // Without secrets: a link echoing the key still names the page it is on.
             let next = paging::next_url(
                 &self.spec.pagination,
                 &url,
                 &headers,
                 decoded.json.then_some(&body[..]),
                 page_len,
-            );
+            )
+            .map(|n| self.public_url(&n));
             fetch.records.extend(decoded.records);
             fetch.rejected.extend(decoded.rejected);
             page += 1;
@@ -404,6 +406,7 @@ impl HttpApiClient {
                 fetch
                     .failures
                     .push(self.redact(&format!("after page {page}: {refused}")));
+                next_state.validators = None;
                 break;
             }
             match next {
@@ -416,10 +419,10 @@ impl HttpApiClient {
                         max_pages = self.spec.max_pages,
                         "max_pages reached; the next poll continues from the next page"
                     );
-                    next_state.resume = Some(self.public_url(&n).to_string());
+                    next_state.resume = Some(n.to_string());
                     break;
                 }
-                Some(n) if n != url => url = self.public_url(&n),
+                Some(n) if n != url => url = n,
                 _ => break,
             }
         }
@@ -494,7 +497,12 @@ impl HttpApiClient {
         fetch
             .failures
             .push(self.redact(&format!("page {} of the walk: {e}", page + 1)));
-        state.resume = Some(url.to_string());
+        if matches!(e, Error::Refused(_)) {
+            // Resuming there would be refused at every poll: start over, unconditionally.
+            state.validators = None;
+        } else {
+            state.resume = Some(url.to_string());
+        }
     }
 
     fn note_status(&self, status: &str) {

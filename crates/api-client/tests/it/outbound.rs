@@ -229,3 +229,86 @@ async fn the_registry_hands_the_admin_address_to_http_json() {
         "only the open client's"
     );
 }
+
+/// Page 2 redirects off the allowed hosts: the fetch fails there, and the next poll
+/// starts over at page 1 without its validators (resuming at page 2 would be refused at
+/// every poll; page 1's ETag would answer 304 and page 2 would never be tried again).
+#[tokio::test]
+async fn a_refused_redirect_on_a_later_page_starts_the_next_poll_over() {
+    let home = MockServer::start().await;
+    let elsewhere = target().await;
+    Mock::given(path("/p1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "\"v1\"")
+                .set_body_json(json!({"data": [{"n": 1}], "next": "/p2"})),
+        )
+        .mount(&home)
+        .await;
+    Mock::given(path("/p2"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/data", elsewhere.uri())),
+        )
+        .mount(&home)
+        .await;
+    let spec = HttpSpec {
+        decoder: Decoder::Json {
+            pointer: "/data".into(),
+        },
+        pagination: Pagination::NextLink {
+            pointer: "/next".into(),
+        },
+        ..HttpSpec::get(format!("{}/p1", home.uri()))
+    };
+    let c = HttpApiClient::new(spec, with(&[], None)).unwrap();
+    let f = c.fetch(None).await.unwrap();
+    assert_eq!(f.records.len(), 1, "page 1 is emitted");
+    assert_eq!(f.failures.len(), 1, "{f:?}");
+    let _ = c.fetch(f.next_cursor.as_ref()).await.unwrap();
+    let asked: Vec<(String, bool)> = home
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.url.path().to_owned(),
+                r.headers.contains_key("if-none-match"),
+            )
+        })
+        .collect();
+    let to = |p: &str| (p.to_owned(), false);
+    assert_eq!(asked, vec![to("/p1"), to("/p2"), to("/p1"), to("/p2")]);
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
+}
+
+/// The last page links to itself with the API key the upstream echoes back: that is
+/// the page it is on, fetched once (the key-free URL was compared with the raw link).
+#[tokio::test]
+async fn a_self_link_that_echoes_the_key_ends_the_walk() {
+    let home = MockServer::start().await;
+    let me = format!("{}/items?api_key=k-123", home.uri());
+    Mock::given(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"n": 1}],
+            "next": me,
+        })))
+        .mount(&home)
+        .await;
+    let spec = HttpSpec {
+        decoder: Decoder::Json {
+            pointer: "/data".into(),
+        },
+        pagination: Pagination::NextLink {
+            pointer: "/next".into(),
+        },
+        query: [("api_key".to_owned(), "k-123".to_owned())].into(),
+        ..HttpSpec::get(format!("{}/items", home.uri()))
+    };
+    let c = HttpApiClient::new(spec, with(&[], None)).unwrap();
+    let f = c.fetch(None).await.unwrap();
+    assert_eq!(f.records.len(), 1);
+    assert!(f.failures.is_empty(), "{f:?}");
+    assert_eq!(home.received_requests().await.unwrap().len(), 1);
+}
