@@ -145,7 +145,9 @@ impl View {
                 count,
                 text,
             } => {
-                if !self.counts(&source, epoch) || index >= count {
+                // `count` comes from the topic: bounded before it sizes an allocation
+                // (64 Ki chunks of 256 KiB: 16 GiB, far past any dedup window).
+                if !self.counts(&source, epoch) || index >= count || count > 1 << 16 {
                     self.next = offset + 1;
                     return;
                 }
