@@ -103,6 +103,7 @@ fn largest_record(bootstrap: &str, topic: &str) -> usize {
             _ => {}
         }
     }
+    assert!(records > 0, "no record of {topic} was read");
     largest
 }
 
