@@ -110,7 +110,8 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
         }
     }
     let kafka = cfg.kafka.clone();
-    let missing = refused(&kafka, &topics, true).await;
+    // The cluster unreachable at start: nothing is known missing (they may exist).
+    let missing = refused(&kafka, &topics, true).await.unwrap_or_default();
     let handle = KafkaHandle {
         embedded: None,
         missing: MissingTopics::default(),
@@ -125,7 +126,10 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 let still = shared.list();
                 topics.retain(|t, _| still.iter().any(|m| &m.topic == t));
-                let left = refused(&kafka, &topics, false).await;
+                // The cluster unreachable now: the list stands, tried again later.
+                let Some(left) = refused(&kafka, &topics, false).await else {
+                    continue;
+                };
                 let done = left.is_empty();
                 shared.set(left);
                 if done {
@@ -138,12 +142,13 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
     Ok(handle)
 }
 
-/// Creates what is missing of `topics`; returns the topics the broker refused.
+/// Creates what is missing of `topics`; returns the topics the broker refused, or
+/// `None` when the cluster's metadata could not be read.
 async fn refused(
     kafka: &stream_config::KafkaConfig,
     topics: &std::collections::BTreeMap<String, stream_config::TopicConfig>,
     log: bool,
-) -> Vec<MissingTopic> {
+) -> Option<Vec<MissingTopic>> {
     let mut missing = Vec::new();
     let client = producer::client_config(kafka);
     let created = producer::ensure_topics(
@@ -163,15 +168,17 @@ async fn refused(
                 }
             }
         }
-        Err(e) if log => {
-            tracing::error!(
-                error = &e as &dyn std::error::Error,
-                "cannot create the topics the configuration names; continuing (they may exist)"
-            )
+        Err(e) => {
+            if log {
+                tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    "cannot create the topics the configuration names; continuing (they may exist)"
+                );
+            }
+            return None;
         }
-        Err(_) => {}
     }
-    missing
+    Some(missing)
 }
 
 /// The source types the built-in connectors provide.
