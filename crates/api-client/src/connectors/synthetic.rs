@@ -80,6 +80,16 @@ impl SyntheticParams {
                 format!("must be at most 16 MiB (16777216), got {}", self.pad_bytes),
             ));
         }
+        // One fetch builds max_per_fetch records of pad_bytes each, at once.
+        if self.max_per_fetch.saturating_mul(self.pad_bytes) > 1 << 30 {
+            return Err(fail(
+                "pad_bytes",
+                format!(
+                    "max_per_fetch × pad_bytes is {} bytes a fetch; at most 1 GiB",
+                    self.max_per_fetch.saturating_mul(self.pad_bytes)
+                ),
+            ));
+        }
         let p = self.alert_probability;
         if !(0.0..=1.0).contains(&p) {
             return Err(fail(
