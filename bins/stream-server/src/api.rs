@@ -461,7 +461,11 @@ async fn put_config(State(s): State<Arc<AppState>>, body: String) -> AppResult {
     let mut next = s
         .loader
         .load_str(&body, Format::Json, "<PUT /config>")
-        .map_err(|e| config_error(&e))?;
+        .map_err(|e| {
+            // Counted like a refused reload (apply_config counts the rest).
+            metrics::counter!(stream_manager::CONFIG_UPDATES, "outcome" => "refused").increment(1);
+            config_error(&e)
+        })?;
     crate::run::keep_embedded_broker(&mut next, &s.manager, s.embedded);
     let warnings = stream_config::warnings(&next);
     crate::log_warnings(&warnings);

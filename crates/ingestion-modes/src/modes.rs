@@ -33,8 +33,8 @@ pub struct ModeSpec {
 }
 
 fn seconds(key: &'static str, value: f64) -> Result<Duration, Error> {
-    // `validate` bounds these to a year; past `MAX_SECONDS` the conversion would
-    // still saturate rather than panic (`Duration::from_secs_f64(1e20)` does).
+    // `validate` bounds these to a year; beyond `MAX_SECONDS` (a library user's own
+    // settings) it is an error here, not a panic (`Duration::from_secs_f64(1e20)`).
     if value.is_finite() && value > 0.0 && value <= stream_config::MAX_SECONDS {
         Ok(Duration::from_secs_f64(value))
     } else {

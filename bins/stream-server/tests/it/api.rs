@@ -715,6 +715,7 @@ async fn huge_values_are_refused_by_sighup_and_put_and_the_server_runs_on() {
     ] {
         assert!(body.contains(key), "{key} in {body}");
     }
+    wait_for(&s, "/metrics", "the refused PUT counted", refused(2)).await;
 
     // A good reload still applies.
     let fine = good.replace(
