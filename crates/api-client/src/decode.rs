@@ -214,7 +214,7 @@ fn put_typed(out: &mut BytesMut, cell: &str) {
     // only an exponent or 300+ digits can get there, so only those are parsed.
     let b = cell.as_bytes();
     let may_overflow = b.len() > 300 || b.iter().any(|c| matches!(c, b'e' | b'E'));
-    if is_json_number(b) && !(may_overflow && !cell.parse::<f64>().is_ok_and(f64::is_finite)) {
+    if is_json_number(b) && (!may_overflow || cell.parse::<f64>().is_ok_and(f64::is_finite)) {
         out.extend_from_slice(cell.as_bytes());
     } else {
         put_json_str(out, cell);
