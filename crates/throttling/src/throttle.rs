@@ -196,7 +196,7 @@ impl Throttle {
             scope: scope.into(),
             settings,
         };
-        t.publish(&t.snapshot());
+        t.publish(&t.snapshot(), 0);
         t
     }
 
@@ -231,8 +231,9 @@ impl Throttle {
                 window,
             };
             c.last = Some(d);
+            let adjustments = c.adjustments;
             drop(c);
-            self.publish(&d);
+            self.publish(&d, adjustments);
             return d;
         }
         let before = c.rate;
@@ -273,6 +274,7 @@ impl Throttle {
         if d.rate != before {
             c.adjustments += 1;
         }
+        let adjustments = c.adjustments;
         drop(c);
         if d.rate > before {
             metrics::counter!(m::RATE_INCREASES, "scope" => self.scope.clone()).increment(1);
@@ -286,7 +288,7 @@ impl Throttle {
             let mut l = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
             *l = Bucket::new(d.rate, s.burst_seconds);
         }
-        self.publish(&d);
+        self.publish(&d, adjustments);
         d
     }
 
@@ -345,15 +347,15 @@ impl Throttle {
         }
     }
 
-    fn publish(&self, d: &Decision) {
+    /// `adjustments`: the rate changes so far, read under the lock the decision took.
+    fn publish(&self, d: &Decision, adjustments: u64) {
         let scope = self.scope.clone();
         metrics::gauge!(m::STATE, "scope" => scope.clone()).set(f64::from(d.state.as_number()));
         metrics::gauge!(m::BACKOFF_LEVEL, "scope" => scope.clone()).set(f64::from(d.backoff_level));
         metrics::gauge!(m::RATE, "scope" => scope.clone()).set(d.rate);
         metrics::gauge!(m::LAG_AVG, "scope" => scope.clone()).set(d.window.avg);
         metrics::gauge!(m::LAG_P95, "scope" => scope.clone()).set(d.window.p95 as f64);
-        metrics::gauge!(m::SEED_RATE_ADJUSTMENTS, "scope" => scope)
-            .set(self.rate_adjustments() as f64);
+        metrics::gauge!(m::SEED_RATE_ADJUSTMENTS, "scope" => scope).set(adjustments as f64);
     }
 }
 
