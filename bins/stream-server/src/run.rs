@@ -152,7 +152,7 @@ impl Signals {
     #[cfg(unix)]
     async fn wait(
         &mut self,
-        manager: &StreamManager,
+        manager: &Arc<StreamManager>,
         config_path: &std::path::Path,
         embedded: bool,
     ) {
@@ -160,13 +160,22 @@ impl Signals {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
-                _ = self.hup.recv() => reload(manager, config_path, embedded).await,
+                _ = self.hup.recv() => {
+                    // In a task of its own: a panic anywhere in a reload (checking it is
+                    // already contained; applying it is not) ends that task, not this
+                    // future, which would end the process without draining.
+                    let (m, path) = (manager.clone(), config_path.to_owned());
+                    let done = tokio::spawn(async move { reload(&m, &path, embedded).await });
+                    if let Err(e) = done.await {
+                        tracing::error!(error = %e, "a reload panicked; the service goes on");
+                    }
+                }
             }
         }
     }
 
     #[cfg(not(unix))]
-    async fn wait(&mut self, _: &StreamManager, _: &std::path::Path, _: bool) {
+    async fn wait(&mut self, _: &Arc<StreamManager>, _: &std::path::Path, _: bool) {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
