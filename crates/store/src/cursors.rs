@@ -8,7 +8,7 @@
 use api_client::{Cursor, CursorStore, Lease, StateWrite, StoredState};
 use async_trait::async_trait;
 
-use crate::sql::{now_ms, Backend};
+use crate::sql::{now_ms, on_pool, Backend};
 use crate::{Error, SqlStore};
 
 const UPSERT: &str = "INSERT INTO source_cursors (source_id, cursor, updated_at) VALUES ($1, $2, $3) \
@@ -36,37 +36,27 @@ impl SqlStore {
 
     /// The snapshot and the deltas after it, read in one transaction.
     async fn load_stored(&self, source_id: &str) -> Result<Option<StoredState>, sqlx::Error> {
-        let (snapshot, deltas): (Option<String>, Vec<String>) = match &self.backend {
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let s = sqlx::query_scalar(SNAPSHOT)
-                    .bind(source_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let d = sqlx::query_scalar(DELTAS)
-                    .bind(source_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                (s, d)
-            }
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+        // One reading of both, so no delta committed between the two queries is mixed
+        // with a snapshot that does not have it.
+        let postgres = matches!(self.backend, Backend::Postgres(_));
+        let (snapshot, deltas): (Option<String>, Vec<String>) = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if postgres {
                 sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .execute(&mut *tx)
                     .await?;
-                let s = sqlx::query_scalar(SNAPSHOT)
-                    .bind(source_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let d = sqlx::query_scalar(DELTAS)
-                    .bind(source_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                (s, d)
             }
-        };
+            let s = sqlx::query_scalar(SNAPSHOT)
+                .bind(source_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let d = sqlx::query_scalar(DELTAS)
+                .bind(source_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            (s, d)
+        });
         Ok(snapshot.map(|snapshot| StoredState {
             gen: 0,
             snapshot,
