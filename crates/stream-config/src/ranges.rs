@@ -20,6 +20,7 @@
 //! | `throttling.metric_sample_size` | 1 – 1,000,000 |
 //! | `throttling.max_backoff_level` | 1 – 30 |
 //! | `throttling.recovery_checks` | 1 – 10,000 |
+//! | `throttling.critical_share` | above 0, at most 1 (checked in `validate.rs`) |
 //! | `queue_max_size` | 1 – 100,000,000 records |
 //! | `queue_max_bytes` | 1 KiB – 1 TiB |
 //! | `dlq.max_retries` | 0 – 100 |
@@ -28,9 +29,11 @@
 //! | `dlq.max_settled_rows` | 0 – 1e12 rows |
 //! | `topics.*.partitions` | 1 – 100,000 |
 //! | `topics.*.replication_factor` | 1 – 32,767 |
+//! | `topics.*.retention_ms` | -1 (forever) or above 0 (checked in `validate.rs`) |
 //! | `sources.*.rate_limit_per_minute` | 1 – 6,000,000 |
 //! | `sources.*.timeout_seconds` | 0.001 – 3,600 s |
 //! | `sources.*.cache_ttl_seconds` | 0 – 604,800 s (a week) |
+//! | `sources.*.partition_key.geo.precision` | 1 – 12 (checked in `validate.rs`) |
 //! | `sources.*.ingestion.polling_interval_seconds` | 0.001 – 31,536,000 s (a year) |
 //! | `sources.*.ingestion.schedule_interval_seconds` | 1 – 31,536,000 s |
 //! | `sources.*.ingestion.batch_size`, `buffer_size` | 1 – 1,000,000 records |
