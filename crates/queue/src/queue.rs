@@ -25,12 +25,12 @@ struct Inner<T> {
     waiting_push: usize,
     stats: QueueStats,
     published: (u64, u64),
+    config: QueueConfig,
 }
 
 /// A bounded, multi-producer multi-consumer async priority queue.
 pub struct PriorityQueue<T> {
     inner: Mutex<Inner<T>>,
-    config: QueueConfig,
     not_empty: Notify,
     not_full: Notify,
 }
@@ -38,7 +38,7 @@ pub struct PriorityQueue<T> {
 impl<T: QueueItem> fmt::Debug for PriorityQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PriorityQueue")
-            .field("config", &self.config)
+            .field("config", &self.config())
             .field("stats", &self.stats())
             .finish()
     }
@@ -85,16 +85,49 @@ impl<T: QueueItem> PriorityQueue<T> {
                 waiting_push: 0,
                 stats: QueueStats::default(),
                 published: (0, 0),
+                config,
             }),
-            config,
             not_empty: Notify::new(),
             not_full: Notify::new(),
         }
     }
 
-    /// The queue's configuration.
-    pub fn config(&self) -> &QueueConfig {
-        &self.config
+    /// The queue's configuration in force.
+    pub fn config(&self) -> QueueConfig {
+        self.lock().config
+    }
+
+    /// Applies new bounds, overflow strategy and scheduling to the running queue and
+    /// returns what it evicted: nothing is refused retroactively. A queue that now holds
+    /// more than the new bounds allow keeps its records under `DropNewest` and `Block`
+    /// (new pushes are refused or wait until it drains below them); under `DropOldest`
+    /// the excess is evicted at once, lowest priority and oldest first, and handed back
+    /// like any eviction. Blocked pushes are woken to try again.
+    pub fn reconfigure(&self, mut config: QueueConfig) -> Vec<T> {
+        config.max_items = config.max_items.max(1);
+        let mut inner = self.lock();
+        inner.config = config;
+        let mut evicted = Vec::new();
+        if config.overflow == OverflowStrategy::DropOldest {
+            for (lane, priority) in PRIORITIES.iter().enumerate() {
+                while !inner.lanes[lane].is_empty()
+                    && (inner.len > config.max_items
+                        || config.max_bytes.is_some_and(|max| inner.total_bytes > max))
+                {
+                    evicted.push(self.remove_front(&mut inner, lane));
+                    metrics::counter!(m::DROPPED, "reason" => "evicted", "priority" => priority.as_str())
+                        .increment(1);
+                }
+            }
+            inner.stats.evicted += evicted.len() as u64;
+        }
+        inner.credits = [0; 4];
+        let wake = inner.waiting_push > 0;
+        drop(inner);
+        if wake {
+            self.not_full.notify_waiters();
+        }
+        evicted
     }
 
     /// Adds a record without waiting. `Ok` holds the records evicted to make room
@@ -116,12 +149,12 @@ impl<T: QueueItem> PriorityQueue<T> {
         if inner.closed {
             return Err(self.refuse(inner, PushError::Closed(item), priority));
         }
-        if self.config.max_bytes.is_some_and(|max| size > max) {
+        if inner.config.max_bytes.is_some_and(|max| size > max) {
             return Err(self.refuse(inner, PushError::TooLarge(item), priority));
         }
         let mut evicted = Vec::new();
         if !self.fits(inner, size) {
-            match self.config.overflow {
+            match inner.config.overflow {
                 OverflowStrategy::DropNewest | OverflowStrategy::Block => {
                     return Err(self.refuse(inner, PushError::Full(item), priority));
                 }
@@ -159,8 +192,8 @@ impl<T: QueueItem> PriorityQueue<T> {
     }
 
     fn fits(&self, inner: &Inner<T>, size: u64) -> bool {
-        inner.len < self.config.max_items
-            && self
+        inner.len < inner.config.max_items
+            && inner
                 .config
                 .max_bytes
                 .is_none_or(|max| inner.total_bytes + size <= max)
@@ -169,8 +202,8 @@ impl<T: QueueItem> PriorityQueue<T> {
     /// How many records to evict from each lane (lowest priority first, oldest first,
     /// never above `incoming`) so that a record of `size` fits; `None` if impossible.
     fn eviction_plan(&self, inner: &Inner<T>, incoming: Priority, size: u64) -> Option<[usize; 4]> {
-        let need_items = (inner.len + 1).saturating_sub(self.config.max_items);
-        let need_bytes = self
+        let need_items = (inner.len + 1).saturating_sub(inner.config.max_items);
+        let need_bytes = inner
             .config
             .max_bytes
             .map_or(0, |max| (inner.total_bytes + size).saturating_sub(max));
@@ -203,7 +236,7 @@ impl<T: QueueItem> PriorityQueue<T> {
     }
 
     async fn push_until(&self, item: T, deadline: Option<Instant>) -> Result<Vec<T>, PushError<T>> {
-        if self.config.overflow != OverflowStrategy::Block {
+        if self.lock().config.overflow != OverflowStrategy::Block {
             return self.try_push(item);
         }
         // Room now (the usual case): no waiting machinery, no clock read, no sample.
@@ -258,8 +291,10 @@ impl<T: QueueItem> PriorityQueue<T> {
         started: Option<Instant>,
     ) -> Result<Result<Vec<T>, PushError<T>>, T> {
         let size = item.size_bytes() as u64;
+        // A reconfiguration may have ended `Block` while this push waited.
         if !(inner.closed
-            || self.config.max_bytes.is_some_and(|max| size > max)
+            || inner.config.overflow != OverflowStrategy::Block
+            || inner.config.max_bytes.is_some_and(|max| size > max)
             || self.fits(inner, size))
         {
             return Err(item);
@@ -286,7 +321,7 @@ impl<T: QueueItem> PriorityQueue<T> {
     /// [`Self::next_lane`] among `lanes` only.
     fn next_lane_in(&self, inner: &Inner<T>, lanes: Lanes) -> Option<usize> {
         let non_empty = |i: &usize| lanes.0[*i] && !inner.lanes[*i].is_empty();
-        match self.config.scheduling {
+        match inner.config.scheduling {
             Scheduling::Strict => (0..4).rev().find(non_empty),
             Scheduling::Weighted(_) => (0..4)
                 .rev()
@@ -298,7 +333,7 @@ impl<T: QueueItem> PriorityQueue<T> {
     /// Pops the front of `lane`, charging a scheduling credit (refilling a round when
     /// every non-empty lane has spent its credits).
     fn take(&self, inner: &mut Inner<T>, lane: usize) -> T {
-        if let Scheduling::Weighted(weights) = self.config.scheduling {
+        if let Scheduling::Weighted(weights) = inner.config.scheduling {
             if inner.credits[lane] == 0 {
                 inner.credits = weights.map(|w| w.max(1));
             }
@@ -521,8 +556,8 @@ impl<T: QueueItem> PriorityQueue<T> {
     }
 
     fn utilization(&self, inner: &Inner<T>) -> f64 {
-        let by_items = inner.len as f64 / self.config.max_items as f64;
-        let by_bytes = self
+        let by_items = inner.len as f64 / inner.config.max_items as f64;
+        let by_bytes = inner
             .config
             .max_bytes
             .map_or(0.0, |max| inner.total_bytes as f64 / max.max(1) as f64);

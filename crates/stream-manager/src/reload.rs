@@ -13,14 +13,13 @@ pub const CONFIG_UPDATES: &str = "config_updates_total";
 
 /// Sections read once, at start: a change to them is refused at run time (with the keys
 /// named) rather than silently ignored (`cluster` too: the group is joined at start).
+/// `throttling.consumer_groups` too: the lag probe is built at start.
 /// Everything else applies live: sources, routing and priority rules, `enable_dlq`,
-/// `metadata_in_payload`, the DLQ's retry policy.
+/// `metadata_in_payload`, the DLQ's retry policy, the queue's bounds and overflow
+/// strategy, the throttle's rates, lag targets and backoff.
 const RESTART_ONLY: &[&str] = &[
     "kafka",
-    "queue_max_size",
-    "queue_max_bytes",
-    "queue_overflow_strategy",
-    "throttling",
+    "throttling.consumer_groups",
     "dlq.url",
     "topics",
     "server",
@@ -103,7 +102,8 @@ impl StreamManager {
 
     /// Checks `next` in full, then applies it: routing and priority rules swap at once;
     /// only streams whose configuration changed restart; removed streams stop, new ones
-    /// start. Queue and Kafka settings take effect at the next restart. Returns the ids
+    /// start; the queue's bounds and strategy and the throttles' settings change in
+    /// place. Kafka settings take effect at the next restart. Returns the ids
     /// of the streams that were (re)started or stopped.
     ///
     /// Nothing changes unless everything checks: the configuration's rules, the routing
@@ -153,6 +153,22 @@ impl StreamManager {
             .reload(routing)
             .map_err(component("routing"))?;
         self.shared.delivery.set_dlq_enabled(next.enable_dlq);
+        self.shared
+            .throttle
+            .reconfigure(convert::throttle_settings(&next.throttling));
+        self.shared
+            .critical_throttle
+            .reconfigure(convert::critical_throttle_settings(&next.throttling));
+        // A smaller queue under `drop_oldest` evicts its excess now: dead-lettered like
+        // any eviction, so nothing queued is lost.
+        let evicted = self.shared.queue.reconfigure(convert::queue_config(&next));
+        self.shared
+            .dead_letter_items(
+                &evicted,
+                producer::FailureReason::QueueOverflow,
+                "evicted when the queue was made smaller (drop_oldest)",
+            )
+            .await;
         *self
             .shared
             .priority_rules

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use governor::state::{InMemoryState, NotKeyed};
@@ -139,7 +140,9 @@ struct Controller {
 /// One throttle: a controller and the token bucket that enforces its rate.
 #[derive(Debug)]
 pub struct Throttle {
-    settings: ThrottleSettings,
+    settings: RwLock<ThrottleSettings>,
+    /// `settings.enabled`, read without a lock on every `acquire`.
+    enabled: AtomicBool,
     scope: String,
     controller: Mutex<Controller>,
     limiter: Mutex<Bucket>,
@@ -194,15 +197,55 @@ impl Throttle {
             }),
             limiter: Mutex::new(limiter),
             scope: scope.into(),
-            settings,
+            enabled: AtomicBool::new(settings.enabled),
+            settings: RwLock::new(settings),
         };
         t.publish(&t.snapshot(), 0);
         t
     }
 
     /// The settings in force.
-    pub fn settings(&self) -> &ThrottleSettings {
-        &self.settings
+    pub fn settings(&self) -> ThrottleSettings {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Applies new settings to the running throttle, keeping its state, backoff level
+    /// and lag samples (the window is re-cut to its new width and size at the next
+    /// sample). The rate stays where the controller had it, within the new bounds; a
+    /// throttle running at its old `max_rate` (unthrottled) moves to the new one.
+    pub fn reconfigure(&self, next: ThrottleSettings) {
+        let mut c = self.controller.lock().unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::replace(
+            &mut *self.settings.write().unwrap_or_else(|e| e.into_inner()),
+            next.clone(),
+        );
+        self.enabled.store(next.enabled, Ordering::Relaxed);
+        if old.window != next.window || old.max_samples != next.max_samples {
+            c.window.resize(next.window, next.max_samples);
+        }
+        let before = c.rate;
+        c.rate = if before >= old.max_rate {
+            next.max_rate
+        } else {
+            before.clamp(next.min_rate.min(next.max_rate), next.max_rate)
+        };
+        c.backoff_level = c.backoff_level.min(next.max_backoff_level.max(1));
+        if c.rate != before {
+            c.adjustments += 1;
+        }
+        let (rate, level) = (c.rate, c.backoff_level);
+        if let Some(last) = c.last.as_mut() {
+            last.rate = rate;
+            last.backoff_level = level;
+        }
+        let adjustments = c.adjustments;
+        *self.limiter.lock().unwrap_or_else(|e| e.into_inner()) =
+            Bucket::new(c.rate, next.burst_seconds);
+        drop(c);
+        self.publish(&self.snapshot(), adjustments);
     }
 
     /// Reads the probe and records its total lag. A probe failure changes nothing.
@@ -218,7 +261,7 @@ impl Throttle {
 
     /// Records a lag sample taken at `now` and decides.
     pub fn record_at(&self, now: Instant, lag: i64) -> Decision {
-        let s = &self.settings;
+        let s = &self.settings();
         let mut c = self.controller.lock().unwrap_or_else(|e| e.into_inner());
         c.window.push(now, lag);
         let window = c.window.stats();
@@ -323,7 +366,7 @@ impl Throttle {
         if wanted == 0 {
             return 0;
         }
-        if !self.settings.enabled {
+        if !self.enabled.load(Ordering::Relaxed) {
             return wanted;
         }
         loop {
@@ -364,7 +407,7 @@ impl Throttle {
 #[derive(Debug)]
 pub struct ThrottleGroup {
     global: Arc<Throttle>,
-    settings: ThrottleSettings,
+    settings: Mutex<ThrottleSettings>,
     by_key: Mutex<HashMap<String, Arc<Throttle>>>,
 }
 
@@ -373,7 +416,7 @@ impl ThrottleGroup {
     pub fn new(settings: ThrottleSettings) -> Self {
         Self {
             global: Arc::new(Throttle::new(settings.clone(), "global")),
-            settings,
+            settings: Mutex::new(settings),
             by_key: Mutex::new(HashMap::new()),
         }
     }
@@ -387,8 +430,28 @@ impl ThrottleGroup {
     pub fn for_key(&self, key: &str) -> Arc<Throttle> {
         let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key.to_owned())
-            .or_insert_with(|| Arc::new(Throttle::new(self.settings.clone(), key)))
+            .or_insert_with(|| {
+                let settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+                Arc::new(Throttle::new(settings.clone(), key))
+            })
             .clone()
+    }
+
+    /// Applies new settings to the global throttle and every keyed one (see
+    /// [`Throttle::reconfigure`]); throttles created later use them too.
+    pub fn reconfigure(&self, next: ThrottleSettings) {
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
+        self.global.reconfigure(next.clone());
+        let keyed: Vec<Arc<Throttle>> = self
+            .by_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for t in keyed {
+            t.reconfigure(next.clone());
+        }
     }
 
     /// Every keyed throttle's last decision, by key.

@@ -54,6 +54,16 @@ impl LagWindow {
         }
     }
 
+    /// A new width and size; the samples beyond the size go now (oldest first), those
+    /// older than the width at the next `push`.
+    pub fn resize(&mut self, width: Duration, max_samples: usize) {
+        self.width = width;
+        self.max_samples = max_samples.max(1);
+        while self.samples.len() > self.max_samples {
+            self.samples.pop_front();
+        }
+    }
+
     /// Mean and percentiles of the samples in the window.
     pub fn stats(&self) -> WindowStats {
         let count = self.samples.len();

@@ -3,6 +3,7 @@
 mod blocking;
 mod lanes;
 mod model;
+mod reconfigure;
 mod scheduling;
 
 use queue::{Priority, QueueItem};

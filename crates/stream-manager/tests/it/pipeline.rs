@@ -358,12 +358,12 @@ sources:
     assert_eq!(m.config().sources["b"].topic.as_deref(), Some("b-topic"));
     // Keys read only at start: refused with their paths, nothing applied.
     let mut restart = m.config().as_ref().clone();
-    restart.queue_max_size += 1;
+    restart.throttling.consumer_groups = vec!["watchers".into()];
     restart.kafka.linger_ms += 1;
     restart.sources.get_mut("a").unwrap().topic = Some("b-topic".into());
     match m.apply_config(restart).await {
         Err(stream_manager::Error::NeedsRestart { keys }) => {
-            assert_eq!(keys, ["kafka.linger_ms", "queue_max_size"]);
+            assert_eq!(keys, ["kafka.linger_ms", "throttling.consumer_groups"]);
         }
         other => panic!("expected NeedsRestart, got {other:?}"),
     }

@@ -211,3 +211,50 @@ async fn absurd_rates_are_paced_not_panicked_on() {
         assert!(t.acquire(10).await >= 1, "rate {max_rate}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn reconfigure_applies_new_bounds_and_targets_to_a_running_throttle() {
+    let t = Throttle::new(settings(), "live");
+    t.record(2000);
+    assert_eq!((t.snapshot().state, t.rate()), (M, 500.0));
+    // A higher target makes the same lag normal; the throttled rate stays put but
+    // within the new bounds.
+    t.reconfigure(ThrottleSettings {
+        target_lag: 3000,
+        critical_lag: 9000,
+        min_rate: 600.0,
+        max_rate: 2000.0,
+        ..settings()
+    });
+    assert_eq!(t.rate(), 600.0, "clamped into the new bounds");
+    assert_eq!(t.settings().target_lag, 3000);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(t.record(2000).state, N, "2,000 is below the new target");
+    // An unthrottled throttle follows a raised ceiling at once.
+    let u = Throttle::new(settings(), "free");
+    u.reconfigure(ThrottleSettings {
+        max_rate: 5000.0,
+        ..settings()
+    });
+    assert_eq!(u.rate(), 5000.0);
+    assert_eq!(u.acquire(10_000).await, 500, "burst follows the new rate");
+    // Turning it off stops pacing at once.
+    u.reconfigure(ThrottleSettings {
+        enabled: false,
+        ..settings()
+    });
+    assert_eq!(u.acquire(1_000_000).await, 1_000_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_reconfigures_its_global_and_keyed_throttles_and_later_ones() {
+    let g = ThrottleGroup::new(settings());
+    let a = g.for_key("a");
+    g.reconfigure(ThrottleSettings {
+        max_rate: 10.0,
+        ..settings()
+    });
+    assert_eq!(g.global().rate(), 10.0);
+    assert_eq!(a.rate(), 10.0);
+    assert_eq!(g.for_key("b").settings().max_rate, 10.0);
+}
