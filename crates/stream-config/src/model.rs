@@ -330,6 +330,24 @@ pub struct ThrottlingConfig {
     /// faster than this.
     #[serde(default = "default_critical_share")]
     pub critical_share: f64,
+    /// Per-source fairness: while more than one source has records in the pipeline,
+    /// each may hold at most its fair share of the queue (`queue_max_size` ÷ busy
+    /// sources) and waits for its own records beyond it, and a full queue holds (rather
+    /// than refuses) a record of a source under its share, so one that floods cannot
+    /// crowd out the others. Alone, a source uses the whole queue and its overflow
+    /// strategy.
+    #[serde(default = "yes")]
+    pub fair_share: bool,
+    /// Lag per source: each source gets a throttle of its own (the same states, levels
+    /// and settings) fed by the lag of the topics its records go to, and is held back
+    /// by it alone; the global throttle then sees only the lag of topics no source
+    /// sends to. Off (the seed's behaviour): the total lag throttles every source.
+    #[serde(default)]
+    pub lag_per_source: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_critical_share() -> f64 {
@@ -351,6 +369,8 @@ impl Default for ThrottlingConfig {
             recovery_checks: default_recovery_checks(),
             consumer_groups: Vec::new(),
             critical_share: default_critical_share(),
+            fair_share: true,
+            lag_per_source: false,
         }
     }
 }

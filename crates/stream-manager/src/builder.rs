@@ -240,6 +240,7 @@ impl Builder {
             next_batch: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             workers: std::sync::Mutex::new(Vec::new()),
+            per_source: crate::per_source::PerSource::default(),
         });
         let manager = StreamManager {
             shared: shared.clone(),

@@ -232,6 +232,7 @@ impl StreamManager {
                 priority: old.priority,
                 tracker,
                 counters: old.counters.clone(),
+                share: old.share.clone(),
                 fenced: Some(cluster.fenced_tx.clone()),
             });
             match self.launch(id, stream) {

@@ -23,6 +23,7 @@ mod dlq;
 mod health;
 mod kafka;
 mod manager;
+mod per_source;
 mod pipeline;
 mod reload;
 pub use reload::CONFIG_UPDATES;

@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) shutting_down: AtomicBool,
     /// The supervised background tasks (dispatcher, workers), for health.
     pub(crate) workers: std::sync::Mutex<Vec<Arc<crate::supervise::Worker>>>,
+    /// Each source's share of the queue and its own lag throttle.
+    pub(crate) per_source: crate::per_source::PerSource,
 }
 
 impl Shared {

@@ -37,6 +37,8 @@ pub(crate) struct SourceCtx {
     pub(crate) priority: Priority,
     pub(crate) tracker: Arc<CursorTracker>,
     pub(crate) counters: Arc<StreamCounters>,
+    /// Its records in the pipeline, for its fair share of the queue (`per_source.rs`).
+    pub(crate) share: Arc<crate::per_source::SourceShare>,
     /// Cluster mode: where the source is reported once another worker has claimed it
     /// (a commit refused by the fence, or the claim check before a fetch); this worker
     /// must stop it.
@@ -252,6 +254,7 @@ pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, 
             .1 += 1;
     }
     for ((_, seq), (ctx, n)) in groups {
+        ctx.share.settled(n);
         match ctx.tracker.settle(seq, n).await {
             Ok(()) => {}
             Err(api_client::Error::Fenced(why)) if ctx.claimed_elsewhere() => {
@@ -285,7 +288,24 @@ impl Sink for StreamSink {
             self.dead_letter_rejected(batch.rejected).await;
         }
         let rules = shared.priority_rules();
-        let embed = shared.config().metadata_in_payload;
+        let config = shared.config();
+        let embed = config.metadata_in_payload;
+        let fair = config.throttling.fair_share;
+        let own_lag = config.throttling.lag_per_source;
+        let share = &self.ctx.share;
+        if own_lag {
+            // The delay this source's own throttle decided at the last lag check.
+            let delay = shared.per_source.take_delay(share);
+            if !delay.is_zero() && !shared.shutting_down() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+        let own_throttle = own_lag
+            .then(|| shared.throttle.get(&self.ctx.id))
+            .flatten()
+            .filter(|t| t.rate() < t.settings().max_rate);
+        let mut topics: Vec<Arc<str>> = Vec::new();
+        let capacity = shared.queue.config().max_items;
         let ingested = Ingested::now();
         let mut arena = Chunks::default();
         let mut overflow = Vec::new();
@@ -309,13 +329,33 @@ impl Sink for StreamSink {
                     }
                 };
             drop(value);
+            if topics.len() < 8 && !topics.contains(&record.topic) {
+                topics.push(record.topic.clone());
+            }
+            if fair {
+                shared
+                    .per_source
+                    .wait_for_room(share, capacity, || {
+                        shared.shutting_down() || shared.queue.is_closed()
+                    })
+                    .await;
+            }
+            if let Some(t) = own_throttle.as_ref().filter(|_| !shared.shutting_down()) {
+                t.acquire(1).await;
+            }
+            share.admitted(1);
             let item = Item {
                 priority,
                 ctx: self.ctx.clone(),
                 seq,
                 record,
             };
-            match shared.queue.push(item).await {
+            let pushed = if fair {
+                shared.per_source_push(share, item).await
+            } else {
+                shared.queue.push(item).await
+            };
+            match pushed {
                 Ok(evicted) => overflow.extend(evicted),
                 Err(PushError::Closed(item)) => closed.push(item),
                 Err(e) => {
@@ -330,6 +370,7 @@ impl Sink for StreamSink {
                 }
             }
         }
+        share.saw_topics(&topics);
         shared
             .dead_letter_items(
                 &overflow,
@@ -350,6 +391,7 @@ impl Sink for StreamSink {
 
 impl StreamSink {
     async fn dead_letter_rejected(&self, rejected: Vec<(FetchSeq, Rejected)>) {
+        self.ctx.share.admitted(rejected.len());
         let letters = rejected
             .iter()
             .map(|(_, r)| {

@@ -164,6 +164,7 @@ impl StreamManager {
             priority: crate::convert::priority(config.priority),
             tracker: Arc::new(tracker),
             counters: Arc::new(StreamCounters::default()),
+            share: self.shared.per_source.share(&Arc::from(id)),
             fenced: None,
         });
         // In a worker group an enabled source waits for its slot to be assigned.
@@ -226,6 +227,7 @@ impl StreamManager {
 
     pub(crate) async fn remove_stream(&self, id: &str) {
         let removed = self.streams.lock().await.remove(id);
+        self.shared.per_source.forget(id);
         if let Some(mut s) = removed {
             s.halt(Duration::from_secs(10)).await;
         }

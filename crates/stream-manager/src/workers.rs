@@ -57,8 +57,15 @@ pub(crate) async fn lag_checker(shared: Arc<Shared>, probe: Arc<dyn LagProbe>, e
         if shared.shutting_down() {
             return;
         }
-        match shared.throttle.global().check(probe.as_ref()).await {
-            Ok(d) => {
+        match probe.lag().await {
+            Ok(lag) => {
+                let d = if shared.config().throttling.lag_per_source {
+                    // Each source by its own topics; the global throttle by the rest.
+                    let unclaimed = shared.per_source.record_lag(&shared.throttle, &lag);
+                    shared.throttle.global().record(unclaimed)
+                } else {
+                    shared.throttle.global().record(lag.total)
+                };
                 if !d.delay.is_zero() {
                     shared
                         .pending_delay_ms

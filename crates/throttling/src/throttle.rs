@@ -454,6 +454,15 @@ impl ThrottleGroup {
         }
     }
 
+    /// The throttle of `key`, if it was created.
+    pub fn get(&self, key: &str) -> Option<Arc<Throttle>> {
+        self.by_key
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
     /// Every keyed throttle's last decision, by key.
     pub fn snapshot(&self) -> Vec<(String, Decision)> {
         let map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());

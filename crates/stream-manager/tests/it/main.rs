@@ -4,6 +4,7 @@ mod bounds;
 mod cluster;
 mod commit;
 mod control;
+mod fair;
 mod lanes;
 mod live;
 mod outbound;

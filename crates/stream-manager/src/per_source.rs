@@ -1,0 +1,294 @@
+//! Per-source throttling (`throttling.per_source`): each source's fair share of the
+//! queue — a source that floods waits for its own records instead of crowding out the
+//! others' — and, where lag is read per topic, a throttle of its own fed by the lag of
+//! the topics its records go to.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use throttling::{Lag, ThrottleGroup};
+use tokio::sync::Notify;
+
+/// Most topics remembered per source for its lag (templated topics can be many; the
+/// lag of those beyond it is not attributed to the source).
+const MAX_TOPICS: usize = 64;
+
+/// What every share of one pipeline has in common.
+#[derive(Debug, Default)]
+struct Gate {
+    /// Sources with records outstanding.
+    busy: AtomicUsize,
+    /// Signalled whenever records settle.
+    settled: Notify,
+}
+
+/// One source's share of the pipeline.
+#[derive(Debug, Default)]
+pub(crate) struct SourceShare {
+    gate: Arc<Gate>,
+    /// Records admitted into the pipeline and not yet settled (queued or with the
+    /// producer).
+    outstanding: AtomicUsize,
+    /// The topics its records went to (at most [`MAX_TOPICS`]).
+    topics: Mutex<Vec<Arc<str>>>,
+    /// The delay its own throttle decided at the last lag check, taken once.
+    pending_delay_ms: AtomicU64,
+}
+
+impl SourceShare {
+    /// Records admitted and not yet settled.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
+    /// `n` records of this source enter the pipeline.
+    pub(crate) fn admitted(&self, n: usize) {
+        if n > 0 && self.outstanding.fetch_add(n, Ordering::AcqRel) == 0 {
+            self.gate.busy.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// `n` records of this source settled (delivered or dead-lettered).
+    pub(crate) fn settled(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let before = self
+            .outstanding
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        if before > 0 && before <= n {
+            let _ = self
+                .gate
+                .busy
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                    Some(v.saturating_sub(1))
+                });
+        }
+        self.gate.settled.notify_waiters();
+    }
+
+    /// Remembers the topics of a batch.
+    pub(crate) fn saw_topics<'a>(&self, topics: impl IntoIterator<Item = &'a Arc<str>>) {
+        let mut known = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        for t in topics {
+            if known.len() < MAX_TOPICS && !known.contains(t) {
+                known.push(t.clone());
+            }
+        }
+    }
+}
+
+/// The sources' shares, and who waits for one.
+#[derive(Debug, Default)]
+pub(crate) struct PerSource {
+    gate: Arc<Gate>,
+    /// Every stream's share, by source id (for the lag checker).
+    shares: Mutex<HashMap<Arc<str>, Arc<SourceShare>>>,
+}
+
+impl PerSource {
+    /// The share of source `id`, created on first use (kept across its restarts).
+    pub(crate) fn share(&self, id: &Arc<str>) -> Arc<SourceShare> {
+        self.shares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.clone())
+            .or_insert_with(|| {
+                Arc::new(SourceShare {
+                    gate: self.gate.clone(),
+                    ..SourceShare::default()
+                })
+            })
+            .clone()
+    }
+
+    /// Forgets a removed source (its records still settle against the share they hold).
+    pub(crate) fn forget(&self, id: &str) {
+        self.shares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Sources with records outstanding.
+    pub(crate) fn busy(&self) -> usize {
+        self.gate.busy.load(Ordering::Relaxed)
+    }
+
+    /// True while `share` holds its fair share of `capacity` or more and another source
+    /// has records outstanding too: `capacity` ÷ busy sources, at least one record.
+    fn over_share(&self, share: &SourceShare, capacity: usize) -> bool {
+        let busy = self.busy();
+        let mine = share.outstanding();
+        busy > 1 && mine > 0 && mine >= (capacity / busy).max(1)
+    }
+
+    /// Waits until `share` is below its fair share of `capacity` (or `stop` says the
+    /// pipeline is closing: the push that follows then dead-letters the record).
+    pub(crate) async fn wait_for_room(
+        &self,
+        share: &SourceShare,
+        capacity: usize,
+        stop: impl Fn() -> bool,
+    ) {
+        loop {
+            let notified = self.gate.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.over_share(share, capacity) || stop() {
+                return;
+            }
+            // Re-checked at least every 100 ms: a closing pipeline settles nothing.
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+        }
+    }
+
+    /// Feeds each source's own throttle with the lag of its topics (those the reading
+    /// has), keeping the delay it decides for the source's next batch, and returns the
+    /// lag no source claims (all of it when the reading has no per-topic figures).
+    pub(crate) fn record_lag(&self, throttles: &ThrottleGroup, lag: &Lag) -> i64 {
+        if lag.by_topic.is_empty() {
+            return lag.total;
+        }
+        let mut claimed = std::collections::BTreeSet::new();
+        let shares: Vec<(Arc<str>, Arc<SourceShare>)> = self
+            .shares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, s)| (id.clone(), s.clone()))
+            .collect();
+        for (id, share) in shares {
+            let topics = share
+                .topics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            claimed.extend(
+                topics
+                    .iter()
+                    .filter(|t| lag.by_topic.contains_key(&***t))
+                    .cloned(),
+            );
+            let mut own = topics
+                .iter()
+                .filter_map(|t| lag.by_topic.get(&**t))
+                .peekable();
+            if own.peek().is_none() {
+                continue;
+            }
+            let sum = own.fold(0i64, |acc, l| acc.saturating_add((*l).max(0)));
+            let d = throttles.for_key(&id).record(sum);
+            if !d.delay.is_zero() {
+                share
+                    .pending_delay_ms
+                    .fetch_max(d.delay.as_millis() as u64, Ordering::Relaxed);
+            }
+        }
+        lag.by_topic
+            .iter()
+            .filter(|(t, _)| !claimed.contains(t.as_str()))
+            .fold(0i64, |acc, (_, l)| acc.saturating_add((*l).max(0)))
+    }
+
+    /// The delay `share`'s own throttle asked for, taken (zero when none).
+    pub(crate) fn take_delay(&self, share: &SourceShare) -> Duration {
+        Duration::from_millis(share.pending_delay_ms.swap(0, Ordering::Relaxed))
+    }
+}
+
+impl crate::manager::Shared {
+    /// Pushes a record of `share`'s source. While another source has records in the
+    /// pipeline too, a full queue holds a record of a source under its fair share until
+    /// there is room (the sources over theirs are waiting, so room comes) instead of
+    /// refusing it: a source that arrives while another fills the queue gets its share.
+    /// Otherwise the queue's overflow strategy applies as configured.
+    pub(crate) async fn per_source_push(
+        &self,
+        share: &SourceShare,
+        item: crate::pipeline::Item,
+    ) -> Result<Vec<crate::pipeline::Item>, queue::PushError<crate::pipeline::Item>> {
+        let mut item = item;
+        loop {
+            let notified = self.per_source.gate.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.queue.push(item).await {
+                Err(queue::PushError::Full(back))
+                    if self.per_source.busy() > 1
+                        && !self
+                            .per_source
+                            .over_share(share, self.queue.config().max_items)
+                        && !self.shutting_down() =>
+                {
+                    item = back;
+                    let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl crate::StreamManager {
+    /// Each source's own throttle (fed by the lag of its topics) and its last decision,
+    /// by source id: only sources whose topics' lag was read.
+    pub fn source_throttles(&self) -> Vec<(String, throttling::Decision)> {
+        self.shared.throttle.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_over_its_share_waits_until_its_own_records_settle() {
+        let p = Arc::new(PerSource::default());
+        let (a, b) = (p.share(&"a".into()), p.share(&"b".into()));
+        a.admitted(10);
+        // Alone, `a` may use the whole capacity.
+        assert!(!p.over_share(&a, 10));
+        b.admitted(1);
+        assert_eq!(p.busy(), 2);
+        assert!(p.over_share(&a, 10), "10 of 10 with two busy sources");
+        assert!(!p.over_share(&b, 10));
+        let waiter = tokio::spawn({
+            let (p, a) = (p.clone(), a.clone());
+            async move { p.wait_for_room(&a, 10, || false).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiter.is_finished());
+        a.settled(6);
+        waiter.await.unwrap();
+        b.settled(1);
+        assert_eq!(p.busy(), 1);
+        a.settled(99);
+        assert_eq!((p.busy(), a.outstanding()), (0, 0), "saturates");
+    }
+
+    #[test]
+    fn lag_is_attributed_by_topic() {
+        let p = PerSource::default();
+        let g = ThrottleGroup::new(throttling::ThrottleSettings::default());
+        let (a, b) = (p.share(&"a".into()), p.share(&"b".into()));
+        a.saw_topics([&Arc::from("ta")]);
+        b.saw_topics([&Arc::from("tb")]);
+        let lag = Lag {
+            total: 9_000,
+            by_topic: [("ta".to_owned(), 9_000), ("tb".to_owned(), 0)].into(),
+        };
+        let unclaimed = p.record_lag(&g, &lag);
+        assert_eq!(unclaimed, 0, "both topics are claimed");
+        assert_eq!(g.for_key("a").snapshot().state.as_str(), "critical");
+        assert_eq!(g.for_key("b").snapshot().state.as_str(), "normal");
+        assert_eq!(p.take_delay(&a), Duration::from_secs(2));
+        assert_eq!(p.take_delay(&a), Duration::ZERO, "taken once");
+        assert_eq!(p.take_delay(&b), Duration::ZERO);
+    }
+}
