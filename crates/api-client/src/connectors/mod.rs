@@ -1,6 +1,8 @@
 //! The built-in connectors and the registry that builds sources by `source_type`.
 
 mod file;
+mod noaa;
+mod noaa_fields;
 mod public_apis;
 mod synthetic;
 
@@ -16,6 +18,7 @@ use crate::http::{ClientOptions, HttpApiClient, HttpSpec};
 use crate::source::{Cursor, Error, Fetch, PartStatus, Source};
 
 pub(crate) use file::FileSource;
+pub(crate) use noaa::summary as sweep_summary;
 pub use synthetic::{SyntheticParams, SyntheticSource};
 
 /// Builds a source from its id, its configuration and what the registry knows.
