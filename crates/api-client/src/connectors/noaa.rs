@@ -35,6 +35,9 @@ const MAX_STATIONS: usize = 10_000;
 const MAX_LIST_PAGES: u32 = 50;
 /// Observation requests in flight at once (the shared rate limiter paces them).
 const IN_FLIGHT: usize = 4;
+/// An observation timestamp later than now by more than this is not remembered (as an
+/// HTTP source's default `max_cursor_skew_seconds`).
+const MAX_SKEW_SECONDS: i64 = 300;
 
 /// The sweep's fetch state, kept in the cursor under `stations XX`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -319,7 +322,13 @@ impl Source for StateSweep {
                     Answer::New(record, at) => {
                         answered += 1;
                         fetch.records.push(record);
-                        st.stations[i].1 = at;
+                        if at <= now.saturating_add(MAX_SKEW_SECONDS) {
+                            st.stations[i].1 = at;
+                        } else {
+                            // Delivered, but not remembered: one far-future timestamp
+                            // must not hide the station's later observations.
+                            tracing::warn!(station = %id, timestamp = at, "an observation from the future; its record is kept, the station's last timestamp is not moved");
+                        }
                     }
                     Answer::Old | Answer::Missing => answered += 1,
                     Answer::Rejected(r) => {
@@ -356,8 +365,9 @@ impl Source for StateSweep {
         self.note(&st, per_poll);
         self.note_failures(&fetch.failures);
         if let Ok(text) = serde_json::to_string(&st) {
-            parts.insert(sweep_label, text);
+            parts.insert(sweep_label.clone(), text);
         }
+        parts.retain(|label, _| *label == alerts_label || *label == sweep_label);
         if parts != before {
             fetch.next_cursor = serde_json::to_string(&MultiState { parts })
                 .ok()

@@ -24,6 +24,7 @@ struct Nws {
     round: Arc<AtomicUsize>,
     failing: Arc<Mutex<HashSet<String>>>,
     missing: Arc<Mutex<HashSet<String>>>,
+    future: Arc<Mutex<HashSet<String>>>,
     log: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
@@ -52,7 +53,10 @@ impl Nws {
         } else {
             0
         };
-        let at = format!("2026-12-01T{:02}:{:02}:00+00:00", round / 60, round % 60);
+        let mut at = format!("2026-12-01T{:02}:{:02}:00+00:00", round / 60, round % 60);
+        if self.future.lock().unwrap().contains(id) {
+            at = "2999-01-01T00:00:00+00:00".to_owned();
+        }
         ResponseTemplate::new(200).set_body_json(json!({
             "@context": ["https://geojson.org/geojson-ld/geojson-context.jsonld"],
             "id": format!("{origin}/stations/{id}/observations/{at}"),
@@ -312,6 +316,7 @@ async fn noaa_state_sweep_resumes_from_its_cursor_retries_failures_and_refreshes
     let nws = Nws::new(30, 10);
     nws.failing.lock().unwrap().insert("S003".into());
     nws.missing.lock().unwrap().insert("S005".into());
+    nws.future.lock().unwrap().insert("S001".into());
     let server = serve(&nws).await;
     // 600 a minute polled every second: 10 requests a poll.
     let cfg = config(&server, 600, 1.0, json!({}));
@@ -352,15 +357,20 @@ async fn noaa_state_sweep_resumes_from_its_cursor_retries_failures_and_refreshes
     assert_eq!(observations(&p4).len(), 7, "S023-S029 end the sweep");
     assert_eq!(b.progress().unwrap()["sweeps_completed"], json!(1));
 
-    // Next sweep: S003 answers again and its observation is not lost; the others
-    // have nothing new.
+    // Next sweep: S003 answers again and its observation is not lost; S001's clock is
+    // right again and its year-2999 observation (delivered) did not hide this one; the
+    // others have nothing new.
     nws.failing.lock().unwrap().clear();
+    nws.future.lock().unwrap().clear();
     let p5 = b.fetch(p4.next_cursor.as_ref()).await.unwrap();
     let obs = observations(&p5);
-    assert_eq!(obs.len(), 1, "{obs:?}");
-    assert_eq!(obs[0]["properties"]["stationId"], json!("S003"));
+    let ids: Vec<&str> = obs
+        .iter()
+        .map(|o| o["properties"]["stationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["S001", "S003"], "{obs:?}");
     assert_eq!(
-        obs[0]["properties"]["windSpeed"]["value"],
+        obs[1]["properties"]["windSpeed"]["value"],
         json!(12.0),
         "no data_types: every field"
     );
