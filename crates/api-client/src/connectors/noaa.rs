@@ -18,10 +18,11 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::Url;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::noaa_fields::Fields;
+use super::noaa_state::{valid_id, SweepState, MAX_STATIONS};
 use super::MultiState;
 use crate::http::HttpApiClient;
 use crate::record::Record;
@@ -29,8 +30,6 @@ use crate::source::{Cursor, Error, Fetch, PartStatus, Rejected, Source};
 
 /// Most requests one poll plans for (a year-long interval at the top rate stays sane).
 pub(crate) const MAX_REQUESTS_PER_POLL: u64 = 10_000;
-/// Most stations kept (the cursor stays bounded whatever the upstream lists).
-const MAX_STATIONS: usize = 10_000;
 /// Most pages of one station-list walk (NWS pages hold up to 500 stations).
 const MAX_LIST_PAGES: u32 = 50;
 /// Observation requests in flight at once (the shared rate limiter paces them).
@@ -38,76 +37,6 @@ const IN_FLIGHT: usize = 4;
 /// An observation timestamp later than now by more than this is not remembered (as an
 /// HTTP source's default `max_cursor_skew_seconds`).
 const MAX_SKEW_SECONDS: i64 = 300;
-
-/// The sweep's fetch state, kept in the cursor under `stations XX`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct SweepState {
-    /// Marks the text as a sweep (for [`summary`]).
-    noaa_sweep: u8,
-    /// Station ids in order, each with the timestamp (Unix seconds) of the newest
-    /// observation emitted for it (0: none yet).
-    #[serde(default)]
-    stations: Vec<(String, i64)>,
-    /// The next station to ask (index into `stations`); 0 starts a sweep.
-    #[serde(default)]
-    pos: usize,
-    /// When the list was last fetched, Unix seconds.
-    #[serde(default)]
-    listed_at: i64,
-    /// Sweeps completed.
-    #[serde(default)]
-    sweeps: u64,
-    /// When the current sweep began, Unix milliseconds.
-    #[serde(default)]
-    sweep_started_ms: i64,
-    /// How long the last complete sweep took, milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_sweep_ms: Option<i64>,
-}
-
-impl SweepState {
-    /// A stored sweep, checked: ids that could not come from us are dropped, the list is
-    /// bounded and the position within it.
-    fn decode(text: Option<&String>) -> Self {
-        let mut s = text
-            .and_then(|t| serde_json::from_str::<SweepState>(t).ok())
-            .unwrap_or_default();
-        s.stations.retain(|(id, _)| valid_id(id));
-        s.stations.truncate(MAX_STATIONS);
-        if s.pos > s.stations.len() {
-            s.pos = 0;
-        }
-        s.noaa_sweep = 1;
-        s
-    }
-
-    /// Takes a new station list, keeping what is known of stations still listed and the
-    /// position (by station id: the sweep goes on at the first station not yet reached).
-    fn relist(&mut self, ids: Vec<String>, now: i64) {
-        let next = self.stations.get(self.pos).map(|(id, _)| id.clone());
-        let pos_done = self.pos > 0 && next.is_none();
-        let seen: HashMap<String, i64> = std::mem::take(&mut self.stations).into_iter().collect();
-        self.stations = ids
-            .into_iter()
-            .map(|id| {
-                let t = seen.get(&id).copied().unwrap_or(0);
-                (id, t)
-            })
-            .collect();
-        self.pos = match next {
-            Some(id) if self.pos > 0 => self.stations.partition_point(|(s, _)| *s < id),
-            _ if pos_done => self.stations.len(),
-            _ => 0,
-        };
-        self.listed_at = now;
-    }
-}
-
-/// NWS station ids are short and plain (`KSAC`, `CI093`, `SFOC1`); anything else is not
-/// put into a URL path.
-fn valid_id(id: &str) -> bool {
-    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
 
 /// What `/streams/{id}` shows of a sweep (`Source::progress`).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -136,6 +65,7 @@ enum Answer {
 /// `state` without `stations`: every station of the state, swept round-robin.
 #[derive(Debug)]
 pub(crate) struct StateSweep {
+    source_id: String,
     state: String,
     /// The state's active alerts (sharing the limiter), if enabled.
     alerts: Option<Arc<HttpApiClient>>,
@@ -151,6 +81,7 @@ pub(crate) struct StateSweep {
 impl StateSweep {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        source_id: &str,
         state: String,
         base: String,
         alerts: Option<Arc<HttpApiClient>>,
@@ -171,6 +102,7 @@ impl StateSweep {
             names: Mutex::new(HashMap::new()),
         };
         Self {
+            source_id: source_id.to_owned(),
             state,
             alerts,
             obs: Arc::new(obs),
@@ -298,7 +230,7 @@ impl Source for StateSweep {
             .pos
             .saturating_add(per_poll as usize)
             .min(st.stations.len());
-        let mut failures_this_poll = Vec::new();
+        let (mut failures_this_poll, mut observed) = (Vec::new(), 0u64);
         'sweep: while st.pos < end {
             let chunk_end = st.pos.saturating_add(IN_FLIGHT).min(end);
             let mut tasks = tokio::task::JoinSet::new();
@@ -321,12 +253,16 @@ impl Source for StateSweep {
                 match answer {
                     Answer::New(record, at) => {
                         answered += 1;
+                        observed += 1;
                         fetch.records.push(record);
                         if at <= now.saturating_add(MAX_SKEW_SECONDS) {
                             st.stations[i].1 = at;
                         } else {
                             // Delivered, but not remembered: one far-future timestamp
                             // must not hide the station's later observations.
+                            let source = self.source_id.clone();
+                            metrics::counter!(crate::metrics::CURSOR_IGNORED, "source" => source)
+                                .increment(1);
                             tracing::warn!(station = %id, timestamp = at, "an observation from the future; its record is kept, the station's last timestamp is not moved");
                         }
                     }
@@ -374,6 +310,9 @@ impl Source for StateSweep {
                 .map(Cursor);
         }
         fetch.changed = !fetch.records.is_empty() || !fetch.rejected.is_empty();
+        // (The alerts client counts its own.)
+        metrics::counter!(crate::metrics::RECORDS, "source" => self.source_id.clone())
+            .increment(observed);
         Ok(fetch)
     }
 
@@ -496,19 +435,6 @@ impl Observer {
     }
 }
 
-/// What an operator sees of a sweep's cursor (`/streams`' `cursor`), if `text` is one.
-pub(crate) fn summary(text: &str) -> Option<String> {
-    let s: SweepState = serde_json::from_str(text)
-        .ok()
-        .filter(|s: &SweepState| s.noaa_sweep == 1)?;
-    Some(format!(
-        "station {} of {}, {} sweeps done",
-        s.pos,
-        s.stations.len(),
-        s.sweeps
-    ))
-}
-
 /// Requests one poll of `cfg` may make: `rate_limit_per_minute × interval ÷ 60`, at least
 /// 1 (a `cron` batch schedule counts as one minute).
 pub(crate) fn requests_per_poll(cfg: &stream_config::SourceConfig) -> u32 {
@@ -527,51 +453,6 @@ pub(crate) fn requests_per_poll(cfg: &stream_config::SourceConfig) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ids(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn a_new_list_keeps_what_is_known_and_the_position_by_id() {
-        let mut s = SweepState::default();
-        s.relist(ids(&["A", "C", "E", "G"]), 10);
-        assert_eq!(s.pos, 0);
-        s.stations[1].1 = 100;
-        s.pos = 2; // A and C done; E next
-        s.relist(ids(&["A", "B", "C", "D", "F", "G"]), 20);
-        assert_eq!(
-            s.stations[2],
-            ("C".to_owned(), 100),
-            "C's last observation is kept"
-        );
-        assert_eq!(
-            s.stations[s.pos].0, "F",
-            "E is gone: the sweep goes on at F"
-        );
-        assert_eq!(s.listed_at, 20);
-        let text = serde_json::to_string(&SweepState {
-            noaa_sweep: 1,
-            ..s.clone()
-        })
-        .unwrap();
-        let back = SweepState::decode(Some(&text));
-        assert_eq!(back.stations, s.stations);
-        assert_eq!(back.pos, s.pos);
-        assert_eq!(
-            summary(&text).as_deref(),
-            Some("station 4 of 6, 0 sweeps done")
-        );
-    }
-
-    #[test]
-    fn a_stored_sweep_is_checked_before_it_is_used() {
-        let text = r#"{"noaa_sweep":1,"stations":[["KSAC",1],["../x",2],["K?Q",3]],"pos":9}"#;
-        let s = SweepState::decode(Some(&text.to_owned()));
-        assert_eq!(s.stations, vec![("KSAC".to_owned(), 1)]);
-        assert_eq!(s.pos, 0);
-        assert!(valid_id("SFOC1") && !valid_id("") && !valid_id("a/b"));
-    }
 
     #[test]
     fn the_budget_follows_the_rate_and_the_interval() {

@@ -161,6 +161,7 @@ pub(super) fn noaa_weather(
         let refresh = Duration::from_secs(u64::from(p.stations_refresh_minutes) * 60);
         let per_poll = super::noaa::requests_per_poll(cfg);
         return Ok(Arc::new(StateSweep::new(
+            id,
             state.clone(),
             base.to_owned(),
             alerts,
