@@ -158,7 +158,17 @@ pub(crate) fn document() -> Value {
                     "records_processed": { "type": "integer" }, "records_dead_lettered": { "type": "integer" },
                     "failing": { "type": "boolean" }, "commit_failing": { "type": "boolean" }, "last_error": { "type": "string", "nullable": true },
                     "cursor": { "type": "string", "nullable": true },
-                    "parts": { "type": "array", "items": { "type": "object" } } } },
+                    "parts": { "type": "array", "items": { "type": "object" } },
+                    "progress": { "$ref": "#/components/schemas/Progress" } } },
+                "Progress": { "type": "object", "additionalProperties": true,
+                    "description": "the source's own progress, only for sources that report one; a noaa_weather state sweep (kind noaa_state_sweep) has these properties",
+                    "properties": {
+                        "kind": { "type": "string" }, "state": { "type": "string" },
+                        "stations_known": { "type": "integer" }, "stations_fetched_this_sweep": { "type": "integer" },
+                        "sweeps_completed": { "type": "integer" }, "last_sweep_seconds": { "type": "number", "nullable": true },
+                        "list_refreshed_at": { "type": "string", "format": "date-time", "nullable": true },
+                        "requests_per_poll": { "type": "integer" }, "stations_per_poll": { "type": "integer" },
+                        "polls_per_sweep": { "type": "integer" } } },
                 "Ready": { "type": "object", "properties": { "ready": { "type": "boolean" }, "reasons": { "type": "array", "items": { "type": "string" } }, "health": { "type": "object" } } }
             }
         },

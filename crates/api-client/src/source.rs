@@ -155,6 +155,13 @@ pub trait Source: Send + Sync + fmt::Debug {
     fn parts(&self) -> Vec<PartStatus> {
         Vec::new()
     }
+
+    /// Where a long-running piece of work stands, as a JSON object for `/streams/{id}`
+    /// (`noaa_weather`'s state sweep: stations known, fetched this sweep, sweeps done,
+    /// the last sweep's duration). None (the default) for sources without such work.
+    fn progress(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// The health of one upstream endpoint of a source, as its last poll left it.

@@ -67,11 +67,10 @@ pub use security::{
 };
 pub use validate::warnings;
 
-/// The candidate closest to `name` (for "did you mean"), if any is close enough.
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+/// The candidate closest to `name` (for "did you mean"), if any is close enough
+/// (normalized Damerau-Levenshtein similarity ≥ 0.6). Connectors use it for their own
+/// parameter values (`noaa_weather`'s `data_types`).
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::normalized_damerau_levenshtein(name, c), c))

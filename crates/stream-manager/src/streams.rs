@@ -67,6 +67,9 @@ pub struct StreamInfo {
     pub cursor: Option<String>,
     /// Each upstream endpoint: URL (secrets redacted), last status, failures in a row.
     pub parts: Vec<api_client::PartStatus>,
+    /// The source's own progress report (`Source::progress`; e.g. a NOAA state sweep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<serde_json::Value>,
 }
 
 pub(crate) struct Stream {
@@ -134,6 +137,7 @@ impl Stream {
             uptime_seconds: self.started_at.map_or(0, |t| t.elapsed().as_secs()),
             cursor: self.ctx.tracker.committed().map(|c| c.summary()),
             parts: self.source.parts(),
+            progress: self.source.progress(),
         }
     }
 }

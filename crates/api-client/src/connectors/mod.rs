@@ -1,6 +1,9 @@
 //! The built-in connectors and the registry that builds sources by `source_type`.
 
 mod file;
+mod noaa;
+mod noaa_fields;
+mod noaa_state;
 mod public_apis;
 mod synthetic;
 
@@ -16,6 +19,7 @@ use crate::http::{ClientOptions, HttpApiClient, HttpSpec};
 use crate::source::{Cursor, Error, Fetch, PartStatus, Source};
 
 pub(crate) use file::FileSource;
+pub(crate) use noaa_state::summary as sweep_summary;
 pub use synthetic::{SyntheticParams, SyntheticSource};
 
 /// Builds a source from its id, its configuration and what the registry knows.

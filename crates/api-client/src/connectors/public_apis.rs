@@ -3,10 +3,13 @@
 //! mirrors) can point them elsewhere.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use stream_config::SourceConfig;
 
+use super::noaa::StateSweep;
+use super::noaa_fields::{Fields, Filtered};
 use super::{params, Context, MultiSource};
 use crate::decode::Decoder;
 use crate::dedup::DedupSpec;
@@ -41,24 +44,37 @@ fn bad(id: &str, key: &str, message: impl Into<String>) -> Error {
 struct NoaaParams {
     #[serde(default = "noaa_base")]
     base_url: String,
-    /// Station ids whose latest observation is fetched.
+    /// Station ids whose latest observation is fetched at every poll.
     #[serde(default)]
     stations: Vec<String>,
-    /// State or area code for active alerts (and the station list, if `list_stations`).
+    /// State or area code: its active alerts; without `stations`, also every
+    /// observation station of the state, swept round-robin (`noaa.rs`).
     #[serde(default)]
     state: Option<String>,
     #[serde(default = "yes")]
     alerts: bool,
+    /// With `state` and no `stations`: sweep the state's stations (false: alerts only,
+    /// as before #23).
+    #[serde(default = "yes")]
+    observations: bool,
+    /// Minutes between refreshes of a swept state's station list, 5-10080.
+    #[serde(default = "noaa_refresh_minutes")]
+    stations_refresh_minutes: u32,
+    /// With `state` and `stations`: also emit the state's station list as records (a
+    /// sweep lists the stations itself and ignores it).
     #[serde(default)]
     list_stations: bool,
-    /// Kept for the seed-era format; every observation field is passed through.
+    /// Observation fields kept, by the README's name table (`temperature`, `humidity`,
+    /// …); empty keeps every field.
     #[serde(default)]
-    #[allow(dead_code)]
     data_types: Vec<String>,
     #[serde(default = "noaa_agent")]
     user_agent: String,
 }
 
+fn noaa_refresh_minutes() -> u32 {
+    360
+}
 fn noaa_base() -> String {
     "https://api.weather.gov".to_owned()
 }
@@ -84,15 +100,23 @@ fn state_of_id(id: &str) -> Option<String> {
 
 /// api.weather.gov: latest observations of stations, active alerts of an area, and
 /// optionally the (paginated) station list of a state. GeoJSON; User-Agent required.
-/// Without `stations` and `state` (the seed's Quick Start): the alerts of the state the
-/// source id ends in (`noaa_weather_ca` → CA), else of the whole country, with a
-/// warning that says which.
+/// `state` without `stations`: the state's alerts and every observation station of the
+/// state, swept round-robin within the rate limit (`noaa.rs`). Without `stations` and
+/// `state` (the seed's Quick Start): the state the source id ends in (`noaa_weather_ca`
+/// → CA), else the whole country's alerts, with a warning that says which.
 pub(super) fn noaa_weather(
     id: &str,
     cfg: &SourceConfig,
     ctx: &Context,
 ) -> Result<Arc<dyn Source>, Error> {
     let mut p: NoaaParams = params(id, cfg)?;
+    let fields = Fields::parse(id, &p.data_types)?;
+    if !(5..=10_080).contains(&p.stations_refresh_minutes) {
+        let got = p.stations_refresh_minutes;
+        let message = format!("must be 5-10080 (minutes), got {got}");
+        return Err(bad(id, "stations_refresh_minutes", message));
+    }
+    p.state = p.state.map(|s| s.trim().to_ascii_uppercase());
     if p.stations.is_empty() && p.state.is_none() {
         // The seed's Quick Start names neither (`noaa_weather_ca` with no parameters):
         // the state its id ends in (`_ca` → CA), else the whole country's alerts.
@@ -101,11 +125,11 @@ pub(super) fn noaa_weather(
             Some(state) => tracing::warn!(
                 source = id,
                 state = %state,
-                "noaa_weather without `stations` or `state`: polling the active alerts of {state}, taken from the source id; set `state` (and `stations` for observations) to say so"
+                "noaa_weather without `stations` or `state`: polling the active alerts and every observation station of {state}, taken from the source id; set `state` to say so"
             ),
             None => tracing::warn!(
                 source = id,
-                "noaa_weather without `stations` or `state`: polling the active alerts of the whole country; set `state` (and `stations` for observations) to narrow it"
+                "noaa_weather without `stations` or `state`: polling the active alerts of the whole country; set `state` (or `stations`) to narrow it"
             ),
         }
     }
@@ -117,6 +141,36 @@ pub(super) fn noaa_weather(
         dedup: dedup(dedup_keys),
         ..HttpSpec::get(url)
     };
+    let alerts_of = |state: &str| {
+        let mut spec = geo(
+            format!("{base}/alerts/active"),
+            &["/id", "/properties/sent"],
+        );
+        spec.query.insert("area".into(), state.to_owned());
+        spec
+    };
+    if let (true, true, Some(state)) = (p.stations.is_empty(), p.observations, &p.state) {
+        let alerts = match p.alerts {
+            true => Some(Arc::new(client(id, cfg, ctx, alerts_of(state))?)),
+            false => None,
+        };
+        let mut http = client(id, cfg, ctx, geo(format!("{base}/stations"), &[]))?;
+        if let Some(a) = &alerts {
+            http = http.share_rate_limit(a);
+        }
+        let refresh = Duration::from_secs(u64::from(p.stations_refresh_minutes) * 60);
+        let per_poll = super::noaa::requests_per_poll(cfg);
+        return Ok(Arc::new(StateSweep::new(
+            id,
+            state.clone(),
+            base.to_owned(),
+            alerts,
+            Arc::new(http),
+            fields,
+            per_poll,
+            refresh,
+        )));
+    }
     let mut specs: Vec<(String, HttpSpec)> = Vec::new();
     for station in &p.stations {
         let spec = geo(
@@ -134,12 +188,7 @@ pub(super) fn noaa_weather(
     }
     if let Some(state) = &p.state {
         if p.alerts {
-            let mut spec = geo(
-                format!("{base}/alerts/active"),
-                &["/id", "/properties/sent"],
-            );
-            spec.query.insert("area".into(), state.clone());
-            specs.push((format!("alerts {state}"), spec));
+            specs.push((format!("alerts {state}"), alerts_of(state)));
         }
         if p.list_stations {
             let mut spec = geo(format!("{base}/stations"), &["/id"]);
@@ -154,7 +203,7 @@ pub(super) fn noaa_weather(
         return Err(bad(
             id,
             "stations",
-            "give `stations` (ids) and/or `state` (for alerts)",
+            "give `stations` (ids) and/or `state` (alerts; observations too without `stations`)",
         ));
     }
     // One rate limit for the whole source, as `rate_limit_per_minute` says.
@@ -167,7 +216,14 @@ pub(super) fn noaa_weather(
         }
         let c = Arc::new(c);
         first.get_or_insert_with(|| c.clone());
-        parts.push((label, c));
+        let part: Arc<dyn Source> = match label.starts_with("station ") && !fields.all() {
+            true => Arc::new(Filtered {
+                inner: c,
+                fields: fields.clone(),
+            }),
+            false => c,
+        };
+        parts.push((label, part));
     }
     Ok(Arc::new(MultiSource::new(parts)))
 }

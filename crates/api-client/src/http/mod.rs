@@ -140,7 +140,7 @@ impl HttpApiClient {
     }
 
     /// One request with retries; returns the response (2xx or 304) and its body.
-    async fn get_page(
+    pub(crate) async fn get_page(
         &self,
         url: &Url,
         conditional: Option<&Validators>,

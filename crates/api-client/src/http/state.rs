@@ -123,6 +123,9 @@ impl FetchState {
 /// a resume point, if a walk was interrupted), each part's for a multi-endpoint source,
 /// or the cursor itself.
 pub(crate) fn summary(cursor: &Cursor) -> String {
+    if let Some(sweep) = crate::connectors::sweep_summary(&cursor.0) {
+        return sweep;
+    }
     if let Ok(m) = serde_json::from_str::<crate::connectors::MultiState>(&cursor.0) {
         return m
             .parts

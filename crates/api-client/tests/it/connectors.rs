@@ -59,6 +59,10 @@ async fn noaa_weather_observations_and_alerts_with_user_agent() {
         f.records[0].to_value()["properties"]["temperature"]["value"],
         json!(14.4)
     );
+    assert!(
+        f.records[0].to_value()["properties"]["windSpeed"].is_null(),
+        "data_types: temperature only"
+    );
     assert_eq!(
         f.records[1].to_value()["properties"]["event"],
         json!("Red Flag Warning")
@@ -377,6 +381,12 @@ async fn noaa_weather_without_parameters_polls_the_state_its_id_names() {
     assert_eq!(
         f.records[0].to_value()["properties"]["event"],
         json!("Red Flag Warning")
+    );
+    // …and every observation station of CA (this upstream lists none: a failed part).
+    assert!(
+        f.failures.iter().any(|m| m.contains("station list of CA")),
+        "{:?}",
+        f.failures
     );
 
     let country = MockServer::start().await;

@@ -5,6 +5,7 @@ mod connectors;
 mod fetch_state;
 mod guards;
 mod http;
+mod noaa;
 mod outbound;
 mod secrets;
 

@@ -211,3 +211,42 @@ async fn dlq_retries_go_on_after_panics_in_the_dlq_worker_and_in_retention() {
     assert!(retention.running);
     assert!(retention.last_error.unwrap().contains("retention exploded"));
 }
+
+/// Reports where it stands, like a NOAA state sweep.
+#[derive(Debug)]
+struct Progressing;
+
+#[async_trait::async_trait]
+impl api_client::Source for Progressing {
+    async fn fetch(&self, _: Option<&api_client::Cursor>) -> api_client::Result<api_client::Fetch> {
+        Ok(api_client::Fetch::unchanged())
+    }
+    fn progress(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({"kind": "test", "stations_known": 3}))
+    }
+}
+
+#[tokio::test]
+async fn a_sources_progress_is_shown_with_its_stream_and_left_out_without_one() {
+    let mut registry = api_client::Registry::builtin();
+    registry.register("progressing", |_, _| Ok(Arc::new(Progressing)));
+    let yaml = "
+sources:
+  p: { source_type: progressing }
+  gen: { source_type: synthetic }
+";
+    let m = builder(yaml)
+        .registry(registry)
+        .start()
+        .await
+        .expect("manager starts");
+    let shown = serde_json::to_value(m.stream("p").await.unwrap()).unwrap();
+    assert_eq!(
+        shown["progress"]["stations_known"],
+        serde_json::json!(3),
+        "{shown}"
+    );
+    let plain = serde_json::to_value(m.stream("gen").await.unwrap()).unwrap();
+    assert!(plain.get("progress").is_none(), "{plain}");
+    m.shutdown(Duration::from_secs(1)).await;
+}
