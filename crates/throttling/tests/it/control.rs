@@ -199,17 +199,37 @@ proptest! {
 
 #[tokio::test(start_paused = true)]
 async fn absurd_rates_are_paced_not_panicked_on() {
-    for max_rate in [1e10, f64::MAX, 1e-9] {
-        let t = Throttle::new(
+    let throttle = |max_rate: f64| {
+        Throttle::new(
             ThrottleSettings {
                 min_rate: max_rate.min(1.0),
                 max_rate,
+                burst_seconds: 1.0,
                 ..settings()
             },
             "absurd",
-        );
-        assert!(t.acquire(10).await >= 1, "rate {max_rate}");
+        )
+    };
+    // Rates beyond a record per nanosecond: a whole batch at once, no time passes.
+    for max_rate in [1e10, f64::MAX] {
+        let t = throttle(max_rate);
+        let start = tokio::time::Instant::now();
+        assert_eq!(t.acquire(10).await, 10, "rate {max_rate}");
+        assert_eq!(t.acquire(10).await, 10, "rate {max_rate}");
+        assert_eq!(start.elapsed(), Duration::ZERO, "rate {max_rate}");
     }
+    // A rate below one record per 1,000 s is paced at one per 1,000 s: the first record
+    // goes at once, the next one waits for its token.
+    let t = throttle(1e-9);
+    let start = tokio::time::Instant::now();
+    assert_eq!(t.acquire(10).await, 1, "a burst of one record");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(t.acquire(10).await, 1);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(999) && waited <= Duration::from_secs(1001),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
