@@ -8,6 +8,7 @@ mod lanes;
 mod outbound;
 mod payload;
 mod pipeline;
+mod summary;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
