@@ -91,7 +91,8 @@ fn series(text: &str, name: &str) -> f64 {
 }
 
 /// Traffic moves the figures: records sent, the queue's backlog (400 records/s offered,
-/// 100/s let through), a source whose upstream refuses every connection. The seed's
+/// 100/s let through), a source whose upstream refuses every connection (its breaker
+/// kept shut, so it keeps asking). The seed's
 /// gauges on `/metrics` are the same counters. Fails on the old code: no such route
 /// (404), and `queue_size` had no total series.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +113,7 @@ sources:
   down:
     source_type: http_json
     ingestion: {{ mode: real_time, polling_interval_seconds: 0.3 }}
-    custom_params: {{ url: 'http://127.0.0.1:{closed}/items', max_retries: 0 }}
+    custom_params: {{ url: 'http://127.0.0.1:{closed}/items', max_retries: 0, breaker_threshold: 1000000 }}
 {server}",
         dir = dir.path().display(),
         server = server_section(port)
