@@ -28,12 +28,18 @@ pub(crate) struct AppState {
     pub(crate) embedded: bool,
     /// Topics the configuration names that the cluster refused to create.
     pub(crate) missing_topics: stream_manager::MissingTopics,
-    /// The last health check, for `/ready`.
-    pub(crate) ready_cache:
-        tokio::sync::Mutex<Option<(std::time::Instant, stream_manager::Health)>>,
+    /// The last health check and its per-component verdicts, for `/ready`.
+    pub(crate) ready_cache: tokio::sync::Mutex<Option<ReadyCheck>>,
 }
 
 type AppResult = Result<Response, ApiError>;
+
+/// One health check: when, what it found, the components' verdicts from it.
+pub(crate) type ReadyCheck = (
+    std::time::Instant,
+    stream_manager::Health,
+    stream_manager::Components,
+);
 
 /// A JSON error with a 4xx status.
 pub(crate) struct ApiError(StatusCode, Value);
@@ -113,6 +119,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/dlq/{id}", delete(discard))
         .route("/config", get(get_config).put(put_config))
         .route("/cluster", get(get_cluster))
+        .route("/metrics/summary", get(crate::summary::metrics_summary))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(json_only))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -194,14 +201,15 @@ async fn auth(
 const READY_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn ready(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let h = {
+    let (h, components) = {
         let mut cache = s.ready_cache.lock().await;
         match &*cache {
-            Some((at, h)) if at.elapsed() < READY_CACHE => h.clone(),
+            Some((at, h, c)) if at.elapsed() < READY_CACHE => (h.clone(), c.clone()),
             _ => {
                 let h = s.manager.health().await;
-                *cache = Some((std::time::Instant::now(), h.clone()));
-                h
+                let c = s.manager.components(&h);
+                *cache = Some((std::time::Instant::now(), h.clone(), c.clone()));
+                (h, c)
             }
         }
     };
@@ -243,7 +251,7 @@ async fn ready(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = if detailed {
-        json!({ "ready": reasons.is_empty(), "reasons": reasons, "health": h })
+        json!({ "ready": reasons.is_empty(), "reasons": reasons, "health": h, "components": components })
     } else {
         json!({ "ready": reasons.is_empty(), "reasons": reasons })
     };

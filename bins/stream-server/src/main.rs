@@ -12,6 +12,7 @@ mod api;
 mod listener;
 mod openapi;
 mod run;
+mod summary;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

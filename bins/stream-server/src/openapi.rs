@@ -67,6 +67,7 @@ fn routes() -> Vec<Route> {
         Route { method: "get", path: "/health", summary: "Liveness: 200 while the process serves", params: vec![], body: None, ok: object(), errors: &[] },
         Route { method: "get", path: "/ready", summary: "Readiness: 200 when Kafka is reachable and streams run, else 503 with reasons (details only with a token)", params: vec![], body: None, ok: reference("Ready"), errors: &[503] },
         Route { method: "get", path: "/metrics", summary: "Prometheus text format", params: vec![], body: None, ok: json!({"type": "string"}), errors: &[] },
+        Route { method: "get", path: "/metrics/summary", summary: "The seed's get_metrics() figures: producer, queue, throttling, API, per stream", params: vec![], body: None, ok: reference("Summary"), errors: &[401] },
         Route { method: "get", path: "/streams", summary: "Every stream with status and figures", params: vec![], body: None, ok: json!({"type": "array", "items": reference("Stream")}), errors: &[401] },
         Route { method: "get", path: "/streams/{id}", summary: "One stream, with each upstream part", params: vec![id()], body: None, ok: reference("Stream"), errors: &[401, 404] },
         Route { method: "post", path: "/streams/{id}/{action}", summary: "Start, stop, pause or resume a stream", params: vec![id(), path_param("action", json!({"type": "string", "enum": ["start", "stop", "pause", "resume"]}), "what to do")], body: None, ok: reference("Stream"), errors: &[400, 401, 403, 404, 409, 415] },
@@ -130,7 +131,7 @@ pub(crate) fn document() -> Value {
         let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         entry[r.method] = op;
     }
-    json!({
+    let mut document = json!({
         "openapi": "3.0.3",
         "info": { "title": "stream-manager admin API", "version": env!("CARGO_PKG_VERSION") },
         "components": {
@@ -169,10 +170,17 @@ pub(crate) fn document() -> Value {
                         "list_refreshed_at": { "type": "string", "format": "date-time", "nullable": true },
                         "requests_per_poll": { "type": "integer" }, "stations_per_poll": { "type": "integer" },
                         "polls_per_sweep": { "type": "integer" } } },
-                "Ready": { "type": "object", "properties": { "ready": { "type": "boolean" }, "reasons": { "type": "array", "items": { "type": "string" } }, "health": { "type": "object" } } }
+                "Ready": { "type": "object", "required": ["ready", "reasons"], "properties": { "ready": { "type": "boolean" }, "reasons": { "type": "array", "items": { "type": "string" } }, "health": { "type": "object", "description": "only with a token" }, "components": { "$ref": "#/components/schemas/Components" } } }
             }
         },
         "security": [{ "bearer": [] }],
         "paths": paths,
-    })
+    });
+    if let (Some(schemas), Value::Object(more)) = (
+        document["components"]["schemas"].as_object_mut(),
+        crate::summary::schemas(),
+    ) {
+        schemas.extend(more);
+    }
+    document
 }

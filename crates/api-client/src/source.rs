@@ -176,4 +176,65 @@ pub struct PartStatus {
     pub consecutive_failures: u32,
     /// The last failure, redacted.
     pub last_error: Option<String>,
+    /// Answers since the source was built: every HTTP answer, every request that got
+    /// none (timed out, failed), and every poll the response cache answered. Requests
+    /// the source refused to send (`refused`, `breaker open`) are not counted.
+    pub requests: u64,
+    /// Of `requests`, those that failed: no answer, or a status other than 2xx and 304.
+    pub failed_requests: u64,
+    /// Of `requests`, polls the response cache answered (`cache_ttl_seconds`).
+    pub cache_hits: u64,
+}
+
+impl PartStatus {
+    /// Records `status` (an HTTP status, `cached`, or what went wrong) as the last one,
+    /// and counts it.
+    pub(crate) fn note(&mut self, status: &str) {
+        match status {
+            "refused" | "breaker open" => {}
+            "cached" => {
+                self.requests += 1;
+                self.cache_hits += 1;
+            }
+            other => {
+                self.requests += 1;
+                let ok = other
+                    .parse::<u16>()
+                    .is_ok_and(|c| (200..300).contains(&c) || c == 304);
+                if !ok {
+                    self.failed_requests += 1;
+                }
+            }
+        }
+        self.last_status = Some(status.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PartStatus;
+
+    #[test]
+    fn a_part_counts_answers_failures_and_cache_hits_but_not_requests_never_sent() {
+        let mut part = PartStatus::default();
+        for status in [
+            "200",
+            "304",
+            "cached",
+            "503",
+            "404",
+            "timed out",
+            "request failed",
+            "refused",
+            "breaker open",
+        ] {
+            part.note(status);
+        }
+        assert_eq!(
+            (part.requests, part.failed_requests, part.cache_hits),
+            (7, 4, 1),
+            "{part:?}"
+        );
+        assert_eq!(part.last_status.as_deref(), Some("breaker open"));
+    }
 }

@@ -269,7 +269,7 @@ impl KafkaProducer {
         let mut fast_config = config.clone();
         fast_config.set("linger.ms", "0");
         let fast = make("critical", &fast_config)?;
-        Ok(Self {
+        let producer = Self {
             normal,
             fast,
             settings,
@@ -277,7 +277,18 @@ impl KafkaProducer {
             in_flight: AtomicI64::new(0),
             last_error,
             stats: Counters::default(),
-        })
+        };
+        // The seed's names exist from the start (at 0), not only after a first send.
+        producer.publish_totals();
+        Ok(producer)
+    }
+
+    /// The seed's gauges: totals since creation.
+    fn publish_totals(&self) {
+        let totals = self.stats();
+        metrics::gauge!(m::SEED_TOTAL_SENT).set(totals.sent as f64);
+        metrics::gauge!(m::SEED_TOTAL_FAILED).set(totals.failed as f64);
+        metrics::gauge!(m::SEED_RETRY_COUNT).set(totals.retries as f64);
     }
 
     /// The settings in force.
@@ -487,11 +498,12 @@ impl Producer for KafkaProducer {
         metrics::counter!(m::SENT).increment(sent as u64);
         metrics::gauge!(m::IN_FLIGHT).set(self.in_flight.load(Ordering::Relaxed) as f64);
         self.stats.sent.fetch_add(sent as u64, Ordering::Relaxed);
-        let totals = self.stats();
-        metrics::gauge!(m::SEED_TOTAL_SENT).set(totals.sent as f64);
-        metrics::gauge!(m::SEED_TOTAL_FAILED).set(totals.failed as f64);
-        metrics::gauge!(m::SEED_RETRY_COUNT).set(totals.retries as f64);
+        self.publish_totals();
         done.into_iter().flatten().collect()
+    }
+
+    fn stats(&self) -> ProducerStats {
+        KafkaProducer::stats(self)
     }
 
     fn is_ready(&self) -> bool {

@@ -193,4 +193,11 @@ pub trait Producer: Send + Sync + std::fmt::Debug {
 
     /// Connectivity to the cluster (a metadata request with a timeout).
     async fn health(&self) -> KafkaHealth;
+
+    /// Records sent, failed for good and resent since the producer was created (the
+    /// seed's `total_sent`, `total_failed`, `retry_count`); zeros for a producer that
+    /// keeps no counts.
+    fn stats(&self) -> ProducerStats {
+        ProducerStats::default()
+    }
 }

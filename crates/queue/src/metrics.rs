@@ -14,7 +14,11 @@ pub(crate) const BLOCKED: &str = "queue_blocked_seconds";
 /// after installing it, so `/metrics` carries `# HELP` lines).
 pub fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_gauge!(SIZE, Unit::Count, "Records held in the queue, by priority.");
+    describe_gauge!(
+        SIZE,
+        Unit::Count,
+        "Records held in the queue, by priority; the series without a priority label is the total (the seed's `queue_size`)."
+    );
     describe_gauge!(BYTES, Unit::Bytes, "Bytes held in the queue.");
     describe_gauge!(
         UTILIZATION,

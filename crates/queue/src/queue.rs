@@ -582,6 +582,8 @@ impl<T: QueueItem> PriorityQueue<T> {
             metrics::gauge!(m::SIZE, "priority" => label).set(inner.lanes[i].len() as f64);
             metrics::gauge!(m::BYTES, "priority" => label).set(inner.bytes[i] as f64);
         }
+        // The seed's `queue_size`: the total, as a series without the label.
+        metrics::gauge!(m::SIZE).set(inner.len as f64);
         metrics::gauge!(m::UTILIZATION).set(self.utilization(&inner));
         metrics::gauge!(m::SEED_DROPPED).set((inner.stats.evicted + inner.stats.refused) as f64);
         let (enq, deq) = inner.published;

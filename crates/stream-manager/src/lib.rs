@@ -28,6 +28,7 @@ mod pipeline;
 mod reload;
 pub use reload::CONFIG_UPDATES;
 mod streams;
+mod summary;
 mod supervise;
 mod workers;
 
@@ -43,6 +44,11 @@ pub use crate::kafka::{
 };
 pub use crate::manager::{ShutdownReport, StreamManager};
 pub use crate::streams::{StreamInfo, StreamStatus};
+pub use crate::summary::{
+    ApiClientsComponent, ApiSummary, Components, DlqComponent, ProducerComponent, ProducerSummary,
+    QueueComponent, QueueSummary, StreamSummary, StreamsComponent, Summary, ThrottlingComponent,
+    ThrottlingSummary,
+};
 pub use crate::supervise::WorkerHealth;
 pub use producer::{DeadLetter, DlqFilter, DlqStats, DlqStatus, Purge};
 

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     // Dropped after the process is killed (fields drop in order after `drop`).
-    dir: test_support::TempDir,
+    pub(crate) dir: test_support::TempDir,
 }
 
 impl Drop for Server {
@@ -19,8 +19,8 @@ impl Drop for Server {
     }
 }
 
-const TOKEN: &str = "test-admin-token-42";
-const READ_TOKEN: &str = "test-read-token-7";
+pub(crate) const TOKEN: &str = "test-admin-token-42";
+pub(crate) const READ_TOKEN: &str = "test-read-token-7";
 
 fn start_server() -> Server {
     start_server_with(50, "")
@@ -44,6 +44,11 @@ server: {{ listen: '127.0.0.1:{port}', admin_token: '${{ADMIN_TOKEN}}', read_tok
 {extra}",
         dir = dir.path().display()
     );
+    start_server_config(dir, port, &config)
+}
+
+/// A server run with `config` (written into `dir`), listening on `port`.
+pub(crate) fn start_server_config(dir: test_support::TempDir, port: u16, config: &str) -> Server {
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, config).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_stream-server"))
@@ -74,7 +79,7 @@ server: {{ listen: '127.0.0.1:{port}', admin_token: '${{ADMIN_TOKEN}}', read_tok
     server
 }
 
-async fn call(
+pub(crate) async fn call(
     method: reqwest::Method,
     url: &str,
     token: Option<&str>,
@@ -98,7 +103,7 @@ async fn call(
 
 /// `promtool check metrics` (Debian's `prometheus` package; `cargo xtask test` installs
 /// it) reports nothing but the seed's `_count` name: names, types, HELP text, units.
-fn promtool_accepts(text: &str) {
+pub(crate) fn promtool_accepts(text: &str) {
     use std::io::Write as _;
     let mut child = match Command::new("promtool")
         .args(["check", "metrics"])
@@ -146,7 +151,7 @@ fn as_json(yaml: &str) -> String {
 }
 
 /// Parses Prometheus text format strictly enough to catch malformed output.
-fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+pub(crate) fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
     let name_re = |n: &str| {
         n.chars()
             .next()
@@ -540,6 +545,11 @@ async fn admin_api_end_to_end() {
             "{name} missing from {text}"
         );
     }
+    // The seed's `queue_size` is the total: a series without the `priority` label.
+    assert!(
+        series.iter().any(|(n, _)| n == "wildfire_queue_size"),
+        "{text}"
+    );
     let total_sent = series
         .iter()
         .find(|(n, _)| n == "wildfire_producer_total_sent")
@@ -627,7 +637,12 @@ fn sighup(s: &Server) {
 }
 
 /// Polls `GET {path}` (with the admin token) until `done` accepts its answer.
-async fn wait_for(s: &Server, path: &str, what: &str, done: impl Fn(u16, &str) -> bool) -> String {
+pub(crate) async fn wait_for(
+    s: &Server,
+    path: &str,
+    what: &str,
+    done: impl Fn(u16, &str) -> bool,
+) -> String {
     let start = Instant::now();
     loop {
         let (code, body) = call(

@@ -509,7 +509,7 @@ impl HttpApiClient {
         self.status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .last_status = Some(status.to_owned());
+            .note(status);
     }
 
     /// Shares `other`'s rate limiter: the parts of one source draw on one budget

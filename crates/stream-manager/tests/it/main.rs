@@ -10,6 +10,7 @@ mod live;
 mod outbound;
 mod payload;
 mod pipeline;
+mod summary;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
