@@ -5,6 +5,7 @@ mod connectors;
 mod fetch_state;
 mod guards;
 mod http;
+mod limits;
 mod outbound;
 mod secrets;
 
@@ -27,6 +28,7 @@ pub(crate) fn opts() -> ClientOptions {
         cache_ttl: Duration::ZERO,
         allowed_hosts: Vec::new(),
         admin_address: None,
+        limits: Default::default(),
     }
 }
 
