@@ -7,6 +7,7 @@ mod guards;
 mod http;
 mod limits;
 mod outbound;
+mod purpleair;
 mod secrets;
 
 use std::time::Duration;
