@@ -5,6 +5,7 @@ mod cluster;
 mod commit;
 mod control;
 mod lanes;
+mod modes;
 mod outbound;
 mod payload;
 mod pipeline;
