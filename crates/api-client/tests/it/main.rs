@@ -8,6 +8,7 @@ mod http;
 mod limits;
 mod outbound;
 mod purpleair;
+mod reference;
 mod secrets;
 
 use std::time::Duration;
