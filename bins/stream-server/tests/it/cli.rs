@@ -223,3 +223,23 @@ fn validate_accepts_the_seed_config_with_its_keys_set() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("PURPLEAIR_API_KEY"), "{stderr}");
 }
+
+/// An `ingestion.mode` nobody registered is a validate error at its line, listing the
+/// registered modes, with the closest as a hint.
+#[test]
+fn validate_refuses_an_unknown_ingestion_mode_listing_the_registered_ones() {
+    let dir = test_support::TempDir::new("cli-mode");
+    let file = dir.path().join("c.yaml");
+    std::fs::write(
+        &file,
+        "sources:\n  s:\n    source_type: synthetic\n    ingestion: { mode: real_tme }\n",
+    )
+    .unwrap();
+    let out = server(&["validate", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("c.yaml:4:18: `sources.s.ingestion.mode`: unknown ingestion mode `real_tme`; registered: batch, continuous_streaming, real_time; did you mean `real_time`?"),
+        "{err}"
+    );
+}
