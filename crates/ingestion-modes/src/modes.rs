@@ -178,6 +178,7 @@ pub fn start_mode(
         consecutive_panics: std::sync::atomic::AtomicU32::new(0),
         fenced: std::sync::atomic::AtomicBool::new(false),
         abandoned: std::sync::atomic::AtomicBool::new(false),
+        polling: tokio::sync::Mutex::new(()),
         source_id: source_id.into(),
         label: mode.name().to_owned(),
         start_jitter,
@@ -224,6 +225,8 @@ pub struct ModeContext {
     fenced: std::sync::atomic::AtomicBool,
     /// Set when a poll outlasted the stop's grace period and was abandoned.
     abandoned: std::sync::atomic::AtomicBool,
+    /// Held by a poll: polls of one source never overlap, whatever a mode does.
+    polling: tokio::sync::Mutex<()>,
     source_id: Arc<str>,
     /// The mode's name (metric label).
     label: String,
@@ -277,8 +280,9 @@ impl ModeContext {
     /// its cursor), or `None` when it failed (counted, shown as the stream's last error),
     /// brought nothing, or the stream is stopping (an in-flight fetch may finish within
     /// the stop's grace period; one that outlasts it is abandoned: its records are
-    /// fetched again next time).
+    /// fetched again next time). Polls never overlap: a second waits for the first.
     pub async fn poll(&self) -> Option<Emitted> {
+        let _one_at_a_time = self.polling.lock().await;
         if self.is_stopping() {
             return None;
         }
