@@ -85,6 +85,7 @@ pub(crate) fn loader() -> Loader {
     Loader::new()
         .with_env(std::env::vars())
         .with_source_types(stream_manager::source_types())
+        .with_ingestion_modes(stream_manager::ingestion_modes())
 }
 
 /// The loader for `PUT /config` bodies: a body may interpolate only the variables the
@@ -113,6 +114,7 @@ pub(crate) fn api_loader(config_file: &Path) -> Loader {
     Loader::new()
         .with_env(env)
         .with_source_types(stream_manager::source_types())
+        .with_ingestion_modes(stream_manager::ingestion_modes())
 }
 
 /// The folders `file` sources may read: `file_roots`, or the config file's folder and

@@ -35,6 +35,12 @@ pub enum Decoder {
         /// Pointer to the rows.
         #[serde(default = "default_data")]
         data: String,
+        /// Pointer to a value of the whole response (PurpleAir's `/time_stamp`, when
+        /// the answer was made) added to every row under the pointer's last token,
+        /// unless a column has that name: each row carries the time of the answer it
+        /// came in, and an incremental cursor can take it.
+        #[serde(default)]
+        stamp: Option<String>,
     },
 }
 
@@ -143,17 +149,33 @@ impl Decoder {
                     }
                 }
             }
-            Decoder::FieldsData { fields, data } => {
+            Decoder::FieldsData {
+                fields,
+                data,
+                stamp,
+            } => {
                 out.json = true;
                 checked_find::<IgnoredAny>(body, &[] as &[&str])?;
                 let names: Vec<Value> = pointer_tokens(fields)
                     .and_then(|t| find(body, &t))
                     .ok_or_else(|| Error::Decode(format!("no field list at `{fields}`")))?;
-                let columns = Columns::new(
-                    names
-                        .iter()
-                        .map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_owned)),
-                );
+                let names: Vec<String> = names
+                    .iter()
+                    .map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_owned))
+                    .collect();
+                let mut columns = Columns::new(&names);
+                let stamp = stamp.as_deref().and_then(|p| {
+                    let name = pointer_tokens(p)?.pop()?;
+                    let value = find_raw(body, p)?;
+                    (!names.contains(&name)).then_some((name, value))
+                });
+                if let Some((name, value)) = stamp {
+                    let mut tail = BytesMut::new();
+                    put_json_str(&mut tail, &name);
+                    tail.extend_from_slice(b":");
+                    compact_into(value.get().as_bytes(), &mut tail);
+                    columns.tail = tail.to_vec();
+                }
                 let rows = find_raw(body, data).and_then(elements).unwrap_or_default();
                 for row in rows {
                     match elements(row) {
@@ -256,6 +278,8 @@ struct Columns {
     keys: Vec<Vec<u8>>,
     /// The keys' total length.
     len: usize,
+    /// A member written after the cells of every row (`"key":value`), or empty.
+    tail: Vec<u8>,
 }
 
 impl Columns {
@@ -270,7 +294,11 @@ impl Columns {
             })
             .collect();
         let len = keys.iter().map(Vec::len).sum();
-        Self { keys, len }
+        Self {
+            keys,
+            len,
+            tail: Vec::new(),
+        }
     }
 
     fn count(&self) -> usize {
@@ -286,7 +314,7 @@ impl Columns {
         cells: impl IntoIterator<Item = C>,
         put: impl Fn(&mut BytesMut, C),
     ) -> Record {
-        w.build(cells_len + self.len + 2, |b| {
+        w.build(cells_len + self.len + self.tail.len() + 3, |b| {
             b.extend_from_slice(b"{");
             for (i, (key, cell)) in self.keys.iter().zip(cells).enumerate() {
                 if i > 0 {
@@ -294,6 +322,12 @@ impl Columns {
                 }
                 b.extend_from_slice(key);
                 put(b, cell);
+            }
+            if !self.tail.is_empty() {
+                if !self.keys.is_empty() {
+                    b.extend_from_slice(b",");
+                }
+                b.extend_from_slice(&self.tail);
             }
             b.extend_from_slice(b"}");
         })
@@ -444,6 +478,7 @@ mod tests {
         let d = Decoder::FieldsData {
             fields: "/fields".into(),
             data: "/data".into(),
+            stamp: None,
         }
         .decode(body)
         .unwrap();
@@ -455,5 +490,35 @@ mod tests {
             ]
         );
         assert_eq!(d.rejected.len(), 1);
+    }
+
+    #[test]
+    fn fields_data_rows_carry_the_stamp_of_the_answer() {
+        let stamped = |body: &[u8]| {
+            Decoder::FieldsData {
+                fields: "/fields".into(),
+                data: "/data".into(),
+                stamp: Some("/time_stamp".into()),
+            }
+            .decode(body)
+            .unwrap()
+            .records
+        };
+        let body = br#"{"time_stamp": 1795740000, "fields": ["sensor_index"], "data": [[1], [2]]}"#;
+        assert_eq!(
+            stamped(body),
+            vec![
+                json!({"sensor_index": 1, "time_stamp": 1795740000}),
+                json!({"sensor_index": 2, "time_stamp": 1795740000})
+            ]
+        );
+        // A column of that name wins; no stamp in the answer, none in the rows; no
+        // columns at all still makes an object.
+        let own = br#"{"time_stamp": 5, "fields": ["time_stamp"], "data": [[1]]}"#;
+        assert_eq!(stamped(own), vec![json!({"time_stamp": 1})]);
+        let none = br#"{"fields": ["a"], "data": [[1]]}"#;
+        assert_eq!(stamped(none), vec![json!({"a": 1})]);
+        let empty = br#"{"time_stamp": {"x": [1, 2]}, "fields": [], "data": [[]]}"#;
+        assert_eq!(stamped(empty), vec![json!({"time_stamp": {"x": [1, 2]}})]);
     }
 }

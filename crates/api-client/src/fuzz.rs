@@ -51,6 +51,7 @@ fn decoders() -> Vec<Decoder> {
         Decoder::FieldsData {
             fields: "/fields".into(),
             data: "/data".into(),
+            stamp: Some("/time_stamp".into()),
         },
     ]
 }
@@ -176,6 +177,7 @@ fn csv_and_fields_data_rows_become_one_object_each() {
         let d = Decoder::FieldsData {
             fields: "/fields".into(),
             data: "/data".into(),
+            stamp: None,
         }
         .decode(body.as_bytes())
         .map_err(|e| TestCaseError::fail(e.to_string()))?;

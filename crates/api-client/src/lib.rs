@@ -56,6 +56,7 @@ pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
 pub use cursor::{fenced_message, CursorStore, CursorTracker, FetchSeq, Lease, MemoryCursorStore};
 pub use decode::{Decoded, Decoder};
 pub use dedup::DedupSpec;
+pub use http::limits::HttpLimits;
 pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,
 };

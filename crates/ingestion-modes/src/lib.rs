@@ -5,7 +5,9 @@
 //! - `real_time`: poll every `polling_interval_seconds`, emitting chunks of at most
 //!   `max_records_per_poll`;
 //! - `continuous_streaming`: poll often into a local buffer, flushed when it holds
-//!   `buffer_size` records or every `buffer_flush_interval_seconds`.
+//!   `buffer_size` records or every `buffer_flush_interval_seconds`;
+//! - any other name: a mode a program registered ([`ModeRegistry::register`]; the
+//!   [`IngestionMode`] trait's docs show one written, registered and run).
 //!
 //! Schedules are fixed-rate on absolute deadlines (no drift) and never overlap: a poll
 //! that outlasts its interval is followed at once by the next, the ticks it covered are
@@ -41,6 +43,7 @@
 
 mod metrics;
 mod modes;
+mod registry;
 mod schedule;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,7 +55,8 @@ use api_client::{FetchSeq, Rejected};
 use async_trait::async_trait;
 
 pub use metrics::describe_metrics;
-pub use modes::{start, IngestionHandle, ModeSpec, StopReport};
+pub use modes::{start, start_mode, IngestionHandle, ModeContext, ModeSpec, StopReport};
+pub use registry::{IngestionMode, ModeFactory, ModeRegistry};
 pub use schedule::{Error, Result, Schedule};
 
 /// Records on their way from a source into the pipeline. Each record carries the fetch

@@ -1,4 +1,5 @@
-//! The three modes as one scheduling loop with mode-specific emission.
+//! The three built-in modes as one scheduling loop with mode-specific emission, and the
+//! [`ModeContext`] every mode (built-in or registered) polls and emits through.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics as m;
 use crate::schedule::{Error, Grid, Schedule};
-use crate::{Emitted, ModeSnapshot, ModeStats, Sink, FAR};
+use crate::{Emitted, IngestionMode, ModeSnapshot, ModeStats, Sink, FAR};
 
 /// A mode, ready to start: the factory's output from an `ingestion` config section.
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ fn seconds(key: &'static str, value: f64) -> Result<Duration, Error> {
 impl ModeSpec {
     /// The mode an `ingestion` section describes.
     pub fn from_config(cfg: &IngestionConfig) -> Result<Self, Error> {
-        let (schedule, chunk_size) = match cfg.mode {
+        let (schedule, chunk_size) = match &cfg.mode {
             IngestionModeKind::Batch => {
                 let schedule = match &cfg.cron {
                     Some(expr) => Schedule::cron(expr)?,
@@ -70,9 +71,15 @@ impl ModeSpec {
                 )?),
                 cfg.buffer_size,
             ),
+            IngestionModeKind::Custom(name) => {
+                return Err(Error::UnknownMode {
+                    name: name.clone(),
+                    known: crate::ModeRegistry::builtin().names().join(", "),
+                })
+            }
         };
         Ok(Self {
-            kind: cfg.mode,
+            kind: cfg.mode.clone(),
             schedule,
             chunk_size: chunk_size.max(1),
             buffer_size: cfg.buffer_size.max(1),
@@ -89,13 +96,16 @@ impl ModeSpec {
         self.start_jitter = jitter;
         self
     }
+}
 
-    fn label(&self) -> &'static str {
-        match self.kind {
-            IngestionModeKind::Batch => "batch",
-            IngestionModeKind::RealTime => "real_time",
-            IngestionModeKind::ContinuousStreaming => "continuous_streaming",
-        }
+#[async_trait::async_trait]
+impl IngestionMode for ModeSpec {
+    fn name(&self) -> &str {
+        self.kind.name()
+    }
+
+    async fn run(&self, ctx: &ModeContext) -> StopReport {
+        ctx.run_builtin(self).await
     }
 }
 
@@ -138,7 +148,7 @@ impl IngestionHandle {
     }
 }
 
-/// Starts polling `source` per `spec`, emitting into `sink`.
+/// Starts polling `source` per `spec` (a built-in mode), emitting into `sink`.
 pub fn start(
     source_id: &str,
     spec: ModeSpec,
@@ -146,14 +156,32 @@ pub fn start(
     tracker: Arc<CursorTracker>,
     sink: Arc<dyn Sink>,
 ) -> IngestionHandle {
+    let jitter = spec.start_jitter;
+    start_mode(source_id, Arc::new(spec), source, tracker, sink, jitter)
+}
+
+/// Starts `mode` (built-in or registered, see [`crate::ModeRegistry`]) polling `source`,
+/// emitting into `sink`; its first poll may wait a random time up to `start_jitter`
+/// (built-in modes do; a registered one reads [`ModeContext::start_jitter`]).
+pub fn start_mode(
+    source_id: &str,
+    mode: Arc<dyn IngestionMode>,
+    source: Arc<dyn Source>,
+    tracker: Arc<CursorTracker>,
+    sink: Arc<dyn Sink>,
+    start_jitter: Duration,
+) -> IngestionHandle {
     let cancel = CancellationToken::new();
     let (grace_tx, grace_rx) = tokio::sync::watch::channel(Duration::from_secs(30));
     let stats = Arc::new(ModeStats::default());
-    let ctx = Ctx {
+    let ctx = ModeContext {
         consecutive_panics: std::sync::atomic::AtomicU32::new(0),
         fenced: std::sync::atomic::AtomicBool::new(false),
+        abandoned: std::sync::atomic::AtomicBool::new(false),
+        polling: tokio::sync::Mutex::new(()),
         source_id: source_id.into(),
-        spec,
+        label: mode.name().to_owned(),
+        start_jitter,
         source,
         tracker,
         sink,
@@ -161,10 +189,15 @@ pub fn start(
         grace: grace_rx,
         stats: stats.clone(),
     };
+    let task = tokio::spawn(async move {
+        let mut report = mode.run(&ctx).await;
+        report.abandoned_poll |= ctx.abandoned.load(Ordering::Relaxed);
+        report
+    });
     IngestionHandle {
         cancel,
         grace: grace_tx,
-        task: tokio::spawn(ctx.run()),
+        task,
         stats,
     }
 }
@@ -181,12 +214,23 @@ fn panic_message(e: tokio::task::JoinError) -> String {
     }
 }
 
-struct Ctx {
+/// What a running mode polls and emits through: one fetch of the source at a time
+/// (registered with its cursor tracker, counted, a panicking connector caught), the
+/// sink, and the stop signal. A mode emits every record [`poll`](Self::poll) returns
+/// (a fetch's cursor is committed only once all its records are settled) and returns
+/// from [`IngestionMode::run`] soon after [`is_stopping`](Self::is_stopping).
+pub struct ModeContext {
     consecutive_panics: std::sync::atomic::AtomicU32,
     /// Set once the source's lease was found superseded (the sink is told once).
     fenced: std::sync::atomic::AtomicBool,
+    /// Set when a poll outlasted the stop's grace period and was abandoned.
+    abandoned: std::sync::atomic::AtomicBool,
+    /// Held by a poll: polls of one source never overlap, whatever a mode does.
+    polling: tokio::sync::Mutex<()>,
     source_id: Arc<str>,
-    spec: ModeSpec,
+    /// The mode's name (metric label).
+    label: String,
+    start_jitter: Duration,
     source: Arc<dyn Source>,
     tracker: Arc<CursorTracker>,
     sink: Arc<dyn Sink>,
@@ -197,28 +241,99 @@ struct Ctx {
 
 type Polled = (Vec<(FetchSeq, Record)>, Vec<(FetchSeq, Rejected)>);
 
-impl Ctx {
-    async fn run(self) -> StopReport {
+impl std::fmt::Debug for ModeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModeContext")
+            .field("source_id", &self.source_id)
+            .field("mode", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModeContext {
+    /// The source's id.
+    pub fn source_id(&self) -> &str {
+        &self.source_id
+    }
+
+    /// How long the first poll may wait (a random part of it), so many sources do not
+    /// fire at once.
+    pub fn start_jitter(&self) -> Duration {
+        self.start_jitter
+    }
+
+    /// True once the stream is asked to stop: make no new poll, emit what is held, return.
+    pub fn is_stopping(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Waits `d`; false when the stream was asked to stop meanwhile.
+    pub async fn sleep(&self, d: Duration) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => false,
+            _ = tokio::time::sleep(d) => true,
+        }
+    }
+
+    /// One fetch of the source: its records and rejects (each with its fetch, to settle
+    /// its cursor), or `None` when it failed (counted, shown as the stream's last error),
+    /// brought nothing, or the stream is stopping (an in-flight fetch may finish within
+    /// the stop's grace period; one that outlasts it is abandoned: its records are
+    /// fetched again next time). Polls never overlap: a second waits for the first.
+    pub async fn poll(&self) -> Option<Emitted> {
+        let _one_at_a_time = self.polling.lock().await;
+        if self.is_stopping() {
+            return None;
+        }
+        let poll = self.fetch_once();
+        tokio::pin!(poll);
+        let polled = tokio::select! {
+            r = &mut poll => r,
+            _ = self.cancel.cancelled() => {
+                let grace = *self.grace.borrow();
+                match tokio::time::timeout(grace, &mut poll).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.abandoned.store(true, Ordering::Relaxed);
+                        None
+                    }
+                }
+            }
+        };
+        polled.map(|(records, rejected)| Emitted {
+            source_id: self.source_id.clone(),
+            records,
+            rejected,
+        })
+    }
+
+    /// Hands `batch` to the pipeline; waits while it is full (backpressure). An error
+    /// means the pipeline is gone: the mode should return.
+    pub async fn emit(&self, batch: Emitted) -> Result<(), crate::Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.sink.emit(batch).await
+    }
+
+    /// The built-in modes' loop.
+    async fn run_builtin(&self, spec: &ModeSpec) -> StopReport {
         let mut report = StopReport::default();
-        let streaming = self.spec.kind == IngestionModeKind::ContinuousStreaming;
-        let jitter = if self.spec.start_jitter.is_zero() {
+        let streaming = spec.kind == IngestionModeKind::ContinuousStreaming;
+        let jitter = if self.start_jitter.is_zero() {
             Duration::ZERO
         } else {
-            self.spec.start_jitter.mul_f64(rand::random::<f64>())
+            self.start_jitter.mul_f64(rand::random::<f64>())
         };
-        let mut grid = match &self.spec.schedule {
+        let mut grid = match &spec.schedule {
             Schedule::Every(period) => Some(Grid::new(Instant::now() + jitter, *period)),
             Schedule::Cron(_) => None,
         };
         let mut buffer: Polled = (Vec::new(), Vec::new());
-        let mut flush_at = Instant::now()
-            + if streaming {
-                self.spec.flush_interval
-            } else {
-                FAR
-            };
+        let mut flush_at = Instant::now() + if streaming { spec.flush_interval } else { FAR };
         loop {
-            let due = match (&grid, &self.spec.schedule) {
+            let due = match (&grid, &spec.schedule) {
                 (Some(g), _) => g.due(),
                 (None, Schedule::Cron(c)) => {
                     Instant::now() + Schedule::until_next_cron(c, chrono::Utc::now()).unwrap_or(FAR)
@@ -229,43 +344,40 @@ impl Ctx {
                 biased;
                 _ = self.cancel.cancelled() => break,
                 _ = sleep_until(flush_at), if streaming => {
-                    if self.flush(&mut buffer).await.is_err() {
+                    if self.flush(&mut buffer, spec.chunk_size).await.is_err() {
                         break;
                     }
-                    flush_at = Instant::now() + self.spec.flush_interval;
+                    flush_at = Instant::now() + spec.flush_interval;
                     continue;
                 }
                 _ = sleep_until(due) => {}
             }
-            let poll = self.poll();
-            tokio::pin!(poll);
-            let polled = tokio::select! {
-                r = &mut poll => r,
-                _ = self.cancel.cancelled() => {
-                    let grace = *self.grace.borrow();
-                    match tokio::time::timeout(grace, &mut poll).await {
-                        Ok(r) => r,
-                        Err(_) => {
-                            report.abandoned_poll = true;
-                            break;
-                        }
-                    }
-                }
-            };
-            if let Some((records, rejected)) = polled {
+            let polled = self.poll().await;
+            if self.abandoned.load(Ordering::Relaxed) {
+                report.abandoned_poll = true;
+                break;
+            }
+            if let Some(Emitted {
+                records, rejected, ..
+            }) = polled
+            {
                 if streaming {
                     buffer.0.extend(records);
                     buffer.1.extend(rejected);
                     self.stats
                         .buffered
                         .store(buffer.0.len() as u64, Ordering::Relaxed);
-                    if buffer.0.len() + buffer.1.len() >= self.spec.buffer_size {
-                        if self.flush(&mut buffer).await.is_err() {
+                    if buffer.0.len() + buffer.1.len() >= spec.buffer_size {
+                        if self.flush(&mut buffer, spec.chunk_size).await.is_err() {
                             break;
                         }
-                        flush_at = Instant::now() + self.spec.flush_interval;
+                        flush_at = Instant::now() + spec.flush_interval;
                     }
-                } else if self.emit_chunks(records, rejected).await.is_err() {
+                } else if self
+                    .emit_chunks(records, rejected, spec.chunk_size)
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -282,7 +394,7 @@ impl Ctx {
             }
         }
         let held = buffer.0.len() + buffer.1.len();
-        if held > 0 && self.flush(&mut buffer).await.is_ok() {
+        if held > 0 && self.flush(&mut buffer, spec.chunk_size).await.is_ok() {
             report.flushed = held;
         }
         report
@@ -290,10 +402,10 @@ impl Ctx {
 
     /// One fetch, registered with the cursor tracker. `None` when it failed or brought
     /// nothing.
-    async fn poll(&self) -> Option<Polled> {
+    async fn fetch_once(&self) -> Option<Polled> {
         let labels = [
             ("source", self.source_id.to_string()),
-            ("mode", self.spec.label().to_owned()),
+            ("mode", self.label.clone()),
         ];
         // A source shared by workers is fetched only while this worker's claim is the
         // newest: once another worker has claimed it, polling here would only fetch
@@ -407,11 +519,12 @@ impl Ctx {
         &self,
         records: Vec<(FetchSeq, Record)>,
         rejected: Vec<(FetchSeq, Rejected)>,
+        chunk_size: usize,
     ) -> Result<(), crate::Error> {
         let mut rejected = Some(rejected);
         let mut rest = records.into_iter().peekable();
         loop {
-            let chunk: Vec<_> = rest.by_ref().take(self.spec.chunk_size).collect();
+            let chunk: Vec<_> = rest.by_ref().take(chunk_size.max(1)).collect();
             let rej = rejected.take().unwrap_or_default();
             if chunk.is_empty() && rej.is_empty() {
                 return Ok(());
@@ -429,10 +542,10 @@ impl Ctx {
         }
     }
 
-    async fn flush(&self, buffer: &mut Polled) -> Result<(), crate::Error> {
+    async fn flush(&self, buffer: &mut Polled, chunk_size: usize) -> Result<(), crate::Error> {
         let (records, rejected) = std::mem::take(buffer);
         self.stats.buffered.store(0, Ordering::Relaxed);
         metrics::gauge!(m::BUFFER_RECORDS, "source" => self.source_id.to_string()).set(0.0);
-        self.emit_chunks(records, rejected).await
+        self.emit_chunks(records, rejected, chunk_size).await
     }
 }

@@ -24,6 +24,22 @@ pub enum Error {
         /// The value.
         value: f64,
     },
+    /// `ingestion.mode` names no registered mode.
+    #[error("unknown ingestion mode `{name}`; registered: {known}")]
+    UnknownMode {
+        /// The name given.
+        name: String,
+        /// The registered names, comma-separated.
+        known: String,
+    },
+    /// A registered mode refused its settings.
+    #[error("ingestion mode `{mode}`: {message}")]
+    Mode {
+        /// The mode's name.
+        mode: String,
+        /// Why.
+        message: String,
+    },
     /// The pipeline is gone; nothing more can be emitted.
     #[error("the pipeline no longer accepts records")]
     SinkClosed,

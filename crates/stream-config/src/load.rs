@@ -39,6 +39,7 @@ impl Format {
 pub struct Loader {
     env: Vec<(String, String)>,
     source_types: Option<BTreeSet<String>>,
+    ingestion_modes: Option<BTreeSet<String>>,
 }
 
 /// The most passes of the error-collecting deserializer; each pass removes one bad key.
@@ -63,6 +64,27 @@ impl Loader {
     ) -> Self {
         self.source_types = Some(names.into_iter().map(Into::into).collect());
         self
+    }
+
+    /// The ingestion modes an `ingestion.mode` may name (the built-in three and any a
+    /// program registered); without it any name is accepted here and refused when the
+    /// stream is built.
+    pub fn with_ingestion_modes<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.ingestion_modes = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Every problem of `cfg` the semantic rules find.
+    fn problems(&self, cfg: &StreamConfig) -> Vec<crate::validate::Problem> {
+        let mut out = validate(cfg, self.source_types.as_ref());
+        out.extend(crate::validate::ingestion_modes(
+            cfg,
+            self.ingestion_modes.as_ref(),
+        ));
+        out
     }
 
     /// Reads, overrides and validates a `.yaml`, `.yml` or `.json` file.
@@ -113,7 +135,7 @@ impl Loader {
         problems.extend(override_problems);
         let (config, mut found, pruned) = deserialize_all(tree);
         if let Some(cfg) = &config {
-            for p in validate(cfg, self.source_types.as_ref()) {
+            for p in self.problems(cfg) {
                 if pruned.iter().any(|bad| starts_with(&p.path, bad)) {
                     continue; // the value was bad and replaced by a default: reported already
                 }
@@ -136,7 +158,8 @@ impl Loader {
 
     /// Validates a configuration built in code or received as an update.
     pub fn validate(&self, cfg: &StreamConfig, origin: &str) -> Result<()> {
-        let items: Vec<Diagnostic> = validate(cfg, self.source_types.as_ref())
+        let items: Vec<Diagnostic> = self
+            .problems(cfg)
             .into_iter()
             .map(|p| Diagnostic {
                 path: p.path.to_string(),

@@ -766,8 +766,11 @@ impl Default for IngestionConfig {
     }
 }
 
-/// Ingestion modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Ingestion modes: the three built-in ones, or any other name, which a program using
+/// the crates registers (`ingestion_modes::ModeRegistry`); `validate` checks the name
+/// against the registered ones when the loader knows them
+/// ([`crate::Loader::with_ingestion_modes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IngestionModeKind {
     /// Scheduled full fetches emitted in chunks.
@@ -777,6 +780,21 @@ pub enum IngestionModeKind {
     RealTime,
     /// High-frequency polling through a local buffer.
     ContinuousStreaming,
+    /// A mode registered under this name by a program using the crates.
+    #[serde(untagged)]
+    Custom(String),
+}
+
+impl IngestionModeKind {
+    /// The name a config gives it (`real_time`, or a registered mode's name).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Batch => "batch",
+            Self::RealTime => "real_time",
+            Self::ContinuousStreaming => "continuous_streaming",
+            Self::Custom(name) => name,
+        }
+    }
 }
 
 /// The admin HTTP server.

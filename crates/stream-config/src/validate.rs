@@ -500,9 +500,9 @@ pub fn warnings(cfg: &StreamConfig) -> Vec<crate::Diagnostic> {
         let interval = match ing.mode {
             IngestionModeKind::Batch if ing.cron.is_some() => continue,
             IngestionModeKind::Batch => ing.schedule_interval_seconds as f64,
-            IngestionModeKind::RealTime | IngestionModeKind::ContinuousStreaming => {
-                ing.polling_interval_seconds
-            }
+            IngestionModeKind::RealTime
+            | IngestionModeKind::ContinuousStreaming
+            | IngestionModeKind::Custom(_) => ing.polling_interval_seconds,
         };
         if src.cache_ttl_seconds as f64 > interval {
             out.push(
@@ -518,4 +518,33 @@ pub fn warnings(cfg: &StreamConfig) -> Vec<crate::Diagnostic> {
         }
     }
     out
+}
+
+/// Each source's `ingestion.mode` among the `known` mode names (the built-in three and
+/// those a program registered); nothing is checked without the list.
+pub(crate) fn ingestion_modes(
+    cfg: &StreamConfig,
+    known: Option<&BTreeSet<String>>,
+) -> Vec<Problem> {
+    let mut c = Checker::default();
+    let Some(known) = known else {
+        return c.problems;
+    };
+    for (id, src) in &cfg.sources {
+        let name = src.ingestion.mode.name();
+        if !known.contains(name) {
+            let hint = match crate::closest(name, known.iter().map(String::as_str)) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => String::new(),
+            };
+            let names = known.iter().cloned().collect::<Vec<_>>().join(", ");
+            let path = KeyPath::default().key("sources").key(id).key("ingestion");
+            c.fail(
+                path.key("mode"),
+                format!("unknown ingestion mode `{name}`; registered: {names}"),
+                hint,
+            );
+        }
+    }
+    c.problems
 }

@@ -42,6 +42,7 @@ pub struct Builder {
     pub(crate) cursors: Option<Arc<dyn CursorStore>>,
     pub(crate) lag_probe: Option<Arc<dyn LagProbe>>,
     pub(crate) registry: Registry,
+    pub(crate) modes: ingestion_modes::ModeRegistry,
     pub(crate) max_in_flight: usize,
     pub(crate) check_interval: Duration,
     pub(crate) start_jitter: Duration,
@@ -88,6 +89,13 @@ impl Builder {
         self
     }
 
+    /// Uses `modes` for `ingestion.mode` (default: the three built-in modes); a mode a
+    /// program registers there is selected by name like a built-in one.
+    pub fn ingestion_modes(mut self, modes: ingestion_modes::ModeRegistry) -> Self {
+        self.modes = modes;
+        self
+    }
+
     /// `file` sources may read only under `roots` (see `Registry::restrict_files_to`).
     pub fn file_roots(mut self, roots: Vec<std::path::PathBuf>) -> Self {
         self.registry.restrict_files_to(roots);
@@ -109,7 +117,9 @@ impl Builder {
     /// Builds the components and starts every enabled stream.
     pub async fn start(self) -> Result<StreamManager> {
         let cfg = self.config;
-        let loader = Loader::new().with_source_types(self.registry.names());
+        let loader = Loader::new()
+            .with_source_types(self.registry.names())
+            .with_ingestion_modes(self.modes.names());
         loader.validate(&cfg, "<config>")?;
         let mut sql: Option<Arc<SqlStore>> = None;
         let given_cursors = self.cursors.is_some();
@@ -253,6 +263,7 @@ impl Builder {
                 }
                 registry
             },
+            modes: self.modes,
             cursors,
             streams: tokio::sync::Mutex::new(BTreeMap::new()),
             streams_seen: std::sync::Mutex::new(Vec::new()),

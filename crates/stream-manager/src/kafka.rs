@@ -194,9 +194,18 @@ pub fn check_sources(cfg: &StreamConfig, file_roots: Option<&[std::path::PathBuf
     if let Some(roots) = file_roots {
         registry.restrict_files_to(roots.to_vec());
     }
-    cfg.sources
-        .iter()
-        .filter_map(|(id, src)| registry.build(id, src).err())
-        .map(|e| e.to_string())
-        .collect()
+    let modes = ingestion_modes::ModeRegistry::builtin();
+    let sources = cfg.sources.iter();
+    let built =
+        sources.filter_map(|(id, src)| registry.build(id, src).err().map(|e| e.to_string()));
+    let moded = cfg.sources.iter().filter_map(|(id, src)| {
+        let e = modes.build(id, &src.ingestion).err()?;
+        Some(format!("sources.{id}.ingestion.mode: {e}"))
+    });
+    built.chain(moded).collect()
+}
+
+/// The ingestion modes built in (`batch`, `real_time`, `continuous_streaming`).
+pub fn ingestion_modes() -> Vec<String> {
+    ingestion_modes::ModeRegistry::builtin().names()
 }

@@ -40,7 +40,8 @@ pub use crate::health::{
     ThrottleMetrics,
 };
 pub use crate::kafka::{
-    check_sources, prepare_kafka, source_types, KafkaHandle, MissingTopic, MissingTopics,
+    check_sources, ingestion_modes, prepare_kafka, source_types, KafkaHandle, MissingTopic,
+    MissingTopics,
 };
 pub use crate::manager::{ShutdownReport, StreamManager};
 pub use crate::streams::{StreamInfo, StreamStatus};

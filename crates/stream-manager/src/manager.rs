@@ -79,6 +79,8 @@ pub struct StreamManager {
     pub(crate) shared: Arc<Shared>,
     pub(crate) loader: Loader,
     pub(crate) registry: Registry,
+    /// Ingestion modes by name (built-in and registered).
+    pub(crate) modes: ingestion_modes::ModeRegistry,
     pub(crate) cursors: Arc<dyn CursorStore>,
     pub(crate) streams: tokio::sync::Mutex<BTreeMap<String, Stream>>,
     /// The streams as last seen under `streams`' lock, for probes that must not wait for
@@ -120,6 +122,7 @@ impl StreamManager {
             cursors: None,
             lag_probe: None,
             registry: Registry::builtin(),
+            modes: ingestion_modes::ModeRegistry::builtin(),
             max_in_flight: 8,
             check_interval: Duration::from_secs(1),
             start_jitter: Duration::ZERO,

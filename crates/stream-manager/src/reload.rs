@@ -88,7 +88,7 @@ impl StreamManager {
         for (id, src) in &next.sources {
             if old.sources.get(id) != Some(src) {
                 let source = self.build_source(id, src)?;
-                ingestion_modes::ModeSpec::from_config(&src.ingestion)
+                (self.modes.build(id, &src.ingestion))
                     .map_err(component(format!("ingestion of sources.{id}")))?;
                 built.push((id.clone(), src.clone(), source));
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_client::{CursorTracker, Source};
-use ingestion_modes::{IngestionHandle, ModeSnapshot, ModeSpec};
+use ingestion_modes::{IngestionHandle, ModeSnapshot};
 use serde::Serialize;
 use stream_config::SourceConfig;
 
@@ -117,10 +117,7 @@ impl Stream {
             id: id.to_owned(),
             source_type: self.config.source_type.clone(),
             status: self.status,
-            mode: serde_json::to_value(self.config.ingestion.mode)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            mode: self.config.ingestion.mode.name().to_owned(),
             priority: crate::convert::priority(self.config.priority)
                 .as_str()
                 .to_owned(),
@@ -210,19 +207,19 @@ impl StreamManager {
         } else {
             self.start_jitter
         };
-        let spec = ModeSpec::from_config(&stream.config.ingestion)
-            .map_err(component(format!("ingestion of sources.{id}")))?
-            .with_start_jitter(jitter);
+        let mode = (self.modes.build(id, &stream.config.ingestion))
+            .map_err(component(format!("ingestion of sources.{id}")))?;
         let sink = Arc::new(StreamSink {
             ctx: stream.ctx.clone(),
             shared: self.shared().clone(),
         });
-        stream.handle = Some(ingestion_modes::start(
+        stream.handle = Some(ingestion_modes::start_mode(
             id,
-            spec,
+            mode,
             stream.source.clone(),
             stream.ctx.tracker.clone(),
             sink,
+            jitter,
         ));
         stream.started_at = Some(Instant::now());
         stream.status = StreamStatus::Running;

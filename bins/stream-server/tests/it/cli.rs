@@ -199,3 +199,47 @@ fn file_sources_read_only_under_the_config_folder_and_data() {
     );
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// The environment `config/seed.yaml` reads its keys and contact from.
+const SEED_ENV: [(&str, &str); 4] = [
+    ("NWS_CONTACT", "ops@example.org"),
+    ("FIRMS_MAP_KEY", "0123456789abcdef0123456789abcdef"),
+    ("AIRNOW_API_KEY", "00000000-0000-0000-0000-000000000000"),
+    ("PURPLEAIR_API_KEY", "00000000-0000-0000-0000-000000000000"),
+];
+
+/// `config/seed.yaml`, the seed's configuration against the real public APIs, passes
+/// `validate` (every source built) with its variables set, without a warning; without
+/// one it fails naming the variable.
+#[test]
+fn validate_accepts_the_seed_config_with_its_keys_set() {
+    let out = server(&["validate", "config/seed.yaml"], &SEED_ENV);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let out = server(&["validate", "config/seed.yaml"], &SEED_ENV[..3]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PURPLEAIR_API_KEY"), "{stderr}");
+}
+
+/// An `ingestion.mode` nobody registered is a validate error at its line, listing the
+/// registered modes, with the closest as a hint.
+#[test]
+fn validate_refuses_an_unknown_ingestion_mode_listing_the_registered_ones() {
+    let dir = test_support::TempDir::new("cli-mode");
+    let file = dir.path().join("c.yaml");
+    std::fs::write(
+        &file,
+        "sources:\n  s:\n    source_type: synthetic\n    ingestion: { mode: real_tme }\n",
+    )
+    .unwrap();
+    let out = server(&["validate", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("c.yaml:4:18: `sources.s.ingestion.mode`: unknown ingestion mode `real_tme`; registered: batch, continuous_streaming, real_time; did you mean `real_time`?"),
+        "{err}"
+    );
+}

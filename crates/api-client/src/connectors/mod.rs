@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use stream_config::SourceConfig;
 
+use crate::http::limits::HttpLimits;
 use crate::http::{ClientOptions, HttpApiClient, HttpSpec};
 use crate::source::{Cursor, Error, Fetch, PartStatus, Source};
 
@@ -31,6 +32,9 @@ pub(crate) type Factory =
 pub(crate) struct Context {
     /// The admin API's address: no HTTP source requests it unless allowed explicitly.
     admin: Option<std::net::SocketAddr>,
+    /// The generic HTTP limits taken off the source's `custom_params` (built-in HTTP
+    /// connectors only, see [`take_http_limits`]).
+    limits: HttpLimits,
 }
 
 impl Context {
@@ -38,9 +42,47 @@ impl Context {
     pub(crate) fn options(&self, id: &str, cfg: &SourceConfig) -> ClientOptions {
         ClientOptions {
             admin_address: self.admin,
+            limits: self.limits.clone(),
             ..ClientOptions::from_source(id, cfg)
         }
     }
+}
+
+/// The built-in connectors that take the generic HTTP limits ([`HttpLimits`]) beside
+/// their own parameters (`http_json` has them in its own [`HttpSpec`]).
+pub(crate) const TAKE_HTTP_LIMITS: [&str; 5] = [
+    "noaa_weather",
+    "nasa_firms",
+    "usgs_earthquakes",
+    "airnow",
+    "purpleair",
+];
+
+/// `factory`, reading the generic HTTP limit keys off `custom_params` first: the
+/// connector's own parameter struct sees the rest, and every client it builds through
+/// [`Context::options`] gets the limits (checked there with `http_json`'s ranges and
+/// messages). One place for every built-in connector, so none can drift.
+fn take_http_limits(factory: Factory) -> Factory {
+    Arc::new(move |id: &str, cfg: &SourceConfig, ctx: &Context| {
+        let (limits, own) = split_http_limits(id, cfg)?;
+        let ctx = Context {
+            limits,
+            ..ctx.clone()
+        };
+        factory(id, &own, &ctx)
+    })
+}
+
+/// The generic HTTP limits of `cfg`'s `custom_params`, and `cfg` without them.
+fn split_http_limits(id: &str, cfg: &SourceConfig) -> Result<(HttpLimits, SourceConfig), Error> {
+    let mut own = cfg.clone();
+    let mut generic = SourceConfig::new(&cfg.source_type);
+    for key in HttpLimits::KEYS {
+        if let Some(v) = own.custom_params.remove(key) {
+            generic.custom_params.insert(key.to_owned(), v);
+        }
+    }
+    Ok((params(id, &generic)?, own))
 }
 
 /// Source types by name. [`Registry::builtin`] has the eight built-in connectors; a
@@ -81,6 +123,11 @@ impl Registry {
         r.register_with_context("usgs_earthquakes", public_apis::usgs_earthquakes);
         r.register_with_context("airnow", public_apis::airnow);
         r.register_with_context("purpleair", public_apis::purpleair);
+        for name in TAKE_HTTP_LIMITS {
+            if let Some(f) = r.factories.get(name).cloned() {
+                r.factories.insert(name.to_owned(), take_http_limits(f));
+            }
+        }
         r.register("synthetic", |id, cfg| {
             let p: SyntheticParams = params(id, cfg)?;
             p.check(id)?;

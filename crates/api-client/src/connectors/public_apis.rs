@@ -13,7 +13,7 @@ use super::noaa_fields::{Fields, Filtered};
 use super::{params, Context, MultiSource};
 use crate::decode::Decoder;
 use crate::dedup::DedupSpec;
-use crate::http::{Auth, HttpApiClient, HttpSpec, KeyLocation, Pagination};
+use crate::http::{Auth, HttpApiClient, HttpSpec, Incremental, KeyLocation, Pagination};
 use crate::source::{Error, Source};
 
 fn client(
@@ -433,7 +433,11 @@ fn purpleair_fields() -> String {
     "name,latitude,longitude,last_seen,pm2.5,humidity,temperature".to_owned()
 }
 
-/// PurpleAir sensors: `fields` + `data` arrays, each row turned into an object.
+/// PurpleAir sensors: `fields` + `data` arrays, each row turned into an object that
+/// also carries the answer's `time_stamp`. PurpleAir bills per data point, so a poll asks
+/// only for the sensors modified since the last settled one: `modified_since` is the
+/// newest `time_stamp` of records handed over (the incremental cursor, committed only
+/// when they settle); the first poll, with no cursor, asks for every sensor.
 pub(super) fn purpleair(
     id: &str,
     cfg: &SourceConfig,
@@ -444,7 +448,13 @@ pub(super) fn purpleair(
         decoder: Decoder::FieldsData {
             fields: "/fields".into(),
             data: "/data".into(),
+            stamp: Some("/time_stamp".into()),
         },
+        incremental: Some(Incremental {
+            param: "modified_since".into(),
+            field: "/time_stamp".into(),
+            initial: None,
+        }),
         auth: Some(Auth::ApiKey {
             name: "X-API-Key".into(),
             value: p.api_key,

@@ -4,7 +4,7 @@
 
 mod auth;
 mod debug;
-mod limits;
+pub(crate) mod limits;
 mod outbound;
 mod paging;
 mod spec;
@@ -70,8 +70,8 @@ impl HttpApiClient {
         Url::parse(&spec.url)
             // The URL itself is not echoed: it may hold a key or a user-info token.
             .map_err(|e| config_err("url", format!("not a URL: {e}")))?;
-        spec.check_ranges()
-            .map_err(|(key, message)| config_err(key, message))?;
+        let spec =
+            (opts.limits.checked(spec)).map_err(|(key, message)| config_err(key, message))?;
         for (k, v) in &spec.headers {
             HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| config_err("headers", format!("header name `{k}`: {e}")))?;

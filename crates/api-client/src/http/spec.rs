@@ -268,6 +268,10 @@ pub struct ClientOptions {
     /// The admin API's own address (`server.listen`): never requested unless
     /// `allowed_hosts` names it with its port. The [`crate::Registry`] sets it.
     pub admin_address: Option<std::net::SocketAddr>,
+    /// Generic limits put over the spec's own (a built-in connector's `custom_params`
+    /// keys of [`HttpLimits`](super::limits::HttpLimits)); the [`crate::Registry`] sets
+    /// them.
+    pub limits: super::limits::HttpLimits,
 }
 
 impl ClientOptions {
@@ -277,6 +281,7 @@ impl ClientOptions {
             source_id: source_id.to_owned(),
             allowed_hosts: cfg.allowed_hosts.clone(),
             admin_address: None,
+            limits: Default::default(),
             rate_limit_per_minute: cfg.rate_limit_per_minute,
             timeout: stream_config::seconds(cfg.timeout_seconds.max(0.001)),
             cache_ttl: stream_config::seconds(cfg.cache_ttl_seconds as f64),

@@ -212,7 +212,8 @@ async fn purpleair_rows_become_objects() {
     assert_eq!(
         f.records[1],
         json!({"sensor_index": 131079, "name": "Midtown", "latitude": 38.57, "longitude": -121.48,
-        "last_seen": 1795739960, "pm2.5": 35.1, "humidity": 38, "temperature": 63})
+        "last_seen": 1795739960, "pm2.5": 35.1, "humidity": 38, "temperature": 63,
+        "time_stamp": 1795740000})
     );
 }
 

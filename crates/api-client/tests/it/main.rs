@@ -5,8 +5,11 @@ mod connectors;
 mod fetch_state;
 mod guards;
 mod http;
+mod limits;
 mod noaa;
 mod outbound;
+mod purpleair;
+mod reference;
 mod secrets;
 
 use std::time::Duration;
@@ -28,6 +31,7 @@ pub(crate) fn opts() -> ClientOptions {
         cache_ttl: Duration::ZERO,
         allowed_hosts: Vec::new(),
         admin_address: None,
+        limits: Default::default(),
     }
 }
 

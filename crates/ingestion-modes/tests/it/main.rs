@@ -392,3 +392,81 @@ async fn a_source_claimed_by_another_worker_is_fetched_no_more_and_the_sink_is_t
         "{told:?}"
     );
 }
+
+/// A registered mode that asks for two polls at once gets them one after the other
+/// (polls of a source never overlap), each fetch continuing from the one before, and a
+/// stop ends it.
+#[tokio::test(start_paused = true)]
+async fn a_registered_mode_polls_one_at_a_time_and_stops() {
+    use ingestion_modes::{start_mode, IngestionMode, ModeContext, ModeRegistry, StopReport};
+
+    #[derive(Debug)]
+    struct Pairs;
+
+    #[async_trait]
+    impl IngestionMode for Pairs {
+        fn name(&self) -> &str {
+            "pairs"
+        }
+
+        async fn run(&self, ctx: &ModeContext) -> StopReport {
+            loop {
+                let (a, b) = tokio::join!(ctx.poll(), ctx.poll());
+                for batch in [a, b].into_iter().flatten() {
+                    if ctx.emit(batch).await.is_err() {
+                        return StopReport::default();
+                    }
+                }
+                if !ctx.sleep(Duration::from_secs(10)).await {
+                    return StopReport::default();
+                }
+            }
+        }
+    }
+
+    let mut modes = ModeRegistry::builtin();
+    modes.register(
+        "pairs",
+        |_, _| Ok(Arc::new(Pairs) as Arc<dyn IngestionMode>),
+    );
+    let cfg = IngestionConfig {
+        mode: IngestionModeKind::Custom("pairs".into()),
+        ..IngestionConfig::default()
+    };
+    let src = Scripted::new(2, Duration::from_secs(1));
+    let store = MemoryCursorStore::default();
+    let (tx, mut rx) = mpsc::channel(64);
+    let h = start_mode(
+        "s",
+        modes.build("s", &cfg).unwrap(),
+        src.clone(),
+        tracker(&store).await,
+        Arc::new(tx),
+        Duration::ZERO,
+    );
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_eq!(
+        src.max_running.load(Ordering::SeqCst),
+        1,
+        "never two at once"
+    );
+    assert_eq!(src.starts(), vec![0, 1, 12, 13]);
+    let mut got: Vec<i64> = drain(&mut rx)
+        .into_iter()
+        .flat_map(|e| e.records)
+        .map(|(_, r)| r.to_value()["n"].as_i64().unwrap())
+        .collect();
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        (0..8).collect::<Vec<_>>(),
+        "each fetch continues the last"
+    );
+    assert_eq!(h.stats().polls, 4);
+    let report = h.stop(Duration::from_secs(5)).await;
+    assert!(!report.abandoned_poll);
+    assert!(
+        ModeRegistry::builtin().build("s", &cfg).is_err(),
+        "not registered there"
+    );
+}

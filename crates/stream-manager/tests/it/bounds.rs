@@ -1,5 +1,6 @@
 //! Nothing a configuration says can panic the process. Every number of a config that
-//! holds every numeric key (`custom_params` of an HTTP and a synthetic source included)
+//! holds every numeric key (`custom_params` of an HTTP, a built-in HTTP connector's
+//! generic limits and a synthetic source included)
 //! is set, one at a time and then several at random, to 0, negatives, tiny, huge,
 //! `1e20`, `.inf`, `.nan` and type limits. Loading, validating and building the sources
 //! (what `stream-server validate` does) never panics; whatever that accepts is started
@@ -74,6 +75,15 @@ sources:
       breaker_threshold: 5
       breaker_cooldown_seconds: 1.0
       pagination: { type: offset, limit: 10 }
+  quakes:
+    source_type: usgs_earthquakes
+    ingestion: { mode: real_time, polling_interval_seconds: 0.2 }
+    custom_params:
+      base_url: "http://127.0.0.1:9"
+      max_response_bytes: 1000000
+      max_retries: 1
+      breaker_cooldown_seconds: 1.0
+      max_cursor_skew_seconds: 300
   synth:
     source_type: synthetic
     ingestion:

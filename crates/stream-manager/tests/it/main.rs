@@ -7,6 +7,7 @@ mod control;
 mod fair;
 mod lanes;
 mod live;
+mod modes;
 mod outbound;
 mod payload;
 mod pipeline;
