@@ -46,6 +46,7 @@ pub(crate) async fn serve(
         StreamManager::builder(cfg.clone())
             .file_roots(crate::file_roots(&cfg, &config_path))
             .start_jitter(Duration::from_secs(1))
+            .topic_creator(kafka.topic_creator())
             .start()
             .await
             .context("while starting the pipeline")?,

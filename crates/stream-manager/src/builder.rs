@@ -46,6 +46,7 @@ pub struct Builder {
     pub(crate) max_in_flight: usize,
     pub(crate) check_interval: Duration,
     pub(crate) start_jitter: Duration,
+    pub(crate) topics: Option<Arc<crate::TopicCreator>>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -93,6 +94,14 @@ impl Builder {
     /// program registers there is selected by name like a built-in one.
     pub fn ingestion_modes(mut self, modes: ingestion_modes::ModeRegistry) -> Self {
         self.modes = modes;
+        self
+    }
+
+    /// Creates the topics a runtime update names and those a topic template resolves
+    /// to, before records go there (`KafkaHandle::topic_creator`). Without one, such
+    /// topics must exist (or the cluster create them by itself).
+    pub fn topic_creator(mut self, creator: Option<Arc<crate::TopicCreator>>) -> Self {
+        self.topics = creator;
         self
     }
 
@@ -251,6 +260,7 @@ impl Builder {
             shutting_down: AtomicBool::new(false),
             workers: std::sync::Mutex::new(Vec::new()),
             per_source: crate::per_source::PerSource::default(),
+            topics: self.topics.clone(),
         });
         let manager = StreamManager {
             shared: shared.clone(),

@@ -1,11 +1,12 @@
 //! Before the pipeline starts: the Kafka cluster made ready (an embedded broker started,
 //! or the configured topics created), and every source checked by building it.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use api_client::Registry;
 use stream_config::StreamConfig;
 
+pub use crate::topics::{MissingTopic, MissingTopics, TopicCreator};
 use crate::{component, Result};
 
 /// What `prepare_kafka` started. Keep it for the life of the process: dropping it stops an
@@ -13,33 +14,10 @@ use crate::{component, Result};
 #[derive(Debug)]
 pub struct KafkaHandle {
     embedded: Option<producer::EmbeddedBroker>,
+    /// Creates topics on a real cluster (none with an embedded broker).
+    creator: Option<Arc<TopicCreator>>,
     /// Refused topics, tried again every 30 s until none is left.
     missing: MissingTopics,
-}
-
-/// The topics the configuration names that the cluster refused to create, as they
-/// stand (a handle shared with the task that tries them again).
-#[derive(Debug, Clone, Default)]
-pub struct MissingTopics(std::sync::Arc<std::sync::Mutex<Vec<MissingTopic>>>);
-
-impl MissingTopics {
-    /// The topics still missing.
-    pub fn list(&self) -> Vec<MissingTopic> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn set(&self, topics: Vec<MissingTopic>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = topics;
-    }
-}
-
-/// A topic the configuration names that the cluster refused to create.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct MissingTopic {
-    /// The topic.
-    pub topic: String,
-    /// The broker's answer.
-    pub why: String,
 }
 
 impl KafkaHandle {
@@ -52,6 +30,12 @@ impl KafkaHandle {
     /// again every 30 s; a topic created meanwhile by someone else counts as there).
     pub fn missing_topics(&self) -> MissingTopics {
         self.missing.clone()
+    }
+
+    /// What creates the topics a runtime update or a topic template names for the first
+    /// time (give it to [`crate::Builder::topic_creator`]); none with an embedded broker.
+    pub fn topic_creator(&self) -> Option<Arc<TopicCreator>> {
+        self.creator.clone()
     }
 }
 
@@ -77,6 +61,7 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
         cfg.kafka.bootstrap_servers = broker.bootstrap_servers().to_owned();
         return Ok(KafkaHandle {
             embedded: Some(broker),
+            creator: None,
             missing: Default::default(),
         });
     }
@@ -109,76 +94,14 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
                 });
         }
     }
-    let kafka = cfg.kafka.clone();
-    // The cluster unreachable at start: nothing is known missing (they may exist).
-    let missing = refused(&kafka, &topics, true).await.unwrap_or_default();
-    let handle = KafkaHandle {
+    let missing = MissingTopics::default();
+    let creator = TopicCreator::start(cfg.kafka.clone(), cfg.topics.clone(), missing.clone());
+    creator.ensure_with(topics, true).await;
+    Ok(KafkaHandle {
         embedded: None,
-        missing: MissingTopics::default(),
-    };
-    handle.missing.set(missing.clone());
-    if !missing.is_empty() {
-        // Tried again until the cluster has them (rights granted, created by hand).
-        let shared = handle.missing.clone();
-        tokio::spawn(async move {
-            let mut topics = topics;
-            loop {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                let still = shared.list();
-                topics.retain(|t, _| still.iter().any(|m| &m.topic == t));
-                // The cluster unreachable now: the list stands, tried again later.
-                let Some(left) = refused(&kafka, &topics, false).await else {
-                    continue;
-                };
-                let done = left.is_empty();
-                shared.set(left);
-                if done {
-                    tracing::info!("every topic the configuration names exists now");
-                    return;
-                }
-            }
-        });
-    }
-    Ok(handle)
-}
-
-/// Creates what is missing of `topics`; returns the topics the broker refused, or
-/// `None` when the cluster's metadata could not be read.
-async fn refused(
-    kafka: &stream_config::KafkaConfig,
-    topics: &std::collections::BTreeMap<String, stream_config::TopicConfig>,
-    log: bool,
-) -> Option<Vec<MissingTopic>> {
-    let mut missing = Vec::new();
-    let client = producer::client_config(kafka);
-    let created = producer::ensure_topics(
-        &client,
-        topics,
-        kafka.compression_type,
-        Duration::from_secs(15),
-    );
-    match created.await {
-        Ok(o) => {
-            for (topic, outcome) in o {
-                if let producer::TopicOutcome::Refused(why) = outcome {
-                    if log {
-                        tracing::error!(%topic, %why, "the broker refused to create a topic the configuration names; records routed there are dead-lettered until it exists (tried again every 30 s)");
-                    }
-                    missing.push(MissingTopic { topic, why });
-                }
-            }
-        }
-        Err(e) => {
-            if log {
-                tracing::error!(
-                    error = &e as &dyn std::error::Error,
-                    "cannot create the topics the configuration names; continuing (they may exist)"
-                );
-            }
-            return None;
-        }
-    }
-    Some(missing)
+        creator: Some(creator),
+        missing,
+    })
 }
 
 /// The source types the built-in connectors provide.

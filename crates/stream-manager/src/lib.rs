@@ -30,6 +30,7 @@ pub use reload::CONFIG_UPDATES;
 mod streams;
 mod summary;
 mod supervise;
+mod topics;
 mod workers;
 
 pub use crate::builder::Builder;
@@ -41,7 +42,7 @@ pub use crate::health::{
 };
 pub use crate::kafka::{
     check_sources, ingestion_modes, prepare_kafka, source_types, KafkaHandle, MissingTopic,
-    MissingTopics,
+    MissingTopics, TopicCreator,
 };
 pub use crate::manager::{ShutdownReport, StreamManager};
 pub use crate::streams::{StreamInfo, StreamStatus};

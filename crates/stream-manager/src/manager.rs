@@ -36,6 +36,9 @@ pub(crate) struct Shared {
     pub(crate) shutting_down: AtomicBool,
     /// The supervised background tasks (dispatcher, workers), for health.
     pub(crate) workers: std::sync::Mutex<Vec<Arc<crate::supervise::Worker>>>,
+    /// Creates topics first named by an update or resolved from a template (a real
+    /// cluster's; none given: topics are expected to exist).
+    pub(crate) topics: Option<Arc<crate::TopicCreator>>,
     /// Each source's share of the queue and its own lag throttle.
     pub(crate) per_source: crate::per_source::PerSource,
 }
@@ -126,6 +129,7 @@ impl StreamManager {
             max_in_flight: 8,
             check_interval: Duration::from_secs(1),
             start_jitter: Duration::ZERO,
+            topics: None,
         }
     }
 

@@ -329,8 +329,17 @@ impl Sink for StreamSink {
                     }
                 };
             drop(value);
-            if topics.len() < 8 && !topics.contains(&record.topic) {
-                topics.push(record.topic.clone());
+            if !topics.contains(&record.topic) {
+                // A topic this batch had not seen yet: a templated name resolved for the
+                // first time is created before its record is queued.
+                if let Some(creator) = &shared.topics {
+                    if !creator.is_known(&record.topic) {
+                        creator.ensure([record.topic.to_string()]).await;
+                    }
+                }
+                if topics.len() < 8 {
+                    topics.push(record.topic.clone());
+                }
             }
             if fair {
                 shared

@@ -148,6 +148,10 @@ impl StreamManager {
             built,
         } = checked?;
         let old = self.shared.config();
+        // Topics the update names for the first time exist before its records go there.
+        if let Some(creator) = &self.shared.topics {
+            creator.ensure(next.static_topics()).await;
+        }
         self.shared
             .resolver
             .reload(routing)

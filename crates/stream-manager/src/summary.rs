@@ -18,7 +18,8 @@ pub struct Summary {
     pub producer: ProducerSummary,
     /// The priority queue.
     pub queue: QueueSummary,
-    /// The global (lag-driven) throttle.
+    /// The global (lag-driven) throttle; with `throttling.lag_per_source`, the state and
+    /// level of whichever throttle (global or a source's) is furthest along.
     pub throttling: ThrottlingSummary,
     /// The HTTP clients of every source, together.
     pub api: ApiSummary,
@@ -185,13 +186,22 @@ fn rate(part: u64, whole: u64, none: f64) -> f64 {
 }
 
 impl StreamManager {
+    /// The global throttle's decision, or a source's own (`throttling.lag_per_source`)
+    /// where that one is further along: by state, then backoff level.
+    fn worst_throttle(&self) -> throttling::Decision {
+        std::iter::once(self.shared.throttle.global().snapshot())
+            .chain(self.shared.throttle.snapshot().into_iter().map(|(_, d)| d))
+            .max_by_key(|d| (d.state.as_number(), d.backoff_level))
+            .unwrap_or_else(|| self.shared.throttle.global().snapshot())
+    }
+
     /// The seed's `get_metrics()` figures, read from each component's own counters. It
     /// never waits for a stream being stopped (the streams are as last seen then).
     pub fn summary(&self) -> Summary {
         let producer = self.shared.delivery.producer().stats();
         let q = self.shared.queue.stats();
         let throttle = self.shared.throttle.global();
-        let decision = throttle.snapshot();
+        let decision = self.worst_throttle();
         let streams = self.streams_for_probe();
         let (mut requests, mut failed, mut cached) = (0u64, 0u64, 0u64);
         for part in streams.iter().flat_map(|s| &s.parts) {
@@ -241,7 +251,7 @@ impl StreamManager {
     /// (the producer, queue and DLQ as it found them) and the throttle and streams as
     /// they are now (never waiting for a stream being stopped).
     pub fn components(&self, health: &Health) -> Components {
-        let decision = self.shared.throttle.global().snapshot();
+        let decision = self.worst_throttle();
         let streams = self.streams_for_probe();
         let running = |s: &&StreamInfo| s.status == StreamStatus::Running;
         let fetch_failing: Vec<String> = streams

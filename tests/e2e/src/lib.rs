@@ -353,6 +353,18 @@ impl Server {
             .await
     }
 
+    /// PUT a JSON body → (status, body).
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(self.http.put(self.url(path)).json(&body), "PUT", path)
+            .await
+    }
+
+    /// The configuration file the server was started with, as JSON.
+    pub fn config_json(&self) -> Value {
+        let text = std::fs::read_to_string(&self.config).expect("read the config file");
+        serde_json::from_str(&text).expect("the config file is JSON")
+    }
+
     async fn call(&self, req: reqwest::RequestBuilder, method: &str, path: &str) -> (u16, Value) {
         let r = req
             .send()

@@ -119,8 +119,13 @@ sources:
         .map(|(k, d)| (k, d.state.as_str()))
         .collect();
     let global = m.get_metrics().await.throttle.state;
+    let summary = m.summary().throttling.current_state;
     m.shutdown(Duration::from_secs(10)).await;
     assert_eq!(global, "normal", "all the lag is claimed by a source");
+    assert_eq!(
+        summary, "critical",
+        "the summary shows the source furthest along"
+    );
     assert_eq!(states.get("slow"), Some(&"critical"), "{states:?}");
     assert_eq!(states.get("fast"), Some(&"normal"), "{states:?}");
     assert!(fast >= 300, "the fast source runs on: {fast} in 3 s");

@@ -12,3 +12,4 @@ mod outage;
 mod partial_upstream;
 mod secured;
 mod shutdown;
+mod topics_created;
