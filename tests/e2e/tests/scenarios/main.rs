@@ -11,4 +11,5 @@ mod lag_throttling;
 mod outage;
 mod partial_upstream;
 mod secured;
+mod seed_noaa;
 mod shutdown;
