@@ -8,7 +8,8 @@
 //! minute and 30 s interval, as `GET /streams/{id}` reports — every station's
 //! observation arrives exactly once on `wildfire-weather-data` with temperature,
 //! humidity, station, timestamp and geometry (and, under `data_types`, nothing else);
-//! nothing is dead-lettered; the topic did not exist before the server created it.
+//! nothing is dead-lettered; the topics the files name (the source's and the default
+//! fallback) did not exist before the server created them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ use test_support::poll_until;
 
 const SOURCE: &str = "noaa_weather_ca";
 const TOPIC: &str = "wildfire-weather-data";
+/// The routing fallback the seed files leave at its default: named, so created too.
+const FALLBACK: &str = "wildfire-default";
 const STATIONS: usize = 150;
 /// The upstream lists stations 50 to a page (NWS: up to 500), so the list walk follows
 /// its `pagination.next` links: 3 full pages and the empty one after.
@@ -84,8 +87,8 @@ impl Run {
         let tansu = scene.tansu(Storage::Memory).await;
         let before = topics(&tansu.bootstrap()).await;
         assert!(
-            !before.contains_key(TOPIC),
-            "{label}: {TOPIC} exists before the server started: {before:?}"
+            !before.contains_key(TOPIC) && !before.contains_key(FALLBACK),
+            "{label}: topics exist before the server started: {before:?}"
         );
         let nws = Nws::new("CA", STATIONS, PAGE);
         let base = nws.serve().await;
@@ -345,6 +348,7 @@ async fn seed_noaa_sweep() {
         // Created by the server (tansu creates none), with the documented 4 partitions.
         let after = topics(&run.tansu.bootstrap()).await;
         assert_eq!(after.get(TOPIC), Some(&4), "{label}: {after:?}");
+        assert_eq!(after.get(FALLBACK), Some(&4), "{label}: {after:?}");
         delivered.push((observations, records.len()));
     }
     for ((label, swept, sweep_s, at, requests), (observations, records)) in
