@@ -17,7 +17,10 @@ use test_support::process::Supervised;
 
 pub use test_support::tansu::{Storage, Tansu};
 
+mod metrics;
+pub mod nws;
 mod postgres;
+pub use metrics::Metrics;
 pub use postgres::fresh_database;
 
 /// The `stream-server` binary: `$STREAM_SERVER_BIN`, else the one beside this test in
@@ -239,6 +242,27 @@ impl Server {
         let port = test_support::free_port().expect("free port");
         let path = scene.dir().join(format!("{name}.json"));
         std::fs::write(&path, config.render(port)).expect("write config");
+        Self::start_at(scene, name, path, port, env).await
+    }
+
+    /// The server with a configuration file as it is (`file`, read where it lies): the
+    /// admin API is put on a free loopback port by `STREAM__SERVER__LISTEN`, and `env`
+    /// (`STREAM__…` overrides, say) is added to its environment.
+    pub async fn start_file(scene: &Scene, name: &str, file: &Path, env: &[(&str, &str)]) -> Self {
+        let port = test_support::free_port().expect("free port");
+        let listen = format!("127.0.0.1:{port}");
+        let mut env = env.to_vec();
+        env.push(("STREAM__SERVER__LISTEN", &listen));
+        Self::start_at(scene, name, file.to_path_buf(), port, &env).await
+    }
+
+    async fn start_at(
+        scene: &Scene,
+        name: &str,
+        path: PathBuf,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = scene.dir().join(format!("{name}.log"));
         scene.watch_log(log.clone());
         scene.watch_log(path.clone());
@@ -403,47 +427,6 @@ impl Server {
                 && m.value("stream_producer_in_flight", &[]) == 0.0
         })
         .await;
-    }
-}
-
-/// Prometheus text, parsed into (name, labels, value).
-#[derive(Debug, Clone)]
-pub struct Metrics(Vec<(String, String, f64)>);
-
-impl Metrics {
-    /// Parses the exposition format (comments skipped).
-    pub fn parse(text: &str) -> Self {
-        let mut out = Vec::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let Some((series, value)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let (name, labels) = match series.split_once('{') {
-                Some((n, l)) => (n, l.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if let Ok(v) = value.parse::<f64>() {
-                out.push((name.to_owned(), labels.to_owned(), v));
-            }
-        }
-        Self(out)
-    }
-
-    /// The sum over series called `name` whose labels include every `k="v"` of `labels`.
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.0
-            .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.split(',').any(|p| p == format!("{k}=\"{v}\"")))
-            })
-            .map(|(_, _, v)| v)
-            .sum()
     }
 }
 

@@ -418,3 +418,40 @@ fn routing_order_defaults_to_the_seeds_and_lists_each_strategy_once() {
         .unwrap_or_else(|| panic!("{err}"));
     assert_eq!(item.location.map(|l| l.line), Some(2), "{err}");
 }
+
+#[test]
+fn a_connector_parameter_is_overridden_by_path_even_where_the_file_names_none() {
+    // How the real-broker suite points the seed's files, unchanged, at a local upstream.
+    let url = "http://127.0.0.1:41234";
+    let env = || {
+        [
+            (
+                "STREAM__SOURCES__NOAA_WEATHER_CA__CUSTOM_PARAMS__BASE_URL",
+                url,
+            ),
+            ("STREAM__DLQ__URL", "sqlite:///tmp/x/dlq.db"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    };
+    // The fuller file has `custom_params`: the key joins the ones it names.
+    let seed = loader()
+        .with_env(env())
+        .load_file(fixture("seed.yaml"))
+        .unwrap();
+    let params = &seed.sources["noaa_weather_ca"].custom_params;
+    assert_eq!(params["base_url"], serde_json::json!(url));
+    assert_eq!(params["state"], serde_json::json!("CA"));
+    assert_eq!(
+        params["data_types"],
+        serde_json::json!(["temperature", "humidity"])
+    );
+    assert_eq!(seed.dlq.url, "sqlite:///tmp/x/dlq.db");
+    // The Quick Start file has none: the override creates the map with just that key.
+    let quick = loader()
+        .with_env(env())
+        .load_file(fixture("seed_quick_start.yaml"))
+        .unwrap();
+    let params = &quick.sources["noaa_weather_ca"].custom_params;
+    assert_eq!(params.len(), 1, "{params:?}");
+    assert_eq!(params["base_url"], serde_json::json!(url));
+}

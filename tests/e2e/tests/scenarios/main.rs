@@ -11,5 +11,6 @@ mod lag_throttling;
 mod outage;
 mod partial_upstream;
 mod secured;
+mod seed_noaa;
 mod shutdown;
 mod topics_created;
