@@ -151,6 +151,11 @@ pub struct KafkaConfig {
     /// librdkafka properties passed through verbatim; they win over the keys above.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub librdkafka_options: BTreeMap<String, String>,
+    /// Create missing topics: those the configuration names (at start and with each
+    /// runtime update) and those a topic template resolves to. `false`: every topic must
+    /// exist beforehand (records for a missing one are dead-lettered as `unknown_topic`).
+    #[serde(default = "yes")]
+    pub create_topics: bool,
 }
 
 fn is_plaintext(security: &KafkaSecurity) -> bool {
@@ -172,6 +177,7 @@ impl Default for KafkaConfig {
             message_timeout_ms: None,
             security: KafkaSecurity::default(),
             librdkafka_options: BTreeMap::new(),
+            create_topics: true,
         }
     }
 }

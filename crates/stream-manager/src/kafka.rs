@@ -65,6 +65,13 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
             missing: Default::default(),
         });
     }
+    if !cfg.kafka.create_topics {
+        return Ok(KafkaHandle {
+            embedded: None,
+            creator: None,
+            missing: MissingTopics::default(),
+        });
+    }
     let mut topics = cfg.topics.clone();
     // Every topic the config names (a source's own `topic`, the routing rules, the
     // fallback), not only the `topics` section: on a cluster without automatic topic

@@ -50,11 +50,24 @@ async fn dlq_on_postgres_and_replay() {
         }),
     ))
     .await;
-    // `e2e-missing-lost` is routed to but not created: the server creates only topics the
-    // config names literally, not a template's results, and tansu never auto-creates.
+    // `e2e-missing-lost` is routed to but never created: the server creates no topic
+    // (`create_topics: false`; `e2e-ok` is created here) and tansu never auto-creates.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", tansu.bootstrap())
+        .create()
+        .expect("admin client");
+    let created = admin
+        .create_topics(
+            &[NewTopic::new("e2e-ok", 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
     let config = Config::new(&tansu.bootstrap(), &db)
         .with(json!({
             "kafka": {
+                "create_topics": false,
                 "message_timeout_ms": 10000,
                 "librdkafka_options": {
                     "message.max.bytes": "10000",
@@ -62,7 +75,6 @@ async fn dlq_on_postgres_and_replay() {
                 },
             },
             "dlq": { "max_retries": 0 },
-            "topics": { "e2e-ok": { "partitions": 1 } },
             "routing": {
                 "content_rules": [{ "field": "/kind", "operator": "eq", "value": "lost", "topic": "e2e-missing-{/kind}" }],
                 "fallback_topic": "e2e-ok",
@@ -137,10 +149,6 @@ async fn dlq_on_postgres_and_replay() {
     }
 
     // Fix the cause: create the topic, then replay through the admin API.
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", tansu.bootstrap())
-        .create()
-        .expect("admin client");
     let created = admin
         .create_topics(
             &[NewTopic::new(
