@@ -1,6 +1,6 @@
 //! The controller (state machine over the lag window) and the enforcing token bucket.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -143,7 +143,13 @@ pub struct Throttle {
     scope: String,
     controller: Mutex<Controller>,
     limiter: Mutex<Bucket>,
+    /// The consumer groups of the last lag reading, with their lag.
+    groups: Mutex<BTreeMap<String, i64>>,
 }
+
+/// At most this many groups get a `throttle_group_lag{group}` series (the first by
+/// name); `throttle_watched_groups` and health count and name them all.
+pub const MAX_GROUP_SERIES: usize = 20;
 
 /// The token bucket at one rate, with the clock it was built on.
 #[derive(Debug, Clone)]
@@ -193,10 +199,12 @@ impl Throttle {
                 adjustments: 0,
             }),
             limiter: Mutex::new(limiter),
+            groups: Mutex::new(BTreeMap::new()),
             scope: scope.into(),
             settings,
         };
         t.publish(&t.snapshot(), 0);
+        metrics::gauge!(m::WATCHED_GROUPS, "scope" => t.scope.clone()).set(0.0);
         t
     }
 
@@ -205,10 +213,42 @@ impl Throttle {
         &self.settings
     }
 
-    /// Reads the probe and records its total lag. A probe failure changes nothing.
+    /// Reads the probe and records its total lag; the reading's groups become the
+    /// watched groups ([`Throttle::watched_groups`]). A probe failure changes nothing.
     pub async fn check(&self, probe: &dyn LagProbe) -> Result<Decision, Error> {
         let lag = probe.lag().await?;
+        self.set_groups(&lag.by_group);
         Ok(self.record(lag.total))
+    }
+
+    /// The consumer groups of the last lag reading, by name, with their lag.
+    pub fn watched_groups(&self) -> BTreeMap<String, i64> {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Keeps `groups` and publishes `throttle_watched_groups` and, for the first
+    /// [`MAX_GROUP_SERIES`] by name, `throttle_group_lag{group}`; a group that left the
+    /// reading has its series set to 0.
+    fn set_groups(&self, groups: &BTreeMap<String, i64>) {
+        let mut held = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let scope = &self.scope;
+        for gone in held
+            .keys()
+            .take(MAX_GROUP_SERIES)
+            .filter(|g| !groups.contains_key(*g))
+        {
+            metrics::gauge!(m::GROUP_LAG, "scope" => scope.clone(), "group" => gone.clone())
+                .set(0.0);
+        }
+        for (group, lag) in groups.iter().take(MAX_GROUP_SERIES) {
+            metrics::gauge!(m::GROUP_LAG, "scope" => scope.clone(), "group" => group.clone())
+                .set(*lag as f64);
+        }
+        metrics::gauge!(m::WATCHED_GROUPS, "scope" => scope.clone()).set(groups.len() as f64);
+        held.clone_from(groups);
     }
 
     /// Records a lag sample taken now and decides.
