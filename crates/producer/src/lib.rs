@@ -62,7 +62,7 @@ pub use group::{GroupEvent, GroupMember, GroupSettings};
 pub use kafka::{
     client_config, KafkaHealth, KafkaProducer, ProducerSettings, ProducerStats, StatsContext,
 };
-pub use lag::KafkaLagProbe;
+pub use lag::{KafkaLagProbe, DISCOVERY_REFRESH};
 pub use metrics::describe_metrics;
 pub use null::NullProducer;
 pub use state_log::{Claimed, StateChain, StateLog, STATE_CHUNK_BYTES};
