@@ -22,6 +22,7 @@ mod dispatch;
 mod dlq;
 mod health;
 mod kafka;
+mod lag;
 mod manager;
 mod pipeline;
 mod reload;
@@ -40,6 +41,7 @@ pub use crate::health::{
 pub use crate::kafka::{
     check_sources, prepare_kafka, source_types, KafkaHandle, MissingTopic, MissingTopics,
 };
+pub use crate::lag::LagHealth;
 pub use crate::manager::{ShutdownReport, StreamManager};
 pub use crate::streams::{StreamInfo, StreamStatus};
 pub use crate::supervise::WorkerHealth;

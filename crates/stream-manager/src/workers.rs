@@ -52,23 +52,39 @@ pub(crate) fn spawn(
 pub(crate) async fn lag_checker(shared: Arc<Shared>, probe: Arc<dyn LagProbe>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Groups and failures are logged when they change, not at every check.
+    let mut last_groups = Vec::new();
     loop {
         tick.tick().await;
         if shared.shutting_down() {
             return;
         }
-        match shared.throttle.global().check(probe.as_ref()).await {
+        let throttle = shared.throttle.global();
+        let failed_before = throttle.probe_error();
+        match throttle.check(probe.as_ref()).await {
             Ok(d) => {
                 if !d.delay.is_zero() {
                     shared
                         .pending_delay_ms
                         .fetch_max(d.delay.as_millis() as u64, Ordering::Relaxed);
                 }
+                if failed_before.is_some() {
+                    tracing::info!("lag probe reads again");
+                }
+                let groups: Vec<String> = throttle.watched_groups().into_keys().collect();
+                if groups != last_groups {
+                    tracing::info!(groups = ?groups, "consumer groups watched for lag");
+                    last_groups = groups;
+                }
             }
-            Err(e) => tracing::warn!(
-                error = &e as &dyn std::error::Error,
-                "lag probe failed; throttle unchanged"
-            ),
+            Err(e) => {
+                if failed_before != throttle.probe_error() {
+                    tracing::warn!(
+                        error = &e as &dyn std::error::Error,
+                        "lag probe failed; throttle unchanged"
+                    );
+                }
+            }
         }
     }
 }

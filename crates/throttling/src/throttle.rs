@@ -145,6 +145,8 @@ pub struct Throttle {
     limiter: Mutex<Bucket>,
     /// The consumer groups of the last lag reading, with their lag.
     groups: Mutex<BTreeMap<String, i64>>,
+    /// The last reading's failure (with its causes), until a reading succeeds.
+    probe_error: Mutex<Option<String>>,
 }
 
 /// At most this many groups get a `throttle_group_lag{group}` series (the first by
@@ -200,6 +202,7 @@ impl Throttle {
             }),
             limiter: Mutex::new(limiter),
             groups: Mutex::new(BTreeMap::new()),
+            probe_error: Mutex::new(None),
             scope: scope.into(),
             settings,
         };
@@ -214,11 +217,34 @@ impl Throttle {
     }
 
     /// Reads the probe and records its total lag; the reading's groups become the
-    /// watched groups ([`Throttle::watched_groups`]). A probe failure changes nothing.
+    /// watched groups ([`Throttle::watched_groups`]). A probe failure changes nothing
+    /// but [`Throttle::probe_error`].
     pub async fn check(&self, probe: &dyn LagProbe) -> Result<Decision, Error> {
-        let lag = probe.lag().await?;
+        let lag = match probe.lag().await {
+            Ok(lag) => lag,
+            Err(e) => {
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(": ");
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                *self.probe_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                return Err(e);
+            }
+        };
+        *self.probe_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.set_groups(&lag.by_group);
         Ok(self.record(lag.total))
+    }
+
+    /// The last lag reading's failure with its causes, until a reading succeeds.
+    pub fn probe_error(&self) -> Option<String> {
+        self.probe_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The consumer groups of the last lag reading, by name, with their lag.

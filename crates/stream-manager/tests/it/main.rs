@@ -4,6 +4,7 @@ mod bounds;
 mod cluster;
 mod commit;
 mod control;
+mod lag;
 mod lanes;
 mod outbound;
 mod payload;

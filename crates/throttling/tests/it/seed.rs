@@ -99,3 +99,30 @@ async fn a_readings_groups_are_the_watched_groups() {
         "a group missing from the reading is no longer watched"
     );
 }
+
+#[derive(Debug)]
+struct Refused;
+
+#[async_trait]
+impl LagProbe for Refused {
+    async fn lag(&self) -> throttling::Result<Lag> {
+        Err(throttling::Error::ProbeUnavailable(
+            "listing consumer groups failed: not supported".into(),
+        ))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_reading_changes_nothing_but_is_kept_until_one_succeeds() {
+    let t = Throttle::new(seed(), "failing");
+    let one = Groups(BTreeMap::from([("a".to_owned(), 3000)]));
+    assert_eq!(t.check(&one).await.unwrap().state, M);
+    assert!(t.check(&Refused).await.is_err());
+    assert_eq!(
+        t.probe_error().as_deref(),
+        Some("lag probe unavailable: listing consumer groups failed: not supported")
+    );
+    assert_eq!((t.snapshot().state, t.watched_groups()), (M, one.0.clone()));
+    t.check(&one).await.unwrap();
+    assert_eq!(t.probe_error(), None);
+}
