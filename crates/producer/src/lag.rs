@@ -35,7 +35,7 @@ enum Watch {
 /// Where discovery gets the candidate group names.
 #[derive(Debug, Clone)]
 enum Lister {
-    /// Kafka's ListGroups (librdkafka's `rd_kafka_list_groups`).
+    /// Kafka's ListGroups (`KafkaLagProbe::list_groups`).
     Kafka,
     /// A fixed list, for tests on librdkafka's mock cluster (it has no ListGroups).
     #[cfg(test)]
@@ -128,11 +128,35 @@ impl KafkaLagProbe {
         self
     }
 
-    /// The group names Kafka's ListGroups returns.
-    fn list_groups(config: &ClientConfig, timeout: Duration) -> Result<Vec<String>, KafkaError> {
-        let consumer = metadata_consumer(config)?;
-        let list = consumer.fetch_group_list(None, timeout)?;
-        Ok(list.groups().iter().map(|g| g.name().to_owned()).collect())
+    /// The group names Kafka's ListGroups returns, from every broker. On a plaintext
+    /// cluster ListGroups is sent directly (`list_groups.rs`: librdkafka's listing adds
+    /// DescribeGroups, which tansu 0.6 fails); with TLS or SASL through librdkafka.
+    fn list_groups(
+        config: &ClientConfig,
+        topics: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<String>, String> {
+        let consumer = metadata_consumer(config).map_err(|e| e.to_string())?;
+        let plaintext = config
+            .get("security.protocol")
+            .is_none_or(|p| p.eq_ignore_ascii_case("plaintext"));
+        if !plaintext {
+            let list = consumer
+                .fetch_group_list(None, timeout)
+                .map_err(|e| e.to_string())?;
+            return Ok(list.groups().iter().map(|g| g.name().to_owned()).collect());
+        }
+        // The brokers (one topic's metadata names them all without listing every topic).
+        let md = consumer
+            .fetch_metadata(topics.first().map(String::as_str), timeout)
+            .map_err(|e| e.to_string())?;
+        let brokers: Vec<String> = md
+            .brokers()
+            .iter()
+            .map(|b| format!("{}:{}", b.host(), b.port()))
+            .collect();
+        let client_id = config.get("client.id").unwrap_or("stream-manager");
+        crate::list_groups::list_groups(&brokers, client_id, timeout)
     }
 
     /// Reads the lag of `groups` on `topics`. With `committed_only`, a group that has
@@ -220,11 +244,11 @@ impl KafkaLagProbe {
         }
         let listed = match lister {
             Lister::Kafka => {
-                let (config, timeout) = (self.config.clone(), self.timeout);
-                tokio::task::spawn_blocking(move || Self::list_groups(&config, timeout))
+                let (config, topics, timeout) =
+                    (self.config.clone(), self.topics.clone(), self.timeout);
+                tokio::task::spawn_blocking(move || Self::list_groups(&config, &topics, timeout))
                     .await
                     .map_err(|e| throttling::Error::ProbeUnavailable(e.into()))?
-                    .map_err(|e| e.to_string())
             }
             #[cfg(test)]
             Lister::Fixed(names) => Ok(names.clone()),

@@ -37,6 +37,7 @@ mod group;
 mod journal;
 mod kafka;
 mod lag;
+mod list_groups;
 mod metrics;
 mod null;
 mod oidc;
