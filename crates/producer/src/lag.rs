@@ -266,7 +266,7 @@ impl KafkaLagProbe {
                 Ok((d.groups.clone(), true))
             }
             Err(e) => {
-                tracing::warn!(error = %e, "listing the cluster's consumer groups failed; lag unknown (set throttling.consumer_groups to name them)");
+                // The caller logs it (the lag checker: once, until the failure changes).
                 d.error = Some(e.clone());
                 Err(listing_failed(e))
             }
