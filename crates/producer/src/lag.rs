@@ -16,6 +16,19 @@ use throttling::{Lag, LagProbe};
 use crate::security::TokenContext;
 use tokio::time::Instant;
 
+/// Properties `client_config` sets that a consumer does not take (plus statistics,
+/// which nothing reads on the probe's clients).
+const PRODUCER_ONLY: &[&str] = &[
+    "compression.type",
+    "batch.num.messages",
+    "linger.ms",
+    "acks",
+    "enable.idempotence",
+    "message.timeout.ms",
+    "queue.buffering.max.kbytes",
+    "statistics.interval.ms",
+];
+
 /// How often a discovering probe lists the cluster's groups again.
 pub const DISCOVERY_REFRESH: Duration = Duration::from_secs(30);
 
@@ -101,7 +114,12 @@ impl KafkaLagProbe {
         )
     }
 
-    fn with_watch(config: ClientConfig, watch: Watch, topics: Vec<String>) -> Self {
+    fn with_watch(mut config: ClientConfig, watch: Watch, topics: Vec<String>) -> Self {
+        // The probe's clients are consumers: librdkafka warns (CONFWARN) about every
+        // producer property at each client's creation, several times a minute here.
+        for key in PRODUCER_ONLY {
+            config.remove(key);
+        }
         Self {
             config,
             watch,
