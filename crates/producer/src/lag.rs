@@ -423,6 +423,32 @@ mod tests {
         assert_eq!(lag.total, 35);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_groups_are_listed_again_every_refresh_interval() {
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("ours", 1, 1).unwrap();
+        let b = mock.bootstrap_servers();
+        produce(&b, "ours", 10);
+        commit(&b, "analytics", "ours", 4);
+        let p = probe(&b, &["analytics", "late"], DISCOVERY_REFRESH);
+        let watched = |lag: Lag| lag.by_group.into_keys().collect::<Vec<_>>();
+        assert_eq!(watched(p.lag().await.unwrap()), ["analytics"]);
+        commit(&b, "late", "ours", 9);
+        tokio::time::advance(DISCOVERY_REFRESH - Duration::from_secs(1)).await;
+        assert_eq!(
+            watched(p.lag().await.unwrap()),
+            ["analytics"],
+            "a second before the next listing"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let lag = p.lag().await.unwrap();
+        assert_eq!(
+            lag.by_group,
+            BTreeMap::from([("analytics".to_owned(), 6), ("late".to_owned(), 1)]),
+            "at the listing"
+        );
+    }
+
     #[tokio::test]
     async fn given_groups_are_read_even_without_commits() {
         let mock = MockCluster::new(1).unwrap();
