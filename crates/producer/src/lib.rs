@@ -37,6 +37,7 @@ mod group;
 mod journal;
 mod kafka;
 mod lag;
+mod list_groups;
 mod metrics;
 mod null;
 mod oidc;
@@ -62,7 +63,7 @@ pub use group::{GroupEvent, GroupMember, GroupSettings};
 pub use kafka::{
     client_config, KafkaHealth, KafkaProducer, ProducerSettings, ProducerStats, StatsContext,
 };
-pub use lag::KafkaLagProbe;
+pub use lag::{KafkaLagProbe, DISCOVERY_REFRESH};
 pub use metrics::describe_metrics;
 pub use null::NullProducer;
 pub use state_log::{Claimed, StateChain, StateLog, STATE_CHUNK_BYTES};

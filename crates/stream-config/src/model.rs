@@ -327,10 +327,12 @@ pub struct ThrottlingConfig {
     /// Consecutive low-lag checks before the rate is raised again.
     #[serde(default = "default_recovery_checks")]
     pub recovery_checks: u32,
-    /// Consumer groups whose lag is watched; empty means no lag throttling (only
-    /// `max_send_rate` applies).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub consumer_groups: Vec<String>,
+    /// Consumer groups whose lag is watched. Absent: every group with committed offsets
+    /// on the pipeline's topics, discovered through the cluster (Kafka's ListGroups and
+    /// OffsetFetch) and refreshed every 30 s; `[]`: no lag throttling (only
+    /// `max_send_rate` applies); a list: exactly those groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_groups: Option<Vec<String>>,
     /// CRITICAL records' own send rate, as a share of `max_send_rate` (0 < share ≤ 1):
     /// they never wait behind other records' tokens, and an alert storm cannot send
     /// faster than this.
@@ -373,7 +375,7 @@ impl Default for ThrottlingConfig {
             metric_sample_size: default_metric_sample_size(),
             max_backoff_level: default_max_backoff_level(),
             recovery_checks: default_recovery_checks(),
-            consumer_groups: Vec::new(),
+            consumer_groups: None,
             critical_share: default_critical_share(),
             fair_share: true,
             lag_per_source: false,

@@ -192,7 +192,7 @@ pub(crate) fn validate(
             "e.g. 0.2: CRITICAL records may use up to a fifth of max_send_rate on their own",
         );
     }
-    for (i, group) in th.consumer_groups.iter().enumerate() {
+    for (i, group) in th.consumer_groups.iter().flatten().enumerate() {
         if group.trim().is_empty() {
             c.fail(
                 t.key("consumer_groups").index(i),

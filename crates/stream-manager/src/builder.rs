@@ -76,8 +76,9 @@ impl Builder {
         self
     }
 
-    /// Uses `probe` for consumer lag (default: Kafka lag of `throttling.consumer_groups`;
-    /// none — no lag throttling — when no group is configured). A
+    /// Uses `probe` for consumer lag (default: Kafka lag of `throttling.consumer_groups`,
+    /// of every group with commits on the config's topics when the key is absent, none
+    /// — no lag throttling — when it is `[]`). A
     /// [`throttling::QueueFillProbe`] can be passed here deliberately.
     pub fn lag_probe(mut self, probe: Arc<dyn LagProbe>) -> Self {
         self.lag_probe = Some(probe);
@@ -205,21 +206,7 @@ impl Builder {
             }
         };
         let queue = Arc::new(PriorityQueue::new(convert::queue_config(&cfg)));
-        // Lag comes from the watched consumer groups. Without any, only
-        // `max_send_rate` applies: throttling the drain on the queue's own fill is a
-        // positive feedback loop (a backlog slows the drain, which grows the backlog) —
-        // the broker-outage scenario left the rate at 1 record/s with 90 k queued.
-        let probe: Option<Arc<dyn LagProbe>> = match self.lag_probe {
-            Some(p) => Some(p),
-            None if !cfg.throttling.consumer_groups.is_empty() => {
-                Some(Arc::new(producer::KafkaLagProbe::new(
-                    producer::client_config(&cfg.kafka),
-                    cfg.throttling.consumer_groups.clone(),
-                    cfg.static_topics(),
-                )))
-            }
-            None => None,
-        };
+        let (probe, lag_mode) = crate::lag::probe_for(&cfg, self.lag_probe);
         let delivery = Arc::new(
             Delivery::new(producer, dlq)
                 .with_first_retry(Duration::from_secs(cfg.dlq.retry_base_delay_seconds)),
@@ -254,6 +241,7 @@ impl Builder {
             queue,
             delivery,
             pending_delay_ms: AtomicU64::new(0),
+            lag_mode,
             dispatcher_panics: AtomicU64::new(0),
             in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
             next_batch: AtomicU64::new(0),

@@ -25,6 +25,9 @@ pub struct Health {
     /// retention): each restarted after a panic, any restart unhealthy until a restart
     /// of the service.
     pub workers: Vec<crate::WorkerHealth>,
+    /// The throttle's lag: its mode, the consumer groups watched, the last failure
+    /// (informational: it does not make the service unhealthy).
+    pub lag: crate::LagHealth,
 }
 
 /// Kafka connectivity.
@@ -189,6 +192,7 @@ impl StreamManager {
                 && workers.iter().all(|w| w.restarts == 0),
             task_panics,
             workers,
+            lag: self.lag_health(),
             producer: ProducerHealth {
                 kafka_connected: kafka.connected,
                 brokers: kafka.brokers,

@@ -22,6 +22,7 @@ mod dispatch;
 mod dlq;
 mod health;
 mod kafka;
+mod lag;
 mod manager;
 mod per_source;
 mod pipeline;
@@ -44,6 +45,7 @@ pub use crate::kafka::{
     check_sources, ingestion_modes, prepare_kafka, source_types, KafkaHandle, MissingTopic,
     MissingTopics, TopicCreator,
 };
+pub use crate::lag::LagHealth;
 pub use crate::manager::{ShutdownReport, StreamManager};
 pub use crate::streams::{StreamInfo, StreamStatus};
 pub use crate::summary::{

@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub(crate) priority_rules: RwLock<Arc<Vec<(Predicate, Priority)>>>,
     pub(crate) delivery: Arc<Delivery>,
     pub(crate) pending_delay_ms: AtomicU64,
+    /// Where the throttle's lag comes from (`LagHealth::mode`).
+    pub(crate) lag_mode: &'static str,
     /// Batches with the producer and not yet reported, by number.
     pub(crate) in_flight: std::sync::Mutex<std::collections::HashMap<u64, Arc<Vec<Item>>>>,
     pub(crate) next_batch: AtomicU64,

@@ -282,6 +282,7 @@ mod tests {
         let lag = Lag {
             total: 9_000,
             by_topic: [("ta".to_owned(), 9_000), ("tb".to_owned(), 0)].into(),
+            ..Lag::default()
         };
         let unclaimed = p.record_lag(&g, &lag);
         assert_eq!(unclaimed, 0, "both topics are claimed");

@@ -34,5 +34,7 @@ mod window;
 pub use clock::TokioClock;
 pub use metrics::describe_metrics;
 pub use probe::{Error, Lag, LagProbe, QueueFillProbe, Result, StaticLagProbe};
-pub use throttle::{Decision, Throttle, ThrottleGroup, ThrottleSettings, ThrottleState};
+pub use throttle::{
+    Decision, Throttle, ThrottleGroup, ThrottleSettings, ThrottleState, MAX_GROUP_SERIES,
+};
 pub use window::{LagWindow, WindowStats};

@@ -9,6 +9,8 @@ pub(crate) const LAG_P95: &str = "throttle_lag_p95";
 pub(crate) const THROTTLES: &str = "throttle_throttles_total";
 pub(crate) const RATE_INCREASES: &str = "throttle_rate_increases_total";
 pub(crate) const RATE_DECREASES: &str = "throttle_rate_decreases_total";
+pub(crate) const WATCHED_GROUPS: &str = "throttle_watched_groups";
+pub(crate) const GROUP_LAG: &str = "throttle_group_lag";
 /// The seed's name: rate changes since start, as a gauge.
 pub(crate) const SEED_RATE_ADJUSTMENTS: &str = "throttle_rate_adjustments";
 
@@ -23,6 +25,16 @@ pub fn describe_metrics() {
         BACKOFF_LEVEL,
         Unit::Count,
         "Exponential backoff level in the critical state, by scope."
+    );
+    describe_gauge!(
+        WATCHED_GROUPS,
+        Unit::Count,
+        "Consumer groups whose lag the last reading summed, by scope."
+    );
+    describe_gauge!(
+        GROUP_LAG,
+        Unit::Count,
+        "Consumer lag of one watched group at the last reading (the first 20 groups by name), by scope and group."
     );
     describe_gauge!(RATE, "Allowed send rate in records per second, by scope.");
     describe_gauge!(

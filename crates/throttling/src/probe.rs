@@ -16,6 +16,9 @@ pub struct Lag {
     pub total: i64,
     /// Per topic.
     pub by_topic: BTreeMap<String, i64>,
+    /// Per watched consumer group (empty when the probe has no groups: a static value,
+    /// the queue's fill). Its keys are the groups watched at this reading.
+    pub by_group: BTreeMap<String, i64>,
 }
 
 impl Lag {
@@ -23,7 +26,7 @@ impl Lag {
     pub fn total(total: i64) -> Self {
         Self {
             total,
-            by_topic: BTreeMap::new(),
+            ..Self::default()
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The controller (state machine over the lag window) and the enforcing token bucket.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::clock::TokioClock;
 use crate::metrics as m;
-use crate::probe::{Error, LagProbe};
+use crate::probe::{Error, Lag, LagProbe};
 use crate::window::{LagWindow, WindowStats};
 
 /// Tuning of a throttle.
@@ -146,7 +146,15 @@ pub struct Throttle {
     scope: String,
     controller: Mutex<Controller>,
     limiter: Mutex<Bucket>,
+    /// The consumer groups of the last lag reading, with their lag.
+    groups: Mutex<BTreeMap<String, i64>>,
+    /// The last reading's failure (with its causes), until a reading succeeds.
+    probe_error: Mutex<Option<String>>,
 }
+
+/// At most this many groups get a `throttle_group_lag{group}` series (the first by
+/// name); `throttle_watched_groups` and health count and name them all.
+pub const MAX_GROUP_SERIES: usize = 20;
 
 /// The token bucket at one rate, with the clock it was built on.
 #[derive(Debug, Clone)]
@@ -196,11 +204,14 @@ impl Throttle {
                 adjustments: 0,
             }),
             limiter: Mutex::new(limiter),
+            groups: Mutex::new(BTreeMap::new()),
+            probe_error: Mutex::new(None),
             scope: scope.into(),
             enabled: AtomicBool::new(settings.enabled),
             settings: RwLock::new(settings),
         };
         t.publish(&t.snapshot(), 0);
+        metrics::gauge!(m::WATCHED_GROUPS, "scope" => t.scope.clone()).set(0.0);
         t
     }
 
@@ -248,10 +259,75 @@ impl Throttle {
         self.publish(&self.snapshot(), adjustments);
     }
 
-    /// Reads the probe and records its total lag. A probe failure changes nothing.
+    /// Reads the probe and records its total lag; the reading's groups become the
+    /// watched groups ([`Throttle::watched_groups`]). A probe failure changes nothing
+    /// but [`Throttle::probe_error`].
     pub async fn check(&self, probe: &dyn LagProbe) -> Result<Decision, Error> {
-        let lag = probe.lag().await?;
-        Ok(self.record(lag.total))
+        self.check_with(probe, |lag| lag.total).await
+    }
+
+    /// [`Throttle::check`], recording what `pick` takes from a reading (e.g. the lag no
+    /// per-source throttle claims) instead of its total.
+    pub async fn check_with(
+        &self,
+        probe: &dyn LagProbe,
+        pick: impl FnOnce(&Lag) -> i64,
+    ) -> Result<Decision, Error> {
+        let lag = match probe.lag().await {
+            Ok(lag) => lag,
+            Err(e) => {
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(": ");
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                *self.probe_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                return Err(e);
+            }
+        };
+        *self.probe_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.set_groups(&lag.by_group);
+        Ok(self.record(pick(&lag)))
+    }
+
+    /// The last lag reading's failure with its causes, until a reading succeeds.
+    pub fn probe_error(&self) -> Option<String> {
+        self.probe_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The consumer groups of the last lag reading, by name, with their lag.
+    pub fn watched_groups(&self) -> BTreeMap<String, i64> {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Keeps `groups` and publishes `throttle_watched_groups` and, for the first
+    /// [`MAX_GROUP_SERIES`] by name, `throttle_group_lag{group}`; a group that left the
+    /// reading has its series set to 0.
+    fn set_groups(&self, groups: &BTreeMap<String, i64>) {
+        let mut held = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        let scope = &self.scope;
+        for gone in held
+            .keys()
+            .take(MAX_GROUP_SERIES)
+            .filter(|g| !groups.contains_key(*g))
+        {
+            metrics::gauge!(m::GROUP_LAG, "scope" => scope.clone(), "group" => gone.clone())
+                .set(0.0);
+        }
+        for (group, lag) in groups.iter().take(MAX_GROUP_SERIES) {
+            metrics::gauge!(m::GROUP_LAG, "scope" => scope.clone(), "group" => group.clone())
+                .set(*lag as f64);
+        }
+        metrics::gauge!(m::WATCHED_GROUPS, "scope" => scope.clone()).set(groups.len() as f64);
+        held.clone_from(groups);
     }
 
     /// Records a lag sample taken now and decides.

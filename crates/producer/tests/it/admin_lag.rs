@@ -130,3 +130,25 @@ async fn embedded_broker_serves_its_topics_until_dropped() {
         "the broker is gone"
     );
 }
+
+#[tokio::test]
+async fn discovery_on_a_broker_without_list_groups_fails_with_the_reason() {
+    // librdkafka's mock cluster does not implement ListGroups: the probe must say that
+    // the listing failed (the throttle then stays as it is), not report a lag of 0.
+    let mock = mock_cluster(&["t"]);
+    let probe = KafkaLagProbe::discovering(
+        base_config(&mock.bootstrap_servers()),
+        vec!["t".into()],
+        vec![],
+    )
+    .with_cache(Duration::ZERO);
+    let started = std::time::Instant::now();
+    let err = probe.lag().await.unwrap_err();
+    let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(text.contains("listing consumer groups failed"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(15), "bounded");
+    // Until the next listing (30 s) the failure is answered without asking again.
+    let again = std::time::Instant::now();
+    assert!(probe.lag().await.is_err());
+    assert!(again.elapsed() < Duration::from_millis(500));
+}

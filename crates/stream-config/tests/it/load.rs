@@ -46,7 +46,7 @@ fn example_config_loads_and_round_trips() {
     assert_eq!(cfg.routing.content_rules.len(), 2);
     assert_eq!(
         cfg.throttling.consumer_groups,
-        vec!["wildfire-analytics".to_owned()]
+        Some(vec!["wildfire-analytics".to_owned()])
     );
     // Serialize → load again → the same config, in both formats.
     let yaml = serde_yaml::to_string(&cfg).unwrap();

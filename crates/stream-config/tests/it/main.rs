@@ -3,6 +3,7 @@
 mod cluster;
 mod dedup;
 mod fuzz;
+mod lag_groups;
 mod load;
 mod save;
 mod security;

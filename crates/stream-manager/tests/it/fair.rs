@@ -73,6 +73,7 @@ impl LagProbe for TopicLag {
         Ok(Lag {
             total: by_topic.values().sum(),
             by_topic,
+            ..Lag::default()
         })
     }
 }

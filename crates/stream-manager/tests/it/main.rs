@@ -5,6 +5,7 @@ mod cluster;
 mod commit;
 mod control;
 mod fair;
+mod lag;
 mod lanes;
 mod live;
 mod modes;

@@ -358,7 +358,7 @@ sources:
     assert_eq!(m.config().sources["b"].topic.as_deref(), Some("b-topic"));
     // Keys read only at start: refused with their paths, nothing applied.
     let mut restart = m.config().as_ref().clone();
-    restart.throttling.consumer_groups = vec!["watchers".into()];
+    restart.throttling.consumer_groups = Some(vec!["watchers".into()]);
     restart.kafka.linger_ms += 1;
     restart.sources.get_mut("a").unwrap().topic = Some("b-topic".into());
     match m.apply_config(restart).await {

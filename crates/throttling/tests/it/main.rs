@@ -2,3 +2,4 @@
 
 mod control;
 mod enforce;
+mod seed;

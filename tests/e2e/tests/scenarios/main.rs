@@ -7,6 +7,7 @@ mod cluster;
 mod crash;
 mod dlq_postgres;
 mod end_to_end;
+mod lag_discovery;
 mod lag_throttling;
 mod outage;
 mod partial_upstream;
