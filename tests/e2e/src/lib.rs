@@ -423,7 +423,7 @@ impl Server {
     pub async fn wait_drained(&self, timeout: Duration) {
         test_support::poll_until(timeout, "queue and producer drained", || async {
             let m = self.metrics().await;
-            m.value("stream_queue_size", &[]) == 0.0
+            m.unlabelled("stream_queue_size") == 0.0
                 && m.value("stream_producer_in_flight", &[]) == 0.0
         })
         .await;

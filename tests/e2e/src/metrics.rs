@@ -26,6 +26,15 @@ impl Metrics {
         Self(out)
     }
 
+    /// The series called `name` with no labels at all (e.g. `queue_size`'s total, which
+    /// sits beside its per-priority series), or 0.
+    pub fn unlabelled(&self, name: &str) -> f64 {
+        self.0
+            .iter()
+            .find(|(n, l, _)| n == name && l.is_empty())
+            .map_or(0.0, |(_, _, v)| *v)
+    }
+
     /// The sum over series called `name` whose labels include every `k="v"` of `labels`.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.0

@@ -54,7 +54,7 @@ async fn broker_outage() {
         "connection failures are counted (producer_client_errors_total)"
     );
     assert!(
-        during.value("stream_queue_size", &[]) + during.value("stream_producer_in_flight", &[])
+        during.unlabelled("stream_queue_size") + during.value("stream_producer_in_flight", &[])
             > 1000.0,
         "records kept arriving and waited during the outage: {during:?}"
     );

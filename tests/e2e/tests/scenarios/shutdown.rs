@@ -23,7 +23,7 @@ async fn sigterm_drains() {
         .synthetic("gen", 3000, 5);
     let mut server = Server::start(&scene, &config).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let backlog = server.metrics().await.value("stream_queue_size", &[]);
+    let backlog = server.metrics().await.unlabelled("stream_queue_size");
     assert!(backlog >= 1000.0, "a backlog built up ({backlog})");
     assert_eq!(server.sigterm(Duration::from_secs(60)).await, Some(0));
 
