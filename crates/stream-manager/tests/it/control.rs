@@ -67,6 +67,49 @@ sources:
     stopping.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_larger_than_the_whole_queue_is_dead_lettered_as_too_large() {
+    let dir = test_support::TempDir::new("too-large");
+    let path = dir.path().join("big.ndjson");
+    let big = "x".repeat(4096);
+    std::fs::write(&path, format!("{{\"big\":\"{big}\"}}\n")).unwrap();
+    let yaml = format!(
+        "
+queue_max_bytes: 1024
+sources:
+  f:
+    source_type: file
+    ingestion: {{ mode: real_time, polling_interval_seconds: 3600 }}
+    custom_params: {{ path: '{}' }}
+",
+        path.display()
+    );
+    let dlq = Arc::new(MemoryDeadLetterStore::default());
+    let cfg = Loader::new()
+        .load_str(&yaml, Format::Yaml, "<test>")
+        .expect("test config");
+    let m = StreamManager::builder(cfg)
+        .producer(Arc::new(NullProducer))
+        .dlq(dlq.clone())
+        .cursors(Arc::new(MemoryCursorStore::default()))
+        .start()
+        .await
+        .expect("manager starts");
+    test_support::poll_until(
+        Duration::from_secs(20),
+        "the record is dead-lettered",
+        async || dlq.stats().await.unwrap().total > 0,
+    )
+    .await;
+    let stats = dlq.stats().await.unwrap();
+    assert_eq!(
+        stats.by_reason,
+        vec![("record_too_large".to_owned(), 1)],
+        "never fits, so not a queue overflow: {stats:?}"
+    );
+    m.shutdown(Duration::from_secs(5)).await;
+}
+
 /// Panics on its first reading, then reports no lag.
 #[derive(Debug, Default)]
 struct PanicsOnce {
