@@ -67,6 +67,66 @@ sources:
     stopping.abort();
 }
 
+#[tokio::test]
+async fn a_stop_in_its_grace_holds_up_neither_listings_nor_other_streams_and_a_start_waits_for_it()
+{
+    // `slow` hangs in a poll, so its stop waits out the 10 s grace; `other` is idle.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let yaml = format!(
+        "
+sources:
+  slow:
+    source_type: http_json
+    timeout_seconds: 300
+    custom_params: {{ url: 'http://{}/items' }}
+  other:
+    source_type: http_json
+    enabled: false
+    custom_params: {{ url: 'http://{}/other' }}
+",
+        upstream.local_addr().unwrap(),
+        upstream.local_addr().unwrap()
+    );
+    let m = Arc::new(builder(&yaml).start().await.expect("manager starts"));
+    let (_poll_in_flight, _) = upstream.accept().await.unwrap();
+    let stopping = tokio::spawn({
+        let m = m.clone();
+        async move { m.stop_stream("slow").await }
+    });
+    tokio::task::yield_now().await;
+    // Paused clock: whatever waited on the stop would see the clock jump to its timeout.
+    tokio::time::pause();
+    let quick = Duration::from_secs(1);
+
+    let list = tokio::time::timeout(quick, m.list_streams())
+        .await
+        .expect("the list answers without waiting for the stop");
+    let slow = list.iter().find(|s| s.id == "slow").unwrap();
+    assert_eq!(slow.status, stream_manager::StreamStatus::Stopped);
+    let one = tokio::time::timeout(quick, m.stream("slow"))
+        .await
+        .expect("one stream answers without waiting for the stop")
+        .unwrap();
+    assert_eq!(one.status, stream_manager::StreamStatus::Stopped);
+    tokio::time::timeout(quick, m.start_stream("other"))
+        .await
+        .expect("another stream starts without waiting for the stop")
+        .unwrap();
+    assert!(
+        tokio::time::timeout(quick, m.start_stream("slow"))
+            .await
+            .is_err(),
+        "a start of the stopping stream waits for its stop: never two ingestions of one source"
+    );
+    assert!(!stopping.is_finished(), "the stop is still in its grace");
+
+    // The grace ends; the stop reports the stream stopped, and it can start again.
+    let stopped = stopping.await.unwrap().unwrap();
+    assert_eq!(stopped.status, stream_manager::StreamStatus::Stopped);
+    let started = m.start_stream("slow").await.unwrap();
+    assert_eq!(started.status, stream_manager::StreamStatus::Running);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_larger_than_the_whole_queue_is_dead_lettered_as_too_large() {
     let dir = test_support::TempDir::new("too-large");
