@@ -74,21 +74,37 @@ async fn a_worker_runs_its_slots_takes_new_sources_and_yields_to_a_newer_claim()
         Claimed::Lost { owner } => panic!("lost to {owner}"),
     }
     until_status(&m, "s1", StreamStatus::Unassigned, Duration::from_secs(10)).await;
+    // The worker notes when the fence stopped s1 right after it shows Unassigned, so
+    // this instant is at most one 50 ms status poll later than that note.
+    let stopped = Instant::now();
     let polls = m.stream("s1").await.unwrap().polls;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let later = m.stream("s1").await.unwrap();
-    // (A restarted stream counts its polls afresh: a claim back within the session
-    // timeout would show here as a changed count or status.)
-    assert_eq!(
-        later.polls, polls,
-        "s1 is not restarted before a session timeout"
+    // The slot stays this worker's, so the other claimer was the stale one: a session
+    // timeout after the fence this worker claims s1 again and runs it. Until then s1
+    // stays as the fence left it. (A restarted stream counts its polls afresh: a claim
+    // back before the session timeout shows here as a changed count or status.)
+    let session_timeout = Duration::from_millis(6000);
+    loop {
+        let s = m.stream("s1").await.unwrap();
+        if s.status == StreamStatus::Running {
+            break;
+        }
+        assert_eq!(
+            (s.status, s.polls),
+            (StreamStatus::Unassigned, polls),
+            "s1 is left alone until it is claimed back"
+        );
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "s1 never claimed back: {s:?}"
+        );
+        assert_eq!(m.stream("s2").await.unwrap().status, StreamStatus::Running);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = stopped.elapsed();
+    assert!(
+        after + Duration::from_millis(250) >= session_timeout,
+        "s1 was claimed back {after:?} after the fence stopped it, before the {session_timeout:?} session timeout"
     );
-    assert_eq!(later.status, StreamStatus::Unassigned, "{later:?}");
-    assert_eq!(m.stream("s2").await.unwrap().status, StreamStatus::Running);
-
-    // The slot stays this worker's, so the other claimer was the stale one: after a
-    // session timeout this worker claims s1 again and runs it.
-    until_status(&m, "s1", StreamStatus::Running, Duration::from_secs(20)).await;
     let (_, owner) = other.owner("s1").expect("a claim");
     assert_eq!(owner, "w1", "claimed back");
     let report = m.shutdown(Duration::from_secs(10)).await;
