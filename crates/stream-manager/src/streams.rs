@@ -87,7 +87,7 @@ pub(crate) struct Stream {
     /// its decision until its ingestion has stopped: the streams lock is released while
     /// a stop waits out its grace, and a start of the same stream waits here instead of
     /// running a second ingestion beside the one still stopping.
-    op: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) op: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Stream {
@@ -229,11 +229,18 @@ impl StreamManager {
 
     pub(crate) async fn remove_stream(&self, id: &str) {
         // After an operation in progress on it (a stop still in its grace) has finished.
-        let Some(op) = self.op_lock(id).await else {
-            return;
+        let (_op, removed) = loop {
+            let Some(op) = self.op_lock(id).await else {
+                return;
+            };
+            let guard = op.clone().lock_owned().await;
+            let mut streams = self.streams.lock().await;
+            match streams.get(id) {
+                Some(s) if Arc::ptr_eq(&s.op, &op) => break (guard, streams.remove(id)),
+                Some(_) => continue, // removed and added again meanwhile
+                None => return,
+            }
         };
-        let _op = op.lock().await;
-        let removed = self.streams.lock().await.remove(id);
         self.shared.per_source.forget(id);
         if let Some(h) = removed.and_then(|mut s| s.take_handle()) {
             h.stop(STOP_GRACE).await;
@@ -290,14 +297,18 @@ impl StreamManager {
     /// stop in progress to finish.
     async fn transition(&self, id: &str, to: StreamStatus, resume: bool) -> Result<StreamInfo> {
         let unknown = || Error::UnknownStream(id.to_owned());
-        let op = self.op_lock(id).await.ok_or_else(unknown)?;
-        let _op = op.lock().await;
-        let (stopping, info) = {
+        // Held until the ingestion taken out below has stopped.
+        let (_op, stopping, info) = loop {
+            let op = self.op_lock(id).await.ok_or_else(unknown)?;
+            let guard = op.clone().lock_owned().await;
             let mut streams = self.streams.lock().await;
             // Removed while this waited for the operation before it.
             let stream = streams.get_mut(id).ok_or_else(unknown)?;
+            if !Arc::ptr_eq(&stream.op, &op) {
+                continue; // removed and added again (a reload) meanwhile: take its new lock
+            }
             let stopping = self.decide(id, stream, to, resume)?;
-            (stopping, stream.info(id))
+            break (guard, stopping, stream.info(id));
         };
         let Some(h) = stopping else {
             return Ok(info);

@@ -127,6 +127,35 @@ sources:
     assert_eq!(started.status, stream_manager::StreamStatus::Running);
 }
 
+#[tokio::test]
+async fn shutdown_waits_for_a_stop_in_progress() {
+    // What a stopping stream flushes goes into the queue before shutdown closes it.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let yaml = format!(
+        "
+sources:
+  slow:
+    source_type: http_json
+    timeout_seconds: 300
+    custom_params: {{ url: 'http://{}/items' }}
+",
+        upstream.local_addr().unwrap()
+    );
+    let m = Arc::new(builder(&yaml).start().await.expect("manager starts"));
+    let (_poll_in_flight, _) = upstream.accept().await.unwrap();
+    let stopping = tokio::spawn({
+        let m = m.clone();
+        async move { m.stop_stream("slow").await }
+    });
+    tokio::task::yield_now().await;
+    tokio::time::pause();
+    m.shutdown(Duration::from_secs(30)).await;
+    assert!(
+        stopping.is_finished(),
+        "shutdown returned while a stop was still in its grace"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_larger_than_the_whole_queue_is_dead_lettered_as_too_large() {
     let dir = test_support::TempDir::new("too-large");
