@@ -7,19 +7,27 @@
 //! are always handed back to the caller, tokio `TrySendError::Full(T)` style.
 //!
 //! ```
-//! use queue::{Envelope, OverflowStrategy, Priority, PriorityQueue, QueueConfig};
+//! use queue::{OverflowStrategy, Priority, PriorityQueue, QueueConfig, QueueItem};
+//!
+//! // Anything can be queued that says its priority and its size.
+//! #[derive(Debug)]
+//! struct Reading(&'static str, Priority);
+//! impl QueueItem for Reading {
+//!     fn priority(&self) -> Priority { self.1 }
+//!     fn size_bytes(&self) -> usize { 1 }
+//! }
 //!
 //! let q = PriorityQueue::new(QueueConfig {
 //!     max_items: 2,
 //!     overflow: OverflowStrategy::DropOldest,
 //!     ..QueueConfig::default()
 //! });
-//! q.try_push(Envelope::new("sensor_1", Priority::Low, &b"a"[..])).unwrap();
-//! q.try_push(Envelope::new("sensor_2", Priority::Normal, &b"b"[..])).unwrap();
+//! q.try_push(Reading("sensor_1", Priority::Low)).unwrap();
+//! q.try_push(Reading("sensor_2", Priority::Normal)).unwrap();
 //! // Full: a CRITICAL record evicts the oldest LOW one, which comes back to us.
-//! let evicted = q.try_push(Envelope::new("alerts", Priority::Critical, &b"c"[..])).unwrap();
-//! assert_eq!(evicted[0].source_id.as_ref(), "sensor_1");
-//! assert_eq!(q.try_pop().unwrap().priority, Priority::Critical);
+//! let evicted = q.try_push(Reading("alerts", Priority::Critical)).unwrap();
+//! assert_eq!(evicted[0].0, "sensor_1");
+//! assert_eq!(q.try_pop().unwrap().1, Priority::Critical);
 //! ```
 //!
 //! # Scheduling
@@ -30,14 +38,14 @@
 //! ones, in rounds: within a round each priority is served at most its weight, highest
 //! first, so LOW always moves.
 
-mod envelope;
 mod error;
+mod id;
 mod metrics;
 mod queue;
 mod settings;
 
-pub use envelope::{Envelope, HexId, MessageId};
 pub use error::PushError;
+pub use id::{HexId, MessageId};
 pub use metrics::describe_metrics;
 pub use queue::PriorityQueue;
 pub use settings::{Lanes, PopBatch, QueueConfig, QueueStats, Scheduling};

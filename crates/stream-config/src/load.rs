@@ -35,11 +35,24 @@ impl Format {
 /// Loads and validates configurations. It holds the environment to interpolate and
 /// override from (given by the caller: this crate never reads the process environment)
 /// and the set of known source types (filled by whoever owns the connector registry).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Loader {
     env: Vec<(String, String)>,
     source_types: Option<BTreeSet<String>>,
     ingestion_modes: Option<BTreeSet<String>>,
+}
+
+/// The environment's values are often credentials (`${AIRNOW_API_KEY}`, a
+/// `STREAM__KAFKA__...` password): only their names are shown.
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Loader")
+            .field("env", &names)
+            .field("source_types", &self.source_types)
+            .field("ingestion_modes", &self.ingestion_modes)
+            .finish()
+    }
 }
 
 /// The most passes of the error-collecting deserializer; each pass removes one bad key.

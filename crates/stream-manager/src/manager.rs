@@ -164,17 +164,24 @@ impl StreamManager {
         // 1. Sources stop: an in-flight poll may finish within `grace`, buffers flush
         // into the queue. A source blocked on a full queue is released by closing it
         // (its records are then dead-lettered as `shutdown`).
-        let stops: Vec<_> = {
+        let (stops, operations): (Vec<_>, Vec<_>) = {
             let mut streams = self.streams.lock().await;
-            streams
+            let operations = streams.values().map(|s| s.op.clone()).collect();
+            let stops = streams
                 .values_mut()
                 .filter_map(|s| s.take_handle())
                 .map(|h| tokio::spawn(async move { h.stop(grace).await }))
-                .collect()
+                .collect();
+            (stops, operations)
         };
         let all_stopped = async {
             for s in stops {
                 let _ = s.await;
+            }
+            // A stop or pause in progress (its ingestion taken out before this) flushes
+            // into the queue too: the queue closes after it, within the same grace.
+            for op in operations {
+                drop(op.lock().await);
             }
         };
         tokio::pin!(all_stopped);

@@ -368,14 +368,15 @@ impl Sink for StreamSink {
                 Ok(evicted) => overflow.extend(evicted),
                 Err(PushError::Closed(item)) => closed.push(item),
                 Err(e) => {
-                    let reason = e.reason();
-                    let item = e.into_inner();
-                    let why = if reason == "record_too_large" {
-                        FailureReason::RecordTooLarge
-                    } else {
-                        FailureReason::QueueOverflow
+                    let why = match &e {
+                        PushError::TooLarge(_) => FailureReason::RecordTooLarge,
+                        // Full, Timeout: refused for want of room.
+                        _ => FailureReason::QueueOverflow,
                     };
-                    shared.dead_letter_items(&[item], why, reason).await;
+                    let reason = e.reason();
+                    shared
+                        .dead_letter_items(&[e.into_inner()], why, reason)
+                        .await;
                 }
             }
         }

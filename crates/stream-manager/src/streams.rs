@@ -13,6 +13,9 @@ use stream_config::SourceConfig;
 use crate::pipeline::{SourceCtx, StreamCounters, StreamSink};
 use crate::{component, Error, Result, StreamManager};
 
+/// How long a stopping, pausing or removed stream's ingestion has to flush what it holds.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Lifecycle of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +83,11 @@ pub(crate) struct Stream {
     handle: Option<IngestionHandle>,
     last: ModeSnapshot,
     started_at: Option<Instant>,
+    /// Held by an operation on this stream (start, stop, pause, resume, removal) from
+    /// its decision until its ingestion has stopped: the streams lock is released while
+    /// a stop waits out its grace, and a start of the same stream waits here instead of
+    /// running a second ingestion beside the one still stopping.
+    pub(crate) op: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Stream {
@@ -90,14 +98,6 @@ impl Stream {
         self.last = h.stats();
         self.started_at = None;
         Some(h)
-    }
-
-    pub(crate) async fn halt(&mut self, grace: Duration) {
-        if let Some(h) = self.handle.take() {
-            self.last = h.stats();
-            h.stop(grace).await;
-        }
-        self.started_at = None;
     }
 
     fn info(&self, id: &str) -> StreamInfo {
@@ -185,6 +185,7 @@ impl StreamManager {
             handle: None,
             last: ModeSnapshot::default(),
             started_at: None,
+            op: Arc::default(),
         };
         if run {
             self.launch(id, &mut stream)?;
@@ -227,11 +228,28 @@ impl StreamManager {
     }
 
     pub(crate) async fn remove_stream(&self, id: &str) {
-        let removed = self.streams.lock().await.remove(id);
+        // After an operation in progress on it (a stop still in its grace) has finished.
+        let (_op, removed) = loop {
+            let Some(op) = self.op_lock(id).await else {
+                return;
+            };
+            let guard = op.clone().lock_owned().await;
+            let mut streams = self.streams.lock().await;
+            match streams.get(id) {
+                Some(s) if Arc::ptr_eq(&s.op, &op) => break (guard, streams.remove(id)),
+                Some(_) => continue, // removed and added again meanwhile
+                None => return,
+            }
+        };
         self.shared.per_source.forget(id);
-        if let Some(mut s) = removed {
-            s.halt(Duration::from_secs(10)).await;
+        if let Some(h) = removed.and_then(|mut s| s.take_handle()) {
+            h.stop(STOP_GRACE).await;
         }
+    }
+
+    /// The lock serializing operations on stream `id`.
+    async fn op_lock(&self, id: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        self.streams.lock().await.get(id).map(|s| s.op.clone())
     }
 
     /// Every stream with its status and figures.
@@ -241,8 +259,9 @@ impl StreamManager {
     }
 
     /// The streams for a probe, never waiting on the streams lock: as they are when it is
-    /// free, else as last seen (a stop holds it for up to its 10 s grace, and a liveness
-    /// or readiness probe must not wait that long).
+    /// free, else as last seen (a slot hand-over in a worker group holds it across
+    /// fetch-state claims in the store, and a liveness or readiness probe must not wait
+    /// on the store).
     pub(crate) fn streams_for_probe(&self) -> Vec<StreamInfo> {
         match self.streams.try_lock() {
             Ok(streams) => self.seen(&streams),
@@ -271,13 +290,50 @@ impl StreamManager {
             .ok_or_else(|| Error::UnknownStream(id.to_owned()))
     }
 
-    async fn transition(&self, id: &str, to: StreamStatus) -> Result<StreamInfo> {
-        let mut streams = self.streams.lock().await;
-        // Probes answer from this while the lock is held (a stop takes seconds).
-        self.seen(&streams);
-        let stream = streams
-            .get_mut(id)
-            .ok_or_else(|| Error::UnknownStream(id.to_owned()))?;
+    /// Moves stream `id` to `to` (from `Paused` only when `resume`). The streams lock is
+    /// held only to decide and to take the running ingestion, never while it stops (up to
+    /// its grace): other streams, listings and probes do not wait for a stop. Operations
+    /// on the same stream run one after the other (its `op` lock), so a start waits for a
+    /// stop in progress to finish.
+    async fn transition(&self, id: &str, to: StreamStatus, resume: bool) -> Result<StreamInfo> {
+        let unknown = || Error::UnknownStream(id.to_owned());
+        // Held until the ingestion taken out below has stopped.
+        let (_op, stopping, info) = loop {
+            let op = self.op_lock(id).await.ok_or_else(unknown)?;
+            let guard = op.clone().lock_owned().await;
+            let mut streams = self.streams.lock().await;
+            // Removed while this waited for the operation before it.
+            let stream = streams.get_mut(id).ok_or_else(unknown)?;
+            if !Arc::ptr_eq(&stream.op, &op) {
+                continue; // removed and added again (a reload) meanwhile: take its new lock
+            }
+            let stopping = self.decide(id, stream, to, resume)?;
+            break (guard, stopping, stream.info(id));
+        };
+        let Some(h) = stopping else {
+            return Ok(info);
+        };
+        h.stop(STOP_GRACE).await;
+        // As it is now (or as it was when the stop began, had a reload removed it since).
+        Ok(self.stream(id).await.unwrap_or(info))
+    }
+
+    /// The state change of [`StreamManager::transition`], under the streams lock: the
+    /// ingestion to stop, if any (the status is already the new one).
+    fn decide(
+        &self,
+        id: &str,
+        stream: &mut Stream,
+        to: StreamStatus,
+        resume: bool,
+    ) -> Result<Option<IngestionHandle>> {
+        if resume && stream.status != StreamStatus::Paused {
+            return Err(Error::State {
+                id: id.to_owned(),
+                status: stream.status,
+                what: "only a paused stream can be resumed",
+            });
+        }
         match (stream.status, to) {
             (StreamStatus::Unassigned, _) => {
                 return Err(Error::State {
@@ -289,8 +345,8 @@ impl StreamManager {
             (StreamStatus::Running, StreamStatus::Running) => {}
             (StreamStatus::Paused, StreamStatus::Paused) => {}
             (StreamStatus::Running, StreamStatus::Paused | StreamStatus::Stopped) => {
-                stream.halt(Duration::from_secs(10)).await;
                 stream.status = to;
+                return Ok(stream.take_handle());
             }
             (StreamStatus::Stopped | StreamStatus::Disabled, StreamStatus::Paused) => {
                 return Err(Error::State {
@@ -304,34 +360,26 @@ impl StreamManager {
                 stream.status = to
             }
         }
-        Ok(stream.info(id))
+        Ok(None)
     }
 
     /// Starts a stopped or disabled stream.
     pub async fn start_stream(&self, id: &str) -> Result<StreamInfo> {
-        self.transition(id, StreamStatus::Running).await
+        self.transition(id, StreamStatus::Running, false).await
     }
 
     /// Stops a stream (what it holds is flushed into the pipeline first).
     pub async fn stop_stream(&self, id: &str) -> Result<StreamInfo> {
-        self.transition(id, StreamStatus::Stopped).await
+        self.transition(id, StreamStatus::Stopped, false).await
     }
 
     /// Pauses a running stream.
     pub async fn pause_stream(&self, id: &str) -> Result<StreamInfo> {
-        self.transition(id, StreamStatus::Paused).await
+        self.transition(id, StreamStatus::Paused, false).await
     }
 
     /// Resumes a paused stream from its cursor.
     pub async fn resume_stream(&self, id: &str) -> Result<StreamInfo> {
-        let status = self.stream(id).await?.status;
-        if status != StreamStatus::Paused {
-            return Err(Error::State {
-                id: id.to_owned(),
-                status,
-                what: "only a paused stream can be resumed",
-            });
-        }
-        self.transition(id, StreamStatus::Running).await
+        self.transition(id, StreamStatus::Running, true).await
     }
 }

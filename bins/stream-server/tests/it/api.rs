@@ -766,15 +766,6 @@ fn the_admin_listener_closes_slow_connections_and_lets_a_probe_in() {
         .spawn()
         .unwrap();
     let connect = || std::net::TcpStream::connect(("127.0.0.1", port));
-    let start = Instant::now();
-    while connect().is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(1500)); // the probe connections above expire
     let get = |s: &mut std::net::TcpStream| -> String {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
@@ -782,30 +773,60 @@ fn the_admin_listener_closes_slow_connections_and_lets_a_probe_in() {
         let _ = s.read_to_string(&mut out);
         out
     };
-    // Two idle connections take every slot: a third takes the slot of the one that has
+    let mut alive = |when: &str| {
+        let exited = child.try_wait().unwrap();
+        assert!(exited.is_none(), "the server exited ({exited:?}) {when}");
+    };
+    // Started: it answers /health (no fixed wait for the connections made meanwhile:
+    // a new connection takes the slot of one still waiting for headers).
+    let start = Instant::now();
+    loop {
+        alive("while starting");
+        if connect().is_ok_and(|mut s| get(&mut s).starts_with("HTTP/1.1 200")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Two idle connections take every slot; a probe connected after them is accepted
+    // after them (the accept queue is in order), takes the slot of the one that has
     // waited longest for its headers (closed at once) and is served.
     let idle: Vec<_> = (0..2).map(|_| connect().unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(200));
     let answer = get(&mut connect().unwrap());
     assert!(
         answer.starts_with("HTTP/1.1 200"),
         "a probe was kept out: {answer}"
     );
-    // The idle ones never sent headers: closed (for the probe, or after the header-read
-    // timeout), which frees their slots.
-    for mut s in idle {
+    alive("after the probe");
+    // The idle ones never sent headers: closed by the server, never answered (for the
+    // probe, or at the 1 s header-read timeout), which frees their slots.
+    for (i, mut s) in idle.into_iter().enumerate() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let started = Instant::now();
         let mut buf = Vec::new();
-        let _ = s.read_to_end(&mut buf);
+        let read = s.read_to_end(&mut buf);
         assert!(
             started.elapsed() < Duration::from_secs(4),
-            "idle connection kept open"
+            "idle connection {i} kept open past the header-read timeout"
         );
+        assert!(
+            read.is_ok() && buf.is_empty(),
+            "idle connection {i}: closed without an answer, not {read:?} {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        alive("after closing an idle connection");
     }
-    std::thread::sleep(Duration::from_millis(200));
-    let answer = get(&mut connect().unwrap());
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Their slots are free again: served (by the same process).
+    let answer = connect().map(|mut s| get(&mut s));
+    assert!(
+        answer.as_ref().is_ok_and(|a| a.starts_with("HTTP/1.1 200")),
+        "{answer:?}; the server's exit status: {:?}",
+        child.try_wait()
+    );
+    alive("at the end");
     let _ = child.kill();
     let _ = child.wait();
 }

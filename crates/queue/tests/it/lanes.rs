@@ -40,24 +40,33 @@ async fn each_lane_set_takes_only_its_own_records() {
     assert_eq!(ids(q.pop_batch_from(limits(10), Lanes::ALL).await), vec![4]);
 }
 
+/// Polls `fut` once: `true` while it is still waiting.
+async fn still_waiting<F: std::future::Future + Unpin>(fut: &mut F) -> bool {
+    tokio::select! {
+        biased;
+        _ = fut => false,
+        () = std::future::ready(()) => true,
+    }
+}
+
 #[tokio::test]
 async fn a_lane_consumer_waits_for_its_lane_and_ends_when_it_is_drained_after_close() {
     let q = Arc::new(PriorityQueue::new(QueueConfig::default()));
     q.try_push(item(1, Priority::Low)).unwrap();
-    let waiter = {
-        let q = q.clone();
-        tokio::spawn(async move {
-            q.pop_batch_from(limits(5), Lanes::only(Priority::Critical))
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Polled by hand (no clock): pending with a LOW record queued before it waited ...
+    let mut waiter = std::pin::pin!(q.pop_batch_from(limits(5), Lanes::only(Priority::Critical)));
     assert!(
-        !waiter.is_finished(),
-        "a LOW record does not wake the CRITICAL consumer"
+        still_waiting(&mut waiter).await,
+        "a queued LOW record does not satisfy the CRITICAL consumer"
+    );
+    // ... and with one pushed while it waits (which wakes it to look).
+    q.try_push(item(3, Priority::Low)).unwrap();
+    assert!(
+        still_waiting(&mut waiter).await,
+        "a LOW record pushed while it waits does not satisfy the CRITICAL consumer"
     );
     q.try_push(item(2, Priority::Critical)).unwrap();
-    let got = waiter.await.unwrap();
+    let got = waiter.await;
     assert_eq!(got.iter().map(|i| i.id).collect::<Vec<_>>(), vec![2]);
     q.close();
     // Its lane is drained: an empty batch, though a LOW record is still queued.
@@ -65,5 +74,5 @@ async fn a_lane_consumer_waits_for_its_lane_and_ends_when_it_is_drained_after_cl
         .pop_batch_from(limits(5), Lanes::only(Priority::Critical))
         .await
         .is_empty());
-    assert_eq!(q.len(), 1);
+    assert_eq!(q.len(), 2);
 }

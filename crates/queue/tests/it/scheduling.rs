@@ -1,6 +1,6 @@
 //! Priority order: strict by default; weighted so LOW still moves under CRITICAL load.
 
-use queue::{Envelope, Priority, PriorityQueue, QueueConfig, Scheduling};
+use queue::{Priority, PriorityQueue, QueueConfig, Scheduling};
 
 use crate::item;
 
@@ -55,18 +55,21 @@ fn weighted_falls_back_to_whatever_is_queued() {
 }
 
 #[test]
-fn envelopes_count_their_payload_bytes() {
+fn records_count_their_size_in_bytes() {
     let q = PriorityQueue::new(QueueConfig {
         max_bytes: Some(10),
         ..QueueConfig::default()
     });
-    q.try_push(Envelope::new("a", Priority::Normal, vec![0u8; 6]))
-        .unwrap();
+    let six = |id| crate::Item {
+        id,
+        priority: Priority::Normal,
+        size: 6,
+    };
+    q.try_push(six(1)).unwrap();
     assert_eq!(q.bytes(), 6);
-    let evicted = q
-        .try_push(Envelope::new("b", Priority::Normal, vec![0u8; 6]))
-        .unwrap();
+    let evicted = q.try_push(six(2)).unwrap();
     assert_eq!(evicted.len(), 1, "the older record made room");
+    assert_eq!(evicted[0].id, 1);
     assert_eq!(q.bytes(), 6);
     assert_eq!(q.utilization_percent(), 60.0);
 }

@@ -489,11 +489,37 @@ async fn sqlite_store_creates_its_folder_and_survives_reopen() {
     );
 }
 
-#[test]
-fn postgres_helper_is_real() {
-    // The PostgreSQL tests above run against a server, never a stand-in.
+#[tokio::test]
+async fn postgres_helper_is_real() {
+    // The PostgreSQL tests above run against a PostgreSQL server, never a stand-in: the
+    // helper's URL answers the wire protocol, names itself PostgreSQL, and keeps what is
+    // written on one connection for another.
+    use sqlx::Connection;
     let (url, _guard) = postgres();
-    assert!(url.starts_with("postgres://"));
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("the helper's URL accepts a PostgreSQL connection");
+    let version: String = sqlx::query_scalar("SELECT version()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(version.starts_with("PostgreSQL "), "{version}");
+    let db = crate::support::postgres_database(&url).await;
+    let mut a = sqlx::PgConnection::connect(&db).await.unwrap();
+    sqlx::query("CREATE TABLE probe (n integer)")
+        .execute(&mut a)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO probe VALUES (42)")
+        .execute(&mut a)
+        .await
+        .unwrap();
+    let mut b = sqlx::PgConnection::connect(&db).await.unwrap();
+    let n: i32 = sqlx::query_scalar("SELECT n FROM probe")
+        .fetch_one(&mut b)
+        .await
+        .unwrap();
+    assert_eq!(n, 42, "a row written on one connection is read on another");
 }
 
 #[tokio::test]

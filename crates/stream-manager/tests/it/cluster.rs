@@ -69,26 +69,58 @@ async fn a_worker_runs_its_slots_takes_new_sources_and_yields_to_a_newer_claim()
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", mock.bootstrap_servers());
     let other = StateLog::open(&client, "g.state").await.expect("state log");
+    // No later than the fence's own note of when it stopped s1 (taken after s1 shows
+    // Unassigned): an instant before the claim, then before each read still showing s1
+    // running.
+    let mut before_fence = Instant::now();
+    let claimed_at = before_fence;
     match other.claim("s1", "w2").await.expect("claim") {
         Claimed::Won { .. } => {}
         Claimed::Lost { owner } => panic!("lost to {owner}"),
     }
-    until_status(&m, "s1", StreamStatus::Unassigned, Duration::from_secs(10)).await;
-    let polls = m.stream("s1").await.unwrap().polls;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let later = m.stream("s1").await.unwrap();
-    // (A restarted stream counts its polls afresh: a claim back within the session
-    // timeout would show here as a changed count or status.)
-    assert_eq!(
-        later.polls, polls,
-        "s1 is not restarted before a session timeout"
+    let polls = loop {
+        let read_at = Instant::now();
+        let s = m.stream("s1").await.unwrap();
+        match s.status {
+            StreamStatus::Unassigned => break s.polls,
+            StreamStatus::Running => before_fence = read_at,
+            _ => panic!("{s:?}"),
+        }
+        assert!(
+            claimed_at.elapsed() < Duration::from_secs(10),
+            "s1 never stopped: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The slot stays this worker's, so the other claimer was the stale one: a session
+    // timeout after the fence this worker claims s1 again and runs it. Until then s1
+    // stays as the fence left it. (A restarted stream counts its polls afresh: a claim
+    // back before the session timeout shows here as a changed count or status.)
+    let session_timeout = Duration::from_millis(6000);
+    loop {
+        let s = m.stream("s1").await.unwrap();
+        if s.status == StreamStatus::Running {
+            break;
+        }
+        assert_eq!(
+            (s.status, s.polls),
+            (StreamStatus::Unassigned, polls),
+            "s1 is left alone until it is claimed back"
+        );
+        assert!(
+            claimed_at.elapsed() < Duration::from_secs(30),
+            "s1 never claimed back: {s:?}"
+        );
+        assert_eq!(m.stream("s2").await.unwrap().status, StreamStatus::Running);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Seen running again at least a session timeout after the fence (no margin: the
+    // bound starts before the fence).
+    let after = before_fence.elapsed();
+    assert!(
+        after >= session_timeout,
+        "s1 was claimed back within {after:?} of the fence stopping it, before the {session_timeout:?} session timeout"
     );
-    assert_eq!(later.status, StreamStatus::Unassigned, "{later:?}");
-    assert_eq!(m.stream("s2").await.unwrap().status, StreamStatus::Running);
-
-    // The slot stays this worker's, so the other claimer was the stale one: after a
-    // session timeout this worker claims s1 again and runs it.
-    until_status(&m, "s1", StreamStatus::Running, Duration::from_secs(20)).await;
     let (_, owner) = other.owner("s1").expect("a claim");
     assert_eq!(owner, "w1", "claimed back");
     let report = m.shutdown(Duration::from_secs(10)).await;

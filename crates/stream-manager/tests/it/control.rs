@@ -67,6 +67,138 @@ sources:
     stopping.abort();
 }
 
+#[tokio::test]
+async fn a_stop_in_its_grace_holds_up_neither_listings_nor_other_streams_and_a_start_waits_for_it()
+{
+    // `slow` hangs in a poll, so its stop waits out the 10 s grace; `other` is idle.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let yaml = format!(
+        "
+sources:
+  slow:
+    source_type: http_json
+    timeout_seconds: 300
+    custom_params: {{ url: 'http://{}/items' }}
+  other:
+    source_type: http_json
+    enabled: false
+    custom_params: {{ url: 'http://{}/other' }}
+",
+        upstream.local_addr().unwrap(),
+        upstream.local_addr().unwrap()
+    );
+    let m = Arc::new(builder(&yaml).start().await.expect("manager starts"));
+    let (_poll_in_flight, _) = upstream.accept().await.unwrap();
+    let stopping = tokio::spawn({
+        let m = m.clone();
+        async move { m.stop_stream("slow").await }
+    });
+    tokio::task::yield_now().await;
+    // Paused clock: whatever waited on the stop would see the clock jump to its timeout.
+    tokio::time::pause();
+    let quick = Duration::from_secs(1);
+
+    let list = tokio::time::timeout(quick, m.list_streams())
+        .await
+        .expect("the list answers without waiting for the stop");
+    let slow = list.iter().find(|s| s.id == "slow").unwrap();
+    assert_eq!(slow.status, stream_manager::StreamStatus::Stopped);
+    let one = tokio::time::timeout(quick, m.stream("slow"))
+        .await
+        .expect("one stream answers without waiting for the stop")
+        .unwrap();
+    assert_eq!(one.status, stream_manager::StreamStatus::Stopped);
+    tokio::time::timeout(quick, m.start_stream("other"))
+        .await
+        .expect("another stream starts without waiting for the stop")
+        .unwrap();
+    assert!(
+        tokio::time::timeout(quick, m.start_stream("slow"))
+            .await
+            .is_err(),
+        "a start of the stopping stream waits for its stop: never two ingestions of one source"
+    );
+    assert!(!stopping.is_finished(), "the stop is still in its grace");
+
+    // The grace ends; the stop reports the stream stopped, and it can start again.
+    let stopped = stopping.await.unwrap().unwrap();
+    assert_eq!(stopped.status, stream_manager::StreamStatus::Stopped);
+    let started = m.start_stream("slow").await.unwrap();
+    assert_eq!(started.status, stream_manager::StreamStatus::Running);
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_stop_in_progress() {
+    // What a stopping stream flushes goes into the queue before shutdown closes it.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let yaml = format!(
+        "
+sources:
+  slow:
+    source_type: http_json
+    timeout_seconds: 300
+    custom_params: {{ url: 'http://{}/items' }}
+",
+        upstream.local_addr().unwrap()
+    );
+    let m = Arc::new(builder(&yaml).start().await.expect("manager starts"));
+    let (_poll_in_flight, _) = upstream.accept().await.unwrap();
+    let stopping = tokio::spawn({
+        let m = m.clone();
+        async move { m.stop_stream("slow").await }
+    });
+    tokio::task::yield_now().await;
+    tokio::time::pause();
+    m.shutdown(Duration::from_secs(30)).await;
+    assert!(
+        stopping.is_finished(),
+        "shutdown returned while a stop was still in its grace"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_larger_than_the_whole_queue_is_dead_lettered_as_too_large() {
+    let dir = test_support::TempDir::new("too-large");
+    let path = dir.path().join("big.ndjson");
+    let big = "x".repeat(4096);
+    std::fs::write(&path, format!("{{\"big\":\"{big}\"}}\n")).unwrap();
+    let yaml = format!(
+        "
+queue_max_bytes: 1024
+sources:
+  f:
+    source_type: file
+    ingestion: {{ mode: real_time, polling_interval_seconds: 3600 }}
+    custom_params: {{ path: '{}' }}
+",
+        path.display()
+    );
+    let dlq = Arc::new(MemoryDeadLetterStore::default());
+    let cfg = Loader::new()
+        .load_str(&yaml, Format::Yaml, "<test>")
+        .expect("test config");
+    let m = StreamManager::builder(cfg)
+        .producer(Arc::new(NullProducer))
+        .dlq(dlq.clone())
+        .cursors(Arc::new(MemoryCursorStore::default()))
+        .start()
+        .await
+        .expect("manager starts");
+    test_support::poll_until(
+        Duration::from_secs(20),
+        "the record is dead-lettered",
+        async || dlq.stats().await.unwrap().total > 0,
+    )
+    .await;
+    let stats = dlq.stats().await.unwrap();
+    assert_eq!(
+        stats.by_reason,
+        vec![("record_too_large".to_owned(), 1)],
+        "never fits, so not a queue overflow: {stats:?}"
+    );
+    m.shutdown(Duration::from_secs(5)).await;
+}
+
 /// Panics on its first reading, then reports no lag.
 #[derive(Debug, Default)]
 struct PanicsOnce {

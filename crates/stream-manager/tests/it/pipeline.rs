@@ -200,10 +200,12 @@ sources:
         async || m.stream("late_alerts").await.unwrap().records_processed == 5,
     )
     .await;
-    let backlog = m.get_metrics().await.queue.len_by_priority[0];
+    // Read once every alert is acknowledged: LOW records acknowledged so far (some maybe
+    // after the alerts), hence at least as many as went to Kafka before the last alert.
+    let low_delivered = m.stream("readings").await.unwrap().records_processed;
     assert!(
-        backlog > 100,
-        "alerts were delivered while {backlog} LOW records still waited"
+        low_delivered < 300,
+        "every LOW record was delivered before the alerts: they overtook nothing"
     );
     m.shutdown(Duration::from_secs(20)).await;
     let got = consume(
@@ -213,11 +215,17 @@ sources:
         Duration::from_secs(20),
     );
     assert_eq!(got.len(), 305, "nothing lost");
-    let last_alert = got
-        .iter()
-        .rposition(|c| c.payload.windows(8).any(|w| w == b"alert_id"))
-        .unwrap();
-    assert!(last_alert < 200, "alerts at position {last_alert} of 305");
+    let is_alert =
+        |c: &test_support::kafka::Consumed| c.payload.windows(8).any(|w| w == b"alert_id");
+    let last_alert = got.iter().rposition(is_alert).unwrap();
+    let low_before = got[..last_alert].iter().filter(|c| !is_alert(c)).count();
+    // The alerts went out ahead of every LOW record still queued when they arrived.
+    assert!(
+        low_before as u64 <= low_delivered,
+        "{low_before} LOW records went out before the last alert, though only \
+         {low_delivered} were delivered when every alert had been"
+    );
+    assert_eq!(got.iter().filter(|c| is_alert(c)).count(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,45 +397,107 @@ sources:
     m.shutdown(Duration::from_secs(10)).await;
 }
 
+/// Requests `server` has received for `at`.
+async fn hits(server: &MockServer, at: &str) -> usize {
+    let got = server.received_requests().await.unwrap_or_default();
+    got.iter().filter(|r| r.url.path() == at).count()
+}
+
+/// Waits until the `tick` source (same interval as `s`, running throughout) has polled
+/// `n` more times, then asserts `s` has not polled at all meanwhile: what its own polling
+/// would have done in that time, counted by the upstream rather than by the clock.
+async fn no_polls_while_tick_polls(server: &MockServer, n: usize, why: &str) {
+    let s_before = hits(server, "/s").await;
+    let tick_before = hits(server, "/tick").await;
+    poll_until(
+        Duration::from_secs(20),
+        "the tick source polling on",
+        async || hits(server, "/tick").await >= tick_before + n,
+    )
+    .await;
+    assert_eq!(hits(server, "/s").await, s_before, "{why}");
+}
+
+/// Waits until `s` polls again (counted by the upstream and in its figures).
+async fn polls_again(m: &stream_manager::StreamManager, server: &MockServer, why: &str) {
+    let before = hits(server, "/s").await;
+    poll_until(Duration::from_secs(20), why, async || {
+        hits(server, "/s").await > before + 1
+    })
+    .await;
+    poll_until(Duration::from_secs(20), why, async || {
+        m.stream("s").await.unwrap().polls > 0
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_operations_and_health() {
+    // `s` is operated on; `tick`, polling at the same interval, is the clock: while it
+    // polls five times a paused or stopped `s` must not poll once.
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
+        .mount(&server)
+        .await;
+    let source = |at: &str| {
+        format!(
+            "
+    source_type: http_json
+    rate_limit_per_minute: 60000
+    cache_ttl_seconds: 0
+    ingestion: {{ mode: real_time, polling_interval_seconds: 0.1 }}
+    custom_params: {{ url: '{}{at}' }}",
+            server.uri()
+        )
+    };
     let yaml = format!(
         "{BASE}
 routing: {{ fallback_topic: all }}
 sources:
-  s:
-    source_type: synthetic
-    ingestion: {{ mode: real_time, polling_interval_seconds: 0.1 }}
-"
+  s:{}
+  tick:{}
+",
+        source("/s"),
+        source("/tick")
     );
     let (_mock, cfg, _dir) = setup(&yaml, &["all"]);
     let m = start(cfg).await;
     let h = m.health().await;
     assert!(h.healthy, "{h:?}");
     assert!(
-        h.producer.kafka_connected && h.dlq.reachable && h.streams.active == 1,
+        h.producer.kafka_connected && h.dlq.reachable && h.streams.active == 2,
         "{h:?}"
     );
+    polls_again(&m, &server, "s polls once started").await;
+
     assert_eq!(
         m.pause_stream("s").await.unwrap().status,
         StreamStatus::Paused
     );
+    no_polls_while_tick_polls(&server, 5, "a paused stream does not poll").await;
+    assert_eq!(m.stream("s").await.unwrap().status, StreamStatus::Paused);
     assert_eq!(
         m.resume_stream("s").await.unwrap().status,
         StreamStatus::Running
     );
+    polls_again(&m, &server, "s polls again once resumed").await;
+
     assert_eq!(
         m.stop_stream("s").await.unwrap().status,
         StreamStatus::Stopped
     );
+    no_polls_while_tick_polls(&server, 5, "a stopped stream does not poll").await;
     assert!(
         m.resume_stream("s").await.is_err(),
         "only paused streams resume"
     );
+    no_polls_while_tick_polls(&server, 2, "a refused resume does not start it").await;
     assert_eq!(
         m.start_stream("s").await.unwrap().status,
         StreamStatus::Running
     );
+    polls_again(&m, &server, "s polls again once started").await;
     assert!(matches!(
         m.stream("nope").await,
         Err(stream_manager::Error::UnknownStream(_))

@@ -1,13 +1,8 @@
-//! The ready-made queue item: a record's bytes with its source, priority and identity.
+//! A record's identity: a unique, time-ordered message id.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-use bytes::Bytes;
-
-use crate::{Priority, QueueItem};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A unique, time-ordered message id: 48 bits of milliseconds since the epoch, then a
 /// per-process random-ish tag and a counter. Printed as 32 hex digits.
@@ -102,48 +97,6 @@ impl fmt::Display for MessageId {
 impl fmt::Debug for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MessageId({self})")
-    }
-}
-
-/// A record in the queue.
-#[derive(Debug, Clone)]
-pub struct Envelope {
-    /// Stable identity, kept through retries and the DLQ.
-    pub id: MessageId,
-    /// The source that produced the record.
-    pub source_id: Arc<str>,
-    /// Queue priority.
-    pub priority: Priority,
-    /// When the record entered the pipeline.
-    pub enqueued_at: Instant,
-    /// The record's bytes.
-    pub payload: Bytes,
-}
-
-impl Envelope {
-    /// A new envelope with a fresh id, stamped now.
-    pub fn new(
-        source_id: impl Into<Arc<str>>,
-        priority: Priority,
-        payload: impl Into<Bytes>,
-    ) -> Self {
-        Self {
-            id: MessageId::generate(),
-            source_id: source_id.into(),
-            priority,
-            enqueued_at: Instant::now(),
-            payload: payload.into(),
-        }
-    }
-}
-
-impl QueueItem for Envelope {
-    fn priority(&self) -> Priority {
-        self.priority
-    }
-
-    fn size_bytes(&self) -> usize {
-        self.payload.len()
     }
 }
 
