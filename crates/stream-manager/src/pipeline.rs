@@ -145,7 +145,7 @@ impl Shared {
         embed_metadata: bool,
         ingested_at: &Ingested,
         arena: &mut Chunks,
-    ) -> serde_json::Result<OutgoingRecord> {
+    ) -> serde_json::Result<(OutgoingRecord, topic_resolver::Strategy)> {
         let d = self.resolver.resolve(&topic_resolver::Record {
             source_id: &ctx.id,
             source_type: &ctx.source_type,
@@ -193,16 +193,20 @@ impl Shared {
             ),
             ("ingested_at_ms".into(), ingested_at.header.clone()),
         ]);
-        Ok(OutgoingRecord {
-            id,
-            source_id: ctx.id.clone(),
-            topic: d.topic,
-            key: d.key.map(Bytes::from),
-            payload,
-            headers,
-            critical: priority == Priority::Critical,
-            emitted_at: Some(ingested_at.at),
-        })
+        let strategy = d.strategy;
+        Ok((
+            OutgoingRecord {
+                id,
+                source_id: ctx.id.clone(),
+                topic: d.topic,
+                key: d.key.map(Bytes::from),
+                payload,
+                headers,
+                critical: priority == Priority::Critical,
+                emitted_at: Some(ingested_at.at),
+            },
+            strategy,
+        ))
     }
 
     /// Dead-letters queued records that never reached the producer, then settles them.
@@ -306,6 +310,7 @@ impl Sink for StreamSink {
             .filter(|t| t.rate() < t.settings().max_rate);
         let mut topics: Vec<Arc<str>> = Vec::new();
         let capacity = shared.queue.config().max_items;
+        let mut tally = topic_resolver::Tally::default();
         let ingested = Ingested::now();
         let mut arena = Chunks::default();
         let mut overflow = Vec::new();
@@ -318,7 +323,10 @@ impl Sink for StreamSink {
                 .map_or(self.ctx.priority, |(_, prio)| *prio);
             let record =
                 match shared.outgoing(&self.ctx, &value, priority, embed, &ingested, &mut arena) {
-                    Ok(r) => r,
+                    Ok((r, strategy)) => {
+                        tally.add(&r.topic, strategy);
+                        r
+                    }
                     Err(e) => {
                         self.dead_letter_rejected(vec![(
                             seq,
@@ -381,6 +389,7 @@ impl Sink for StreamSink {
             }
         }
         share.saw_topics(&topics);
+        tally.publish();
         shared
             .dead_letter_items(
                 &overflow,

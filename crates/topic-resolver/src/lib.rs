@@ -48,7 +48,7 @@ mod rules;
 pub use compile::{Fields, Predicate};
 pub use geohash::geohash;
 pub use metrics::describe_metrics;
-pub use resolver::{Destination, Error, Record, Resolver, Result, Strategy};
+pub use resolver::{Destination, Error, Record, Resolver, Result, Strategy, Tally};
 pub use rules::{
     check_topic_name, ContentRule, Operator, PartitionKey, PatternMapping, Rules, Step,
 };

@@ -1,7 +1,6 @@
 //! Resolution over an atomically swapped rule set.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -192,12 +191,39 @@ impl Resolver {
     /// (`resolver_resolutions_total{strategy}`, `resolver_records_total{topic}`).
     /// Call it once per batch, not per record.
     pub fn record_metrics<'a>(&self, destinations: impl IntoIterator<Item = &'a Destination>) {
-        let mut by_strategy = [0u64; 4];
-        let mut by_topic: HashMap<&str, u64> = HashMap::new();
+        let mut tally = Tally::default();
         for d in destinations {
-            by_strategy[d.strategy as usize] += 1;
-            *by_topic.entry(&d.topic).or_default() += 1;
+            tally.add(&d.topic, d.strategy);
         }
+        tally.publish();
+    }
+}
+
+/// A batch's resolutions counted as they happen, published once (see
+/// [`Resolver::record_metrics`]): no allocation per record.
+#[derive(Debug, Default)]
+pub struct Tally {
+    by_strategy: [u64; 4],
+    by_topic: Vec<(Arc<str>, u64)>,
+}
+
+impl Tally {
+    /// Counts one record resolved to `topic` by `strategy`.
+    pub fn add(&mut self, topic: &Arc<str>, strategy: Strategy) {
+        self.by_strategy[strategy as usize] += 1;
+        match self
+            .by_topic
+            .iter_mut()
+            .find(|(t, _)| Arc::ptr_eq(t, topic) || t == topic)
+        {
+            Some((_, n)) => *n += 1,
+            None => self.by_topic.push((topic.clone(), 1)),
+        }
+    }
+
+    /// Publishes the counts and starts over.
+    pub fn publish(&mut self) {
+        let by_strategy = std::mem::take(&mut self.by_strategy);
         for (s, n) in [
             Strategy::ContentRule,
             Strategy::CustomMapping,
@@ -212,8 +238,8 @@ impl Resolver {
                     .increment(n);
             }
         }
-        for (topic, n) in by_topic {
-            metrics::counter!(crate::metrics::RECORDS, "topic" => topic.to_owned()).increment(n);
+        for (topic, n) in self.by_topic.drain(..) {
+            metrics::counter!(crate::metrics::RECORDS, "topic" => topic.to_string()).increment(n);
         }
     }
 }

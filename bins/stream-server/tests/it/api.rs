@@ -555,6 +555,18 @@ async fn admin_api_end_to_end() {
         .find(|(n, _)| n == "wildfire_producer_total_sent")
         .map(|(_, v)| *v);
     assert!(total_sent.unwrap_or(0.0) > 0.0, "{text}");
+    // Every record is counted by the routing step that chose its topic, and by topic.
+    for prefix in [
+        "wildfire_resolver_resolutions_total{strategy=",
+        "wildfire_resolver_records_total{topic=",
+    ] {
+        let routed: f64 = series
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(_, v)| *v)
+            .sum();
+        assert!(routed > 0.0, "{prefix} missing from {text}");
+    }
 }
 
 #[test]
