@@ -84,7 +84,11 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
         markdown: false,
     });
 
-    let md = render(quick, &sections);
+    let mut md = render(quick, &sections);
+    // Sections written by hand (goals, profiles, figures from tests and scenarios) are
+    // carried over, after the generated ones.
+    let old = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
+    md.push_str(&hand_written(&old, &sections));
     std::fs::write(root.join("BENCHMARKS.md"), md).context("writing BENCHMARKS.md")?;
     println!("xtask: wrote BENCHMARKS.md");
     Ok(())
@@ -172,6 +176,22 @@ fn sh(cmd: &str) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
+}
+
+/// The `## ` sections of `old` that this run does not write (neither `Machine` nor a
+/// generated section's title), in their order, each with its text.
+fn hand_written(old: &str, generated: &[Section]) -> String {
+    let mut out = String::new();
+    for part in old.split("\n## ").skip(1) {
+        let title = part.lines().next().unwrap_or_default().trim();
+        if title == "Machine" || generated.iter().any(|s| s.title == title) {
+            continue;
+        }
+        out.push_str("\n## ");
+        out.push_str(part.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn render(quick: bool, sections: &[Section]) -> String {
@@ -277,4 +297,21 @@ fn render(quick: bool, sections: &[Section]) -> String {
         let _ = writeln!(md, "{notes}");
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_sections_are_carried_over_and_generated_ones_are_not() {
+        let old = "# Benchmarks\n\nintro\n\n## Machine\n\n| a |\n\n## Queue\n\nold figures\n\n## Goals\n\nkept 1\n\n## Measured outside\n\nkept 2\n";
+        let generated = [Section {
+            title: "Queue".to_owned(),
+            output: String::new(),
+            markdown: false,
+        }];
+        let kept = hand_written(old, &generated);
+        assert_eq!(kept, "\n## Goals\n\nkept 1\n\n## Measured outside\n\nkept 2\n");
+    }
 }
