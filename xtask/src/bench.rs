@@ -312,6 +312,9 @@ mod tests {
             markdown: false,
         }];
         let kept = hand_written(old, &generated);
-        assert_eq!(kept, "\n## Goals\n\nkept 1\n\n## Measured outside\n\nkept 2\n");
+        assert_eq!(
+            kept,
+            "\n## Goals\n\nkept 1\n\n## Measured outside\n\nkept 2\n"
+        );
     }
 }
