@@ -3,9 +3,6 @@
 
 use std::time::Duration;
 
-use producer::DlqFilter;
-use serde_json::Value;
-use test_support::kafka::consume;
 use test_support::poll_until;
 
 use crate::{setup, start};
@@ -52,40 +49,9 @@ sources:
         },
     )
     .await;
-    let s = m.stream("burst").await.unwrap();
-    let rows = m
-        .dlq_list(
-            &DlqFilter {
-                reason: Some("queue_overflow".into()),
-                ..DlqFilter::default()
-            },
-            1000,
-            0,
-        )
-        .await
-        .unwrap();
+    let (s, rows, all) = crate::settled_ids(&m, &mock.bootstrap_servers(), &["all"], "burst").await;
     assert_eq!(rows.len() as u64, s.records_dead_lettered);
     assert_eq!(s.records_dead_lettered, after.queue.evicted);
-    let got = consume(
-        &mock.bootstrap_servers(),
-        &["all"],
-        s.records_processed as usize,
-        Duration::from_secs(20),
-    );
-    let mut all: Vec<i64> = got
-        .iter()
-        .map(|c| {
-            serde_json::from_slice::<Value>(&c.payload).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        })
-        .chain(rows.iter().map(|r| {
-            serde_json::from_str::<Value>(r.payload_json.as_deref().unwrap()).unwrap()["id"]
-                .as_i64()
-                .unwrap()
-        }))
-        .collect();
-    all.sort_unstable();
     assert_eq!(
         all,
         (0..300).collect::<Vec<_>>(),

@@ -61,3 +61,48 @@ pub(crate) async fn start(cfg: StreamConfig) -> StreamManager {
         .await
         .expect("manager starts")
 }
+
+/// The `id` of every record of `stream` that settled: consumed from `topics` (as many
+/// as it delivered) and its `queue_overflow` rows in the DLQ, sorted. With the stream's
+/// figures, so a test can also check them against each other.
+pub(crate) async fn settled_ids(
+    m: &StreamManager,
+    bootstrap: &str,
+    topics: &[&str],
+    stream: &str,
+) -> (
+    stream_manager::StreamInfo,
+    Vec<producer::DeadLetter>,
+    Vec<i64>,
+) {
+    let s = m.stream(stream).await.unwrap();
+    let rows = m
+        .dlq_list(
+            &producer::DlqFilter {
+                reason: Some("queue_overflow".into()),
+                ..producer::DlqFilter::default()
+            },
+            1000,
+            0,
+        )
+        .await
+        .unwrap();
+    let got = test_support::kafka::consume(
+        bootstrap,
+        topics,
+        s.records_processed as usize,
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(got.len() as u64, s.records_processed);
+    let id = |v: serde_json::Value| v["id"].as_i64().unwrap();
+    let mut all: Vec<i64> = got
+        .iter()
+        .map(|c| id(serde_json::from_slice(&c.payload).unwrap()))
+        .chain(
+            rows.iter()
+                .map(|r| id(serde_json::from_str(r.payload_json.as_deref().unwrap()).unwrap())),
+        )
+        .collect();
+    all.sort_unstable();
+    (s, rows, all)
+}
