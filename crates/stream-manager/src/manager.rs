@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) workers: std::sync::Mutex<Vec<Arc<crate::supervise::Worker>>>,
     /// Each source's share of the queue and its own lag throttle.
     pub(crate) per_source: crate::per_source::PerSource,
+    /// The data contracts in force (`contracts.rs`), swapped whole by a reload.
+    pub(crate) contracts: RwLock<Arc<crate::contracts::Contracts>>,
 }
 
 impl Shared {
@@ -64,6 +66,14 @@ impl Shared {
 
     pub(crate) fn config(&self) -> Arc<StreamConfig> {
         self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The data contracts in force (read once per batch).
+    pub(crate) fn contracts(&self) -> Arc<crate::contracts::Contracts> {
+        self.contracts
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -126,6 +136,7 @@ impl StreamManager {
             max_in_flight: 8,
             check_interval: Duration::from_secs(1),
             start_jitter: Duration::ZERO,
+            schema_roots: None,
         }
     }
 
