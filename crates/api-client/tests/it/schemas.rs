@@ -97,6 +97,16 @@ async fn every_connectors_sample_passes_its_builtin_schema() {
         "/properties/severity",
         json!("Bad"),
     );
+    // `noaa_weather`: the connector's one schema, observations and alerts alike.
+    assert_valid("noaa_weather", &noaa);
+    assert_valid("noaa_weather", &alerts);
+    assert_caught("noaa_weather", &alerts[1], "/properties/severity", json!(3));
+    assert_caught(
+        "noaa_weather",
+        &noaa[0],
+        "/properties/temperature/value",
+        json!("14.4"),
+    );
 
     let firms = records(
         "nasa_firms",
@@ -147,7 +157,7 @@ async fn every_connectors_sample_passes_its_builtin_schema() {
 #[test]
 fn every_builtin_schema_is_listed_with_a_connector_and_compiles() {
     let names: Vec<(&str, &str)> = builtin_schemas().collect();
-    assert_eq!(names.len(), 6);
+    assert_eq!(names.len(), 7);
     let connectors = Registry::builtin().names();
     for (name, connector) in names {
         assert!(connectors.iter().any(|c| c == connector), "{connector}");
