@@ -32,6 +32,11 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
         ),
         ("throttling", "throttle", "Throttle decision (criterion)"),
         ("api-client", "decode", "Decoders, MB/s (criterion)"),
+        (
+            "api-client",
+            "schema",
+            "Data contracts: NWS observation schema, per record (criterion)",
+        ),
     ] {
         sections.push(Section {
             title: title.to_owned(),

@@ -86,6 +86,7 @@ pub(crate) fn loader() -> Loader {
         .with_env(std::env::vars())
         .with_source_types(stream_manager::source_types())
         .with_ingestion_modes(stream_manager::ingestion_modes())
+        .with_builtin_schemas(stream_manager::builtin_schemas())
 }
 
 /// The loader for `PUT /config` bodies: a body may interpolate only the variables the
@@ -115,6 +116,7 @@ pub(crate) fn api_loader(config_file: &Path) -> Loader {
         .with_env(env)
         .with_source_types(stream_manager::source_types())
         .with_ingestion_modes(stream_manager::ingestion_modes())
+        .with_builtin_schemas(stream_manager::builtin_schemas())
 }
 
 /// The folders `file` sources may read: `file_roots`, or the config file's folder and

@@ -160,7 +160,9 @@ pub(crate) fn document() -> Value {
                     "failing": { "type": "boolean" }, "commit_failing": { "type": "boolean" }, "last_error": { "type": "string", "nullable": true },
                     "cursor": { "type": "string", "nullable": true },
                     "parts": { "type": "array", "items": { "type": "object" } },
-                    "progress": { "$ref": "#/components/schemas/Progress" } } },
+                    "progress": { "$ref": "#/components/schemas/Progress" },
+                    "schema_violations": { "type": "integer", "description": "records that failed their schema (data contracts)" },
+                    "last_schema_violation": { "type": "object", "description": "only after one", "properties": { "at_ms": { "type": "integer" }, "schema": { "type": "string" }, "topic": { "type": "string" }, "mode": { "type": "string", "enum": ["enforce", "observe"] }, "details": { "type": "string" } } } } },
                 "Progress": { "type": "object", "additionalProperties": true,
                     "description": "the source's own progress, only for sources that report one; a noaa_weather state sweep (kind noaa_state_sweep) has these properties",
                     "properties": {

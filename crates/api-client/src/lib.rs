@@ -45,6 +45,7 @@ mod http;
 mod metrics;
 mod pointer;
 mod record;
+mod schemas;
 mod source;
 mod state_chain;
 mod state_delta;
@@ -63,5 +64,6 @@ pub use http::{
 pub use metrics::describe_metrics;
 pub use pointer::pointer_tokens;
 pub use record::{Record, RecordWriter};
+pub use schemas::{builtin_schema, builtin_schemas};
 pub use source::{Cursor, Error, Fetch, PartStatus, Rejected, Result, Source};
 pub use state_chain::{StateChains, StateWrite, StoredState, MAX_DELTAS};

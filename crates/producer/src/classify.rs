@@ -36,11 +36,14 @@ pub enum FailureReason {
     TaskPanic,
     /// Anything else Kafka reported.
     KafkaError,
+    /// The record does not match its data contract (a JSON Schema of its source or
+    /// topic): never sent; the details name the failing JSON pointers.
+    SchemaViolation,
 }
 
 impl FailureReason {
     /// Every reason, for listing and parsing.
-    pub const ALL: [FailureReason; 13] = [
+    pub const ALL: [FailureReason; 14] = [
         FailureReason::QueueOverflow,
         FailureReason::RecordTooLarge,
         FailureReason::UnknownTopic,
@@ -54,6 +57,7 @@ impl FailureReason {
         FailureReason::Shutdown,
         FailureReason::TaskPanic,
         FailureReason::KafkaError,
+        FailureReason::SchemaViolation,
     ];
 
     /// The stored and labelled name.
@@ -72,6 +76,7 @@ impl FailureReason {
             FailureReason::Shutdown => "shutdown",
             FailureReason::TaskPanic => "task_panic",
             FailureReason::KafkaError => "kafka_error",
+            FailureReason::SchemaViolation => "schema_violation",
         }
     }
 

@@ -323,8 +323,9 @@ impl KafkaProducer {
     async fn enqueue(
         &self,
         record: &OutgoingRecord,
+        alone: bool,
     ) -> Result<rdkafka::producer::DeliveryFuture, DeliveryError> {
-        let producer = if record.critical {
+        let producer = if record.critical || alone {
             &self.fast
         } else {
             &self.normal
@@ -361,10 +362,15 @@ impl KafkaProducer {
     }
 
     /// One attempt over `batch`: enqueue every record, then await every report.
-    async fn attempt(&self, batch: &[(usize, OutgoingRecord)]) -> Vec<Outcome> {
+    /// `alone`: on the `linger.ms=0` producer (`isolate.rs` sends one record at a time).
+    pub(crate) async fn attempt(
+        &self,
+        batch: &[(usize, OutgoingRecord)],
+        alone: bool,
+    ) -> Vec<Outcome> {
         let mut pending = Vec::with_capacity(batch.len());
         for (_, record) in batch {
-            pending.push((self.enqueue(record).await, Instant::now()));
+            pending.push((self.enqueue(record, alone).await, Instant::now()));
         }
         self.in_flight
             .fetch_add(batch.len() as i64, Ordering::Relaxed);
@@ -455,7 +461,8 @@ impl Producer for KafkaProducer {
         let mut pending: Vec<(usize, OutgoingRecord)> = records.into_iter().enumerate().collect();
         let mut attempt = 0u32;
         while !pending.is_empty() {
-            let outcomes = self.attempt(&pending).await;
+            let outcomes = self.attempt(&pending, false).await;
+            let outcomes = crate::isolate::refused_batch_mates(self, &pending, outcomes).await;
             let mut retry = Vec::new();
             for ((idx, record), outcome) in pending.into_iter().zip(outcomes) {
                 match outcome {

@@ -34,6 +34,7 @@ mod delivery;
 mod dlq;
 mod embedded;
 mod group;
+mod isolate;
 mod journal;
 mod kafka;
 mod lag;

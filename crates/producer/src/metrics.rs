@@ -35,6 +35,11 @@ pub fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(SENT, Unit::Count, "Records acknowledged by Kafka.");
     describe_counter!(
+        crate::isolate::ISOLATED,
+        Unit::Count,
+        "Records resent alone after the broker refused their batch as invalid (a validating broker), by outcome: delivered (a batch-mate) or refused."
+    );
+    describe_counter!(
         FAILED,
         Unit::Count,
         "Records that failed for good after retries, by error type."

@@ -33,6 +33,7 @@
 //! ```
 
 mod cluster;
+mod contracts;
 mod debug;
 mod error;
 mod hosts;
@@ -47,6 +48,10 @@ mod security;
 mod validate;
 
 pub use cluster::ClusterConfig;
+pub use contracts::{
+    compile_schema, read_schema_file, schema_roots, ContractsConfig, SchemaMode, SchemaRef,
+    SchemaSource, MAX_SCHEMA_FILE_BYTES,
+};
 pub use error::{Diagnostic, Diagnostics, Error, Location, Result};
 pub use hosts::HostPattern;
 pub use load::{Format, Loader};

@@ -40,6 +40,9 @@ pub struct Loader {
     env: Vec<(String, String)>,
     source_types: Option<BTreeSet<String>>,
     ingestion_modes: Option<BTreeSet<String>>,
+    builtin_schemas: Option<BTreeSet<String>>,
+    /// The config file's folder (set while `load_file` runs): a schema file's root.
+    config_dir: Option<std::path::PathBuf>,
 }
 
 /// The environment's values are often credentials (`${AIRNOW_API_KEY}`, a
@@ -90,6 +93,16 @@ impl Loader {
         self
     }
 
+    /// The names `builtin:NAME` schemas may use; without it any name is accepted here
+    /// and refused when the manager compiles the contracts.
+    pub fn with_builtin_schemas<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.builtin_schemas = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Every problem of `cfg` the semantic rules find.
     fn problems(&self, cfg: &StreamConfig) -> Vec<crate::validate::Problem> {
         let mut out = validate(cfg, self.source_types.as_ref());
@@ -97,6 +110,10 @@ impl Loader {
             cfg,
             self.ingestion_modes.as_ref(),
         ));
+        let roots = crate::schema_roots(&cfg.file_roots, self.config_dir.as_deref());
+        let mut c = crate::validate::Checker::default();
+        crate::contracts::check(&mut c, cfg, &roots, self.builtin_schemas.as_ref());
+        out.extend(c.into_problems());
         out
     }
 
@@ -111,7 +128,9 @@ impl Loader {
             action: "cannot read config file",
             source,
         })?;
-        self.load_str(&text, format, &path.display().to_string())
+        let mut loader = self.clone();
+        loader.config_dir = path.parent().map(Path::to_path_buf);
+        loader.load_str(&text, format, &path.display().to_string())
     }
 
     /// Loads configuration text; `origin` names it in errors (a file path or `<string>`).

@@ -58,6 +58,9 @@ pub struct StreamConfig {
     /// Several workers sharing the sources (off by default).
     #[serde(default, skip_serializing_if = "is_default_cluster")]
     pub cluster: crate::ClusterConfig,
+    /// Data contracts: JSON Schemas by topic and the default mode (`contracts.rs`).
+    #[serde(default, skip_serializing_if = "crate::ContractsConfig::is_unset")]
+    pub contracts: crate::ContractsConfig,
 }
 
 fn is_default_cluster(c: &crate::ClusterConfig) -> bool {
@@ -81,6 +84,7 @@ impl Default for StreamConfig {
             sources: BTreeMap::new(),
             server: ServerConfig::default(),
             cluster: crate::ClusterConfig::default(),
+            contracts: crate::ContractsConfig::default(),
         }
     }
 }
@@ -679,6 +683,14 @@ pub struct SourceConfig {
     /// Connector-specific parameters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_params: BTreeMap<String, serde_json::Value>,
+    /// A JSON Schema every record of the source must match: inline, `builtin:NAME` or
+    /// a `.json` file (`contracts.rs`). None (the default): no check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<crate::SchemaRef>,
+    /// `enforce` (violations go to the DLQ) or `observe` (counted, delivered); default
+    /// `contracts.mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_mode: Option<crate::SchemaMode>,
 }
 
 /// How a record's Kafka key is derived: exactly one of `pointer` or `geo`.
@@ -725,6 +737,8 @@ impl SourceConfig {
             partition_key: None,
             allowed_hosts: Vec::new(),
             custom_params: BTreeMap::new(),
+            schema: None,
+            schema_mode: None,
         }
     }
 }

@@ -21,6 +21,10 @@ pub(crate) struct Checker {
 }
 
 impl Checker {
+    pub(crate) fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
+
     pub(crate) fn fail(
         &mut self,
         path: KeyPath,

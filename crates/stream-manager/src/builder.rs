@@ -47,6 +47,8 @@ pub struct Builder {
     pub(crate) check_interval: Duration,
     pub(crate) start_jitter: Duration,
     pub(crate) topics: Option<Arc<crate::TopicCreator>>,
+    /// Where schema files may be read (`file_roots`; none given: anywhere).
+    pub(crate) schema_roots: Option<Vec<std::path::PathBuf>>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -107,7 +109,9 @@ impl Builder {
     }
 
     /// `file` sources may read only under `roots` (see `Registry::restrict_files_to`).
+    /// Schema files (`schema:` paths) likewise.
     pub fn file_roots(mut self, roots: Vec<std::path::PathBuf>) -> Self {
+        self.schema_roots = Some(roots.clone());
         self.registry.restrict_files_to(roots);
         self
     }
@@ -129,7 +133,8 @@ impl Builder {
         let cfg = self.config;
         let loader = Loader::new()
             .with_source_types(self.registry.names())
-            .with_ingestion_modes(self.modes.names());
+            .with_ingestion_modes(self.modes.names())
+            .with_builtin_schemas(crate::builtin_schemas());
         loader.validate(&cfg, "<config>")?;
         let mut sql: Option<Arc<SqlStore>> = None;
         let given_cursors = self.cursors.is_some();
@@ -249,6 +254,10 @@ impl Builder {
             workers: std::sync::Mutex::new(Vec::new()),
             per_source: crate::per_source::PerSource::default(),
             topics: self.topics.clone(),
+            contracts: RwLock::new(Arc::new(crate::contracts::Contracts::compile(
+                &cfg,
+                self.schema_roots.as_deref(),
+            )?)),
         });
         let manager = StreamManager {
             shared: shared.clone(),

@@ -82,10 +82,15 @@ impl StreamManager {
         }
     }
 
+    /// Rows that still fail their schema are not sent (`contracts.rs`).
     async fn replay(&self, letters: &[DeadLetter], topic: Option<&str>) -> Result<ReplayOutcome> {
         let d = &self.shared.delivery;
+        let (letters, refused) = self.recheck_for_replay(letters, topic).await?;
         let (replayed, failed) =
-            producer::replay(d.store().as_ref(), d.producer().as_ref(), letters, topic).await?;
-        Ok(ReplayOutcome { replayed, failed })
+            producer::replay(d.store().as_ref(), d.producer().as_ref(), &letters, topic).await?;
+        Ok(ReplayOutcome {
+            replayed,
+            failed: failed + refused,
+        })
     }
 }

@@ -17,6 +17,7 @@
 
 mod builder;
 mod cluster;
+mod contracts;
 mod convert;
 mod dispatch;
 mod dlq;
@@ -36,6 +37,7 @@ mod workers;
 
 pub use crate::builder::Builder;
 pub use crate::cluster::{ClusterView, MemberView};
+pub use crate::contracts::{builtin_schemas, LastViolation};
 pub use crate::dlq::ReplayOutcome;
 pub use crate::health::{
     DlqHealth, Health, MetricsSnapshot, ProducerHealth, QueueHealth, QueueMetrics, StreamsHealth,
@@ -74,6 +76,11 @@ pub fn describe_metrics() {
         pipeline::CURSOR_COMMIT_FAILURES,
         metrics::Unit::Count,
         "Cursor commits the fetch-state store failed, by source; the source shows failing (and /ready not ready) until a commit lands."
+    );
+    metrics::describe_counter!(
+        contracts::SCHEMA_VIOLATIONS,
+        metrics::Unit::Count,
+        "Records that failed their source's or topic's JSON Schema, by source and schema (dead-lettered as schema_violation in enforce mode, delivered in observe mode)."
     );
     metrics::describe_counter!(
         reload::CONFIG_UPDATES,

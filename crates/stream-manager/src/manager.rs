@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) topics: Option<Arc<crate::TopicCreator>>,
     /// Each source's share of the queue and its own lag throttle.
     pub(crate) per_source: crate::per_source::PerSource,
+    /// The data contracts in force (`contracts.rs`), swapped whole by a reload.
+    pub(crate) contracts: RwLock<Arc<crate::contracts::Contracts>>,
 }
 
 impl Shared {
@@ -69,6 +71,14 @@ impl Shared {
 
     pub(crate) fn config(&self) -> Arc<StreamConfig> {
         self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The data contracts in force (read once per batch).
+    pub(crate) fn contracts(&self) -> Arc<crate::contracts::Contracts> {
+        self.contracts
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -132,6 +142,7 @@ impl StreamManager {
             check_interval: Duration::from_secs(1),
             start_jitter: Duration::ZERO,
             topics: None,
+            schema_roots: None,
         }
     }
 

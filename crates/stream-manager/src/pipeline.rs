@@ -24,6 +24,11 @@ pub(crate) struct StreamCounters {
     pub(crate) delivered: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) last_delivery_ms: AtomicI64,
+    /// Records that failed a schema (both modes), the last one, and when one was last
+    /// logged (`contracts.rs`).
+    pub(crate) schema_violations: AtomicU64,
+    pub(crate) last_violation: std::sync::Mutex<Option<crate::contracts::LastViolation>>,
+    pub(crate) violation_logged_ms: AtomicI64,
 }
 
 /// What every record of one stream shares.
@@ -315,6 +320,8 @@ impl Sink for StreamSink {
         let mut arena = Chunks::default();
         let mut overflow = Vec::new();
         let mut closed = Vec::new();
+        let contracts = shared.contracts();
+        let mut violations = Vec::new();
         for (seq, value) in batch.records {
             // The first matching priority rule, else the source's priority.
             let priority = rules
@@ -336,6 +343,17 @@ impl Sink for StreamSink {
                         continue;
                     }
                 };
+            if !contracts.is_empty() {
+                let found = contracts.check_text(&self.ctx.id, &record.topic, value.as_bytes());
+                if let Some(v) = found {
+                    let mode = contracts.mode(&self.ctx.id);
+                    self.ctx.note_violation(&v, &record.topic, mode);
+                    if mode == stream_config::SchemaMode::Enforce {
+                        violations.push((seq, record, v.details));
+                        continue;
+                    }
+                }
+            }
             drop(value);
             if !topics.contains(&record.topic) {
                 // A topic this batch had not seen yet: a templated name resolved for the
@@ -388,6 +406,7 @@ impl Sink for StreamSink {
                 }
             }
         }
+        self.dead_letter_violations(violations).await;
         share.saw_topics(&topics);
         tally.publish();
         shared

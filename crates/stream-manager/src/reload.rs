@@ -69,6 +69,7 @@ struct Checked {
         stream_config::SourceConfig,
         Arc<dyn api_client::Source>,
     )>,
+    contracts: crate::contracts::Contracts,
 }
 
 impl StreamManager {
@@ -82,6 +83,8 @@ impl StreamManager {
         let rules = compile_priority_rules(next)?;
         let routing = convert::routing_rules(next);
         topic_resolver::Resolver::check(&routing).map_err(component("routing"))?;
+        // Every schema compiled now: a broken one changes nothing.
+        let contracts = self.shared.contracts().recompile(next)?;
         let old = self.shared.config();
         // New and changed sources, built now (and used below): a bad one changes nothing.
         let mut built = Vec::new();
@@ -97,6 +100,7 @@ impl StreamManager {
             rules,
             routing,
             built,
+            contracts,
         })
     }
 
@@ -146,6 +150,7 @@ impl StreamManager {
             rules,
             routing,
             built,
+            contracts,
         } = checked?;
         let old = self.shared.config();
         // Topics the update names for the first time exist before its records go there.
@@ -173,6 +178,11 @@ impl StreamManager {
                 "evicted when the queue was made smaller (drop_oldest)",
             )
             .await;
+        *self
+            .shared
+            .contracts
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(contracts);
         *self
             .shared
             .priority_rules

@@ -73,6 +73,11 @@ pub struct StreamInfo {
     /// The source's own progress report (`Source::progress`; e.g. a NOAA state sweep).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<serde_json::Value>,
+    /// Records that failed their schema (data contracts; both modes).
+    pub schema_violations: u64,
+    /// The last of them, while the stream lives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_schema_violation: Option<crate::LastViolation>,
 }
 
 pub(crate) struct Stream {
@@ -135,6 +140,10 @@ impl Stream {
             cursor: self.ctx.tracker.committed().map(|c| c.summary()),
             parts: self.source.parts(),
             progress: self.source.progress(),
+            schema_violations: self.ctx.counters.schema_violations.load(Ordering::Relaxed),
+            last_schema_violation: (self.ctx.counters.last_violation.lock())
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }

@@ -40,6 +40,7 @@ pub struct Tansu {
     proc: Option<Supervised>,
     authentication: bool,
     advertised_port: Option<u16>,
+    schema_registry: bool,
 }
 
 impl Tansu {
@@ -65,6 +66,7 @@ impl Tansu {
             proc: None,
             authentication: false,
             advertised_port: None,
+            schema_registry: false,
         };
         t.restart()?;
         Ok(t)
@@ -98,6 +100,24 @@ impl Tansu {
         assert_eq!(self.storage, Storage::Sqlite, "users live in the storage");
         self.authentication = true;
         self.advertised_port = advertised_port;
+        self.restart()
+    }
+
+    /// Writes `schemas` (topic, JSON text) as `<folder>/schemas/<topic>.json` and
+    /// restarts the broker validating what is produced against them
+    /// (`--schema-registry file://./schemas`: tansu resolves a `file://` URL against its
+    /// working folder, even an absolute path). A schema's `properties.value` /
+    /// `properties.key` describe the record's value / key; a produce whose batch holds a
+    /// record that does not match is refused with `INVALID_RECORD`. With `memory://`
+    /// storage, topics are gone after the restart.
+    pub fn use_schema_registry(&mut self, schemas: &[(&str, &str)]) -> Result<(), String> {
+        let dir = self.dir.join("schemas");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for (topic, text) in schemas {
+            let file = dir.join(format!("{topic}.json"));
+            std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+        }
+        self.schema_registry = true;
         self.restart()
     }
 
@@ -152,6 +172,10 @@ impl Tansu {
         ];
         if self.authentication {
             args.push("--authentication".to_owned());
+        }
+        if self.schema_registry {
+            args.push("--schema-registry".to_owned());
+            args.push("file://./schemas".to_owned());
         }
         let envs = [("RUST_LOG".to_owned(), "warn".to_owned())];
         let proc = Supervised::spawn(&self.bin, &args, &self.dir, &envs, &self.log())?;

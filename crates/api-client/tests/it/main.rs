@@ -10,6 +10,7 @@ mod noaa;
 mod outbound;
 mod purpleair;
 mod reference;
+mod schemas;
 mod secrets;
 
 use std::time::Duration;

@@ -3,6 +3,7 @@
 
 mod admin_lag;
 mod delivery;
+mod isolate;
 mod journal;
 mod kafka;
 mod state_log;

@@ -1,6 +1,7 @@
 //! Integration tests of stream-config, compiled as one binary.
 
 mod cluster;
+mod contracts;
 mod debug;
 mod dedup;
 mod fuzz;

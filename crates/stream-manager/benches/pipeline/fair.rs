@@ -216,11 +216,18 @@ pub(crate) async fn sources_alone(b: &Bench, c: &Corpus, n: u64) -> Figure {
 }
 
 fn pipeline_config(b: &Bench, c: &Corpus) -> StreamConfig {
+    // `BENCH_SCHEMA=1`: a data contract on the topic every record passes (the record is
+    // parsed and checked at enqueue: the cost of turning contracts on).
+    let schema = if std::env::var_os("BENCH_SCHEMA").is_some() {
+        "contracts: { topics: { bench-pipeline: { type: object, minProperties: 1 } } }\n"
+    } else {
+        ""
+    };
     b.config(&format!(
         "throttling: {{ max_send_rate: 100000000 }}
 queue_max_size: 200000
 queue_overflow_strategy: block
-sources:
+{schema}sources:
 {}",
         c.sources_yaml
     ))

@@ -3,6 +3,7 @@
 mod bounds;
 mod cluster;
 mod commit;
+mod contracts;
 mod control;
 mod fair;
 mod lag;

@@ -4,6 +4,7 @@
 
 mod bad_upstream;
 mod cluster;
+mod contracts;
 mod crash;
 mod dlq_postgres;
 mod end_to_end;
