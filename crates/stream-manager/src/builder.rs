@@ -249,6 +249,7 @@ impl Builder {
             workers: std::sync::Mutex::new(Vec::new()),
             per_source: crate::per_source::PerSource::default(),
             topics: self.topics.clone(),
+            meter: crate::throughput::Meter::new(),
         });
         let manager = StreamManager {
             shared: shared.clone(),

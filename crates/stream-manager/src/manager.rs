@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) topics: Option<Arc<crate::TopicCreator>>,
     /// Each source's share of the queue and its own lag throttle.
     pub(crate) per_source: crate::per_source::PerSource,
+    /// Records in, out and dead-lettered per second (`GET /throughput`).
+    pub(crate) meter: crate::throughput::Meter,
 }
 
 impl Shared {
