@@ -119,6 +119,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/dlq/{id}", delete(discard))
         .route("/config", get(get_config).put(put_config))
         .route("/cluster", get(get_cluster))
+        .route("/throughput", get(get_throughput))
         .route("/metrics/summary", get(crate::summary::metrics_summary))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(json_only))
@@ -281,6 +282,10 @@ async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
 
 async fn list_streams(State(s): State<Arc<AppState>>) -> Json<Value> {
     Json(json!(s.manager.list_streams().await))
+}
+
+async fn get_throughput(State(s): State<Arc<AppState>>) -> Json<stream_manager::Throughput> {
+    Json(s.manager.throughput())
 }
 
 async fn get_cluster(State(s): State<Arc<AppState>>) -> AppResult {

@@ -80,6 +80,7 @@ fn routes() -> Vec<Route> {
         Route { method: "get", path: "/config", summary: "The configuration in force, secrets redacted", params: vec![], body: None, ok: object(), errors: &[401] },
         Route { method: "put", path: "/config", summary: "Checked runtime update, written to the config file when applied", params: vec![], body: Some(object()), ok: json!({"type": "object", "properties": {"applied": {"type": "boolean"}, "persisted": {"type": "boolean"}, "restarted_streams": {"type": "array", "items": {"type": "string"}}, "warnings": {"type": "array", "items": {"type": "string"}}}}), errors: &[400, 401, 403, 409, 413, 415, 422, 503] },
         Route { method: "get", path: "/cluster", summary: "Cluster mode: the worker group (members, their slots and sources, health); 404 in single-process mode", params: vec![], body: None, ok: json!({"type": "object", "properties": {"group_id": {"type": "string"}, "worker_id": {"type": "string"}, "slots": {"type": "array", "items": {"type": "integer"}}, "sources": {"type": "array", "items": {"type": "string"}}, "members": {"type": "array", "items": {"type": "object", "properties": {"worker_id": {"type": "string"}, "last_seen_ms_ago": {"type": "integer"}, "report": {"type": "object"}}}}}}), errors: &[401, 404, 503] },
+        Route { method: "get", path: "/throughput", summary: "Records in (accepted into the queue), out (acknowledged by Kafka) and dead-lettered per second over the last 15 minutes, oldest first, from a ring the server keeps", params: vec![], body: None, ok: reference("Throughput"), errors: &[401] },
         Route { method: "get", path: "/openapi.json", summary: "This description", params: vec![], body: None, ok: object(), errors: &[401] },
     ]
 }
@@ -162,7 +163,17 @@ pub(crate) fn document() -> Value {
                     "parts": { "type": "array", "items": { "type": "object" } },
                     "progress": { "$ref": "#/components/schemas/Progress" },
                     "schema_violations": { "type": "integer", "description": "records that failed their schema (data contracts)" },
-                    "last_schema_violation": { "type": "object", "description": "only after one", "properties": { "at_ms": { "type": "integer" }, "schema": { "type": "string" }, "topic": { "type": "string" }, "mode": { "type": "string", "enum": ["enforce", "observe"] }, "details": { "type": "string" } } } } },
+                    "last_schema_violation": { "type": "object", "description": "only after one", "properties": { "at_ms": { "type": "integer" }, "schema": { "type": "string" }, "topic": { "type": "string" }, "mode": { "type": "string", "enum": ["enforce", "observe"] }, "details": { "type": "string" } } },
+                    "newest_event_at": { "type": "string", "format": "date-time", "nullable": true,
+                        "description": "the newest record's own event time (freshness_basis event_time), else the last successful fetch (last_fetch); null before either" },
+                    "freshness_seconds": { "type": "number", "nullable": true, "description": "seconds since newest_event_at (0 when it lies in the future)" },
+                    "freshness_basis": { "type": "string", "enum": ["event_time", "last_fetch"], "nullable": true } } },
+                "Throughput": { "type": "object", "required": ["start_unix_seconds", "step_seconds", "records_in", "records_out", "dead_lettered"], "properties": {
+                    "start_unix_seconds": { "type": "integer", "description": "the first value's second, UTC" },
+                    "step_seconds": { "type": "integer", "description": "seconds per value (1)" },
+                    "records_in": { "type": "array", "items": { "type": "integer" }, "description": "900 values, oldest first" },
+                    "records_out": { "type": "array", "items": { "type": "integer" } },
+                    "dead_lettered": { "type": "array", "items": { "type": "integer" } } } },
                 "Progress": { "type": "object", "additionalProperties": true,
                     "description": "the source's own progress, only for sources that report one; a noaa_weather state sweep (kind noaa_state_sweep) has these properties",
                     "properties": {

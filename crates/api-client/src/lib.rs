@@ -39,6 +39,7 @@ mod connectors;
 mod cursor;
 mod decode;
 mod dedup;
+mod event_time;
 #[cfg(test)]
 mod fuzz;
 mod http;
@@ -57,6 +58,7 @@ pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
 pub use cursor::{fenced_message, CursorStore, CursorTracker, FetchSeq, Lease, MemoryCursorStore};
 pub use decode::{Decoded, Decoder};
 pub use dedup::DedupSpec;
+pub use event_time::{rfc3339, EventTime, TimeFormat, EVENT_TIME_KEY};
 pub use http::limits::HttpLimits;
 pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,

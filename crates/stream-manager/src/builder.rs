@@ -258,6 +258,7 @@ impl Builder {
                 &cfg,
                 self.schema_roots.as_deref(),
             )?)),
+            meter: crate::throughput::Meter::new(),
         });
         let manager = StreamManager {
             shared: shared.clone(),

@@ -233,6 +233,7 @@ impl StreamManager {
                 tracker,
                 counters: old.counters.clone(),
                 share: old.share.clone(),
+                freshness: old.freshness.clone(),
                 fenced: Some(cluster.fenced_tx.clone()),
             });
             match self.launch(id, stream) {

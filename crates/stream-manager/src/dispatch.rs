@@ -221,6 +221,7 @@ impl Delivering {
             let failed: HashMap<String, FailureReason> = report.failures.into_iter().collect();
             let now = now_ms();
             let items = || parts.iter().flat_map(|(_, part)| part.iter());
+            let mut delivered = 0;
             for item in items() {
                 if !failed.is_empty() && failed.contains_key(&*item.record.id) {
                     item.ctx
@@ -228,6 +229,7 @@ impl Delivering {
                         .dead_lettered
                         .fetch_add(1, Ordering::Relaxed);
                 } else {
+                    delivered += 1;
                     item.ctx.counters.delivered.fetch_add(1, Ordering::Relaxed);
                     item.ctx
                         .counters
@@ -235,6 +237,9 @@ impl Delivering {
                         .store(now, Ordering::Relaxed);
                 }
             }
+            let totals = &shared.meter.totals;
+            totals.delivered(delivered);
+            totals.dead_lettered(items().count() - delivered);
             settle(items().map(|i| (&i.ctx, i.seq))).await;
             drop(permit);
         });

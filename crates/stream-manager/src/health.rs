@@ -209,10 +209,23 @@ impl StreamManager {
         }
     }
 
+    /// Records in, out and dead-lettered per second over the last 15 minutes (a ring
+    /// sampled once a second; reading it never waits for the pipeline).
+    pub fn throughput(&self) -> crate::Throughput {
+        self.shared.meter.snapshot()
+    }
+
     /// Publishes the gauges that otherwise move only when the dispatcher pops (queue
     /// sizes by priority): call before a scrape so a stalled pipeline shows its backlog.
     pub fn refresh_metrics(&self) {
         self.shared.queue.publish_metrics();
+        // One series per configured source, from the streams as last seen when the
+        // streams lock is busy: a scrape never waits for a stream operation.
+        for s in self.streams_for_probe() {
+            if let Some(age) = s.freshness_seconds {
+                metrics::gauge!(crate::freshness::SOURCE_FRESHNESS, "source" => s.id).set(age);
+            }
+        }
     }
 
     /// Every figure in one snapshot.

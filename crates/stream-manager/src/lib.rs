@@ -21,6 +21,7 @@ mod contracts;
 mod convert;
 mod dispatch;
 mod dlq;
+mod freshness;
 mod health;
 mod kafka;
 mod lag;
@@ -32,6 +33,7 @@ pub use reload::CONFIG_UPDATES;
 mod streams;
 mod summary;
 mod supervise;
+mod throughput;
 mod topics;
 mod workers;
 
@@ -56,6 +58,7 @@ pub use crate::summary::{
     ThrottlingSummary,
 };
 pub use crate::supervise::WorkerHealth;
+pub use crate::throughput::{Throughput, SLOTS as THROUGHPUT_SECONDS};
 pub use producer::{DeadLetter, DlqFilter, DlqStats, DlqStatus, Purge};
 
 /// Registers the help text of every component's metrics with the installed recorder
@@ -76,6 +79,11 @@ pub fn describe_metrics() {
         pipeline::CURSOR_COMMIT_FAILURES,
         metrics::Unit::Count,
         "Cursor commits the fetch-state store failed, by source; the source shows failing (and /ready not ready) until a commit lands."
+    );
+    metrics::describe_gauge!(
+        freshness::SOURCE_FRESHNESS,
+        metrics::Unit::Seconds,
+        "Age of each source's newest record: from the records' own event time where the connector knows it, else since the last successful fetch; refreshed at each scrape."
     );
     metrics::describe_counter!(
         contracts::SCHEMA_VIOLATIONS,

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) per_source: crate::per_source::PerSource,
     /// The data contracts in force (`contracts.rs`), swapped whole by a reload.
     pub(crate) contracts: RwLock<Arc<crate::contracts::Contracts>>,
+    /// Records in, out and dead-lettered per second (`GET /throughput`).
+    pub(crate) meter: crate::throughput::Meter,
 }
 
 impl Shared {

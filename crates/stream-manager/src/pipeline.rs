@@ -44,6 +44,8 @@ pub(crate) struct SourceCtx {
     pub(crate) counters: Arc<StreamCounters>,
     /// Its records in the pipeline, for its fair share of the queue (`per_source.rs`).
     pub(crate) share: Arc<crate::per_source::SourceShare>,
+    /// Where its records keep their event time, and the newest seen.
+    pub(crate) freshness: Arc<crate::freshness::Freshness>,
     /// Cluster mode: where the source is reported once another worker has claimed it
     /// (a commit refused by the fence, or the claim check before a fetch); this worker
     /// must stop it.
@@ -233,6 +235,7 @@ impl Shared {
             })
             .collect();
         self.delivery.dead_letter(letters).await;
+        self.meter.totals.dead_lettered(items.len());
         for i in items {
             i.ctx.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
         }
@@ -293,6 +296,7 @@ impl Sink for StreamSink {
 
     async fn emit(&self, batch: Emitted) -> Result<(), ingestion_modes::Error> {
         let shared = &self.shared;
+        self.ctx.freshness.observe(&batch.records);
         if !batch.rejected.is_empty() {
             self.dead_letter_rejected(batch.rejected).await;
         }
@@ -447,6 +451,7 @@ impl StreamSink {
             })
             .collect();
         self.shared.delivery.dead_letter(letters).await;
+        self.shared.meter.totals.dead_lettered(rejected.len());
         self.ctx
             .counters
             .dead_lettered

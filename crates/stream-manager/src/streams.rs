@@ -78,6 +78,13 @@ pub struct StreamInfo {
     /// The last of them, while the stream lives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_schema_violation: Option<crate::LastViolation>,
+    /// The newest record's own event time (RFC 3339), or the last successful fetch
+    /// when the source's records carry none (`freshness_basis` says which).
+    pub newest_event_at: Option<String>,
+    /// Seconds since `newest_event_at` (0 when it lies in the future).
+    pub freshness_seconds: Option<f64>,
+    /// `event_time` or `last_fetch`.
+    pub freshness_basis: Option<&'static str>,
 }
 
 pub(crate) struct Stream {
@@ -118,7 +125,16 @@ impl Stream {
             .commit_error()
             .filter(|_| self.status == StreamStatus::Running)
             .map(|e| format!("cannot commit fetch state: {e}"));
+        let fresh = self
+            .ctx
+            .freshness
+            .view(stats.last_success, std::time::SystemTime::now());
         StreamInfo {
+            newest_event_at: fresh
+                .as_ref()
+                .map(|f| crate::freshness::rfc3339(f.newest_at)),
+            freshness_seconds: fresh.as_ref().map(|f| f.age.as_secs_f64()),
+            freshness_basis: fresh.as_ref().map(|f| f.basis),
             id: id.to_owned(),
             source_type: self.config.source_type.clone(),
             status: self.status,
@@ -175,6 +191,10 @@ impl StreamManager {
             tracker: Arc::new(tracker),
             counters: Arc::new(StreamCounters::default()),
             share: self.shared.per_source.share(&Arc::from(id)),
+            freshness: Arc::new(crate::freshness::Freshness::new(
+                api_client::EventTime::for_source(id, &config)
+                    .map_err(component(format!("source {id}")))?,
+            )),
             fenced: None,
         });
         // In a worker group an enabled source waits for its slot to be assigned.

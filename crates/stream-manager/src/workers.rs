@@ -46,6 +46,14 @@ pub(crate) fn spawn(
     out.push(supervised(shared, "dlq_retention", move || {
         dlq_retention(s.clone())
     }));
+    let s = shared.clone();
+    out.push(supervised(shared, "throughput", move || {
+        let s = s.clone();
+        async move {
+            let records_in = || s.queue.stats().enqueued;
+            s.meter.run(records_in, || s.shutting_down()).await;
+        }
+    }));
     out
 }
 

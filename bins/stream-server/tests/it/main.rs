@@ -2,5 +2,6 @@
 
 mod api;
 mod cli;
+mod console;
 mod summary;
 mod topics;

@@ -195,6 +195,14 @@ impl Registry {
                     self.names().join(", ")
                 ),
             })?;
+        // `event_time` is the pipeline's (freshness), not the connector's: checked
+        // here, then taken off so no connector's own parameters need to know it.
+        if cfg.custom_params.contains_key(crate::EVENT_TIME_KEY) {
+            crate::EventTime::for_source(id, cfg)?;
+            let mut own = cfg.clone();
+            own.custom_params.remove(crate::EVENT_TIME_KEY);
+            return factory(id, &own, &self.context);
+        }
         factory(id, cfg, &self.context)
     }
 }
