@@ -6,4 +6,5 @@ mod delivery;
 mod journal;
 mod kafka;
 mod state_log;
+mod state_store;
 mod support;
