@@ -1,7 +1,8 @@
 //! Repository conventions, checked by `cargo xtask tidy` and as tests: every Rust file
 //! opens with a `//!` doc line, no debugging or placeholder macros are left behind, no
 //! source file grows past 600 lines (tests excepted; the few exceptions say why), and
-//! every crate's dependencies follow ARCHITECTURE.md's dependency tables.
+//! every crate's dependencies follow ARCHITECTURE.md's dependency tables (including what a
+//! crate must never reach through the workspace crates it depends on).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -88,12 +89,15 @@ fn check_sources(root: &Path) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// The two tables of ARCHITECTURE.md's "Dependency rules": which workspace crates each
-/// crate may depend on, and where each restricted external crate may appear.
+/// The tables of ARCHITECTURE.md's "Dependency rules": which workspace crates each crate
+/// may depend on, where each restricted external crate may appear, and (optional third
+/// table) external crates a crate must not reach even through the workspace crates it
+/// depends on.
 #[derive(Debug, Default)]
 struct Rules {
     allowed: BTreeMap<String, BTreeSet<String>>,
     external_only_in: BTreeMap<String, BTreeSet<String>>,
+    never_reaches: BTreeMap<String, BTreeSet<String>>,
 }
 
 fn parse_rules(architecture: &str) -> Result<Rules> {
@@ -132,7 +136,8 @@ fn parse_rules(architecture: &str) -> Result<Rules> {
         match table {
             1 => rules.allowed.insert(name, names(list)),
             2 => rules.external_only_in.insert(name, names(list)),
-            _ => bail!("ARCHITECTURE.md dependency rules: expected two tables"),
+            3 => rules.never_reaches.insert(name, names(list)),
+            _ => bail!("ARCHITECTURE.md dependency rules: expected two or three tables"),
         };
     }
     if rules.allowed.is_empty() || rules.external_only_in.is_empty() {
@@ -176,7 +181,7 @@ fn check_dependencies(root: &Path) -> Result<Vec<String>> {
             })
             .collect();
     let workspace: BTreeSet<&str> = crates.iter().map(|(_, n, _)| n.as_str()).collect();
-    let mut problems = Vec::new();
+    let mut problems = reaches(&rules, &crates);
     for (rel, name, deps) in &crates {
         let Some(allowed) = rules.allowed.get(name) else {
             problems.push(format!(
@@ -204,6 +209,51 @@ fn check_dependencies(root: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// The third table: for each crate listed, the path by which it reaches an external
+/// crate it must not (through workspace crates' `[dependencies]`, transitively).
+fn reaches(rules: &Rules, crates: &[(String, String, Vec<String>)]) -> Vec<String> {
+    let deps: BTreeMap<&str, &Vec<String>> =
+        crates.iter().map(|(_, n, d)| (n.as_str(), d)).collect();
+    let mut problems = Vec::new();
+    for (name, forbidden) in &rules.never_reaches {
+        let Some((rel, _, _)) = crates.iter().find(|(_, n, _)| n == name) else {
+            problems.push(format!(
+                "ARCHITECTURE.md dependency rules: `{name}` is not a crate of the workspace"
+            ));
+            continue;
+        };
+        // Depth-first over workspace crates, keeping the path that led to each.
+        let mut stack = vec![vec![name.as_str()]];
+        let (mut seen, mut reported) = (BTreeSet::new(), BTreeSet::new());
+        while let Some(path) = stack.pop() {
+            let here = *path.last().unwrap_or(&name.as_str());
+            if !seen.insert(here) {
+                continue;
+            }
+            for dep in deps.get(here).map(|d| d.as_slice()).unwrap_or_default() {
+                if forbidden.contains(dep) {
+                    if !reported.insert(dep.as_str()) {
+                        continue; // one path per forbidden crate is enough
+                    }
+                    problems.push(format!(
+                        "{rel}: `{name}` may not reach `{dep}`, but does through {} (ARCHITECTURE.md, Dependency rules)",
+                        path.iter()
+                            .chain([&dep.as_str()])
+                            .map(|c| format!("`{c}`"))
+                            .collect::<Vec<_>>()
+                            .join(" → ")
+                    ));
+                } else if deps.contains_key(dep.as_str()) {
+                    let mut next = path.clone();
+                    next.push(dep);
+                    stack.push(next);
+                }
+            }
+        }
+    }
+    problems
 }
 
 fn collect(dir: &Path, keep: fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -262,7 +312,7 @@ mod tests {
         };
         write(
             "ARCHITECTURE.md",
-            "# A\n\n## Dependency rules\n\n| crate | may depend on |\n|---|---|\n| `queue` | — |\n| `manager` | `queue` |\n\n| external crate | only in |\n|---|---|\n| `sqlx` | `manager` |\n\n## Invariants\n",
+            "# A\n\n## Dependency rules\n\n| crate | may depend on |\n|---|---|\n| `queue` | — |\n| `manager` | `queue` |\n| `light` | `manager` |\n\n| external crate | only in |\n|---|---|\n| `sqlx` | `manager` |\n\n| crate | never reaches |\n|---|---|\n| `light` | `sqlx` |\n\n## Invariants\n",
         );
         write(
             "crates/queue/Cargo.toml",
@@ -273,13 +323,20 @@ mod tests {
             "[package]\nname = \"manager\"\n\n[dependencies]\nqueue.workspace = true\nsqlx.workspace = true\n",
         );
         write("crates/stray/Cargo.toml", "[package]\nname = \"stray\"\n");
+        // `light` may depend on `manager` (first table), but reaches sqlx through it: the
+        // third table refuses that.
+        write(
+            "crates/light/Cargo.toml",
+            "[package]\nname = \"light\"\n\n[dependencies]\nmanager.workspace = true\n",
+        );
         let problems = check_dependencies(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
         for expected in [
             "crates/queue/Cargo.toml: `queue` may not depend on `manager`",
             "crates/queue/Cargo.toml: only `manager` may depend on `sqlx`",
             "crates/stray/Cargo.toml: crate `stray` is missing",
+            "crates/light/Cargo.toml: `light` may not reach `sqlx`, but does through `light` → `manager` → `sqlx`",
         ] {
             assert!(
                 problems.iter().any(|p| p.starts_with(expected)),

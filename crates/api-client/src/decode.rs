@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::pointer::{find, find_raw, pointer_tokens, try_find};
-use crate::record::{compact_into, put_json_str, Record, RecordWriter};
-use crate::source::{Error, Rejected};
+use crate::{Error, Rejected};
+use stream_contracts::pointer::{find, find_raw, pointer_tokens, try_find};
+use stream_contracts::{compact_into, put_json_str, Record, RecordWriter};
 
 /// How a response body becomes records.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

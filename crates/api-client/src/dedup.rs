@@ -8,8 +8,8 @@ use std::hash::Hasher as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::pointer::pointer_tokens;
-use crate::record::Record;
+use crate::Record;
+use stream_contracts::pointer::pointer_tokens;
 
 /// Which fields identify a record, and how many identities to remember.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -8,8 +8,8 @@ use chrono::{FixedOffset, NaiveDate, TimeZone};
 use serde::Deserialize;
 use stream_config::SourceConfig;
 
-use crate::pointer::{locate, pointer_tokens};
 use crate::{Error, Record};
+use stream_contracts::pointer::{locate, pointer_tokens};
 
 /// The `custom_params` key that sets a source's event time.
 pub const EVENT_TIME_KEY: &str = "event_time";

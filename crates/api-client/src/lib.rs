@@ -33,10 +33,8 @@
 //! ```
 
 mod breaker;
-mod chunks;
 mod clock;
 mod connectors;
-mod cursor;
 mod decode;
 mod dedup;
 mod event_time;
@@ -44,18 +42,12 @@ mod event_time;
 mod fuzz;
 mod http;
 mod metrics;
-mod pointer;
-mod record;
 mod schemas;
-mod source;
-mod state_chain;
-mod state_delta;
 mod time;
+mod tracker;
 
 pub use breaker::BreakerState;
-pub use chunks::Chunks;
 pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
-pub use cursor::{fenced_message, CursorStore, CursorTracker, FetchSeq, Lease, MemoryCursorStore};
 pub use decode::{Decoded, Decoder};
 pub use dedup::DedupSpec;
 pub use event_time::{rfc3339, EventTime, TimeFormat, EVENT_TIME_KEY};
@@ -64,8 +56,27 @@ pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,
 };
 pub use metrics::describe_metrics;
-pub use pointer::pointer_tokens;
-pub use record::{Record, RecordWriter};
 pub use schemas::{builtin_schema, builtin_schemas};
-pub use source::{Cursor, Error, Fetch, PartStatus, Rejected, Result, Source};
-pub use state_chain::{StateChains, StateWrite, StoredState, MAX_DELTAS};
+pub use tracker::{CursorTracker, FetchSeq};
+
+/// What an operator sees of a [`Cursor`] (`/streams/{id}`, logs).
+pub trait CursorSummary {
+    /// For an HTTP source's fetch state, its incremental value (and where an interrupted
+    /// walk resumes) without the validators and dedup window it also carries; each
+    /// part's for a multi-endpoint source; the NOAA sweep's position; otherwise the
+    /// cursor itself.
+    fn summary(&self) -> String;
+}
+
+impl CursorSummary for Cursor {
+    fn summary(&self) -> String {
+        http::cursor_summary(self)
+    }
+}
+
+// The seams moved to `stream-contracts`; their old paths keep working.
+pub use stream_contracts::{
+    fenced_message, pointer_tokens, Chunks, Cursor, CursorStore, Fetch, Lease, MemoryCursorStore,
+    PartStatus, Record, RecordWriter, Rejected, Source, SourceError as Error,
+    SourceResult as Result, StateChains, StateWrite, StoredState, MAX_DELTAS,
+};

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::dlq::{DeadLetter, DeadLetterStore, DlqStatus, NewDeadLetter};
 use crate::metrics as m;
 use crate::Error as DlqError;
+use crate::{DeadLetter, DeadLetterStore, DlqStatus, NewDeadLetter};
 use crate::{FailureReason, Outcome, OutgoingRecord, Producer};
 
 /// What happened to a batch.
@@ -142,9 +142,9 @@ impl Delivery {
                 .map_or(0, |(_, n)| *n);
             metrics::gauge!(m::DLQ_ROWS, "status" => status.as_str()).set(n as f64);
         }
-        let oldest = stats
-            .oldest_pending_at
-            .map_or(0.0, |t| (crate::dlq::now_ms() - t).max(0) as f64 / 1000.0);
+        let oldest = stats.oldest_pending_at.map_or(0.0, |t| {
+            (stream_contracts::now_ms() - t).max(0) as f64 / 1000.0
+        });
         metrics::gauge!(m::DLQ_OLDEST_PENDING).set(oldest);
         Ok(stats)
     }

@@ -6,7 +6,7 @@
 //! and only the offending record fails — permanently, with the broker's reason; nothing
 //! is retried beyond that one resend.
 
-use crate::classify::FailureReason;
+use stream_contracts::FailureReason;
 use crate::kafka::KafkaProducer;
 use crate::{Outcome, OutgoingRecord};
 

@@ -16,10 +16,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::statistics::Statistics;
 use stream_config::KafkaConfig;
 
-use crate::classify::{classify, ErrorClass};
+use crate::classify::classify;
 use crate::metrics as m;
 use crate::security::{apply_security, describe_security};
 use crate::{DeliveryError, Error, FailureReason, Outcome, OutgoingRecord, Producer};
+use crate::{ErrorClass, KafkaHealth, ProducerStats};
 
 /// Producer behaviour that is not librdkafka configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,17 +191,6 @@ impl ClientContext for StatsContext {
 /// Joins "all brokers down" to the error that brought the last broker down.
 const ALL_DOWN_CAUSE: &str = "; after: ";
 
-/// Kafka connectivity as last observed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KafkaHealth {
-    /// A metadata request succeeded with at least one broker.
-    pub connected: bool,
-    /// Brokers in the cluster metadata.
-    pub brokers: usize,
-    /// The last client or metadata error, if any.
-    pub last_error: Option<String>,
-}
-
 type Inner = FutureProducer<StatsContext>;
 
 /// The Kafka producer: a normal path and a low-latency path for CRITICAL records.
@@ -219,17 +209,6 @@ struct Counters {
     sent: AtomicU64,
     failed: AtomicU64,
     retries: AtomicU64,
-}
-
-/// Counts since the producer was created.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProducerStats {
-    /// Records acknowledged.
-    pub sent: u64,
-    /// Records that failed for good.
-    pub failed: u64,
-    /// Resends after retryable failures.
-    pub retries: u64,
 }
 
 impl fmt::Debug for KafkaProducer {

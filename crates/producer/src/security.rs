@@ -43,7 +43,7 @@ pub(crate) fn config_error(e: KafkaError) -> crate::Error {
         }
         other => other,
     };
-    crate::Error::Config(e)
+    crate::Error::Config(Box::new(e))
 }
 
 /// `kafka.security` as librdkafka properties. Without a CA file the TLS protocols use

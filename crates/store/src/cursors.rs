@@ -1,12 +1,12 @@
 //! Sources' fetch state in SQL, incrementally: a snapshot in `source_cursors` and the
-//! deltas written since in `source_cursor_deltas` ([`api_client::StateChains`] decides
+//! deltas written since in `source_cursor_deltas` ([`stream_contracts::StateChains`] decides
 //! which a commit writes), so a commit costs what changed. A snapshot replaces the
 //! deltas in the same transaction; a load reads both in one. Commits under a claim are
 //! fenced as before: the check and the write are one statement (SQLite) or one
 //! transaction holding the claim's row (PostgreSQL).
 
-use api_client::{Cursor, CursorStore, Lease, StateWrite, StoredState};
 use async_trait::async_trait;
+use stream_contracts::{Cursor, CursorStore, Lease, StateWrite, StoredState};
 
 use crate::sql::{now_ms, on_pool, Backend};
 use crate::{Error, SqlStore};
@@ -84,7 +84,7 @@ impl SqlStore {
         source_id: &str,
         cursor: &str,
         lease: &Lease,
-    ) -> api_client::Result<()> {
+    ) -> stream_contracts::SourceResult<()> {
         let cursor = Cursor(cursor.to_owned());
         let written = self
             .chains
@@ -92,16 +92,14 @@ impl SqlStore {
                 self.write(source_id, w, Some(lease.epoch))
             })
             .await
-            .map_err(|e| api_client::Error::cursor(Error::Query(e)))?;
+            .map_err(|e| stream_contracts::SourceError::cursor(Error::Query(e)))?;
         if written {
             return Ok(());
         }
         let owner = self.source_owner(source_id).await.ok().flatten();
-        Err(api_client::Error::Fenced(api_client::fenced_message(
-            source_id,
-            lease,
-            owner.as_deref(),
-        )))
+        Err(stream_contracts::SourceError::Fenced(
+            stream_contracts::fenced_message(source_id, lease, owner.as_deref()),
+        ))
     }
 
     /// Writes one snapshot or delta; under claim `epoch` only while it is the newest
@@ -195,15 +193,15 @@ impl SqlStore {
 
 #[async_trait]
 impl CursorStore for SqlStore {
-    async fn load(&self, source_id: &str) -> api_client::Result<Option<Cursor>> {
+    async fn load(&self, source_id: &str) -> stream_contracts::SourceResult<Option<Cursor>> {
         Ok(self.load_cursor(source_id).await?.map(Cursor))
     }
 
-    async fn commit(&self, source_id: &str, cursor: &Cursor) -> api_client::Result<()> {
+    async fn commit(&self, source_id: &str, cursor: &Cursor) -> stream_contracts::SourceResult<()> {
         Ok(self.commit_cursor(source_id, &cursor.0).await?)
     }
 
-    async fn claim(&self, source_id: &str, owner: &str) -> api_client::Result<Lease> {
+    async fn claim(&self, source_id: &str, owner: &str) -> stream_contracts::SourceResult<Lease> {
         Ok(self.claim_source(source_id, owner).await?)
     }
 
@@ -212,11 +210,15 @@ impl CursorStore for SqlStore {
         source_id: &str,
         cursor: &Cursor,
         lease: &Lease,
-    ) -> api_client::Result<()> {
+    ) -> stream_contracts::SourceResult<()> {
         self.commit_cursor_leased(source_id, &cursor.0, lease).await
     }
 
-    async fn check_lease(&self, source_id: &str, lease: &Lease) -> api_client::Result<()> {
+    async fn check_lease(
+        &self,
+        source_id: &str,
+        lease: &Lease,
+    ) -> stream_contracts::SourceResult<()> {
         self.check_source_lease(source_id, lease).await
     }
 

@@ -2,8 +2,8 @@
 //! claim is refused, atomically with the claim) and each worker's report for the view of
 //! the whole group.
 
-use api_client::Lease;
 use sqlx::Row;
+use stream_contracts::Lease;
 
 use crate::sql::{now_ms, on_pool, Backend};
 use crate::{Error, Result, SqlStore};
@@ -45,13 +45,13 @@ impl SqlStore {
         &self,
         source_id: &str,
         lease: &Lease,
-    ) -> api_client::Result<()> {
+    ) -> stream_contracts::SourceResult<()> {
         let sql = "SELECT epoch, owner FROM source_leases WHERE source_id = $1";
         let newest: Option<(i64, String)> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(source_id)
             .fetch_optional(pool)
             .await)
-        .map_err(|e| api_client::Error::cursor(Error::Query(e)))?;
+        .map_err(|e| stream_contracts::SourceError::cursor(Error::Query(e)))?;
         lease.check(source_id, newest.as_ref().map(|(e, o)| (*e, o.as_str())))
     }
 

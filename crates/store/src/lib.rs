@@ -1,13 +1,15 @@
 //! The project's SQL: dead letters and source cursors in one database, SQLite by default
 //! (embedded, a file) or PostgreSQL, chosen by URL. The only crate that knows sqlx.
 //!
-//! [`SqlStore`] implements `producer::DeadLetterStore` and `api_client::CursorStore`;
+//! [`SqlStore`] implements `stream_contracts::DeadLetterStore` and
+//! `stream_contracts::CursorStore` (also known as `producer::DeadLetterStore` and
+//! `api_client::CursorStore`); it depends on neither librdkafka nor an HTTP client.
 //! each backend has its own migration sequence, embedded in the binary and run on
 //! connect.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), store::Error> {
-//! use api_client::{Cursor, CursorStore};
+//! use stream_contracts::{Cursor, CursorStore};
 //!
 //! let db = store::SqlStore::connect("sqlite://data/stream.db").await?;
 //! db.commit("firms", &Cursor("2026-11-30T12:00:00Z".into())).await.unwrap();
@@ -18,11 +20,9 @@
 mod cursors;
 mod leases;
 mod sql;
-mod topic;
 
 pub use leases::MemberRow;
 pub use sql::SqlStore;
-pub use topic::TopicStore;
 
 /// Errors of the store. Messages never contain a URL's password.
 #[derive(Debug, thiserror::Error)]
@@ -60,15 +60,15 @@ pub enum Error {
 /// The store's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<Error> for producer::Error {
+impl From<Error> for stream_contracts::ProducerError {
     fn from(e: Error) -> Self {
-        producer::Error::dlq(e)
+        stream_contracts::ProducerError::dlq(e)
     }
 }
 
-impl From<Error> for api_client::Error {
+impl From<Error> for stream_contracts::SourceError {
     fn from(e: Error) -> Self {
-        api_client::Error::cursor(e)
+        stream_contracts::SourceError::cursor(e)
     }
 }
 

@@ -5,14 +5,14 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use producer::{
-    headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqFilter, DlqStats,
-    DlqStatus, NewDeadLetter, Purge,
-};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
+use stream_contracts::{
+    headers_json, initial_status, payload_json, DeadLetter, DeadLetterStore, DlqFilter, DlqStats,
+    DlqStatus, NewDeadLetter, Purge,
+};
 
 use crate::{redact_url, Error, Result};
 
@@ -24,12 +24,12 @@ pub(crate) enum Backend {
 
 /// The project's database: SQLite (`sqlite://path`, created if missing) or PostgreSQL
 /// (`postgres://…`), migrated on connect. Implements [`DeadLetterStore`] (dead letters)
-/// and [`CursorStore`] (sources' committed cursors).
+/// and [`CursorStore`](stream_contracts::CursorStore) (sources' committed cursors).
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(crate) backend: Backend,
     /// What this store last wrote of each source's fetch state (`cursors.rs`).
-    pub(crate) chains: std::sync::Arc<api_client::StateChains>,
+    pub(crate) chains: std::sync::Arc<stream_contracts::StateChains>,
 }
 
 #[derive(Debug)]
@@ -513,10 +513,14 @@ impl DeadLetterStore for SqlStore {
         &self,
         letters: &[NewDeadLetter],
         first_retry: Duration,
-    ) -> Result<(), producer::Error> {
+    ) -> Result<(), stream_contracts::ProducerError> {
         Ok(self.sql_insert(letters, first_retry).await?)
     }
-    async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<DeadLetter>, producer::Error> {
+    async fn due(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, stream_contracts::ProducerError> {
         Ok(self.sql_due(now_ms, limit).await?)
     }
     async fn retry_failed(
@@ -524,13 +528,17 @@ impl DeadLetterStore for SqlStore {
         id: i64,
         details: &str,
         next_retry_at: Option<i64>,
-    ) -> Result<(), producer::Error> {
+    ) -> Result<(), stream_contracts::ProducerError> {
         Ok(self.sql_retry_failed(id, details, next_retry_at).await?)
     }
-    async fn set_status(&self, ids: &[i64], status: DlqStatus) -> Result<u64, producer::Error> {
+    async fn set_status(
+        &self,
+        ids: &[i64],
+        status: DlqStatus,
+    ) -> Result<u64, stream_contracts::ProducerError> {
         Ok(self.sql_set_status(ids, status).await?)
     }
-    async fn get(&self, id: i64) -> Result<Option<DeadLetter>, producer::Error> {
+    async fn get(&self, id: i64) -> Result<Option<DeadLetter>, stream_contracts::ProducerError> {
         Ok(self.sql_get(id).await?)
     }
     async fn list(
@@ -538,19 +546,19 @@ impl DeadLetterStore for SqlStore {
         filter: &DlqFilter,
         limit: i64,
         offset: i64,
-    ) -> Result<Vec<DeadLetter>, producer::Error> {
+    ) -> Result<Vec<DeadLetter>, stream_contracts::ProducerError> {
         Ok(self.sql_list(filter, limit, offset).await?)
     }
-    async fn stats(&self) -> Result<DlqStats, producer::Error> {
+    async fn stats(&self) -> Result<DlqStats, stream_contracts::ProducerError> {
         Ok(self.sql_stats().await?)
     }
-    async fn delete(&self, id: i64) -> Result<bool, producer::Error> {
+    async fn delete(&self, id: i64) -> Result<bool, stream_contracts::ProducerError> {
         Ok(self.sql_delete(id).await?)
     }
-    async fn ping(&self) -> Result<(), producer::Error> {
+    async fn ping(&self) -> Result<(), stream_contracts::ProducerError> {
         Ok(self.sql_ping().await?)
     }
-    async fn purge(&self, purge: &Purge) -> Result<u64, producer::Error> {
+    async fn purge(&self, purge: &Purge) -> Result<u64, stream_contracts::ProducerError> {
         Ok(self.sql_purge(purge).await?)
     }
 }

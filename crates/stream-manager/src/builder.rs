@@ -176,7 +176,7 @@ impl Builder {
                     .map_err(component("cluster state topic"))?,
                 );
                 if !given_cursors {
-                    cursors = Arc::new(store::TopicStore::new(log.clone()));
+                    cursors = Arc::new(producer::TopicStore::new(log.clone()));
                 }
                 crate::cluster::Directory::Topic(log)
             };

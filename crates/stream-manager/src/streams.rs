@@ -1,5 +1,6 @@
 //! Streams: one per configured source, each an ingestion mode feeding the pipeline.
 
+use api_client::CursorSummary as _;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::decode::Decoder;
-use crate::record::Record;
-use crate::source::{Cursor, Error, Fetch, Rejected, Source};
+use crate::Record;
+use crate::{Cursor, Error, Fetch, Rejected, Source};
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -17,7 +17,7 @@ use stream_config::SourceConfig;
 
 use crate::http::limits::HttpLimits;
 use crate::http::{ClientOptions, HttpApiClient, HttpSpec};
-use crate::source::{Cursor, Error, Fetch, PartStatus, Source};
+use crate::{Cursor, Error, Fetch, PartStatus, Source};
 
 pub(crate) use file::FileSource;
 pub(crate) use noaa_state::summary as sweep_summary;

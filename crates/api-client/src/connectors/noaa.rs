@@ -25,8 +25,8 @@ use super::noaa_fields::Fields;
 use super::noaa_state::{valid_id, SweepState, MAX_STATIONS};
 use super::MultiState;
 use crate::http::HttpApiClient;
-use crate::record::Record;
-use crate::source::{Cursor, Error, Fetch, PartStatus, Rejected, Source};
+use crate::Record;
+use crate::{Cursor, Error, Fetch, PartStatus, Rejected, Source};
 
 /// Most requests one poll plans for (a year-long interval at the top rate stays sane).
 pub(crate) const MAX_REQUESTS_PER_POLL: u64 = 10_000;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::record::Record;
-use crate::source::{Cursor, Error, Fetch, PartStatus, Source};
+use crate::Record;
+use crate::{Cursor, Error, Fetch, PartStatus, Source};
 
 /// `data_types` names → the NWS observation properties they keep (README, "NOAA weather").
 pub(crate) const NAMES: &[(&str, &[&str])] = &[

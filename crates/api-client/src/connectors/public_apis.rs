@@ -14,7 +14,7 @@ use super::{params, Context, MultiSource};
 use crate::decode::Decoder;
 use crate::dedup::DedupSpec;
 use crate::http::{Auth, HttpApiClient, HttpSpec, Incremental, KeyLocation, Pagination};
-use crate::source::{Error, Source};
+use crate::{Error, Source};
 
 fn client(
     id: &str,

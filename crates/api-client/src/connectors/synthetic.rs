@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::record::{Record, RecordWriter};
-use crate::source::{Cursor, Error, Fetch, Source};
+use crate::{Cursor, Error, Fetch, Source};
+use crate::{Record, RecordWriter};
 
 /// Parameters of the `synthetic` connector.
 #[derive(Debug, Clone, Deserialize)]

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::spec::{Auth, HttpSpec, KeyLocation, Method};
 use super::state::Validators;
 use super::HttpApiClient;
-use crate::source::Error;
+use crate::Error;
 
 /// The secret values of `spec`: its auth, query parameters (in `query` or the URL) and
 /// headers whose names say they are secret (by name or shape: `key`, `sig`, `Cookie`,

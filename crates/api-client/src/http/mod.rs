@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::breaker::{BreakerState, CircuitBreaker};
 use crate::metrics as m;
-use crate::source::{Cursor, Error, Fetch, PartStatus, Source};
+use crate::{Cursor, Error, Fetch, PartStatus, Source};
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
 
@@ -455,7 +455,7 @@ impl HttpApiClient {
     fn advance_cursor(
         &self,
         state: &mut FetchState,
-        records: &[crate::record::Record],
+        records: &[crate::Record],
         old: Option<&Cursor>,
     ) {
         let latest =

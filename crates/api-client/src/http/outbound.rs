@@ -18,7 +18,7 @@ use stream_config::HostPattern;
 
 use super::spec::{Auth, ClientOptions, HttpSpec};
 use crate::metrics as m;
-use crate::source::Error;
+use crate::Error;
 
 /// Why a hop was refused; `reason()` is the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

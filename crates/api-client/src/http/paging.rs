@@ -7,11 +7,11 @@ use reqwest::header::HeaderMap;
 use reqwest::Url;
 use serde_json::Value;
 
-use crate::pointer::pointer_tokens;
-use crate::record::Record;
+use crate::Record;
+use stream_contracts::pointer::pointer_tokens;
 
 use super::spec::{HttpSpec, Incremental, Pagination};
-use crate::source::{Cursor, Error};
+use crate::{Cursor, Error};
 
 pub(crate) fn first_url(
     spec: &HttpSpec,
@@ -58,7 +58,8 @@ pub(crate) fn next_url(
     match pagination {
         Pagination::None => None,
         Pagination::NextLink { pointer } => {
-            let link = crate::pointer::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
+            let link =
+                stream_contracts::pointer::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
             let link = link.as_str()?;
             (!link.is_empty())
                 .then(|| current.join(link).ok())
@@ -79,7 +80,8 @@ pub(crate) fn next_url(
             })
         }
         Pagination::Cursor { pointer, param } => {
-            let token = crate::pointer::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
+            let token =
+                stream_contracts::pointer::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
             let token = match token {
                 Value::String(s) if !s.is_empty() => s,
                 Value::Number(n) => n.to_string(),

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::dedup::Window;
-use crate::source::Cursor;
+use crate::Cursor;
 
 /// Conditional-request validators of the first page of a walk.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,14 +204,14 @@ mod tests {
             ..FetchState::default()
         };
         let (old, new) = (state(1, 0..20_000).encode(), state(2, 10..20_010).encode());
-        let delta = crate::state_delta::diff(&old.0, &new.0);
+        let delta = stream_contracts::state_delta::diff(&old.0, &new.0);
         assert!(old.0.len() > 220_000, "{}", old.0.len());
         assert!(
             delta.len() < 10 * 11 + 150,
             "{} bytes: {delta}",
             delta.len()
         );
-        let applied = crate::state_delta::apply(&old.0, &delta).map(Cursor);
+        let applied = stream_contracts::state_delta::apply(&old.0, &delta).map(Cursor);
         assert_eq!(FetchState::decode(applied.as_ref()), state(2, 10..20_010));
     }
 }

@@ -1,6 +1,7 @@
 //! Fetch state advances only with the records it guards: each loss path of the source
 //! edge, against a real local server whose endpoints fail on command.
 
+use api_client::CursorSummary as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 

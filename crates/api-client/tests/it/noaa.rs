@@ -2,6 +2,7 @@
 //! of 100+ stations, latest observations, alerts; the sweep's budget, rate limit,
 //! `data_types`, only-new emission, failures and the cursor.
 
+use api_client::CursorSummary as _;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

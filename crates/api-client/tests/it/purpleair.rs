@@ -1,6 +1,7 @@
 //! PurpleAir asks only for what changed since its last settled poll: `modified_since`
 //! is the `time_stamp` of the last answer whose records settled (the source's cursor).
 
+use api_client::CursorSummary as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

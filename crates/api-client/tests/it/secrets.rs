@@ -6,6 +6,7 @@
 //! summary (`/streams`), the part's status, redacted dumps, error strings and our log
 //! lines at every level. The secrets still reach the upstream, on every page.
 
+use api_client::CursorSummary as _;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

@@ -7,4 +7,5 @@ mod isolate;
 mod journal;
 mod kafka;
 mod state_log;
+mod state_store;
 mod support;

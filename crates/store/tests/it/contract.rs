@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use api_client::{Cursor, CursorStore};
-use producer::{
+use store::SqlStore;
+use stream_contracts::{Cursor, CursorStore};
+use stream_contracts::{
     DeadLetterStore, DlqFilter, DlqStatus, FailureReason, NewDeadLetter, OutgoingRecord, Purge,
 };
-use store::SqlStore;
 
 use crate::support::{postgres, sqlite_store};
 
@@ -281,7 +281,7 @@ async fn a_superseded_claim_cannot_commit(store: &dyn CursorStore) {
         .await
         .expect_err("the old owner sees the newer claim before it fetches");
     assert!(
-        matches!(&early, api_client::Error::Fenced(m) if m.contains("`w2`")),
+        matches!(&early, stream_contracts::SourceError::Fenced(m) if m.contains("`w2`")),
         "{early}"
     );
     store
@@ -293,7 +293,7 @@ async fn a_superseded_claim_cannot_commit(store: &dyn CursorStore) {
         .await
         .expect_err("the old owner is fenced");
     assert!(
-        matches!(&err, api_client::Error::Fenced(m) if m.contains("`w2`")),
+        matches!(&err, stream_contracts::SourceError::Fenced(m) if m.contains("`w2`")),
         "{err}"
     );
     assert_eq!(
@@ -308,7 +308,7 @@ async fn a_superseded_claim_cannot_commit(store: &dyn CursorStore) {
     assert_eq!(store.load("firms").await.unwrap(), Some(c("3")));
     let other = store.claim("noaa", "w1").await.unwrap();
     assert_eq!(other.epoch, 1, "claims are per source");
-    let never = api_client::Lease {
+    let never = stream_contracts::Lease {
         owner: "w9".into(),
         epoch: 1,
     };
@@ -423,7 +423,7 @@ macro_rules! contract {
 mod dlq {
     use super::*;
     contract!(
-        producer::MemoryDeadLetterStore::default();
+        stream_contracts::MemoryDeadLetterStore::default();
         insert_sets_status_by_reason_and_keeps_the_record,
         same_message_updates_the_same_row,
         retry_schedule_updates_the_same_row,
@@ -435,7 +435,7 @@ mod dlq {
 mod cursors {
     use super::*;
     contract!(
-        api_client::MemoryCursorStore::default();
+        stream_contracts::MemoryCursorStore::default();
         cursors_are_committed_and_overwritten,
         a_superseded_claim_cannot_commit,
         a_commit_writes_what_changed_not_the_whole_window,

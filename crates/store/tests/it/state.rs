@@ -1,8 +1,8 @@
 //! Fetch state written as snapshot and deltas is rebuilt exactly by another store on the
 //! same database: a restart (SQLite reopened) and another worker's claim (PostgreSQL).
 
-use api_client::CursorStore;
 use store::SqlStore;
+use stream_contracts::CursorStore;
 
 use crate::contract::window;
 use crate::support::{postgres, postgres_database, sqlite_store};

@@ -8,18 +8,10 @@ use async_trait::async_trait;
 use crate::record::Record;
 
 /// Where a source left off: opaque text the source understands (a timestamp, a token,
-/// a file offset). Stored by a [`crate::CursorStore`] once its records are safe.
+/// a file offset). Stored by a [`crate::CursorStore`] once its records are safe; what an
+/// operator sees of it is `api_client::CursorSummary::summary`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cursor(pub String);
-
-impl Cursor {
-    /// What an operator needs to see of it: for an HTTP source's fetch state, its
-    /// incremental value (and where an interrupted walk resumes) without the validators
-    /// and dedup window it also carries; otherwise the cursor itself.
-    pub fn summary(&self) -> String {
-        crate::http::cursor_summary(self)
-    }
-}
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,7 +67,8 @@ impl Fetch {
     }
 }
 
-/// Errors of the api-client crate (a fetch, a source's configuration, a cursor store).
+/// Errors of a source (a fetch, a source's configuration) and of a cursor store
+/// (`api_client::Error`).
 /// Messages never contain secrets: upstream errors are redacted text.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -141,7 +134,7 @@ impl Error {
     }
 }
 
-/// Result with the api-client's [`Error`].
+/// Result with a source's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Something that yields records: an HTTP API, a file, a generator.
@@ -189,7 +182,7 @@ pub struct PartStatus {
 impl PartStatus {
     /// Records `status` (an HTTP status, `cached`, or what went wrong) as the last one,
     /// and counts it.
-    pub(crate) fn note(&mut self, status: &str) {
+    pub fn note(&mut self, status: &str) {
         match status {
             "refused" | "breaker open" => {}
             "cached" => {

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{Error as DlqError, FailureReason, OutgoingRecord};
+use crate::{FailureReason, OutgoingRecord, ProducerError as DlqError};
 
 /// Lifecycle of a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -241,8 +241,8 @@ pub trait DeadLetterStore: Send + Sync + fmt::Debug {
     async fn ping(&self) -> Result<(), DlqError>;
 }
 
-/// Milliseconds since the epoch, now.
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the epoch, now: the clock of the dead letters' timestamps.
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -53,7 +53,7 @@ fn boundary(s: &[u8], i: usize) -> bool {
 }
 
 /// The delta that turns `old` into `new` (JSON text). O(old + new) time.
-pub(crate) fn diff(old: &str, new: &str) -> String {
+pub fn diff(old: &str, new: &str) -> String {
     let (o, n) = (old.as_bytes(), new.as_bytes());
     let mut index: HashMap<u64, usize, fnv::FnvBuildHasher> = HashMap::default();
     if o.len() >= BLOCK {
@@ -129,7 +129,7 @@ fn extend(o: &[u8], n: &[u8], s: usize, j: usize, literal: usize) -> Option<(usi
 
 /// `base` with `delta` applied; `None` if the delta was made from another text or is
 /// not a delta.
-pub(crate) fn apply(base: &str, delta: &str) -> Option<String> {
+pub fn apply(base: &str, delta: &str) -> Option<String> {
     let d: Delta = serde_json::from_str(delta).ok()?;
     if d.base != fingerprint(base) {
         return None;

@@ -112,7 +112,7 @@ pub struct RecordWriter(Chunks);
 impl RecordWriter {
     /// The record of a JSON text already known to be one valid value (a slice the
     /// decoder has parsed), compacted.
-    pub(crate) fn valid_json(&mut self, json: &[u8]) -> Record {
+    pub fn valid_json(&mut self, json: &[u8]) -> Record {
         compact_into(json, self.0.buf(json.len()));
         Record(self.0.take())
     }
@@ -140,14 +140,14 @@ impl RecordWriter {
 
     /// Builds a record by hand: `write` appends compact JSON text (e.g. an object made
     /// of already valid pieces) to the buffer it is given.
-    pub(crate) fn build(&mut self, size_hint: usize, write: impl FnOnce(&mut BytesMut)) -> Record {
+    pub fn build(&mut self, size_hint: usize, write: impl FnOnce(&mut BytesMut)) -> Record {
         write(self.0.buf(size_hint));
         Record(self.0.take())
     }
 }
 
 /// Appends `s` as a JSON string (quoted, escaped).
-pub(crate) fn put_json_str(out: &mut BytesMut, s: &str) {
+pub fn put_json_str(out: &mut BytesMut, s: &str) {
     // Writing a `str` to a `BytesMut` cannot fail.
     let _ = serde_json::to_writer(out.writer(), s);
 }
@@ -162,7 +162,7 @@ fn needs_compacting(json: &[u8]) -> bool {
 }
 
 /// Appends valid JSON text without the whitespace outside its strings, copying runs.
-pub(crate) fn compact_into(json: &[u8], out: &mut BytesMut) {
+pub fn compact_into(json: &[u8], out: &mut BytesMut) {
     if !needs_compacting(json) {
         out.extend_from_slice(json);
         return;

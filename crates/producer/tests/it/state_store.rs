@@ -7,14 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api_client::{Cursor, CursorStore};
-use producer::StateLog;
+use producer::{StateLog, TopicStore};
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
-use store::TopicStore;
-
-use crate::contract::window;
+use stream_contracts::{Cursor, CursorStore};
 
 async fn worker(bootstrap: &str) -> TopicStore {
     let mut c = ClientConfig::new();
@@ -54,7 +51,7 @@ async fn a_worker_sees_a_newer_claim_before_its_next_fetch() {
     let until = Instant::now() + Duration::from_secs(20);
     let seen = loop {
         match w1.check_lease("firms", &first).await {
-            Err(api_client::Error::Fenced(why)) => break why,
+            Err(stream_contracts::SourceError::Fenced(why)) => break why,
             Ok(()) => {
                 assert!(Instant::now() < until, "w1 never saw w2's claim");
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -68,7 +65,7 @@ async fn a_worker_sees_a_newer_claim_before_its_next_fetch() {
         .await
         .expect_err("the old owner's commit is refused");
     assert!(
-        matches!(&refused, api_client::Error::Fenced(m) if m.contains("`w2`")),
+        matches!(&refused, stream_contracts::SourceError::Fenced(m) if m.contains("`w2`")),
         "{refused}"
     );
     assert_eq!(
@@ -187,4 +184,18 @@ async fn a_load_right_after_a_commit_sees_it_and_the_chain_goes_on() {
         Some(window(3, 9..5_009)),
         "every delta applied for a reader that starts later"
     );
+}
+
+/// A fetch state of the HTTP shape whose dedup window holds `ids` (hashed as the client
+/// does), as the store's contract suite builds it.
+fn window(cursor: u64, ids: std::ops::Range<u64>) -> Cursor {
+    use base64::Engine as _;
+    let mut text = format!("{{\"http_state\":1,\"cursor\":\"{cursor}\",\"ids\":\"");
+    for id in ids {
+        let hashed = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .encode_string(hashed.to_le_bytes(), &mut text);
+    }
+    text.push_str("\"}");
+    Cursor(text)
 }

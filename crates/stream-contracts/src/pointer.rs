@@ -25,15 +25,12 @@ pub fn pointer_tokens(pointer: &str) -> Option<Vec<String>> {
 
 /// The value at `tokens` inside the JSON text `json`, deserialized as `T`; `None` when
 /// there is nothing there, or the text is not JSON.
-pub(crate) fn find<'de, T: Deserialize<'de>, S: AsRef<str>>(
-    json: &'de [u8],
-    tokens: &[S],
-) -> Option<T> {
+pub fn find<'de, T: Deserialize<'de>, S: AsRef<str>>(json: &'de [u8], tokens: &[S]) -> Option<T> {
     try_find(json, tokens).ok().flatten()
 }
 
 /// [`find`], with the whole text checked as one JSON value.
-pub(crate) fn try_find<'de, T: Deserialize<'de>, S: AsRef<str>>(
+pub fn try_find<'de, T: Deserialize<'de>, S: AsRef<str>>(
     json: &'de [u8],
     tokens: &[S],
 ) -> Result<Option<T>, serde_json::Error> {
@@ -49,7 +46,7 @@ pub(crate) fn try_find<'de, T: Deserialize<'de>, S: AsRef<str>>(
 
 /// The JSON text at a pointer, as a slice of `json` (for decoders: the records array,
 /// a next-page link).
-pub(crate) fn find_raw<'de>(json: &'de [u8], pointer: &str) -> Option<&'de RawValue> {
+pub fn find_raw<'de>(json: &'de [u8], pointer: &str) -> Option<&'de RawValue> {
     find::<&RawValue, String>(json, &pointer_tokens(pointer)?)
 }
 
@@ -148,7 +145,7 @@ impl<'de, T: Deserialize<'de>, S: AsRef<str>> Visitor<'de> for FindIn<'_, T, S> 
 /// The text of the value at `tokens` inside compact, valid JSON text (a record's): a
 /// scan that skips strings with `memchr` and builds nothing. Out-of-shape text finds
 /// nothing rather than failing.
-pub(crate) fn locate<'a, S: AsRef<str>>(json: &'a [u8], tokens: &[S]) -> Option<&'a [u8]> {
+pub fn locate<'a, S: AsRef<str>>(json: &'a [u8], tokens: &[S]) -> Option<&'a [u8]> {
     let mut cur = json;
     for token in tokens {
         let token = token.as_ref();

@@ -1,16 +1,18 @@
-//! Fetch state on nothing but Kafka: [`producer::StateLog`] as an
-//! [`api_client::CursorStore`], for workers sharing sources without PostgreSQL. A commit
-//! writes a delta of what changed, or a snapshot cut into records of at most
-//! [`producer::STATE_CHUNK_BYTES`] ([`api_client::StateChains`] decides), so neither the
-//! cost of a commit nor the size of a record grows with the dedup window.
+//! Fetch state on nothing but Kafka: [`crate::StateLog`] as a [`CursorStore`], for
+//! workers sharing sources without PostgreSQL (moved here from `store`, which no longer
+//! reaches librdkafka). A commit writes a delta of what changed, or a snapshot cut into
+//! records of at most [`crate::STATE_CHUNK_BYTES`] ([`StateChains`] decides), so neither
+//! the cost of a commit nor the size of a record grows with the dedup window.
 
 use std::sync::Arc;
 
-use api_client::{
-    fenced_message, Cursor, CursorStore, Lease, StateChains, StateWrite, StoredState,
-};
 use async_trait::async_trait;
-use producer::{Claimed, StateLog};
+use stream_contracts::{
+    fenced_message, Cursor, CursorStore, Lease, SourceError, SourceResult, StateChains, StateWrite,
+    StoredState,
+};
+
+use crate::{Claimed, StateLog};
 
 /// Sources' cursors in a compacted topic, fenced by log order.
 #[derive(Debug, Clone)]
@@ -19,8 +21,8 @@ pub struct TopicStore {
     chains: Arc<StateChains>,
 }
 
-fn kafka(e: producer::Error) -> api_client::Error {
-    api_client::Error::cursor(e)
+fn kafka(e: crate::Error) -> SourceError {
+    SourceError::cursor(e)
 }
 
 impl TopicStore {
@@ -29,17 +31,12 @@ impl TopicStore {
         Self {
             log,
             // A delta is one record: escaped as JSON it may double.
-            chains: Arc::new(StateChains::new(producer::STATE_CHUNK_BYTES / 2)),
+            chains: Arc::new(StateChains::new(crate::STATE_CHUNK_BYTES / 2)),
         }
     }
 
     /// Writes under claim `epoch`; `false`: a newer claim is known, nothing written.
-    async fn write(
-        &self,
-        source_id: &str,
-        cursor: &Cursor,
-        epoch: i64,
-    ) -> api_client::Result<bool> {
+    async fn write(&self, source_id: &str, cursor: &Cursor, epoch: i64) -> SourceResult<bool> {
         self.chains
             .commit(source_id, cursor, |w| async move {
                 match w {
@@ -62,7 +59,7 @@ impl TopicStore {
 impl CursorStore for TopicStore {
     /// The state as of this worker's last write at least: a load right after a commit
     /// (a stream restarted) must not take an older state as the base of its deltas.
-    async fn load(&self, source_id: &str) -> api_client::Result<Option<Cursor>> {
+    async fn load(&self, source_id: &str) -> SourceResult<Option<Cursor>> {
         self.log.read_own_writes().await.map_err(kafka)?;
         let stored = self.log.state(source_id).map(|c| StoredState {
             gen: c.gen,
@@ -73,18 +70,18 @@ impl CursorStore for TopicStore {
     }
 
     /// Outside a claim: written under the newest claim, if any.
-    async fn commit(&self, source_id: &str, cursor: &Cursor) -> api_client::Result<()> {
+    async fn commit(&self, source_id: &str, cursor: &Cursor) -> SourceResult<()> {
         let epoch = self.log.owner(source_id).map_or(-1, |(e, _)| e);
         self.write(source_id, cursor, epoch).await.map(|_| ())
     }
 
-    async fn claim(&self, source_id: &str, owner: &str) -> api_client::Result<Lease> {
+    async fn claim(&self, source_id: &str, owner: &str) -> SourceResult<Lease> {
         match self.log.claim(source_id, owner).await.map_err(kafka)? {
             Claimed::Won { epoch, .. } => Ok(Lease {
                 owner: owner.to_owned(),
                 epoch,
             }),
-            Claimed::Lost { owner: newer } => Err(api_client::Error::Fenced(format!(
+            Claimed::Lost { owner: newer } => Err(SourceError::Fenced(format!(
                 "`{source_id}` was claimed by `{newer}` right after this worker's claim"
             ))),
         }
@@ -95,12 +92,12 @@ impl CursorStore for TopicStore {
         source_id: &str,
         cursor: &Cursor,
         lease: &Lease,
-    ) -> api_client::Result<()> {
+    ) -> SourceResult<()> {
         if self.write(source_id, cursor, lease.epoch).await? {
             return Ok(());
         }
         let newest = self.log.owner(source_id).map(|(_, o)| o);
-        Err(api_client::Error::Fenced(fenced_message(
+        Err(SourceError::Fenced(fenced_message(
             source_id,
             lease,
             newest.as_deref(),
@@ -108,7 +105,7 @@ impl CursorStore for TopicStore {
     }
 
     /// From this worker's view of the log (claims arrive as fast as it consumes).
-    async fn check_lease(&self, source_id: &str, lease: &Lease) -> api_client::Result<()> {
+    async fn check_lease(&self, source_id: &str, lease: &Lease) -> SourceResult<()> {
         let newest = self.log.owner(source_id);
         lease.check(source_id, newest.as_ref().map(|(e, o)| (*e, o.as_str())))
     }
