@@ -6,9 +6,9 @@
 //! and only the offending record fails — permanently, with the broker's reason; nothing
 //! is retried beyond that one resend.
 
-use stream_contracts::FailureReason;
 use crate::kafka::KafkaProducer;
 use crate::{Outcome, OutgoingRecord};
+use stream_contracts::FailureReason;
 
 /// Resent alone after their batch was refused as invalid, by outcome (`delivered`: the
 /// record was only a batch-mate; `refused`: the broker refused it alone too).
