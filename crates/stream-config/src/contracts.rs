@@ -132,22 +132,11 @@ pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
 /// links; no check when `roots` is empty), be at most [`MAX_SCHEMA_FILE_BYTES`] and be
 /// JSON (serde_json's recursion limit applies).
 pub fn read_schema_file(path: &Path, roots: &[PathBuf]) -> Result<Value, String> {
-    let real = std::fs::canonicalize(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    if !roots.is_empty() {
-        let allowed = roots
-            .iter()
-            .filter_map(|r| std::fs::canonicalize(r).ok())
-            .any(|root| real.starts_with(root));
-        if !allowed {
-            let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-            return Err(format!(
-                "`{}` is outside the folders schemas may be read from ({}); move it there or add its folder to `file_roots`",
-                path.display(),
-                shown.join(", ")
-            ));
-        }
-    }
+    let real = if roots.is_empty() {
+        std::fs::canonicalize(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
+    } else {
+        crate::resolve_under_roots(path, roots, "schemas may be read from")?
+    };
     let file =
         std::fs::File::open(&real).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let mut text = Vec::new();

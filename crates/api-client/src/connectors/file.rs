@@ -63,20 +63,8 @@ impl FileSource {
             message,
         };
         if let Some(roots) = roots {
-            let real = std::fs::canonicalize(&params.path)
-                .map_err(|e| bad(format!("cannot read `{}`: {e}", params.path.display())))?;
-            let allowed = roots
-                .iter()
-                .filter_map(|r| std::fs::canonicalize(r).ok())
-                .any(|root| real.starts_with(root));
-            if !allowed {
-                let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-                return Err(bad(format!(
-                    "`{}` is outside the folders file sources may read ({}); move it there or add its folder to `file_roots`",
-                    params.path.display(),
-                    shown.join(", ")
-                )));
-            }
+            stream_config::resolve_under_roots(&params.path, roots, "file sources may read")
+                .map_err(bad)?;
         }
         let body = std::fs::read(&params.path)
             .map_err(|e| bad(format!("cannot read `{}`: {e}", params.path.display())))?;
