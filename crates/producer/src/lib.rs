@@ -53,7 +53,7 @@ pub use embedded::EmbeddedBroker;
 pub use group::{GroupEvent, GroupMember, GroupSettings};
 pub use kafka::{client_config, KafkaProducer, ProducerSettings, StatsContext};
 pub use lag::{KafkaLagProbe, DISCOVERY_REFRESH};
-pub use metrics::describe_metrics;
+pub use metrics::{describe_metrics, publish_in_flight};
 pub use null::NullProducer;
 pub use state_log::{Claimed, StateChain, StateLog, STATE_CHUNK_BYTES};
 pub use state_store::TopicStore;

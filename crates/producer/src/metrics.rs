@@ -9,6 +9,13 @@ pub(crate) const SEED_TOTAL_FAILED: &str = "producer_total_failed";
 pub(crate) const SEED_RETRY_COUNT: &str = "producer_retry_count";
 pub(crate) const BACKPRESSURE_WAITS: &str = "producer_backpressure_waits_total";
 pub(crate) const IN_FLIGHT: &str = "producer_in_flight";
+
+/// Sets `producer_in_flight` to `n`, the producer's count read now. The gauge is also set
+/// when each batch ends, but two batches ending together can leave the earlier one's
+/// reading last; call this before a scrape so the value shown is the count itself.
+pub fn publish_in_flight(n: i64) {
+    metrics::gauge!(IN_FLIGHT).set(n as f64);
+}
 pub(crate) const DELIVERY_SECONDS: &str = "producer_delivery_seconds";
 pub(crate) const E2E_SECONDS: &str = "pipeline_e2e_latency_seconds";
 pub(crate) const LIBRDKAFKA_QUEUE_MESSAGES: &str = "producer_librdkafka_queue_messages";

@@ -219,6 +219,7 @@ impl StreamManager {
     /// sizes by priority): call before a scrape so a stalled pipeline shows its backlog.
     pub fn refresh_metrics(&self) {
         self.shared.queue.publish_metrics();
+        producer::publish_in_flight(self.shared.delivery.producer().in_flight());
         // One series per configured source, from the streams as last seen when the
         // streams lock is busy: a scrape never waits for a stream operation.
         for s in self.streams_for_probe() {
