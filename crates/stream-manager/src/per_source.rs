@@ -137,6 +137,11 @@ impl PerSource {
         stop: impl Fn() -> bool,
     ) {
         loop {
+            // The usual case, once per record: under its share, no waiter registered
+            // (registering takes the `Notify`'s lock) and `stop` not asked.
+            if !self.over_share(share, capacity) {
+                return;
+            }
             let notified = self.gate.settled.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
