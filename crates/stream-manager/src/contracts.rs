@@ -16,6 +16,7 @@ use serde_json::Value;
 use stream_config::{SchemaMode, SchemaRef, SchemaSource, StreamConfig};
 
 use crate::pipeline::{now_ms, settle, SourceCtx, StreamSink};
+use crate::schema_scan::{ScanSchema, Verdict};
 use crate::{Error, Result};
 
 /// The names `schema: builtin:NAME` may use (the connectors' shipped schemas).
@@ -39,6 +40,9 @@ const LOG_EVERY_MS: i64 = 10_000;
 pub(crate) struct Schema {
     label: Arc<str>,
     validator: jsonschema::Validator,
+    /// The same schema on the record's text (`None`: it uses what that path cannot
+    /// follow, and every record is parsed).
+    fast: Option<ScanSchema>,
 }
 
 /// Every schema of one configuration, compiled.
@@ -107,6 +111,7 @@ fn compile_ref(
     Ok(Arc::new(Schema {
         label: schema.label(owner).into(),
         validator,
+        fast: ScanSchema::compile(&doc),
     }))
 }
 
@@ -170,6 +175,15 @@ impl Contracts {
         let src = self.sources.get(source);
         let top = self.topics.get(topic);
         if src.is_none() && top.is_none() {
+            return None;
+        }
+        // The fast path on the text; only what it cannot pass is parsed.
+        let passes = |s: &Arc<Schema>| {
+            s.fast
+                .as_ref()
+                .is_some_and(|f| f.check(text) == Verdict::Valid)
+        };
+        if [src, top].into_iter().flatten().all(passes) {
             return None;
         }
         match serde_json::from_slice::<Value>(text) {

@@ -29,6 +29,7 @@ mod manager;
 mod per_source;
 mod pipeline;
 mod reload;
+pub mod schema_scan;
 pub use reload::CONFIG_UPDATES;
 mod streams;
 mod summary;
