@@ -5,3 +5,4 @@ mod cli;
 mod console;
 mod summary;
 mod topics;
+mod ui_api;
