@@ -366,7 +366,7 @@ async function loadDlq() {
   const [list, stats] = await Promise.all([api(`/dlq?${params}`), api('/dlq/stats')]);
   put('dlq-reasons', ...stats.by_reason.map(([r]) => el('option', { value: r })));
   put('dlq-stats',
-    el('span', { text: `${stats.total} rows, ${stats.pending} pending` }),
+    el('span', { text: `${stats.total} row(s), ${stats.pending} pending` }),
     ...stats.by_status.map(([s, n]) => el('span', { class: 'muted', text: `${s}: ${n}` })),
     stats.oldest_pending_at ? el('span', { class: 'muted', text: `oldest pending ${when(stats.oldest_pending_at)}` }) : null);
   $('dlq-table').tBodies[0].replaceChildren(...list.items.map(dlqRow));
