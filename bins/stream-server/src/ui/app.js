@@ -148,18 +148,33 @@ async function refresh() {
 
 // ---- overview ---------------------------------------------------------------------
 
-function chart(t) {
+// 10-second moving averages of the last `seconds` values (bursty sources stay readable).
+function smooth(values, seconds) {
+  const out = [];
+  const from = Math.max(0, values.length - seconds);
+  for (let i = from; i < values.length; i++) {
+    const w = values.slice(Math.max(0, i - 9), i + 1);
+    out.push(w.reduce((a, b) => a + b, 0) / w.length);
+  }
+  return out;
+}
+
+// The ring covers 15 minutes; a server up for less shows its uptime only.
+function chart(raw, uptime) {
   const NS = 'http://www.w3.org/2000/svg';
-  const W = 900, H = 160, PAD = 4;
-  const series = [['records_in', 'var(--in)'], ['records_out', 'var(--out)'], ['dead_lettered', 'var(--dead)']];
+  const W = 900, H = 160, PAD = 4, TOP = 22; // TOP: room for the label
+  const seconds = Math.max(30, Math.min(raw.records_in.length, uptime + 1));
+  // Out first: in (dashed) is drawn over it, so both show where they coincide.
+  const series = [['records_out', 'var(--out)'], ['records_in', 'var(--in)'], ['dead_lettered', 'var(--dead)']];
+  const t = Object.fromEntries(series.map(([k]) => [k, smooth(raw[k], seconds)]));
   const max = Math.max(1, ...series.flatMap(([k]) => t[k]));
   const svg = document.createElementNS(NS, 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.setAttribute('preserveAspectRatio', 'none');
   svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', `records per second, peak ${max}`);
+  svg.setAttribute('aria-label', `records per second, peak ${max.toFixed(1)}`);
   for (const [key, colour] of series) {
-    const pts = t[key].map((v, i) => `${(i * W / (t[key].length - 1 || 1)).toFixed(1)},${(H - PAD - v * (H - 2 * PAD) / max).toFixed(1)}`);
+    const pts = t[key].map((v, i) => `${(i * W / (t[key].length - 1 || 1)).toFixed(1)},${(H - PAD - v * (H - PAD - TOP) / max).toFixed(1)}`);
     const line = document.createElementNS(NS, 'polyline');
     line.setAttribute('points', pts.join(' '));
     line.setAttribute('fill', 'none');
@@ -167,12 +182,15 @@ function chart(t) {
     line.setAttribute('stroke-width', '1.5');
     line.setAttribute('vector-effect', 'non-scaling-stroke');
     line.setAttribute('class', `line-${key}`);
+    // In and out often coincide: in is dashed so both show.
+    if (key === 'records_in') line.setAttribute('stroke-dasharray', '6 4');
     svg.append(line);
   }
   const label = document.createElementNS(NS, 'text');
   label.setAttribute('x', '6'); label.setAttribute('y', '14'); label.setAttribute('font-size', '12');
   label.setAttribute('fill', '#5f6b76');
-  label.textContent = `peak ${max}/s · 15 min ago → now`;
+  const span = seconds >= 120 ? `${Math.round(seconds / 60)} min` : `${seconds} s`;
+  label.textContent = `peak ${max.toFixed(1)}/s (10 s average) · ${span} ago → now`;
   svg.append(label);
   put('chart', svg);
 }
@@ -196,7 +214,7 @@ async function loadOverview() {
     api('/throughput'), api('/metrics/summary?streams=false'), readyState(),
     api('/streams?limit=1'), loadCluster(),
   ]);
-  chart(t);
+  chart(t, summary.uptime_seconds);
   put('rates',
     ...[['in', 'records_in', 'legend-in'], ['out', 'records_out', 'legend-out'], ['dead-lettered', 'dead_lettered', 'legend-dead']]
       .map(([name, key, cls]) => el('span', { class: `figure ${cls}` }, `${name} `, el('b', { text: recent(t[key], 10).toFixed(1) }), ' /s (last 10 s)')));
@@ -309,7 +327,7 @@ function sourceRow(s) {
     : '—';
   const partsTitle = s.parts.map((p) => `${p.name}: ${p.last_status || 'not asked yet'}${p.last_error ? ` — ${p.last_error}` : ''}`).join('\n');
   const poll = s.last_poll_at ? `${age(since(s.last_poll_at))} ago, ${s.last_poll_outcome}` : 'not yet';
-  const worker = state.clusterOn ? state.workers.get(s.id) || '—' : 'this process';
+  const worker = state.clusterOn ? state.workers.get(s.id) || '—' : 'local';
   return el('tr', { 'data-id': s.id, 'data-status': s.status },
     el('td', { class: 'id', text: s.id, title: s.source_type }),
     el('td', { class: `status status-${s.status}`, text: s.failing ? `${s.status}, failing` : s.status, title: s.last_error || undefined }),
