@@ -8,7 +8,7 @@ const PAGE = 50;
 const state = {
   role: null, tab: 'overview', timer: null,
   sources: { offset: 0, q: '', status: '' }, lastCounts: new Map(),
-  dlq: { offset: 0 }, workers: new Map(), clusterOn: false,
+  dlq: { offset: 0 }, workers: new Map(), clusterOn: false, loadFailed: false,
 };
 
 // ---- HTTP -------------------------------------------------------------------------
@@ -139,9 +139,11 @@ async function refresh() {
     else if (tab === 'dlq') await loadDlq();
     else await loadConfig();
     $('updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
-    if ($('message').className === 'error' && !$('message').dataset.sticky) message('');
+    // A loading error goes once loading works again; an action's message stays.
+    if (state.loadFailed) { state.loadFailed = false; message(''); }
   } catch (e) {
     if (e.status === 401) { start(); return; }
+    state.loadFailed = true;
     message(`Loading ${tab} failed: ${e.message}`, true);
   }
 }

@@ -20,19 +20,35 @@ pub(crate) fn screenshot_dir() -> PathBuf {
     tmp.parent().unwrap_or(&tmp).join("ui-screenshots")
 }
 
-/// chromedriver (in its own process group, with the Chromium it starts) and a session.
+/// chromedriver (with the Chromium it starts) and a session.
 pub(crate) struct Browser {
     pub(crate) client: Client,
     driver: Child,
+    port: u16,
     _profile: test_support::TempDir,
 }
 
 impl Drop for Browser {
+    /// chromedriver's `/shutdown` quits every browser it started (also when the test
+    /// failed before `close`), then the driver process itself is killed by its pid.
+    /// Never `kill -<pgid>` through the `kill` binary: Debian 12's procps-ng 4.0.2 parses
+    /// `-14321` as `-1` and signals every process on the machine.
     fn drop(&mut self) {
-        // The whole group: chromedriver and the browser processes it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.driver.id())])
-            .status();
+        use std::io::{Read as _, Write as _};
+        if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = conn.write_all(
+                b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            );
+            let _ = conn.read_to_end(&mut Vec::new());
+        }
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if matches!(self.driver.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -50,15 +66,12 @@ impl Browser {
         let port = test_support::free_port().unwrap();
         let profile = test_support::TempDir::new("chromium-profile");
         let log = std::fs::File::create(profile.path().join("chromedriver.log")).unwrap();
-        let driver = std::os::unix::process::CommandExt::process_group(
-            Command::new(CHROMEDRIVER)
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(log),
-            0,
-        )
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {CHROMEDRIVER} ({e}): {INSTALL}"));
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {CHROMEDRIVER} ({e}): {INSTALL}"));
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -102,6 +115,7 @@ impl Browser {
         Browser {
             client,
             driver,
+            port,
             _profile: profile,
         }
     }
