@@ -2,8 +2,9 @@
 //! tools (librdkafka and OpenSSL are built from source), PostgreSQL's server binaries (a
 //! throwaway cluster per run), socat (a TLS front for tansu), promtool (Debian's
 //! `prometheus`, checks `/metrics`), openapi-spec-validator (PyPI, checks the admin
-//! API's document), cargo-nextest, clippy and rustfmt, and tansu (`it.rs`). As root the
-//! Debian packages come from apt; otherwise the error names them.
+//! API's document), Chromium and chromedriver (the console's browser tests),
+//! cargo-nextest, clippy and rustfmt, and tansu (`it.rs`). As root the Debian packages
+//! come from apt; otherwise the error names them.
 
 use std::process::Command;
 
@@ -35,6 +36,14 @@ pub(crate) fn ensure_test_prerequisites() -> Result<()> {
     // `promtool check metrics` validates the server's /metrics in its tests.
     if !on_path("promtool") {
         packages.push("prometheus");
+    }
+    // The operator console's browser tests drive headless Chromium through chromedriver
+    // (WebDriver); `bins/stream-server/tests/it/browser.rs` expects Debian's paths.
+    if !std::path::Path::new("/usr/bin/chromium").is_file() {
+        packages.push("chromium");
+    }
+    if !std::path::Path::new("/usr/bin/chromedriver").is_file() {
+        packages.push("chromium-driver");
     }
     apt_install(&packages)?;
     // openapi-spec-validator checks the admin API's OpenAPI document in its test.

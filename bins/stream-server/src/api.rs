@@ -118,6 +118,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/dlq/{id}/replay", post(replay_one))
         .route("/dlq/{id}", delete(discard))
         .route("/config", get(get_config).put(put_config))
+        .route("/config/warnings", get(crate::ui::config_warnings))
+        .route("/whoami", get(crate::ui::whoami))
         .route("/cluster", get(get_cluster))
         .route("/throughput", get(get_throughput))
         .route("/metrics/summary", get(crate::summary::metrics_summary))
@@ -129,6 +131,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
+        .merge(crate::ui::routes())
         .merge(protected)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such route; see /openapi.json")
@@ -261,7 +264,7 @@ async fn ready(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
 
 /// The request carries `Authorization: Bearer <token>`, compared in constant time (how
 /// much of a guess matches must not show in the timing).
-fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+pub(crate) fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -280,8 +283,44 @@ async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn list_streams(State(s): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!(s.manager.list_streams().await))
+/// `GET /streams` paging: with none of these, the whole list as before.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamsQuery {
+    q: Option<String>,
+    status: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// The most streams one page returns.
+const MAX_STREAMS_PAGE: usize = 1000;
+
+async fn list_streams(State(s): State<Arc<AppState>>, Query(q): Query<StreamsQuery>) -> AppResult {
+    if q.q.is_none() && q.status.is_none() && q.offset.is_none() && q.limit.is_none() {
+        return Ok(Json(json!(s.manager.list_streams().await)).into_response());
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_STREAMS_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be 1-{MAX_STREAMS_PAGE}"),
+        ));
+    }
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(name) => Some(
+            name.parse()
+                .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, e))?,
+        ),
+        None => None,
+    };
+    let query = stream_manager::StreamQuery {
+        q: q.q.unwrap_or_default(),
+        status,
+        offset: q.offset.unwrap_or(0),
+        limit,
+    };
+    Ok(Json(s.manager.stream_page(&query).await).into_response())
 }
 
 async fn get_throughput(State(s): State<Arc<AppState>>) -> Json<stream_manager::Throughput> {

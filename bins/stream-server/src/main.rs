@@ -13,6 +13,7 @@ mod listener;
 mod openapi;
 mod run;
 mod summary;
+mod ui;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -67,8 +67,18 @@ fn routes() -> Vec<Route> {
         Route { method: "get", path: "/health", summary: "Liveness: 200 while the process serves", params: vec![], body: None, ok: object(), errors: &[] },
         Route { method: "get", path: "/ready", summary: "Readiness: 200 when Kafka is reachable and streams run, else 503 with reasons (details only with a token)", params: vec![], body: None, ok: reference("Ready"), errors: &[503] },
         Route { method: "get", path: "/metrics", summary: "Prometheus text format", params: vec![], body: None, ok: json!({"type": "string"}), errors: &[] },
-        Route { method: "get", path: "/metrics/summary", summary: "The seed's get_metrics() figures: producer, queue, throttling, API, per stream", params: vec![], body: None, ok: reference("Summary"), errors: &[401] },
-        Route { method: "get", path: "/streams", summary: "Every stream with status and figures", params: vec![], body: None, ok: json!({"type": "array", "items": reference("Stream")}), errors: &[401] },
+        Route { method: "get", path: "/metrics/summary", summary: "The seed's get_metrics() figures: producer, queue, throttling, API, per stream", params: vec![query("streams", json!({"type": "boolean", "default": true}), "include the per-stream map")], body: None, ok: reference("Summary"), errors: &[401] },
+        Route { method: "get", path: "/streams", summary: "Every stream with status and figures; with any of q, status, offset, limit one page of them (a StreamPage), for thousands of sources", params: vec![
+            query("q", json!({"type": "string"}), "only ids containing this text (case-insensitive)"),
+            query("status", json!({"type": "string", "enum": ["running", "paused", "stopped", "disabled", "unassigned"]}), "only this status"),
+            query("offset", json!({"type": "integer", "minimum": 0, "default": 0}), "matching streams to skip, in id order"),
+            query("limit", json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}), "streams per page"),
+        ], body: None, ok: json!({"oneOf": [{"type": "array", "items": reference("Stream")}, reference("StreamPage")]}), errors: &[400, 401] },
+        Route { method: "get", path: "/whoami", summary: "What the caller's token may do: admin, read (the read-only token) or open (no token configured); the console hides its buttons for read", params: vec![], body: None, ok: json!({"type": "object", "required": ["role", "can_change"], "properties": {"role": {"type": "string", "enum": ["admin", "read", "open"]}, "can_change": {"type": "boolean"}}}), errors: &[401] },
+        Route { method: "get", path: "/config/warnings", summary: "What `stream-server validate` warns about the configuration in force", params: vec![], body: None, ok: json!({"type": "object", "properties": {"warnings": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "message": {"type": "string"}, "hint": {"type": "string", "nullable": true}}}}}}), errors: &[401] },
+        Route { method: "get", path: "/ui", summary: "The operator console (HTML; no data, so no token: the page asks for one); strict Content-Security-Policy", params: vec![], body: None, ok: json!({"type": "string"}), errors: &[] },
+        Route { method: "get", path: "/ui/app.js", summary: "The console's script", params: vec![], body: None, ok: json!({"type": "string"}), errors: &[] },
+        Route { method: "get", path: "/ui/app.css", summary: "The console's stylesheet", params: vec![], body: None, ok: json!({"type": "string"}), errors: &[] },
         Route { method: "get", path: "/streams/{id}", summary: "One stream, with each upstream part", params: vec![id()], body: None, ok: reference("Stream"), errors: &[401, 404] },
         Route { method: "post", path: "/streams/{id}/{action}", summary: "Start, stop, pause or resume a stream", params: vec![id(), path_param("action", json!({"type": "string", "enum": ["start", "stop", "pause", "resume"]}), "what to do")], body: None, ok: reference("Stream"), errors: &[400, 401, 403, 404, 409, 415] },
         Route { method: "get", path: "/dlq", summary: "Dead letters, newest first", params: filters(), body: None, ok: json!({"type": "object", "properties": {"items": {"type": "array", "items": reference("DeadLetter")}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}}), errors: &[400, 401, 503] },
@@ -100,6 +110,17 @@ fn error_text(status: u16) -> &'static str {
     }
 }
 
+/// What a route's 200 answers with.
+fn media_type(path: &str) -> &'static str {
+    match path {
+        "/metrics" => "text/plain",
+        "/ui" => "text/html",
+        "/ui/app.js" => "text/javascript",
+        "/ui/app.css" => "text/css",
+        _ => "application/json",
+    }
+}
+
 /// The document.
 pub(crate) fn document() -> Value {
     let mut paths = serde_json::Map::new();
@@ -107,7 +128,7 @@ pub(crate) fn document() -> Value {
         let mut responses = serde_json::Map::new();
         responses.insert(
             "200".into(),
-            json!({ "description": "OK", "content": { "application/json": { "schema": r.ok } } }),
+            json!({ "description": "OK", "content": { media_type(r.path): { "schema": r.ok } } }),
         );
         for status in r.errors {
             let schema = if *status == 422 {
@@ -126,7 +147,7 @@ pub(crate) fn document() -> Value {
             op["requestBody"] =
                 json!({ "required": true, "content": { "application/json": { "schema": body } } });
         }
-        if matches!(r.path, "/health" | "/ready" | "/metrics") {
+        if matches!(r.path, "/health" | "/ready" | "/metrics") || r.path.starts_with("/ui") {
             op["security"] = json!([]);
         }
         let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
@@ -167,7 +188,15 @@ pub(crate) fn document() -> Value {
                     "newest_event_at": { "type": "string", "format": "date-time", "nullable": true,
                         "description": "the newest record's own event time (freshness_basis event_time), else the last successful fetch (last_fetch); null before either" },
                     "freshness_seconds": { "type": "number", "nullable": true, "description": "seconds since newest_event_at (0 when it lies in the future)" },
-                    "freshness_basis": { "type": "string", "enum": ["event_time", "last_fetch"], "nullable": true } } },
+                    "freshness_basis": { "type": "string", "enum": ["event_time", "last_fetch"], "nullable": true },
+                    "last_poll_at": { "type": "string", "format": "date-time", "nullable": true, "description": "when the last fetch ended" },
+                    "last_poll_outcome": { "type": "string", "enum": ["ok", "error"], "nullable": true } } },
+                "StreamPage": { "type": "object", "required": ["total", "matched", "offset", "limit", "by_status", "items"], "properties": {
+                    "total": { "type": "integer", "description": "streams configured" },
+                    "matched": { "type": "integer", "description": "streams the query matches, before paging" },
+                    "offset": { "type": "integer" }, "limit": { "type": "integer" },
+                    "by_status": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "every stream counted by status" },
+                    "items": { "type": "array", "items": { "$ref": "#/components/schemas/Stream" } } } },
                 "Throughput": { "type": "object", "required": ["start_unix_seconds", "step_seconds", "records_in", "records_out", "dead_lettered"], "properties": {
                     "start_unix_seconds": { "type": "integer", "description": "the first value's second, UTC" },
                     "step_seconds": { "type": "integer", "description": "seconds per value (1)" },

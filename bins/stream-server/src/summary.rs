@@ -4,17 +4,35 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::Json;
 use serde_json::{json, Value};
 
 use crate::api::AppState;
 
+/// `GET /metrics/summary?streams=false`: without the per-stream map (the console's
+/// overview, which at thousands of sources reads them a page at a time instead).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SummaryQuery {
+    #[serde(default = "yes")]
+    streams: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// `GET /metrics/summary`.
 pub(crate) async fn metrics_summary(
     State(s): State<Arc<AppState>>,
+    Query(q): Query<SummaryQuery>,
 ) -> Json<stream_manager::Summary> {
-    Json(s.manager.summary())
+    let mut summary = s.manager.summary();
+    if !q.streams {
+        summary.streams.clear();
+    }
+    Json(summary)
 }
 
 fn object(required: &[&str], properties: Value) -> Value {
@@ -45,7 +63,11 @@ pub(crate) fn schemas() -> Value {
                 "total_sent": count(), "total_failed": count(), "retry_count": count() })),
             "queue": object(&["size", "enqueued", "dequeued", "dropped", "utilization_percent"], json!({
                 "size": count(), "enqueued": count(), "dequeued": count(), "dropped": count(),
-                "utilization_percent": percent })),
+                "utilization_percent": percent,
+                "by_priority": { "type": "object", "additionalProperties": count(), "description": "records held by priority (low, normal, high, critical)" },
+                "bytes_by_priority": { "type": "object", "additionalProperties": count() },
+                "max_size": count(),
+                "max_bytes": { "type": "integer", "format": "int64", "minimum": 0, "nullable": true } })),
             "throttling": object(&["current_state", "backoff_level", "rate_adjustments"], json!({
                 "current_state": state(), "backoff_level": count(), "rate_adjustments": count() })),
             "api": object(&["success_rate", "cache_hit_rate", "total_requests"], json!({

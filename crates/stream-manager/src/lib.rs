@@ -26,6 +26,7 @@ mod health;
 mod kafka;
 mod lag;
 mod manager;
+mod page;
 mod per_source;
 mod pipeline;
 mod reload;
@@ -52,6 +53,7 @@ pub use crate::kafka::{
 };
 pub use crate::lag::LagHealth;
 pub use crate::manager::{ShutdownReport, StreamManager};
+pub use crate::page::{StreamPage, StreamQuery};
 pub use crate::streams::{StreamInfo, StreamStatus};
 pub use crate::summary::{
     ApiClientsComponent, ApiSummary, Components, DlqComponent, ProducerComponent, ProducerSummary,

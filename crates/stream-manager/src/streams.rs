@@ -33,6 +33,43 @@ pub enum StreamStatus {
     Unassigned,
 }
 
+impl StreamStatus {
+    /// Every status, in the order a listing shows them.
+    pub const ALL: [StreamStatus; 5] = [
+        StreamStatus::Running,
+        StreamStatus::Paused,
+        StreamStatus::Stopped,
+        StreamStatus::Disabled,
+        StreamStatus::Unassigned,
+    ];
+
+    /// Its name, as serialized (`running`, `paused`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamStatus::Running => "running",
+            StreamStatus::Paused => "paused",
+            StreamStatus::Stopped => "stopped",
+            StreamStatus::Disabled => "disabled",
+            StreamStatus::Unassigned => "unassigned",
+        }
+    }
+}
+
+impl std::str::FromStr for StreamStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown status `{s}`; use running, paused, stopped, disabled or unassigned"
+                )
+            })
+    }
+}
+
 /// What the admin API shows of a stream.
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamInfo {
@@ -86,6 +123,10 @@ pub struct StreamInfo {
     pub freshness_seconds: Option<f64>,
     /// `event_time` or `last_fetch`.
     pub freshness_basis: Option<&'static str>,
+    /// When the last fetch ended (RFC 3339), successful or not; null before the first.
+    pub last_poll_at: Option<String>,
+    /// How the last fetch ended: `ok` or `error`.
+    pub last_poll_outcome: Option<&'static str>,
 }
 
 pub(crate) struct Stream {
@@ -113,7 +154,7 @@ impl Stream {
         Some(h)
     }
 
-    fn info(&self, id: &str) -> StreamInfo {
+    pub(crate) fn info(&self, id: &str) -> StreamInfo {
         let stats = self
             .handle
             .as_ref()
@@ -130,7 +171,15 @@ impl Stream {
             .ctx
             .freshness
             .view(stats.last_success, std::time::SystemTime::now());
+        let last_poll = match (stats.last_success, stats.last_error_at) {
+            (Some(ok), Some(err)) if err > ok => Some((err, "error")),
+            (Some(ok), _) => Some((ok, "ok")),
+            (None, Some(err)) => Some((err, "error")),
+            (None, None) => None,
+        };
         StreamInfo {
+            last_poll_at: last_poll.map(|(t, _)| crate::freshness::rfc3339(t)),
+            last_poll_outcome: last_poll.map(|(_, o)| o),
             newest_event_at: fresh
                 .as_ref()
                 .map(|f| crate::freshness::rfc3339(f.newest_at)),

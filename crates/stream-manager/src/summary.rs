@@ -27,6 +27,16 @@ pub struct Summary {
     pub streams: BTreeMap<String, StreamSummary>,
 }
 
+/// Figures indexed LOW..CRITICAL (the queue's order), by priority name.
+fn by_priority<T: Copy>(values: [T; 4]) -> BTreeMap<&'static str, T> {
+    use queue::Priority::{Critical, High, Low, Normal};
+    [Low, Normal, High, Critical]
+        .into_iter()
+        .zip(values)
+        .map(|(p, v)| (p.as_str(), v))
+        .collect()
+}
+
 /// Producer figures since start.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ProducerSummary {
@@ -39,7 +49,7 @@ pub struct ProducerSummary {
 }
 
 /// Queue figures.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct QueueSummary {
     /// Records held now, all priorities.
     pub size: usize,
@@ -52,6 +62,14 @@ pub struct QueueSummary {
     pub dropped: u64,
     /// Fill of the tighter bound (`queue_max_size` or `queue_max_bytes`), 0–100.
     pub utilization_percent: f64,
+    /// Records held now by priority (`low`, `normal`, `high`, `critical`).
+    pub by_priority: BTreeMap<&'static str, usize>,
+    /// Payload bytes held now by priority.
+    pub bytes_by_priority: BTreeMap<&'static str, u64>,
+    /// The record cap (`queue_max_size`), shared by every priority.
+    pub max_size: usize,
+    /// The byte cap (`queue_max_bytes`), when set.
+    pub max_bytes: Option<u64>,
 }
 
 /// Throttle figures.
@@ -203,6 +221,7 @@ impl StreamManager {
         let throttle = self.shared.throttle.global();
         let decision = self.worst_throttle();
         let streams = self.streams_for_probe();
+        let config = self.shared.config();
         let (mut requests, mut failed, mut cached) = (0u64, 0u64, 0u64);
         for part in streams.iter().flat_map(|s| &s.parts) {
             requests += part.requests;
@@ -222,6 +241,10 @@ impl StreamManager {
                 dequeued: q.dequeued,
                 dropped: q.evicted + q.refused,
                 utilization_percent: self.shared.queue.utilization_percent(),
+                by_priority: by_priority(q.len_by_priority),
+                bytes_by_priority: by_priority(q.bytes_by_priority),
+                max_size: config.queue_max_size,
+                max_bytes: config.queue_max_bytes,
             },
             throttling: ThrottlingSummary {
                 current_state: decision.state.as_str(),

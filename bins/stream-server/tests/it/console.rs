@@ -12,7 +12,7 @@ use crate::summary::{conforms, get_json, openapi, server_section};
 
 /// A local upstream on 127.0.0.1 answering every request with `body` (HTTP/1.1,
 /// `Connection: close`); its port. The thread ends with the test process.
-fn upstream(content_type: &'static str, body: String) -> u16 {
+pub(crate) fn upstream(content_type: &'static str, body: String) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {

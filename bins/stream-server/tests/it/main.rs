@@ -1,7 +1,10 @@
 //! Integration tests of the stream-server binary, run as a real process.
 
 mod api;
+mod browser;
 mod cli;
 mod console;
 mod summary;
 mod topics;
+mod ui;
+mod ui_api;
