@@ -30,6 +30,12 @@ pub(crate) async fn serve(
         .await
         .context("while preparing Kafka")?;
     if kafka.is_embedded() {
+        if embedded_lag(&mut cfg) {
+            println!(
+                "stream-server: lag throttling watches no consumer group: the embedded broker \
+                 cannot list them (name yours in throttling.consumer_groups)"
+            );
+        }
         println!(
             "stream-server: embedded Kafka broker at {} (in-process; data is kept in memory)",
             cfg.kafka.bootstrap_servers
@@ -120,7 +126,20 @@ pub(crate) fn keep_embedded_broker(
 ) {
     if embedded && next.kafka.is_embedded() {
         next.kafka.bootstrap_servers = manager.config().kafka.bootstrap_servers.clone();
+        embedded_lag(next);
     }
+}
+
+/// librdkafka's mock broker (the embedded one) answers no ListGroups request, so
+/// discovering consumer groups (`consumer_groups` absent) fails on every reading: the
+/// embedded broker watches no group unless the config names some. True when it changed
+/// the config.
+pub(crate) fn embedded_lag(cfg: &mut StreamConfig) -> bool {
+    let discover = cfg.throttling.consumer_groups.is_none();
+    if discover {
+        cfg.throttling.consumer_groups = Some(Vec::new());
+    }
+    discover
 }
 
 /// SIGTERM/SIGINT (stop) and SIGHUP (reload the config file), installed once.

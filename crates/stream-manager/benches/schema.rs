@@ -71,6 +71,11 @@ fn contracts(c: &mut Criterion) {
     g.bench_function("fast path on the text (per record, schema on)", |b| {
         b.iter(|| fast.check(std::hint::black_box(&text)))
     });
+    // The floor: the grammar alone (schema `{}`), what any schema costs at least.
+    let any = ScanSchema::compile(&json!({})).unwrap();
+    g.bench_function("fast path, grammar only (schema {})", |b| {
+        b.iter(|| any.check(std::hint::black_box(&text)))
+    });
     g.bench_function("parse record text", |b| {
         b.iter(|| serde_json::from_slice::<Value>(std::hint::black_box(&text)).unwrap())
     });

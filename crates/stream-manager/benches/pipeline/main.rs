@@ -14,7 +14,7 @@
 //! `bench-pipeline`, `bench-bare`). `--quick` runs a few seconds. For profiling:
 //! `BENCH_ONLY=throughput|latency` runs one part, `BENCH_PAD=0|1800` one record size and
 //! `BENCH_STAGE=sources,null,pipeline,bare` (any of them) some stages of the throughput
-//! table; `BENCH_SCHEMA=1` puts a data contract on the pipeline's topic.
+//! table; `BENCH_SCHEMA=1` puts a data contract on each source (`fair.rs`).
 
 mod fair;
 

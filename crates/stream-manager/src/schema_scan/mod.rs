@@ -66,6 +66,8 @@ pub(crate) struct Key {
 /// The keywords of one schema object this path checks.
 #[derive(Debug, Default)]
 pub(crate) struct Checks {
+    /// Any keyword below that reads the value itself (not a subschema).
+    pub has_own: bool,
     pub types: Option<u8>,
     /// Property and required names, sorted by name.
     pub keys: Vec<Key>,
@@ -79,7 +81,7 @@ pub(crate) struct Checks {
     pub max_items: Option<u64>,
     pub min_length: Option<u64>,
     pub max_length: Option<u64>,
-    pub pattern: Option<Regex>,
+    pub pattern: Option<Pattern>,
     /// Draft 7 asserts `format`: a string is `Unsure`.
     pub format_unsure: bool,
     pub minimum: Option<f64>,
@@ -97,6 +99,32 @@ pub(crate) struct Checks {
     pub if_: Option<usize>,
     pub then: Option<usize>,
     pub else_: Option<usize>,
+}
+
+/// A `pattern`: `^` and plain text is a prefix test; anything else a `regex`.
+#[derive(Debug)]
+pub(crate) enum Pattern {
+    Prefix(Box<str>),
+    Regex(Regex),
+}
+
+impl Pattern {
+    fn new(p: &str) -> Option<Self> {
+        const META: &[char] = &[
+            '\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$',
+        ];
+        match p.strip_prefix('^') {
+            Some(lit) if !lit.contains(META) => Some(Pattern::Prefix(lit.into())),
+            _ => Regex::new(p).ok().map(Pattern::Regex),
+        }
+    }
+
+    pub(crate) fn is_match(&self, text: &str) -> bool {
+        match self {
+            Pattern::Prefix(p) => text.starts_with(&**p),
+            Pattern::Regex(re) => re.is_match(text),
+        }
+    }
 }
 
 /// A schema compiled for the fast path.
@@ -329,9 +357,9 @@ impl<'a> Compiler<'a> {
                 "maxItems" => set_u64(&mut c.max_items, v),
                 "minLength" => set_u64(&mut c.min_length, v),
                 "maxLength" => set_u64(&mut c.max_length, v),
-                "pattern" => match v.as_str().map(Regex::new) {
-                    Some(Ok(re)) => {
-                        c.pattern = Some(re);
+                "pattern" => match v.as_str().map(Pattern::new) {
+                    Some(Some(p)) => {
+                        c.pattern = Some(p);
                         true
                     }
                     _ => false,
@@ -421,7 +449,34 @@ impl<'a> Compiler<'a> {
             }
         }
         c.keys = keys;
-        Some(Node::Checks(Box::new(c)))
+        c.has_own = c.types.is_some()
+            || !c.keys.is_empty()
+            || c.additional.is_some()
+            || c.min_properties.is_some()
+            || c.max_properties.is_some()
+            || !c.prefix_items.is_empty()
+            || c.items.is_some()
+            || c.min_items.is_some()
+            || c.max_items.is_some()
+            || c.min_length.is_some()
+            || c.max_length.is_some()
+            || c.pattern.is_some()
+            || c.format_unsure
+            || c.minimum.is_some()
+            || c.maximum.is_some()
+            || c.exclusive_minimum.is_some()
+            || c.exclusive_maximum.is_some()
+            || c.one_of_values.is_some();
+        let only_ref = c.all_of.is_empty()
+            && c.any_of.is_empty()
+            && c.one_of.is_empty()
+            && c.not.is_none()
+            && c.if_.is_none();
+        match c.reference {
+            // `{"$ref": …}` alone (the usual shape): the target's checks, read once.
+            Some(r) if !c.has_own && only_ref => Some(Node::Alias(r)),
+            _ => Some(Node::Checks(Box::new(c))),
+        }
     }
 }
 

@@ -75,8 +75,82 @@ impl Scanner<'_> {
         if depth > MAX_DEPTH {
             return Err(UNSURE);
         }
+        // The value is read once by its own keywords, or (a node of subschemas only)
+        // by the first subschema that passes it; never again just to find its end.
+        let mut end = if c.has_own {
+            Some(self.own(c, pos, depth)?)
+        } else {
+            None
+        };
+        if let Some(r) = c.reference {
+            end.get_or_insert(self.value(r, pos, depth)?);
+        }
+        for &a in &c.all_of {
+            end.get_or_insert(self.value(a, pos, depth)?);
+        }
+        if !c.any_of.is_empty() {
+            let mut verdict = INVALID;
+            for &a in &c.any_of {
+                match self.value(a, pos, depth) {
+                    Ok(e) => {
+                        end.get_or_insert(e);
+                        verdict = Verdict::Valid;
+                        break;
+                    }
+                    Err(UNSURE) => verdict = UNSURE,
+                    Err(_) => {}
+                }
+            }
+            if verdict != Verdict::Valid {
+                return Err(verdict);
+            }
+        }
+        if !c.one_of.is_empty() {
+            let mut passed = 0;
+            for &a in &c.one_of {
+                match self.value(a, pos, depth) {
+                    Ok(e) => {
+                        end.get_or_insert(e);
+                        passed += 1;
+                    }
+                    Err(UNSURE) => return Err(UNSURE),
+                    Err(_) => {}
+                }
+            }
+            if passed != 1 {
+                return Err(INVALID);
+            }
+        }
+        if let Some(n) = c.not {
+            match self.value(n, pos, depth) {
+                Ok(_) => return Err(INVALID),
+                Err(UNSURE) => return Err(UNSURE),
+                Err(_) => {}
+            }
+        }
+        if let Some(cond) = c.if_ {
+            let branch = match self.value(cond, pos, depth) {
+                Ok(e) => {
+                    end.get_or_insert(e);
+                    c.then
+                }
+                Err(UNSURE) => return Err(UNSURE),
+                Err(_) => c.else_,
+            };
+            if let Some(b) = branch {
+                end.get_or_insert(self.value(b, pos, depth)?);
+            }
+        }
+        match end {
+            Some(e) => Ok(e),
+            None => self.skip(pos, depth),
+        }
+    }
+
+    /// The node's own keywords (not its subschemas) on the value at `pos`.
+    fn own(&self, c: &Checks, pos: usize, depth: usize) -> Step {
         let allows = |t: u8| c.types.is_none_or(|m| m & t != 0);
-        let end = match self.at(pos)? {
+        Ok(match self.at(pos)? {
             b'{' if allows(ty::OBJECT) && c.one_of_values.is_none() => {
                 self.object(c, pos, depth)?
             }
@@ -95,60 +169,7 @@ impl Scanner<'_> {
             b'-' | b'0'..=b'9' => self.number(c, pos)?,
             b'{' | b'[' | b'"' | b't' | b'f' | b'n' => return Err(INVALID),
             _ => return Err(UNSURE),
-        };
-        if let Some(r) = c.reference {
-            self.value(r, pos, depth)?;
-        }
-        for &a in &c.all_of {
-            self.value(a, pos, depth)?;
-        }
-        if !c.any_of.is_empty() {
-            let mut verdict = INVALID;
-            for &a in &c.any_of {
-                match self.value(a, pos, depth) {
-                    Ok(_) => {
-                        verdict = Verdict::Valid;
-                        break;
-                    }
-                    Err(UNSURE) => verdict = UNSURE,
-                    Err(_) => {}
-                }
-            }
-            if verdict != Verdict::Valid {
-                return Err(verdict);
-            }
-        }
-        if !c.one_of.is_empty() {
-            let mut passed = 0;
-            for &a in &c.one_of {
-                match self.value(a, pos, depth) {
-                    Ok(_) => passed += 1,
-                    Err(UNSURE) => return Err(UNSURE),
-                    Err(_) => {}
-                }
-            }
-            if passed != 1 {
-                return Err(INVALID);
-            }
-        }
-        if let Some(n) = c.not {
-            match self.value(n, pos, depth) {
-                Ok(_) => return Err(INVALID),
-                Err(UNSURE) => return Err(UNSURE),
-                Err(_) => {}
-            }
-        }
-        if let Some(cond) = c.if_ {
-            let branch = match self.value(cond, pos, depth) {
-                Ok(_) => c.then,
-                Err(UNSURE) => return Err(UNSURE),
-                Err(_) => c.else_,
-            };
-            if let Some(b) = branch {
-                self.value(b, pos, depth)?;
-            }
-        }
-        Ok(end)
+        })
     }
 
     fn object(&self, c: &Checks, pos: usize, depth: usize) -> Step {
@@ -261,16 +282,24 @@ impl Scanner<'_> {
                 return Err(INVALID);
             }
         }
-        if let Some(re) = &c.pattern {
+        if let Some(p) = &c.pattern {
             // ECMA and `regex` agree on printable ASCII; anything else is left over.
             if !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return Err(UNSURE);
             }
-            if !re.is_match(&text) {
+            if !p.is_match(&text) {
                 return Err(INVALID);
             }
         }
-        allowed(c, &Scalar::Str(text.into()))?;
+        if let Some(values) = &c.one_of_values {
+            let text: &str = &text;
+            if !values
+                .iter()
+                .any(|v| matches!(v, Scalar::Str(s) if **s == *text))
+            {
+                return Err(INVALID);
+            }
+        }
         Ok(end)
     }
 
@@ -300,6 +329,13 @@ impl Scanner<'_> {
         let mut escaped = false;
         let mut i = pos + 1;
         loop {
+            // Straight to the next quote or backslash; what lies between may hold no
+            // control character (both checks vectorised).
+            let run = memchr::memchr2(b'"', b'\\', &self.s[i.min(self.s.len())..]).ok_or(UNSURE)?;
+            if self.s[i..i + run].iter().any(|&b| b < 0x20) {
+                return Err(UNSURE);
+            }
+            i += run;
             match self.at(i)? {
                 b'"' => return Ok((i + 1, escaped)),
                 b'\\' => {
