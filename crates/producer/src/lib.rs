@@ -55,6 +55,9 @@ pub use kafka::{client_config, KafkaProducer, ProducerSettings, StatsContext};
 pub use lag::{KafkaLagProbe, DISCOVERY_REFRESH};
 pub use metrics::{describe_metrics, publish_in_flight};
 pub use null::NullProducer;
+/// librdkafka's client properties, as [`client_config`] builds them and
+/// [`GroupMember::join`] and [`StateLog::open`] take them.
+pub use rdkafka::config::ClientConfig;
 pub use state_log::{Claimed, StateChain, StateLog, STATE_CHUNK_BYTES};
 pub use state_store::TopicStore;
 

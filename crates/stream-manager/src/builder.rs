@@ -156,32 +156,34 @@ impl Builder {
         // A worker of a group: reports and fetch state in the shared PostgreSQL store,
         // or, on nothing but Kafka, in the state topic.
         let mut cursors = cursors;
-        let cluster = if cfg.cluster.enabled {
-            let directory = if stream_config::ClusterConfig::state_in_postgres(&cfg.dlq.url) {
-                crate::cluster::Directory::Sql(match sql {
-                    Some(s) => s,
-                    None => Arc::new(
-                        SqlStore::connect(&cfg.dlq.url)
-                            .await
-                            .map_err(|e| Error::Store(Box::new(e)))?,
-                    ),
-                })
-            } else {
-                let log = Arc::new(
-                    producer::StateLog::open(
-                        &producer::client_config(&cfg.kafka),
-                        &cfg.cluster.state_topic(),
-                    )
-                    .await
-                    .map_err(component("cluster state topic"))?,
-                );
-                if !given_cursors {
-                    cursors = Arc::new(producer::TopicStore::new(log.clone()));
-                }
-                crate::cluster::Directory::Topic(log)
-            };
-            Some(Arc::new(crate::cluster::Cluster::new(
-                cfg.cluster.clone(),
+        let cluster: Option<Arc<dyn cluster::Coordinator>> = if cfg.cluster.enabled {
+            let directory: Arc<dyn cluster::Directory> =
+                if stream_config::ClusterConfig::state_in_postgres(&cfg.dlq.url) {
+                    match sql {
+                        Some(s) => s,
+                        None => Arc::new(
+                            SqlStore::connect(&cfg.dlq.url)
+                                .await
+                                .map_err(|e| Error::Store(Box::new(e)))?,
+                        ),
+                    }
+                } else {
+                    let log = Arc::new(
+                        producer::StateLog::open(
+                            &producer::client_config(&cfg.kafka),
+                            &cfg.cluster.state_topic(),
+                        )
+                        .await
+                        .map_err(component("cluster state topic"))?,
+                    );
+                    if !given_cursors {
+                        cursors = Arc::new(producer::TopicStore::new(log.clone()));
+                    }
+                    log
+                };
+            Some(Arc::new(cluster::Worker::new(
+                convert::cluster_settings(&cfg.cluster),
+                producer::client_config(&cfg.kafka),
                 directory,
             )))
         } else {

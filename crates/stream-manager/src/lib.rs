@@ -16,7 +16,6 @@
 //! ```
 
 mod builder;
-mod cluster;
 mod contracts;
 mod convert;
 mod dispatch;
@@ -36,9 +35,9 @@ mod supervise;
 mod throughput;
 mod topics;
 mod workers;
+mod workload;
 
 pub use crate::builder::Builder;
-pub use crate::cluster::{ClusterView, MemberView};
 pub use crate::contracts::{builtin_schemas, LastViolation};
 pub use crate::dlq::ReplayOutcome;
 pub use crate::health::{
@@ -59,6 +58,7 @@ pub use crate::summary::{
 };
 pub use crate::supervise::WorkerHealth;
 pub use crate::throughput::{Throughput, SLOTS as THROUGHPUT_SECONDS};
+pub use cluster::{ClusterView, MemberView};
 pub use producer::{DeadLetter, DlqFilter, DlqStats, DlqStatus, Purge};
 
 /// Registers the help text of every component's metrics with the installed recorder

@@ -110,7 +110,7 @@ pub struct StreamManager {
     /// Serialises `apply_config`.
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
     /// Cluster mode: this worker's part in the group.
-    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
+    pub(crate) cluster: Option<Arc<dyn cluster::Coordinator>>,
 }
 
 impl std::fmt::Debug for StreamManager {

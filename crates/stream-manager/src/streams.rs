@@ -223,10 +223,7 @@ impl StreamManager {
         self.streams.lock().await.insert(id.to_owned(), stream);
         // A source added at runtime whose slot this worker already owns starts now.
         if let Some(c) = self.cluster.as_ref().filter(|_| clustered) {
-            let slot = c.settings.slot_of(id);
-            if c.owns(slot) {
-                self.take_slots(&[slot]).await;
-            }
+            c.source_added(id).await;
         }
         Ok(())
     }
