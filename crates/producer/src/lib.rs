@@ -8,7 +8,8 @@
 //!   here, SQLite or PostgreSQL in the `store` crate; [`retry_due`] and [`replay`] send
 //!   dead letters again.
 //! - [`Delivery`] joins the two: every record handed to it is acknowledged by Kafka or
-//!   lands in the DLQ with its reason.
+//!   lands in the DLQ with its reason; [`run_dlq_worker`] and [`run_dlq_retention`]
+//!   keep its DLQ (buffer flushed, due rows retried, rows done with removed).
 //! - [`ensure_topics`] creates configured topics; [`KafkaLagProbe`] reads consumer lag
 //!   for the throttling crate.
 //!
@@ -45,6 +46,7 @@ mod security;
 mod state_log;
 mod state_store;
 mod state_view;
+mod upkeep;
 
 pub use admin::{ensure_topics, TopicOutcome};
 pub use classify::{classify, classify_code};
@@ -60,6 +62,7 @@ pub use null::NullProducer;
 pub use rdkafka::config::ClientConfig;
 pub use state_log::{Claimed, StateChain, StateLog, STATE_CHUNK_BYTES};
 pub use state_store::TopicStore;
+pub use upkeep::{run_dlq_retention, run_dlq_worker, DlqUpkeep, DLQ_PASS_EVERY, RETENTION_EVERY};
 
 // The seams moved to `stream-contracts`; their old paths keep working. `FailureReason`
 // is defined in `crates/stream-contracts/src/failure.rs`.
