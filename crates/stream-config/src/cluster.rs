@@ -78,11 +78,6 @@ impl ClusterConfig {
         format!("{}.state", self.group_id)
     }
 
-    /// True when fetch state lives in the shared PostgreSQL store named by `dlq_url`.
-    pub fn state_in_postgres(dlq_url: &str) -> bool {
-        dlq_url.starts_with("postgres://") || dlq_url.starts_with("postgresql://")
-    }
-
     pub(crate) fn check(&self, c: &mut Checker, p: KeyPath, embedded: bool) {
         if !self.enabled {
             return;

@@ -427,7 +427,7 @@ fn source(
     let i = p.key("ingestion");
     let ing = &src.ingestion;
     if let Some(expr) = &ing.cron {
-        if let Err(e) = crate::parse_cron(expr) {
+        if let Err(e) = cron_syntax(expr) {
             c.fail(
                 i.key("cron"),
                 format!("invalid cron expression `{expr}`: {e}"),
@@ -551,4 +551,13 @@ pub(crate) fn ingestion_modes(
         }
     }
     c.problems
+}
+
+/// Whether `expr` is a cron expression the ingestion modes accept: 5 fields, or 6 with
+/// seconds first. Only the syntax, checked here to report it at its line; the schedule
+/// itself is `ingestion_modes::parse_cron`'s (a test there keeps the two in step).
+fn cron_syntax(expr: &str) -> std::result::Result<(), String> {
+    use croner::parser::{CronParser, Seconds};
+    let parser = CronParser::builder().seconds(Seconds::Optional).build();
+    parser.parse(expr).map(drop).map_err(|e| e.to_string())
 }

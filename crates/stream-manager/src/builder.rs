@@ -157,30 +157,30 @@ impl Builder {
         // or, on nothing but Kafka, in the state topic.
         let mut cursors = cursors;
         let cluster: Option<Arc<dyn cluster::Coordinator>> = if cfg.cluster.enabled {
-            let directory: Arc<dyn cluster::Directory> =
-                if stream_config::ClusterConfig::state_in_postgres(&cfg.dlq.url) {
-                    match sql {
-                        Some(s) => s,
-                        None => Arc::new(
-                            SqlStore::connect(&cfg.dlq.url)
-                                .await
-                                .map_err(|e| Error::Store(Box::new(e)))?,
-                        ),
-                    }
-                } else {
-                    let log = Arc::new(
-                        producer::StateLog::open(
-                            &producer::client_config(&cfg.kafka),
-                            &cfg.cluster.state_topic(),
-                        )
-                        .await
-                        .map_err(component("cluster state topic"))?,
-                    );
-                    if !given_cursors {
-                        cursors = Arc::new(producer::TopicStore::new(log.clone()));
-                    }
-                    log
-                };
+            let directory: Arc<dyn cluster::Directory> = if store::Database::is_shared(&cfg.dlq.url)
+            {
+                match sql {
+                    Some(s) => s,
+                    None => Arc::new(
+                        SqlStore::connect(&cfg.dlq.url)
+                            .await
+                            .map_err(|e| Error::Store(Box::new(e)))?,
+                    ),
+                }
+            } else {
+                let log = Arc::new(
+                    producer::StateLog::open(
+                        &producer::client_config(&cfg.kafka),
+                        &cfg.cluster.state_topic(),
+                    )
+                    .await
+                    .map_err(component("cluster state topic"))?,
+                );
+                if !given_cursors {
+                    cursors = Arc::new(producer::TopicStore::new(log.clone()));
+                }
+                log
+            };
             Some(Arc::new(cluster::Worker::new(
                 convert::cluster_settings(&cfg.cluster),
                 producer::client_config(&cfg.kafka),

@@ -83,7 +83,7 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
     if cfg.cluster.enabled {
         // The workers' coordination topic (one partition per slot) and, on nothing but
         // Kafka, their state topic: the cluster crate's specs, with the defaults here.
-        let state_on_kafka = !stream_config::ClusterConfig::state_in_postgres(&cfg.dlq.url);
+        let state_on_kafka = !store::Database::is_shared(&cfg.dlq.url);
         for spec in crate::convert::cluster_settings(&cfg.cluster).topics(state_on_kafka) {
             topics.entry(spec.name).or_insert_with(|| {
                 let mut topic = stream_config::TopicConfig {

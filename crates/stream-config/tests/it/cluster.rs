@@ -28,9 +28,10 @@ fn a_cluster_loads_with_its_defaults() {
             "cluster.yaml",
         )
         .expect("a cluster needs nothing but Kafka");
-    assert!(!stream_config::ClusterConfig::state_in_postgres(
-        &kafka_only.dlq.url
-    ));
+    assert!(
+        kafka_only.dlq.url.starts_with("sqlite://"),
+        "without a dlq.url the store is the embedded one: fetch state goes to the state topic"
+    );
     let off = Loader::new()
         .load_str("sources: {}\n", Format::Yaml, "single.yaml")
         .expect("loads");
