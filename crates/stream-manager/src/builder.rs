@@ -254,7 +254,7 @@ impl Builder {
             next_batch: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             workers: std::sync::Mutex::new(Vec::new()),
-            per_source: crate::per_source::PerSource::default(),
+            per_source: throttling::PerSource::default(),
             topics: self.topics.clone(),
             contracts: RwLock::new(Arc::new(crate::contracts::Contracts::compile(
                 &cfg,

@@ -25,7 +25,6 @@ mod health;
 mod kafka;
 mod lag;
 mod manager;
-mod per_source;
 mod pipeline;
 mod reload;
 pub use reload::CONFIG_UPDATES;

@@ -42,7 +42,7 @@ pub(crate) struct Shared {
     /// cluster's; none given: topics are expected to exist).
     pub(crate) topics: Option<Arc<crate::TopicCreator>>,
     /// Each source's share of the queue and its own lag throttle.
-    pub(crate) per_source: crate::per_source::PerSource,
+    pub(crate) per_source: throttling::PerSource,
     /// The data contracts in force (`contracts.rs`), swapped whole by a reload.
     pub(crate) contracts: RwLock<Arc<crate::contracts::Contracts>>,
     /// Records in, out and dead-lettered per second (`GET /throughput`).
