@@ -38,6 +38,7 @@ mod connectors;
 mod decode;
 mod dedup;
 mod event_time;
+mod freshness;
 #[cfg(test)]
 mod fuzz;
 mod http;
@@ -51,6 +52,7 @@ pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
 pub use decode::{Decoded, Decoder};
 pub use dedup::DedupSpec;
 pub use event_time::{rfc3339, EventTime, TimeFormat, EVENT_TIME_KEY};
+pub use freshness::{Freshness, FreshnessView};
 pub use http::limits::HttpLimits;
 pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,

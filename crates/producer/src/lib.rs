@@ -10,7 +10,8 @@
 //! - [`Delivery`] joins the two: every record handed to it is acknowledged by Kafka or
 //!   lands in the DLQ with its reason; [`run_dlq_worker`] and [`run_dlq_retention`]
 //!   keep its DLQ (buffer flushed, due rows retried, rows done with removed).
-//! - [`ensure_topics`] creates configured topics; [`KafkaLagProbe`] reads consumer lag
+//! - [`ensure_topics`] creates configured topics, [`TopicCreator`] before records go to
+//!   them (retrying refused ones, kept in [`MissingTopics`]); [`KafkaLagProbe`] reads consumer lag
 //!   for the throttling crate.
 //!
 //! ```no_run
@@ -46,6 +47,7 @@ mod security;
 mod state_log;
 mod state_store;
 mod state_view;
+mod topics;
 mod upkeep;
 
 pub use admin::{ensure_topics, TopicOutcome};
@@ -62,6 +64,7 @@ pub use null::NullProducer;
 pub use rdkafka::config::ClientConfig;
 pub use state_log::{Claimed, StateChain, StateLog, STATE_CHUNK_BYTES};
 pub use state_store::TopicStore;
+pub use topics::{MissingTopic, MissingTopics, TopicCreator};
 pub use upkeep::{run_dlq_retention, run_dlq_worker, DlqUpkeep, DLQ_PASS_EVERY, RETENTION_EVERY};
 
 // The seams moved to `stream-contracts`; their old paths keep working. `FailureReason`

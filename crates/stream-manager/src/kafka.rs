@@ -6,8 +6,8 @@ use std::sync::Arc;
 use api_client::Registry;
 use stream_config::StreamConfig;
 
-pub use crate::topics::{MissingTopic, MissingTopics, TopicCreator};
 use crate::{component, Result};
+pub use producer::{MissingTopic, MissingTopics, TopicCreator};
 
 /// What `prepare_kafka` started. Keep it for the life of the process: dropping it stops an
 /// embedded broker.

@@ -45,7 +45,7 @@ pub(crate) struct SourceCtx {
     /// Its records in the pipeline, for its fair share of the queue (`throttling::PerSource`).
     pub(crate) share: Arc<throttling::SourceShare>,
     /// Where its records keep their event time, and the newest seen.
-    pub(crate) freshness: Arc<crate::freshness::Freshness>,
+    pub(crate) freshness: Arc<api_client::Freshness>,
     /// Cluster mode: where the source is reported once another worker has claimed it
     /// (a commit refused by the fence, or the claim check before a fetch); this worker
     /// must stop it.

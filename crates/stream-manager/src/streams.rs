@@ -131,9 +131,7 @@ impl Stream {
             .freshness
             .view(stats.last_success, std::time::SystemTime::now());
         StreamInfo {
-            newest_event_at: fresh
-                .as_ref()
-                .map(|f| crate::freshness::rfc3339(f.newest_at)),
+            newest_event_at: fresh.as_ref().map(|f| api_client::rfc3339(f.newest_at)),
             freshness_seconds: fresh.as_ref().map(|f| f.age.as_secs_f64()),
             freshness_basis: fresh.as_ref().map(|f| f.basis),
             id: id.to_owned(),
@@ -192,7 +190,7 @@ impl StreamManager {
             tracker: Arc::new(tracker),
             counters: Arc::new(StreamCounters::default()),
             share: self.shared.per_source.share(&Arc::from(id)),
-            freshness: Arc::new(crate::freshness::Freshness::new(
+            freshness: Arc::new(api_client::Freshness::new(
                 api_client::EventTime::for_source(id, &config)
                     .map_err(component(format!("source {id}")))?,
             )),
