@@ -35,6 +35,7 @@
 mod breaker;
 mod clock;
 mod connectors;
+mod contracts;
 mod decode;
 mod dedup;
 mod event_time;
@@ -49,6 +50,7 @@ mod tracker;
 
 pub use breaker::BreakerState;
 pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
+pub use contracts::{Contracts, Violation};
 pub use decode::{Decoded, Decoder};
 pub use dedup::DedupSpec;
 pub use event_time::{rfc3339, EventTime, TimeFormat, EVENT_TIME_KEY};

@@ -256,7 +256,7 @@ impl Builder {
             workers: std::sync::Mutex::new(Vec::new()),
             per_source: throttling::PerSource::default(),
             topics: self.topics.clone(),
-            contracts: RwLock::new(Arc::new(crate::contracts::Contracts::compile(
+            contracts: RwLock::new(Arc::new(crate::contracts::compile(
                 &cfg,
                 self.schema_roots.as_deref(),
             )?)),

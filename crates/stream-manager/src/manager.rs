@@ -44,7 +44,7 @@ pub(crate) struct Shared {
     /// Each source's share of the queue and its own lag throttle.
     pub(crate) per_source: throttling::PerSource,
     /// The data contracts in force (`contracts.rs`), swapped whole by a reload.
-    pub(crate) contracts: RwLock<Arc<crate::contracts::Contracts>>,
+    pub(crate) contracts: RwLock<Arc<api_client::Contracts>>,
     /// Records in, out and dead-lettered per second (`GET /throughput`).
     pub(crate) meter: crate::throughput::Meter,
 }
@@ -79,7 +79,7 @@ impl Shared {
     }
 
     /// The data contracts in force (read once per batch).
-    pub(crate) fn contracts(&self) -> Arc<crate::contracts::Contracts> {
+    pub(crate) fn contracts(&self) -> Arc<api_client::Contracts> {
         self.contracts
             .read()
             .unwrap_or_else(|e| e.into_inner())
