@@ -89,7 +89,7 @@ impl ClusterConfig {
                 "64 suits up to a few dozen workers",
             );
         }
-        if let Err(why) = crate::validate::check_topic(&self.coordination_topic(), false) {
+        if let Err(why) = topic_resolver::check_topic(&self.coordination_topic(), false) {
             c.fail(
                 p.key("group_id"),
                 why,

@@ -96,18 +96,7 @@ pub(crate) fn routing_rules(cfg: &StreamConfig) -> Rules {
             })
             .collect(),
         fallback_topic: cfg.routing.fallback_topic.clone(),
-        order: cfg
-            .routing
-            .order
-            .iter()
-            .map(|s| match s {
-                stream_config::RoutingStep::CustomMappings => topic_resolver::Step::CustomMappings,
-                stream_config::RoutingStep::ContentRules => topic_resolver::Step::ContentRules,
-                stream_config::RoutingStep::PatternMappings => {
-                    topic_resolver::Step::PatternMappings
-                }
-            })
-            .collect(),
+        order: cfg.routing.order.clone(),
         ..Rules::default()
     };
     for (id, src) in &cfg.sources {

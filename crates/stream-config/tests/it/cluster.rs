@@ -54,7 +54,7 @@ fn each_misuse_names_its_key_and_line() {
         (
             "kafka: { bootstrap_servers: 'k:9092' }\ndlq: { url: 'postgres://db/x' }\ncluster:\n  enabled: true\n  group_id: 'no spaces'\n",
             "cluster.group_id",
-            "not allowed",
+            "invalid character ` `",
         ),
         (
             "kafka: { bootstrap_servers: 'k:9092' }\ndlq: { url: 'postgres://db/x' }\ncluster:\n  enabled: true\n  session_timeout_ms: 10\n",
