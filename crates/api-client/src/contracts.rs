@@ -232,8 +232,7 @@ mod tests {
     fn nothing_is_kept_when_a_schema_does_not_compile() {
         let e =
             contracts("sources:\n  s1:\n    source_type: synthetic\n    schema: 'builtin:nope'\n")
-                .err()
-                .expect("refused");
+                .expect_err("refused");
         assert!(e.contains("nope"), "{e}");
     }
 }
