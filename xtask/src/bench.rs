@@ -33,7 +33,7 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
         ("throttling", "throttle", "Throttle decision (criterion)"),
         ("api-client", "decode", "Decoders, MB/s (criterion)"),
         (
-            "stream-manager",
+            "api-client",
             "schema",
             "Data contracts: NWS observation schema, per record (criterion)",
         ),

@@ -1,6 +1,7 @@
 //! Repository conventions, checked by `cargo xtask tidy` and as tests: every Rust file
 //! opens with a `//!` doc line, no debugging or placeholder macros are left behind, no
-//! source file grows past 600 lines (tests excepted; the few exceptions say why), and
+//! source file grows past 600 lines (tests excepted; the few exceptions say why), the
+//! manager names none of the mechanics it composes (`NOT_IN_MANAGER`), and
 //! every crate's dependencies follow ARCHITECTURE.md's dependency tables (including what a
 //! crate must never reach through the workspace crates it depends on).
 
@@ -20,6 +21,29 @@ fn forbidden() -> [String; 3] {
         concat!("db", "g!(").to_owned(),
     ]
 }
+
+/// What the manager composes but does not implement: names that never appear in
+/// `crates/stream-manager/src/`, and whose concern they are.
+const NOT_IN_MANAGER: &[(&str, &str)] = &[
+    (
+        "GroupMember",
+        "cluster membership is the `cluster` crate's `Worker`",
+    ),
+    (
+        "GroupEvent",
+        "cluster membership is the `cluster` crate's `Worker`",
+    ),
+    ("slot_of", "slots are the `cluster` crate's"),
+    (
+        "retry_due",
+        "DLQ upkeep is the producer's (`run_dlq_worker`)",
+    ),
+    (
+        "ensure_topics",
+        "topic creation is the producer's `TopicCreator`",
+    ),
+    ("jsonschema", "schema validation is `api_client::Contracts`"),
+];
 
 /// Most lines in a non-test source file.
 const MAX_LINES: usize = 600;
@@ -70,6 +94,15 @@ fn check_sources(root: &Path) -> Result<Vec<String>> {
             for bad in forbidden() {
                 if line.contains(&bad) {
                     problems.push(format!("{rel}:{}: remove `{bad}`", n + 1));
+                }
+            }
+        }
+        if rel.starts_with("crates/stream-manager/src/") {
+            for (n, line) in text.lines().enumerate() {
+                for (name, whose) in NOT_IN_MANAGER {
+                    if line.contains(name) {
+                        problems.push(format!("{rel}:{}: `{name}` in the manager: {whose}", n + 1));
+                    }
                 }
             }
         }
@@ -296,6 +329,22 @@ mod tests {
         let problems = check_sources(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn tidy_catches_cluster_logic_in_the_manager() {
+        let dir = std::env::temp_dir().join(format!("xtask-thin-{}", std::process::id()));
+        let src = dir.join("crates/stream-manager/src");
+        std::fs::create_dir_all(&src).unwrap();
+        let text = "//! x\nfn f(s: &Settings) -> u32 { s.slot_of(\"id\") }\n";
+        std::fs::write(src.join("cluster.rs"), text).unwrap();
+        // The same line elsewhere is the owner's business.
+        std::fs::create_dir_all(dir.join("crates/cluster/src")).unwrap();
+        std::fs::write(dir.join("crates/cluster/src/lib.rs"), text).unwrap();
+        let problems = check_sources(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("crates/stream-manager/src/cluster.rs:2: `slot_of`"));
     }
 
     #[test]

@@ -35,22 +35,27 @@
 mod breaker;
 mod clock;
 mod connectors;
+mod contracts;
 mod decode;
 mod dedup;
 mod event_time;
+mod freshness;
 #[cfg(test)]
 mod fuzz;
 mod http;
 mod metrics;
+pub mod schema_scan;
 mod schemas;
 mod time;
 mod tracker;
 
 pub use breaker::BreakerState;
 pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
+pub use contracts::{Contracts, Violation};
 pub use decode::{Decoded, Decoder};
 pub use dedup::DedupSpec;
 pub use event_time::{rfc3339, EventTime, TimeFormat, EVENT_TIME_KEY};
+pub use freshness::{Freshness, FreshnessView};
 pub use http::limits::HttpLimits;
 pub use http::{
     Auth, ClientOptions, HttpApiClient, HttpSpec, Incremental, KeyLocation, Method, Pagination,

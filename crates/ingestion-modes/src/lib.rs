@@ -57,7 +57,7 @@ use async_trait::async_trait;
 pub use metrics::describe_metrics;
 pub use modes::{start, start_mode, IngestionHandle, ModeContext, ModeSpec, StopReport};
 pub use registry::{IngestionMode, ModeFactory, ModeRegistry};
-pub use schedule::{Error, Result, Schedule};
+pub use schedule::{parse_cron, Error, Result, Schedule};
 
 /// Records on their way from a source into the pipeline. Each record carries the fetch
 /// it came from, to settle that fetch's cursor once the record is safe.

@@ -60,7 +60,7 @@ pub enum Schedule {
 impl Schedule {
     /// A cron schedule (5 fields, or 6 with seconds first).
     pub fn cron(expr: &str) -> Result<Self, Error> {
-        stream_config::parse_cron(expr)
+        parse_cron(expr)
             .map(|c| Schedule::Cron(Box::new(c)))
             .map_err(|message| Error::Cron {
                 expr: expr.to_owned(),
@@ -76,6 +76,17 @@ impl Schedule {
         let next = cron.find_next_occurrence(&now, false).ok()?;
         (next - now).to_std().ok()
     }
+}
+
+/// Parses a cron expression: 5 fields, or 6 with seconds first (the `cron` key of an
+/// `ingestion` section; the configuration's validation accepts the same syntax).
+pub fn parse_cron(expr: &str) -> std::result::Result<croner::Cron, String> {
+    use croner::parser::{CronParser, Seconds};
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .build()
+        .parse(expr)
+        .map_err(|e| e.to_string())
 }
 
 /// The grid of a fixed-rate schedule: tick `k` is due at `start + k × period`.

@@ -8,8 +8,10 @@
 //!   here, SQLite or PostgreSQL in the `store` crate; [`retry_due`] and [`replay`] send
 //!   dead letters again.
 //! - [`Delivery`] joins the two: every record handed to it is acknowledged by Kafka or
-//!   lands in the DLQ with its reason.
-//! - [`ensure_topics`] creates configured topics; [`KafkaLagProbe`] reads consumer lag
+//!   lands in the DLQ with its reason; [`run_dlq_worker`] and [`run_dlq_retention`]
+//!   keep its DLQ (buffer flushed, due rows retried, rows done with removed).
+//! - [`ensure_topics`] creates configured topics, [`TopicCreator`] before records go to
+//!   them (retrying refused ones, kept in [`MissingTopics`]); [`KafkaLagProbe`] reads consumer lag
 //!   for the throttling crate.
 //!
 //! ```no_run
@@ -45,6 +47,8 @@ mod security;
 mod state_log;
 mod state_store;
 mod state_view;
+mod topics;
+mod upkeep;
 
 pub use admin::{ensure_topics, TopicOutcome};
 pub use classify::{classify, classify_code};
@@ -55,8 +59,13 @@ pub use kafka::{client_config, KafkaProducer, ProducerSettings, StatsContext};
 pub use lag::{KafkaLagProbe, DISCOVERY_REFRESH};
 pub use metrics::{describe_metrics, publish_in_flight};
 pub use null::NullProducer;
+/// librdkafka's client properties, as [`client_config`] builds them and
+/// [`GroupMember::join`] and [`StateLog::open`] take them.
+pub use rdkafka::config::ClientConfig;
 pub use state_log::{Claimed, StateChain, StateLog, STATE_CHUNK_BYTES};
 pub use state_store::TopicStore;
+pub use topics::{MissingTopic, MissingTopics, TopicCreator};
+pub use upkeep::{run_dlq_retention, run_dlq_worker, DlqUpkeep, DLQ_PASS_EVERY, RETENTION_EVERY};
 
 // The seams moved to `stream-contracts`; their old paths keep working. `FailureReason`
 // is defined in `crates/stream-contracts/src/failure.rs`.

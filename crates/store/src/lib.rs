@@ -24,6 +24,33 @@ mod sql;
 pub use leases::MemberRow;
 pub use sql::SqlStore;
 
+/// Which database a URL names, by its scheme: the one place that decides what a
+/// `dlq.url` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    /// `sqlite://path`: embedded, a file of this process.
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`: a server several processes may share.
+    Postgres,
+}
+
+impl Database {
+    /// The database `url` names; `None` for any other scheme.
+    pub fn of(url: &str) -> Option<Self> {
+        match url.split("://").next().unwrap_or_default() {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+
+    /// True when `url` names a database every worker of a cluster can reach (PostgreSQL):
+    /// cluster mode keeps fetch state and reports there rather than in a Kafka topic.
+    pub fn is_shared(url: &str) -> bool {
+        Self::of(url) == Some(Self::Postgres)
+    }
+}
+
 /// Errors of the store. Messages never contain a URL's password.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -104,7 +131,28 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, Database};
+
+    #[test]
+    fn the_scheme_decides_the_database() {
+        assert_eq!(Database::of("sqlite://data/dlq.db"), Some(Database::Sqlite));
+        assert_eq!(Database::of("postgres://u@db/sm"), Some(Database::Postgres));
+        assert_eq!(
+            Database::of("postgresql://u@db/sm"),
+            Some(Database::Postgres)
+        );
+        assert_eq!(Database::of("mysql://u@db/sm"), None);
+        assert_eq!(Database::of("data/dlq.db"), None);
+        assert!(Database::is_shared("postgresql://u@db/sm"));
+        assert!(
+            !Database::is_shared("sqlite://data/dlq.db"),
+            "one process's file"
+        );
+        assert!(
+            !Database::is_shared("sqlite://postgres://x"),
+            "the scheme only"
+        );
+    }
 
     #[test]
     fn passwords_never_reach_messages() {

@@ -185,9 +185,8 @@ fn where_clause(filter: &DlqFilter, first: usize) -> (String, Vec<String>) {
 impl SqlStore {
     /// Connects (creating a SQLite file and its folder if needed) and migrates.
     pub async fn connect(url: &str) -> Result<Self> {
-        let scheme = url.split("://").next().unwrap_or_default();
-        let backend = match scheme {
-            "sqlite" => {
+        let backend = match crate::Database::of(url) {
+            Some(crate::Database::Sqlite) => {
                 let path = url.trim_start_matches("sqlite://");
                 let path = path.split('?').next().unwrap_or(path);
                 if let Some(dir) = std::path::Path::new(path).parent() {
@@ -213,7 +212,7 @@ impl SqlStore {
                     })?;
                 Backend::Sqlite(pool)
             }
-            "postgres" | "postgresql" => {
+            Some(crate::Database::Postgres) => {
                 let pool = PgPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(5))
@@ -225,7 +224,7 @@ impl SqlStore {
                     })?;
                 Backend::Postgres(pool)
             }
-            _ => return Err(Error::UnsupportedUrl(redact_url(url))),
+            None => return Err(Error::UnsupportedUrl(redact_url(url))),
         };
         let store = Self {
             backend,

@@ -1,7 +1,7 @@
 //! `cluster`: several `stream-server` workers share the sources. Each source id maps to a
-//! slot by a stable hash; the slots are the partitions of a coordination topic, and the
-//! workers join one consumer group on it, so Kafka's group coordinator decides which
-//! worker runs which sources. Fetch state lives in the shared PostgreSQL store when
+//! slot by a stable hash (the `cluster` crate's `slot_of`); the slots are the partitions
+//! of a coordination topic, and the workers join one consumer group on it, so Kafka's
+//! group coordinator decides which worker runs which sources. Fetch state lives in the shared PostgreSQL store when
 //! `dlq.url` is PostgreSQL, otherwise in a compacted topic (`<group_id>.state`).
 
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ pub struct ClusterConfig {
     #[serde(default = "default_slots")]
     pub slots: u32,
     /// This worker's name in the group (admin API, logs, state fencing). Empty: the
-    /// host name and the process id.
+    /// process id (`worker-<pid>`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub worker_id: String,
     /// How long the group waits for a silent worker before its sources move (Kafka's
@@ -78,22 +78,6 @@ impl ClusterConfig {
         format!("{}.state", self.group_id)
     }
 
-    /// True when fetch state lives in the shared PostgreSQL store named by `dlq_url`.
-    pub fn state_in_postgres(dlq_url: &str) -> bool {
-        dlq_url.starts_with("postgres://") || dlq_url.starts_with("postgresql://")
-    }
-
-    /// The slot of `source_id`: FNV-1a of its bytes modulo `slots` — stable across
-    /// processes, versions and platforms (never Rust's randomly seeded hasher).
-    pub fn slot_of(&self, source_id: &str) -> u32 {
-        let mut h: u32 = 0x811c_9dc5;
-        for b in source_id.bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        h % self.slots.max(1)
-    }
-
     pub(crate) fn check(&self, c: &mut Checker, p: KeyPath, embedded: bool) {
         if !self.enabled {
             return;
@@ -105,7 +89,7 @@ impl ClusterConfig {
                 "64 suits up to a few dozen workers",
             );
         }
-        if let Err(why) = crate::validate::check_topic(&self.coordination_topic(), false) {
+        if let Err(why) = topic_resolver::check_topic(&self.coordination_topic(), false) {
             c.fail(
                 p.key("group_id"),
                 why,
@@ -135,36 +119,5 @@ impl ClusterConfig {
                 "set `kafka.bootstrap_servers` to the cluster the workers share",
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_are_stable_and_spread() {
-        let c = ClusterConfig::default();
-        // Fixed values: a change here moves every source of every running cluster.
-        assert_eq!(c.slot_of("firms"), 38);
-        assert_eq!(c.slot_of(""), 0x811c_9dc5 % 64);
-        let sixteen = ClusterConfig {
-            slots: 16,
-            ..ClusterConfig::default()
-        };
-        assert_eq!(
-            [sixteen.slot_of("s0"), sixteen.slot_of("s1")],
-            [6, 9],
-            "the e2e cluster scenario's logs show these"
-        );
-        let used: std::collections::BTreeSet<u32> = (0..1000)
-            .map(|i| c.slot_of(&format!("source-{i}")))
-            .collect();
-        assert_eq!(used.len(), 64, "1000 ids reach every one of 64 slots");
-        let one = ClusterConfig {
-            slots: 1,
-            ..ClusterConfig::default()
-        };
-        assert_eq!(one.slot_of("anything"), 0);
     }
 }

@@ -215,7 +215,7 @@ pub(crate) fn check(
     let root = KeyPath::default();
     for (topic, schema) in &cfg.contracts.topics {
         let p = root.key("contracts").key("topics").key(topic);
-        if let Err(why) = crate::validate::check_topic(topic, false) {
+        if let Err(why) = topic_resolver::check_topic(topic, false) {
             c.fail(p.clone(), why, "a topic schema names a literal topic");
         }
         check_ref(c, p, schema, roots, builtins);

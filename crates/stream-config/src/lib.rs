@@ -85,13 +85,3 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
-
-/// Parses a cron expression: 5 fields, or 6 with seconds first.
-pub fn parse_cron(expr: &str) -> std::result::Result<croner::Cron, String> {
-    use croner::parser::{CronParser, Seconds};
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .build()
-        .parse(expr)
-        .map_err(|e| e.to_string())
-}

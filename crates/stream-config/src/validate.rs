@@ -53,7 +53,7 @@ impl Checker {
     }
 
     fn topic(&mut self, path: KeyPath, topic: &str, allow_template: bool) {
-        if let Err(why) = check_topic(topic, allow_template) {
+        if let Err(why) = topic_resolver::check_topic(topic, allow_template) {
             self.fail(
                 path,
                 why,
@@ -61,55 +61,6 @@ impl Checker {
             );
         }
     }
-}
-
-/// Checks a Kafka topic name (or a template such as `alerts-{/properties/severity}` when
-/// `allow_template`): at most 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
-pub(crate) fn check_topic(topic: &str, allow_template: bool) -> Result<(), String> {
-    let mut literal = String::new();
-    let mut rest = topic;
-    while let Some(open) = rest.find('{') {
-        if !allow_template {
-            return Err(format!(
-                "invalid topic name `{topic}`: templates are not allowed here"
-            ));
-        }
-        literal.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else {
-            return Err(format!("invalid topic template `{topic}`: unclosed `{{`"));
-        };
-        let field = &rest[open + 1..open + close];
-        let known = matches!(field, "source_id" | "source_type") || field.starts_with('/');
-        if !known {
-            return Err(format!(
-                "invalid topic template `{topic}`: `{{{field}}}` is not `{{source_id}}`, `{{source_type}}` or a JSON pointer like `{{/properties/severity}}`"
-            ));
-        }
-        literal.push('x');
-        rest = &rest[open + close + 1..];
-    }
-    literal.push_str(rest);
-    if literal.is_empty() {
-        return Err("topic name is empty".to_owned());
-    }
-    if literal.len() > 249 {
-        return Err(format!(
-            "topic name is {} characters long, the limit is 249",
-            literal.len()
-        ));
-    }
-    if literal == "." || literal == ".." {
-        return Err(format!("`{literal}` is not a valid topic name"));
-    }
-    if let Some(bad) = literal
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "invalid topic name `{topic}`: character `{bad}` is not allowed"
-        ));
-    }
-    Ok(())
 }
 
 pub(crate) fn validate(
@@ -257,12 +208,10 @@ pub(crate) fn validate(
         c.topic(p.key("topic"), &m.topic, true);
     }
     c.topic(r.key("fallback_topic"), &cfg.routing.fallback_topic, false);
-    let order = &cfg.routing.order;
-    let each_once = order.len() == 3 && (0..3).all(|i| !order[i + 1..].contains(&order[i]));
-    if !each_once {
+    if let Err(why) = topic_resolver::check_order(&cfg.routing.order) {
         c.fail(
             r.key("order"),
-            "list each of custom_mappings, content_rules and pattern_mappings once",
+            why,
             "the seed's order, the default: [custom_mappings, content_rules, pattern_mappings]",
         );
     }
@@ -427,7 +376,7 @@ fn source(
     let i = p.key("ingestion");
     let ing = &src.ingestion;
     if let Some(expr) = &ing.cron {
-        if let Err(e) = crate::parse_cron(expr) {
+        if let Err(e) = cron_syntax(expr) {
             c.fail(
                 i.key("cron"),
                 format!("invalid cron expression `{expr}`: {e}"),
@@ -551,4 +500,13 @@ pub(crate) fn ingestion_modes(
         }
     }
     c.problems
+}
+
+/// Whether `expr` is a cron expression the ingestion modes accept: 5 fields, or 6 with
+/// seconds first. Only the syntax, checked here to report it at its line; the schedule
+/// itself is `ingestion_modes::parse_cron`'s (a test there keeps the two in step).
+fn cron_syntax(expr: &str) -> std::result::Result<(), String> {
+    use croner::parser::{CronParser, Seconds};
+    let parser = CronParser::builder().seconds(Seconds::Optional).build();
+    parser.parse(expr).map(drop).map_err(|e| e.to_string())
 }

@@ -156,16 +156,17 @@ impl Builder {
         // A worker of a group: reports and fetch state in the shared PostgreSQL store,
         // or, on nothing but Kafka, in the state topic.
         let mut cursors = cursors;
-        let cluster = if cfg.cluster.enabled {
-            let directory = if stream_config::ClusterConfig::state_in_postgres(&cfg.dlq.url) {
-                crate::cluster::Directory::Sql(match sql {
+        let cluster: Option<Arc<dyn cluster::Coordinator>> = if cfg.cluster.enabled {
+            let directory: Arc<dyn cluster::Directory> = if store::Database::is_shared(&cfg.dlq.url)
+            {
+                match sql {
                     Some(s) => s,
                     None => Arc::new(
                         SqlStore::connect(&cfg.dlq.url)
                             .await
                             .map_err(|e| Error::Store(Box::new(e)))?,
                     ),
-                })
+                }
             } else {
                 let log = Arc::new(
                     producer::StateLog::open(
@@ -178,10 +179,11 @@ impl Builder {
                 if !given_cursors {
                     cursors = Arc::new(producer::TopicStore::new(log.clone()));
                 }
-                crate::cluster::Directory::Topic(log)
+                log
             };
-            Some(Arc::new(crate::cluster::Cluster::new(
-                cfg.cluster.clone(),
+            Some(Arc::new(cluster::Worker::new(
+                convert::cluster_settings(&cfg.cluster),
+                producer::client_config(&cfg.kafka),
                 directory,
             )))
         } else {
@@ -252,9 +254,9 @@ impl Builder {
             next_batch: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             workers: std::sync::Mutex::new(Vec::new()),
-            per_source: crate::per_source::PerSource::default(),
+            per_source: throttling::PerSource::default(),
             topics: self.topics.clone(),
-            contracts: RwLock::new(Arc::new(crate::contracts::Contracts::compile(
+            contracts: RwLock::new(Arc::new(crate::contracts::compile(
                 &cfg,
                 self.schema_roots.as_deref(),
             )?)),

@@ -1,23 +1,20 @@
 //! Data contracts at enqueue: each record is checked against its source's schema and its
-//! topic's schema (compiled once per configuration, swapped whole on a reload). A record
+//! topic's schema (`api_client::Contracts`, compiled once per configuration, swapped
+//! whole on a reload). A record
 //! failing one in `enforce` mode is dead-lettered as `schema_violation` with the failing
 //! JSON pointers and messages; in `observe` mode it is delivered. Both count
 //! `schema_violations_total{source,schema}` and show as the source's last violation.
 //! Replay re-validates (`dlq.rs`).
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use api_client::FetchSeq;
+use api_client::{FetchSeq, Violation};
 use producer::{FailureReason, NewDeadLetter, OutgoingRecord};
 use serde_json::Value;
-use stream_config::{SchemaMode, SchemaRef, SchemaSource, StreamConfig};
+use stream_config::SchemaMode;
 
 use crate::pipeline::{now_ms, settle, SourceCtx, StreamSink};
-use crate::schema_scan::{ScanSchema, Verdict};
-use crate::{Error, Result};
+use crate::Result;
 
 /// The names `schema: builtin:NAME` may use (the connectors' shipped schemas).
 pub fn builtin_schemas() -> Vec<String> {
@@ -29,49 +26,16 @@ pub fn builtin_schemas() -> Vec<String> {
 /// Records that failed a schema, by source and schema label (both modes).
 pub(crate) const SCHEMA_VIOLATIONS: &str = "schema_violations_total";
 
-/// At most this many failing pointers are kept in a dead letter's details.
-const MAX_ERRORS: usize = 5;
-/// Each validator message is cut to this many characters.
-const MAX_MESSAGE: usize = 200;
+/// Compiles `cfg`'s contracts (see `api_client::Contracts::compile`).
+pub(crate) fn compile(
+    cfg: &stream_config::StreamConfig,
+    roots: Option<&[std::path::PathBuf]>,
+) -> Result<api_client::Contracts> {
+    api_client::Contracts::compile(cfg, roots).map_err(crate::component("contracts"))
+}
+
 /// Observe mode logs one violation per source per this many milliseconds.
 const LOG_EVERY_MS: i64 = 10_000;
-
-/// One compiled schema and the name it is counted under.
-pub(crate) struct Schema {
-    label: Arc<str>,
-    validator: jsonschema::Validator,
-    /// The same schema on the record's text (`None`: it uses what that path cannot
-    /// follow, and every record is parsed).
-    fast: Option<ScanSchema>,
-}
-
-/// Every schema of one configuration, compiled.
-#[derive(Default)]
-pub(crate) struct Contracts {
-    sources: HashMap<String, Arc<Schema>>,
-    topics: HashMap<String, Arc<Schema>>,
-    modes: HashMap<String, SchemaMode>,
-    default_mode: SchemaMode,
-    /// Where schema files may be read (the builder's `file_roots`; none: anywhere).
-    roots: Option<Vec<PathBuf>>,
-}
-
-impl std::fmt::Debug for Contracts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Contracts")
-            .field("sources", &self.sources.keys().collect::<Vec<_>>())
-            .field("topics", &self.topics.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-/// A record that failed a schema.
-#[derive(Debug, Clone)]
-pub(crate) struct Violation {
-    pub(crate) schema: Arc<str>,
-    /// `schema <label>: <pointer>: <message>; …`
-    pub(crate) details: String,
-}
 
 /// A source's last violation, as `/streams/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -86,158 +50,6 @@ pub struct LastViolation {
     pub mode: &'static str,
     /// The failing JSON pointers and the validator's messages.
     pub details: String,
-}
-
-fn compile_ref(
-    owner: &str,
-    schema: &SchemaRef,
-    roots: Option<&[PathBuf]>,
-) -> std::result::Result<Arc<Schema>, String> {
-    let doc = match schema.source() {
-        SchemaSource::Builtin(name) => {
-            let text = api_client::builtin_schema(name).ok_or_else(|| {
-                let known: Vec<&str> = api_client::builtin_schemas().map(|(n, _)| n).collect();
-                format!(
-                    "unknown built-in schema `{name}` (known: {})",
-                    known.join(", ")
-                )
-            })?;
-            serde_json::from_str(text).map_err(|e| format!("built-in schema `{name}`: {e}"))?
-        }
-        SchemaSource::File(p) => stream_config::read_schema_file(p, roots.unwrap_or_default())?,
-        SchemaSource::Inline(m) => Value::Object(m.clone()),
-    };
-    let validator = stream_config::compile_schema(&doc)?;
-    Ok(Arc::new(Schema {
-        label: schema.label(owner).into(),
-        validator,
-        fast: ScanSchema::compile(&doc),
-    }))
-}
-
-impl Contracts {
-    /// Compiles every schema of `cfg` (files read under `roots` when given); every
-    /// failing one is named in the error, and nothing is kept.
-    pub(crate) fn compile(cfg: &StreamConfig, roots: Option<&[PathBuf]>) -> Result<Self> {
-        let mut out = Contracts {
-            default_mode: cfg.contracts.mode,
-            roots: roots.map(<[PathBuf]>::to_vec),
-            ..Contracts::default()
-        };
-        let mut errors = Vec::new();
-        for (topic, schema) in &cfg.contracts.topics {
-            let owner = format!("contracts.topics.{topic}");
-            match compile_ref(&owner, schema, roots) {
-                Ok(s) => drop(out.topics.insert(topic.clone(), s)),
-                Err(e) => errors.push(format!("{owner}: {e}")),
-            }
-        }
-        for (id, src) in &cfg.sources {
-            if let Some(mode) = src.schema_mode {
-                out.modes.insert(id.clone(), mode);
-            }
-            if let Some(schema) = &src.schema {
-                let owner = format!("sources.{id}.schema");
-                match compile_ref(&format!("sources.{id}"), schema, roots) {
-                    Ok(s) => drop(out.sources.insert(id.clone(), s)),
-                    Err(e) => errors.push(format!("{owner}: {e}")),
-                }
-            }
-        }
-        if errors.is_empty() {
-            Ok(out)
-        } else {
-            Err(Error::Component {
-                component: "contracts".to_owned(),
-                source: errors.join("; ").into(),
-            })
-        }
-    }
-
-    /// Compiles `cfg`'s schemas with the same roots as this set (for a reload).
-    pub(crate) fn recompile(&self, cfg: &StreamConfig) -> Result<Self> {
-        Self::compile(cfg, self.roots.as_deref())
-    }
-
-    /// No schema at all: the record path parses nothing.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.sources.is_empty() && self.topics.is_empty()
-    }
-
-    /// The mode of `source`'s records.
-    pub(crate) fn mode(&self, source: &str) -> SchemaMode {
-        self.modes.get(source).copied().unwrap_or(self.default_mode)
-    }
-
-    /// The first schema `text` fails, of its source's then its topic's; `None` when it
-    /// passes both (or neither exists: then nothing is parsed).
-    pub(crate) fn check_text(&self, source: &str, topic: &str, text: &[u8]) -> Option<Violation> {
-        let src = self.sources.get(source);
-        let top = self.topics.get(topic);
-        if src.is_none() && top.is_none() {
-            return None;
-        }
-        // The fast path on the text; only what it cannot pass is parsed.
-        let passes = |s: &Arc<Schema>| {
-            s.fast
-                .as_ref()
-                .is_some_and(|f| f.check(text) == Verdict::Valid)
-        };
-        if [src, top].into_iter().flatten().all(passes) {
-            return None;
-        }
-        match serde_json::from_slice::<Value>(text) {
-            Ok(value) => self.check_value(source, topic, &value),
-            Err(e) => {
-                let schema = src.or(top).map(|s| s.label.clone()).unwrap_or_default();
-                let details = format!("schema {schema}: the record is not JSON: {e}");
-                Some(Violation { schema, details })
-            }
-        }
-    }
-
-    /// As `check_text`, for a parsed record.
-    pub(crate) fn check_value(
-        &self,
-        source: &str,
-        topic: &str,
-        value: &Value,
-    ) -> Option<Violation> {
-        let schemas = [self.sources.get(source), self.topics.get(topic)];
-        schemas.into_iter().flatten().find_map(|s| s.check(value))
-    }
-}
-
-impl Schema {
-    fn check(&self, value: &Value) -> Option<Violation> {
-        if self.validator.is_valid(value) {
-            return None;
-        }
-        let mut details = format!("schema {}:", self.label);
-        let mut errors = self.validator.iter_errors(value);
-        for (i, e) in errors.by_ref().take(MAX_ERRORS).enumerate() {
-            let pointer = e.instance_path().as_str().to_owned();
-            let mut message = e.masked().to_string();
-            if message.len() > MAX_MESSAGE {
-                let cut = (0..=MAX_MESSAGE)
-                    .rev()
-                    .find(|i| message.is_char_boundary(*i))
-                    .unwrap_or(0);
-                message.truncate(cut);
-                message.push('…');
-            }
-            let sep = if i == 0 { " " } else { "; " };
-            let pointer = if pointer.is_empty() { "/" } else { &pointer };
-            details.push_str(&format!("{sep}{pointer}: {message}"));
-        }
-        if errors.next().is_some() {
-            details.push_str("; …");
-        }
-        Some(Violation {
-            schema: self.label.clone(),
-            details,
-        })
-    }
 }
 
 impl SourceCtx {

@@ -96,18 +96,7 @@ pub(crate) fn routing_rules(cfg: &StreamConfig) -> Rules {
             })
             .collect(),
         fallback_topic: cfg.routing.fallback_topic.clone(),
-        order: cfg
-            .routing
-            .order
-            .iter()
-            .map(|s| match s {
-                stream_config::RoutingStep::CustomMappings => topic_resolver::Step::CustomMappings,
-                stream_config::RoutingStep::ContentRules => topic_resolver::Step::ContentRules,
-                stream_config::RoutingStep::PatternMappings => {
-                    topic_resolver::Step::PatternMappings
-                }
-            })
-            .collect(),
+        order: cfg.routing.order.clone(),
         ..Rules::default()
     };
     for (id, src) in &cfg.sources {
@@ -138,6 +127,23 @@ pub(crate) fn routing_rules(cfg: &StreamConfig) -> Rules {
         .custom_mappings
         .extend(cfg.routing.custom_mappings.clone());
     rules
+}
+
+/// A worker's settings from the `cluster` section (no `worker_id`: `worker-<pid>`).
+pub(crate) fn cluster_settings(c: &stream_config::ClusterConfig) -> cluster::ClusterSettings {
+    cluster::ClusterSettings {
+        group_id: c.group_id.clone(),
+        worker_id: if c.worker_id.is_empty() {
+            cluster::default_worker_id()
+        } else {
+            c.worker_id.clone()
+        },
+        slots: c.slots,
+        coordination_topic: c.coordination_topic(),
+        state_topic: c.state_topic(),
+        session_timeout: std::time::Duration::from_millis(c.session_timeout_ms),
+        handover_timeout: std::time::Duration::from_secs(c.handover_timeout_seconds),
+    }
 }
 
 #[cfg(test)]

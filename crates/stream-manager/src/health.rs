@@ -224,7 +224,7 @@ impl StreamManager {
         // streams lock is busy: a scrape never waits for a stream operation.
         for s in self.streams_for_probe() {
             if let Some(age) = s.freshness_seconds {
-                metrics::gauge!(crate::freshness::SOURCE_FRESHNESS, "source" => s.id).set(age);
+                metrics::gauge!(crate::SOURCE_FRESHNESS, "source" => s.id).set(age);
             }
         }
     }

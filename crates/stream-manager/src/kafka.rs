@@ -6,8 +6,8 @@ use std::sync::Arc;
 use api_client::Registry;
 use stream_config::StreamConfig;
 
-pub use crate::topics::{MissingTopic, MissingTopics, TopicCreator};
 use crate::{component, Result};
+pub use producer::{MissingTopic, MissingTopics, TopicCreator};
 
 /// What `prepare_kafka` started. Keep it for the life of the process: dropping it stops an
 /// embedded broker.
@@ -81,24 +81,21 @@ pub async fn prepare_kafka(cfg: &mut StreamConfig) -> Result<KafkaHandle> {
         topics.entry(topic).or_default();
     }
     if cfg.cluster.enabled {
-        // The workers' coordination topic: one partition per slot, no records.
-        topics
-            .entry(cfg.cluster.coordination_topic())
-            .or_insert_with(|| stream_config::TopicConfig {
-                partitions: cfg.cluster.slots,
-                ..stream_config::TopicConfig::default()
-            });
-        if !stream_config::ClusterConfig::state_in_postgres(&cfg.dlq.url) {
-            // The workers' fetch state: one partition (offsets order every write),
-            // compacted, kept forever.
-            topics
-                .entry(cfg.cluster.state_topic())
-                .or_insert_with(|| stream_config::TopicConfig {
-                    partitions: 1,
-                    retention_ms: -1,
-                    cleanup_policy: Some(stream_config::CleanupPolicy::Compact),
+        // The workers' coordination topic (one partition per slot) and, on nothing but
+        // Kafka, their state topic: the cluster crate's specs, with the defaults here.
+        let state_on_kafka = !store::Database::is_shared(&cfg.dlq.url);
+        for spec in crate::convert::cluster_settings(&cfg.cluster).topics(state_on_kafka) {
+            topics.entry(spec.name).or_insert_with(|| {
+                let mut topic = stream_config::TopicConfig {
+                    partitions: spec.partitions,
                     ..stream_config::TopicConfig::default()
-                });
+                };
+                if spec.compacted {
+                    topic.retention_ms = -1;
+                    topic.cleanup_policy = Some(stream_config::CleanupPolicy::Compact);
+                }
+                topic
+            });
         }
     }
     let missing = MissingTopics::default();

@@ -16,31 +16,26 @@
 //! ```
 
 mod builder;
-mod cluster;
 mod contracts;
 mod convert;
 mod dispatch;
 mod dlq;
-mod freshness;
 mod health;
 mod kafka;
 mod lag;
 mod manager;
 mod page;
-mod per_source;
 mod pipeline;
 mod reload;
-pub mod schema_scan;
 pub use reload::CONFIG_UPDATES;
 mod streams;
 mod summary;
 mod supervise;
 mod throughput;
-mod topics;
 mod workers;
+mod workload;
 
 pub use crate::builder::Builder;
-pub use crate::cluster::{ClusterView, MemberView};
 pub use crate::contracts::{builtin_schemas, LastViolation};
 pub use crate::dlq::ReplayOutcome;
 pub use crate::health::{
@@ -62,7 +57,12 @@ pub use crate::summary::{
 };
 pub use crate::supervise::WorkerHealth;
 pub use crate::throughput::{Throughput, SLOTS as THROUGHPUT_SECONDS};
+pub use cluster::{ClusterView, MemberView};
 pub use producer::{DeadLetter, DlqFilter, DlqStats, DlqStatus, Purge};
+
+/// `source_freshness_seconds{source}`: each source's freshness (`api_client::Freshness`),
+/// published before each scrape, one series per configured source with a freshness.
+const SOURCE_FRESHNESS: &str = "source_freshness_seconds";
 
 /// Registers the help text of every component's metrics with the installed recorder
 /// (call once, after installing it, so `/metrics` carries `# HELP` for each).
@@ -84,7 +84,7 @@ pub fn describe_metrics() {
         "Cursor commits the fetch-state store failed, by source; the source shows failing (and /ready not ready) until a commit lands."
     );
     metrics::describe_gauge!(
-        freshness::SOURCE_FRESHNESS,
+        SOURCE_FRESHNESS,
         metrics::Unit::Seconds,
         "Age of each source's newest record: from the records' own event time where the connector knows it, else since the last successful fetch; refreshed at each scrape."
     );

@@ -42,9 +42,9 @@ pub(crate) struct Shared {
     /// cluster's; none given: topics are expected to exist).
     pub(crate) topics: Option<Arc<crate::TopicCreator>>,
     /// Each source's share of the queue and its own lag throttle.
-    pub(crate) per_source: crate::per_source::PerSource,
+    pub(crate) per_source: throttling::PerSource,
     /// The data contracts in force (`contracts.rs`), swapped whole by a reload.
-    pub(crate) contracts: RwLock<Arc<crate::contracts::Contracts>>,
+    pub(crate) contracts: RwLock<Arc<api_client::Contracts>>,
     /// Records in, out and dead-lettered per second (`GET /throughput`).
     pub(crate) meter: crate::throughput::Meter,
 }
@@ -79,7 +79,7 @@ impl Shared {
     }
 
     /// The data contracts in force (read once per batch).
-    pub(crate) fn contracts(&self) -> Arc<crate::contracts::Contracts> {
+    pub(crate) fn contracts(&self) -> Arc<api_client::Contracts> {
         self.contracts
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -110,7 +110,7 @@ pub struct StreamManager {
     /// Serialises `apply_config`.
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
     /// Cluster mode: this worker's part in the group.
-    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
+    pub(crate) cluster: Option<Arc<dyn cluster::Coordinator>>,
 }
 
 impl std::fmt::Debug for StreamManager {

@@ -42,10 +42,10 @@ pub(crate) struct SourceCtx {
     pub(crate) priority: Priority,
     pub(crate) tracker: Arc<CursorTracker>,
     pub(crate) counters: Arc<StreamCounters>,
-    /// Its records in the pipeline, for its fair share of the queue (`per_source.rs`).
-    pub(crate) share: Arc<crate::per_source::SourceShare>,
+    /// Its records in the pipeline, for its fair share of the queue (`throttling::PerSource`).
+    pub(crate) share: Arc<throttling::SourceShare>,
     /// Where its records keep their event time, and the newest seen.
-    pub(crate) freshness: Arc<crate::freshness::Freshness>,
+    pub(crate) freshness: Arc<api_client::Freshness>,
     /// Cluster mode: where the source is reported once another worker has claimed it
     /// (a commit refused by the fence, or the claim check before a fetch); this worker
     /// must stop it.
@@ -457,5 +457,47 @@ impl StreamSink {
             .dead_lettered
             .fetch_add(rejected.len() as u64, Ordering::Relaxed);
         settle(rejected.iter().map(|(seq, _)| (&self.ctx, *seq))).await;
+    }
+}
+
+impl crate::manager::Shared {
+    /// Pushes a record of `share`'s source. While another source has records in the
+    /// pipeline too, a full queue holds a record of a source under its fair share until
+    /// there is room (the sources over theirs are waiting, so room comes) instead of
+    /// refusing it: a source that arrives while another fills the queue gets its share.
+    /// Otherwise the queue's overflow strategy applies as configured.
+    pub(crate) async fn per_source_push(
+        &self,
+        share: &throttling::SourceShare,
+        item: crate::pipeline::Item,
+    ) -> Result<Vec<crate::pipeline::Item>, queue::PushError<crate::pipeline::Item>> {
+        let mut item = item;
+        loop {
+            let notified = self.per_source.next_settle();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.queue.push(item).await {
+                Err(queue::PushError::Full(back))
+                    if self.per_source.busy() > 1
+                        && !self
+                            .per_source
+                            .over_share(share, self.queue.config().max_items)
+                        && !self.shutting_down() =>
+                {
+                    item = back;
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_millis(100), notified).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl crate::StreamManager {
+    /// Each source's own throttle (fed by the lag of its topics) and its last decision,
+    /// by source id: only sources whose topics' lag was read.
+    pub fn source_throttles(&self) -> Vec<(String, throttling::Decision)> {
+        self.shared.throttle.snapshot()
     }
 }

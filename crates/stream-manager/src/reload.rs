@@ -69,7 +69,7 @@ struct Checked {
         stream_config::SourceConfig,
         Arc<dyn api_client::Source>,
     )>,
-    contracts: crate::contracts::Contracts,
+    contracts: api_client::Contracts,
 }
 
 impl StreamManager {
@@ -84,7 +84,11 @@ impl StreamManager {
         let routing = convert::routing_rules(next);
         topic_resolver::Resolver::check(&routing).map_err(component("routing"))?;
         // Every schema compiled now: a broken one changes nothing.
-        let contracts = self.shared.contracts().recompile(next)?;
+        let contracts = self
+            .shared
+            .contracts()
+            .recompile(next)
+            .map_err(crate::component("contracts"))?;
         let old = self.shared.config();
         // New and changed sources, built now (and used below): a bad one changes nothing.
         let mut built = Vec::new();

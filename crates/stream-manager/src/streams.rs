@@ -178,11 +178,9 @@ impl Stream {
             (None, None) => None,
         };
         StreamInfo {
-            last_poll_at: last_poll.map(|(t, _)| crate::freshness::rfc3339(t)),
+            last_poll_at: last_poll.map(|(t, _)| api_client::rfc3339(t)),
             last_poll_outcome: last_poll.map(|(_, o)| o),
-            newest_event_at: fresh
-                .as_ref()
-                .map(|f| crate::freshness::rfc3339(f.newest_at)),
+            newest_event_at: fresh.as_ref().map(|f| api_client::rfc3339(f.newest_at)),
             freshness_seconds: fresh.as_ref().map(|f| f.age.as_secs_f64()),
             freshness_basis: fresh.as_ref().map(|f| f.basis),
             id: id.to_owned(),
@@ -241,7 +239,7 @@ impl StreamManager {
             tracker: Arc::new(tracker),
             counters: Arc::new(StreamCounters::default()),
             share: self.shared.per_source.share(&Arc::from(id)),
-            freshness: Arc::new(crate::freshness::Freshness::new(
+            freshness: Arc::new(api_client::Freshness::new(
                 api_client::EventTime::for_source(id, &config)
                     .map_err(component(format!("source {id}")))?,
             )),
@@ -272,10 +270,7 @@ impl StreamManager {
         self.streams.lock().await.insert(id.to_owned(), stream);
         // A source added at runtime whose slot this worker already owns starts now.
         if let Some(c) = self.cluster.as_ref().filter(|_| clustered) {
-            let slot = c.settings.slot_of(id);
-            if c.owns(slot) {
-                self.take_slots(&[slot]).await;
-            }
+            c.source_added(id).await;
         }
         Ok(())
     }

@@ -11,7 +11,8 @@
 //! | `≥ critical` | `Critical` | 2 s, 4 s, 8 s, 16 s (per backoff level, capped) | ÷ factor² |
 //!
 //! The rate is enforced by a token bucket ([`Throttle::acquire`]), always within
-//! `[min_send_rate, max_send_rate]`.
+//! `[min_send_rate, max_send_rate]`. [`PerSource`] gives each source its fair share of
+//! a bounded pipeline and, from per-topic lag, a throttle of its own.
 //!
 //! ```
 //! use std::time::Duration;
@@ -26,12 +27,14 @@
 //! ```
 
 mod clock;
+mod fair;
 mod metrics;
 mod probe;
 mod throttle;
 mod window;
 
 pub use clock::TokioClock;
+pub use fair::{PerSource, SourceShare};
 pub use metrics::describe_metrics;
 pub use probe::{Error, Lag, LagProbe, QueueFillProbe, Result, StaticLagProbe};
 pub use throttle::{

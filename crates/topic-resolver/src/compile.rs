@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::resolver::{Error, Result};
 use crate::rules::{
-    check_topic_name, ContentRule, Operator as RuleOperator, PartitionKey, Rules, Step,
+    check_order, check_topic, check_topic_name, template_parts, ContentRule,
+    Operator as RuleOperator, PartitionKey, Rules, Step, TemplatePart,
 };
 
 /// Where a strategy sends a record.
@@ -136,44 +137,20 @@ fn invalid(rule: String, message: impl Into<String>) -> Error {
 
 fn target(rule: &str, topic: &str) -> Result<Target> {
     let bad = |m: String| invalid(rule.to_owned(), m);
+    check_topic(topic, true).map_err(bad)?;
     if !topic.contains('{') {
-        check_topic_name(topic).map_err(bad)?;
         return Ok(Target::Static(Arc::from(topic)));
     }
-    let mut parts = Vec::new();
-    let mut rest = topic;
-    while let Some(open) = rest.find('{') {
-        if open > 0 {
-            parts.push(Part::Literal(rest[..open].to_owned()));
-        }
-        let close = rest[open..]
-            .find('}')
-            .map(|c| open + c)
-            .ok_or_else(|| bad(format!("invalid topic template `{topic}`: unclosed `{{`")))?;
-        parts.push(match &rest[open + 1..close] {
-            "source_id" => Part::SourceId,
-            "source_type" => Part::SourceType,
-            p if p.starts_with('/') => Part::Pointer(Pointer::parse(p)),
-            other => {
-                return Err(bad(format!(
-                    "invalid topic template `{topic}`: `{{{other}}}` is not `{{source_id}}`, `{{source_type}}` or a JSON pointer like `{{/properties/severity}}`"
-                )))
-            }
-        });
-        rest = &rest[close + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(Part::Literal(rest.to_owned()));
-    }
-    // The literal text, with each placeholder standing for one valid character.
-    let shape: String = parts
-        .iter()
+    let parts = template_parts(topic)
+        .map_err(bad)?
+        .into_iter()
         .map(|p| match p {
-            Part::Literal(l) => l.as_str(),
-            _ => "x",
+            TemplatePart::Literal(l) => Part::Literal(l.to_owned()),
+            TemplatePart::SourceId => Part::SourceId,
+            TemplatePart::SourceType => Part::SourceType,
+            TemplatePart::Pointer(p) => Part::Pointer(Pointer::parse(p)),
         })
         .collect();
-    check_topic_name(&shape).map_err(|m| bad(format!("in template `{topic}`: {m}")))?;
     Ok(Target::Template(parts))
 }
 
@@ -306,15 +283,7 @@ impl RuleSet {
             .collect::<Result<Vec<_>>>()?;
         check_topic_name(&raw.fallback_topic)
             .map_err(|m| invalid("routing.fallback_topic".to_owned(), m))?;
-        let mut order = raw.order.clone();
-        order.sort_by_key(|s| *s as u8);
-        order.dedup();
-        if order.len() != raw.order.len() || order.len() != Step::SEED_ORDER.len() {
-            return Err(invalid(
-                "routing.order".to_owned(),
-                "list each of custom_mappings, content_rules and pattern_mappings once",
-            ));
-        }
+        check_order(&raw.order).map_err(|m| invalid("routing.order".to_owned(), m))?;
         let keys = raw
             .keys
             .iter()

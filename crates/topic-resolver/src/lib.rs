@@ -50,5 +50,6 @@ pub use geohash::geohash;
 pub use metrics::describe_metrics;
 pub use resolver::{Destination, Error, Record, Resolver, Result, Strategy, Tally};
 pub use rules::{
-    check_topic_name, ContentRule, Operator, PartitionKey, PatternMapping, Rules, Step,
+    check_order, check_topic, check_topic_name, ContentRule, Operator, PartitionKey,
+    PatternMapping, Rules, Step,
 };

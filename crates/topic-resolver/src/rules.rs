@@ -135,6 +135,81 @@ fn default_precision() -> u8 {
     5
 }
 
+/// One piece of a topic template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TemplatePart<'a> {
+    Literal(&'a str),
+    SourceId,
+    SourceType,
+    /// A JSON pointer, with its leading `/`.
+    Pointer(&'a str),
+}
+
+/// Splits a topic template such as `alerts-{/properties/severity}` into its parts:
+/// literal text, `{source_id}`, `{source_type}`, `{/json/pointer}`.
+pub(crate) fn template_parts(topic: &str) -> Result<Vec<TemplatePart<'_>>, String> {
+    let mut parts = Vec::new();
+    let mut rest = topic;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(TemplatePart::Literal(&rest[..open]));
+        }
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .ok_or_else(|| format!("invalid topic template `{topic}`: unclosed `{{`"))?;
+        parts.push(match &rest[open + 1..close] {
+            "source_id" => TemplatePart::SourceId,
+            "source_type" => TemplatePart::SourceType,
+            p if p.starts_with('/') => TemplatePart::Pointer(p),
+            other => {
+                return Err(format!(
+                    "invalid topic template `{topic}`: `{{{other}}}` is not `{{source_id}}`, `{{source_type}}` or a JSON pointer like `{{/properties/severity}}`"
+                ))
+            }
+        });
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(TemplatePart::Literal(rest));
+    }
+    Ok(parts)
+}
+
+/// Checks a topic name, or with `allow_template` a template (see [`Rules`]): its
+/// placeholders well formed and its literal text, each placeholder standing for one
+/// valid character, a valid name. The one check of topic names and templates: the
+/// resolver compiles rules with it and the configuration's validation calls it.
+pub fn check_topic(topic: &str, allow_template: bool) -> Result<(), String> {
+    if !topic.contains('{') {
+        return check_topic_name(topic);
+    }
+    if !allow_template {
+        return Err(format!(
+            "invalid topic name `{topic}`: templates are not allowed here"
+        ));
+    }
+    let shape: String = template_parts(topic)?
+        .iter()
+        .map(|p| match p {
+            TemplatePart::Literal(l) => l,
+            _ => "x",
+        })
+        .collect();
+    check_topic_name(&shape).map_err(|m| format!("in template `{topic}`: {m}"))
+}
+
+/// Each routing step listed exactly once (what `Rules::order` must be).
+pub fn check_order(order: &[Step]) -> Result<(), String> {
+    let once =
+        order.len() == Step::SEED_ORDER.len() && Step::SEED_ORDER.iter().all(|s| order.contains(s));
+    if once {
+        Ok(())
+    } else {
+        Err("list each of custom_mappings, content_rules and pattern_mappings once".to_owned())
+    }
+}
+
 /// Checks a Kafka topic name: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn check_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -157,5 +232,47 @@ pub fn check_topic_name(name: &str) -> Result<(), String> {
             "invalid character `{c}` in topic name `{name}`; use letters, digits, `.`, `_` and `-`"
         )),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_templates_are_checked_by_one_rule() {
+        assert_eq!(check_topic("alerts.high", false), Ok(()));
+        assert_eq!(check_topic("alerts-{/properties/severity}", true), Ok(()));
+        assert_eq!(check_topic("{source_type}.{source_id}", true), Ok(()));
+        let refused = |t: &str, template: bool| check_topic(t, template).unwrap_err();
+        assert!(refused("a-{source_id}", false).contains("templates are not allowed here"));
+        assert!(refused("a-{source_id", true).contains("unclosed `{`"));
+        assert!(refused("a-{sourceid}", true).contains("is not `{source_id}`"));
+        assert!(refused("bad topic-{source_id}", true)
+            .contains("in template `bad topic-{source_id}`: invalid character ` `"));
+        assert!(refused(&"x".repeat(250), false).contains("250 characters"));
+        // A placeholder stands for one character: 248 + 1 fit, 249 + 1 do not.
+        assert_eq!(
+            check_topic(&format!("{}{{source_id}}", "x".repeat(248)), true),
+            Ok(())
+        );
+        assert!(refused(&format!("{}{{source_id}}", "x".repeat(249)), true).contains("at most 249"));
+        assert!(refused("..", false).contains("not a valid topic name"));
+        assert!(refused("", false).contains("empty"));
+    }
+
+    #[test]
+    fn the_order_lists_each_step_once() {
+        use Step::*;
+        assert_eq!(check_order(&Step::SEED_ORDER), Ok(()));
+        assert_eq!(
+            check_order(&[PatternMappings, CustomMappings, ContentRules]),
+            Ok(())
+        );
+        assert!(check_order(&[CustomMappings, ContentRules]).is_err());
+        assert!(check_order(&[CustomMappings, ContentRules, ContentRules]).is_err());
+        assert!(
+            check_order(&[CustomMappings, ContentRules, PatternMappings, ContentRules]).is_err()
+        );
     }
 }

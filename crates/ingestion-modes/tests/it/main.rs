@@ -1,6 +1,8 @@
 //! Ingestion modes on paused time with a scripted source: exact poll counts, no overlap,
 //! buffer flushes, stop semantics, cursor commits.
 
+mod cron;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -9,3 +9,4 @@ mod kafka;
 mod state_log;
 mod state_store;
 mod support;
+mod upkeep;

@@ -60,24 +60,11 @@ impl Default for RoutingConfig {
     }
 }
 
-/// One routing strategy, as `routing.order` lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RoutingStep {
-    /// `custom_mappings` (and sources' own `topic`).
-    CustomMappings,
-    /// `content_rules`.
-    ContentRules,
-    /// `pattern_mappings`.
-    PatternMappings,
-}
+/// One routing strategy, as `routing.order` lists them: the resolver's own steps.
+pub use topic_resolver::Step as RoutingStep;
 
 fn default_routing_order() -> Vec<RoutingStep> {
-    vec![
-        RoutingStep::CustomMappings,
-        RoutingStep::ContentRules,
-        RoutingStep::PatternMappings,
-    ]
+    RoutingStep::SEED_ORDER.to_vec()
 }
 
 /// A rule on a record's content: `field` (a JSON pointer) `operator` `value` → `topic`.

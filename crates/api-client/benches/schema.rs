@@ -5,9 +5,9 @@
 //! (what a record the fast path cannot pass costs), and an invalid record with its
 //! errors collected (what a dead letter costs).
 
+use api_client::schema_scan::{ScanSchema, Verdict};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::{json, Value};
-use stream_manager::schema_scan::{ScanSchema, Verdict};
 
 fn measurement(unit: &str, value: f64) -> Value {
     json!({ "unitCode": format!("wmoUnit:{unit}"), "value": value, "qualityControl": "V" })

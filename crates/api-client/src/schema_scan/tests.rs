@@ -214,12 +214,12 @@ fn observation() -> Value {
 fn builtin_schemas_agree_on_real_shapes_and_mutants() {
     let usgs: Value = serde_json::from_str(include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../api-client/tests/fixtures/usgs.geojson"
+        "/tests/fixtures/usgs.geojson"
     )))
     .unwrap();
     let alerts: Value = serde_json::from_str(include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../api-client/tests/fixtures/noaa_alerts.json"
+        "/tests/fixtures/noaa_alerts.json"
     )))
     .unwrap();
     let alerts = alerts["features"].as_array().unwrap().clone();
@@ -232,15 +232,13 @@ fn builtin_schemas_agree_on_real_shapes_and_mutants() {
         ("usgs_feature", usgs["features"].as_array().unwrap().clone()),
     ];
     // Every built-in schema takes the fast path.
-    for (name, _) in api_client::builtin_schemas() {
-        let schema: Value =
-            serde_json::from_str(api_client::builtin_schema(name).unwrap()).unwrap();
+    for (name, _) in crate::builtin_schemas() {
+        let schema: Value = serde_json::from_str(crate::builtin_schema(name).unwrap()).unwrap();
         assert!(ScanSchema::compile(&schema).is_some(), "{name}");
     }
     let mut rng = StdRng::seed_from_u64(27);
     for (name, records) in samples {
-        let schema: Value =
-            serde_json::from_str(api_client::builtin_schema(name).unwrap()).unwrap();
+        let schema: Value = serde_json::from_str(crate::builtin_schema(name).unwrap()).unwrap();
         let validator = stream_config::compile_schema(&schema).unwrap();
         let fast =
             ScanSchema::compile(&schema).unwrap_or_else(|| panic!("{name}: fast path compiles"));
@@ -516,7 +514,7 @@ fn required_holds_on_wide_objects() {
     let schema = json!({"required": ["k0", "k1"], "properties": props});
     assert_eq!(case(schema, r#"{"b": true}"#), Invalid);
     let nws: Value =
-        serde_json::from_str(api_client::builtin_schema("noaa_observation").unwrap()).unwrap();
+        serde_json::from_str(crate::builtin_schema("noaa_observation").unwrap()).unwrap();
     let mut record = observation();
     record["properties"]
         .as_object_mut()

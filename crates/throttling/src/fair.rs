@@ -1,15 +1,16 @@
-//! Per-source throttling (`throttling.per_source`): each source's fair share of the
-//! queue — a source that floods waits for its own records instead of crowding out the
-//! others' — and, where lag is read per topic, a throttle of its own fed by the lag of
-//! the topics its records go to.
+//! Per-source throttling: each source's fair share of a bounded pipeline (records
+//! admitted and not yet settled) — a source that floods waits for its own records
+//! instead of crowding out the others' — and, where lag is read per topic, a throttle of
+//! its own (a [`ThrottleGroup`] key) fed by the lag of the topics its records go to.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use throttling::{Lag, ThrottleGroup};
 use tokio::sync::Notify;
+
+use crate::{Lag, ThrottleGroup};
 
 /// Most topics remembered per source for its lag (templated topics can be many; the
 /// lag of those beyond it is not attributed to the source).
@@ -26,7 +27,7 @@ struct Gate {
 
 /// One source's share of the pipeline.
 #[derive(Debug, Default)]
-pub(crate) struct SourceShare {
+pub struct SourceShare {
     gate: Arc<Gate>,
     /// Records admitted into the pipeline and not yet settled (queued or with the
     /// producer).
@@ -39,19 +40,19 @@ pub(crate) struct SourceShare {
 
 impl SourceShare {
     /// Records admitted and not yet settled.
-    pub(crate) fn outstanding(&self) -> usize {
+    pub fn outstanding(&self) -> usize {
         self.outstanding.load(Ordering::Relaxed)
     }
 
     /// `n` records of this source enter the pipeline.
-    pub(crate) fn admitted(&self, n: usize) {
+    pub fn admitted(&self, n: usize) {
         if n > 0 && self.outstanding.fetch_add(n, Ordering::AcqRel) == 0 {
             self.gate.busy.fetch_add(1, Ordering::AcqRel);
         }
     }
 
     /// `n` records of this source settled (delivered or dead-lettered).
-    pub(crate) fn settled(&self, n: usize) {
+    pub fn settled(&self, n: usize) {
         if n == 0 {
             return;
         }
@@ -73,7 +74,7 @@ impl SourceShare {
     }
 
     /// Remembers the topics of a batch.
-    pub(crate) fn saw_topics<'a>(&self, topics: impl IntoIterator<Item = &'a Arc<str>>) {
+    pub fn saw_topics<'a>(&self, topics: impl IntoIterator<Item = &'a Arc<str>>) {
         let mut known = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         for t in topics {
             if known.len() < MAX_TOPICS && !known.contains(t) {
@@ -85,7 +86,7 @@ impl SourceShare {
 
 /// The sources' shares, and who waits for one.
 #[derive(Debug, Default)]
-pub(crate) struct PerSource {
+pub struct PerSource {
     gate: Arc<Gate>,
     /// Every stream's share, by source id (for the lag checker).
     shares: Mutex<HashMap<Arc<str>, Arc<SourceShare>>>,
@@ -93,7 +94,7 @@ pub(crate) struct PerSource {
 
 impl PerSource {
     /// The share of source `id`, created on first use (kept across its restarts).
-    pub(crate) fn share(&self, id: &Arc<str>) -> Arc<SourceShare> {
+    pub fn share(&self, id: &Arc<str>) -> Arc<SourceShare> {
         self.shares
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -108,21 +109,27 @@ impl PerSource {
     }
 
     /// Forgets a removed source (its records still settle against the share they hold).
-    pub(crate) fn forget(&self, id: &str) {
+    pub fn forget(&self, id: &str) {
         self.shares
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
     }
 
+    /// Completes at the next settle of any source's records (enable it before checking
+    /// what it waits for, as `Notify` asks).
+    pub fn next_settle(&self) -> tokio::sync::futures::Notified<'_> {
+        self.gate.settled.notified()
+    }
+
     /// Sources with records outstanding.
-    pub(crate) fn busy(&self) -> usize {
+    pub fn busy(&self) -> usize {
         self.gate.busy.load(Ordering::Relaxed)
     }
 
     /// True while `share` holds its fair share of `capacity` or more and another source
     /// has records outstanding too: `capacity` ÷ busy sources, at least one record.
-    fn over_share(&self, share: &SourceShare, capacity: usize) -> bool {
+    pub fn over_share(&self, share: &SourceShare, capacity: usize) -> bool {
         let busy = self.busy();
         let mine = share.outstanding();
         busy > 1 && mine > 0 && mine >= (capacity / busy).max(1)
@@ -130,7 +137,7 @@ impl PerSource {
 
     /// Waits until `share` is below its fair share of `capacity` (or `stop` says the
     /// pipeline is closing: the push that follows then dead-letters the record).
-    pub(crate) async fn wait_for_room(
+    pub async fn wait_for_room(
         &self,
         share: &SourceShare,
         capacity: usize,
@@ -156,7 +163,7 @@ impl PerSource {
     /// Feeds each source's own throttle with the lag of its topics (those the reading
     /// has), keeping the delay it decides for the source's next batch, and returns the
     /// lag no source claims (all of it when the reading has no per-topic figures).
-    pub(crate) fn record_lag(&self, throttles: &ThrottleGroup, lag: &Lag) -> i64 {
+    pub fn record_lag(&self, throttles: &ThrottleGroup, lag: &Lag) -> i64 {
         if lag.by_topic.is_empty() {
             return lag.total;
         }
@@ -202,49 +209,8 @@ impl PerSource {
     }
 
     /// The delay `share`'s own throttle asked for, taken (zero when none).
-    pub(crate) fn take_delay(&self, share: &SourceShare) -> Duration {
+    pub fn take_delay(&self, share: &SourceShare) -> Duration {
         Duration::from_millis(share.pending_delay_ms.swap(0, Ordering::Relaxed))
-    }
-}
-
-impl crate::manager::Shared {
-    /// Pushes a record of `share`'s source. While another source has records in the
-    /// pipeline too, a full queue holds a record of a source under its fair share until
-    /// there is room (the sources over theirs are waiting, so room comes) instead of
-    /// refusing it: a source that arrives while another fills the queue gets its share.
-    /// Otherwise the queue's overflow strategy applies as configured.
-    pub(crate) async fn per_source_push(
-        &self,
-        share: &SourceShare,
-        item: crate::pipeline::Item,
-    ) -> Result<Vec<crate::pipeline::Item>, queue::PushError<crate::pipeline::Item>> {
-        let mut item = item;
-        loop {
-            let notified = self.per_source.gate.settled.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.queue.push(item).await {
-                Err(queue::PushError::Full(back))
-                    if self.per_source.busy() > 1
-                        && !self
-                            .per_source
-                            .over_share(share, self.queue.config().max_items)
-                        && !self.shutting_down() =>
-                {
-                    item = back;
-                    let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-impl crate::StreamManager {
-    /// Each source's own throttle (fed by the lag of its topics) and its last decision,
-    /// by source id: only sources whose topics' lag was read.
-    pub fn source_throttles(&self) -> Vec<(String, throttling::Decision)> {
-        self.shared.throttle.snapshot()
     }
 }
 
@@ -280,7 +246,7 @@ mod tests {
     #[test]
     fn lag_is_attributed_by_topic() {
         let p = PerSource::default();
-        let g = ThrottleGroup::new(throttling::ThrottleSettings::default());
+        let g = ThrottleGroup::new(crate::ThrottleSettings::default());
         let (a, b) = (p.share(&"a".into()), p.share(&"b".into()));
         a.saw_topics([&Arc::from("ta")]);
         b.saw_topics([&Arc::from("tb")]);

@@ -68,8 +68,9 @@ pub struct TopicCreator {
 
 impl TopicCreator {
     /// A creator for the cluster of `kafka`, with the `topics` section's settings, that
-    /// keeps refusals in `missing` and tries them again every 30 s while it lives.
-    pub(crate) fn start(
+    /// keeps refusals in `missing` and tries them again every 30 s while it lives (a
+    /// task on the current tokio runtime).
+    pub fn start(
         kafka: KafkaConfig,
         settings: BTreeMap<String, TopicConfig>,
         missing: MissingTopics,
@@ -114,11 +115,7 @@ impl TopicCreator {
 
     /// Like [`Self::ensure`] with the settings given. `at_start`: a cluster that cannot
     /// be reached leaves nothing missing (the topics may exist; the producer will say).
-    pub(crate) async fn ensure_with(
-        &self,
-        mut wanted: BTreeMap<String, TopicConfig>,
-        at_start: bool,
-    ) {
+    pub async fn ensure_with(&self, mut wanted: BTreeMap<String, TopicConfig>, at_start: bool) {
         wanted.retain(|t, _| !self.is_known(t));
         if wanted.is_empty() {
             return;
@@ -200,8 +197,8 @@ async fn refused(
     log: bool,
 ) -> Option<Vec<MissingTopic>> {
     let mut missing = Vec::new();
-    let client = producer::client_config(kafka);
-    let created = producer::ensure_topics(
+    let client = crate::client_config(kafka);
+    let created = crate::ensure_topics(
         &client,
         topics,
         kafka.compression_type,
@@ -211,16 +208,16 @@ async fn refused(
         Ok(o) => {
             for (topic, outcome) in o {
                 match outcome {
-                    producer::TopicOutcome::Refused(why) => {
+                    crate::TopicOutcome::Refused(why) => {
                         if log {
                             tracing::error!(%topic, %why, "the broker refused to create a topic the configuration names; records routed there are dead-lettered until it exists (tried again every 30 s)");
                         }
                         missing.push(MissingTopic { topic, why });
                     }
-                    producer::TopicOutcome::Created => {
+                    crate::TopicOutcome::Created => {
                         tracing::info!(%topic, "created topic");
                     }
-                    producer::TopicOutcome::Existed => {}
+                    crate::TopicOutcome::Existed => {}
                 }
             }
         }

@@ -1,5 +1,5 @@
 //! A source's freshness: the age of its newest record, from the records' own event time
-//! where the connector knows it (`api_client::EventTime`: built in per connector, or
+//! where the connector knows it ([`EventTime`]: built in per connector, or
 //! `custom_params.event_time`), else from the last successful fetch. The newest event
 //! time is taken once per emitted batch (one field scan per record, nothing for a
 //! source without an event time) and kept as an atomic maximum.
@@ -7,30 +7,31 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use api_client::{EventTime, FetchSeq, Record};
-
-/// `source_freshness_seconds{source}`: published before each scrape, one series per
-/// configured source with a freshness.
-pub(crate) const SOURCE_FRESHNESS: &str = "source_freshness_seconds";
+use crate::{EventTime, FetchSeq, Record};
 
 /// Where a source's records keep their event time, and the newest seen.
 #[derive(Debug)]
-pub(crate) struct Freshness {
+pub struct Freshness {
     event_time: Option<EventTime>,
     /// Newest event time seen, ms since the epoch; `i64::MIN` before any.
     newest_ms: AtomicI64,
 }
 
-/// A source's freshness as `/streams` shows it.
+/// A source's freshness at one instant.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct View {
-    pub(crate) newest_at: SystemTime,
-    pub(crate) age: Duration,
-    pub(crate) basis: &'static str,
+pub struct FreshnessView {
+    /// The newest record's time (its event time, or the last successful fetch).
+    pub newest_at: SystemTime,
+    /// How old that is.
+    pub age: Duration,
+    /// `event_time` or `last_fetch`.
+    pub basis: &'static str,
 }
 
 impl Freshness {
-    pub(crate) fn new(event_time: Option<EventTime>) -> Self {
+    /// A source whose records keep their event time as `event_time` says (none: its
+    /// freshness is its last successful fetch).
+    pub fn new(event_time: Option<EventTime>) -> Self {
         Self {
             event_time,
             newest_ms: AtomicI64::new(i64::MIN),
@@ -38,7 +39,7 @@ impl Freshness {
     }
 
     /// Takes the newest event time of an emitted batch.
-    pub(crate) fn observe(&self, records: &[(FetchSeq, Record)]) {
+    pub fn observe(&self, records: &[(FetchSeq, Record)]) {
         let Some(et) = &self.event_time else { return };
         if let Some(newest) = et.newest(records.iter().map(|(_, r)| r)) {
             self.newest_ms.fetch_max(newest, Ordering::Relaxed);
@@ -47,7 +48,7 @@ impl Freshness {
 
     /// The newest event time seen, else `last_fetch`; its age at `now` (zero for a time
     /// in the future: an upstream's clock ahead of ours).
-    pub(crate) fn view(&self, last_fetch: Option<SystemTime>, now: SystemTime) -> Option<View> {
+    pub fn view(&self, last_fetch: Option<SystemTime>, now: SystemTime) -> Option<FreshnessView> {
         let ms = self.newest_ms.load(Ordering::Relaxed);
         let (newest_at, basis) = if ms != i64::MIN {
             let at = if ms >= 0 {
@@ -59,7 +60,7 @@ impl Freshness {
         } else {
             (last_fetch?, "last_fetch")
         };
-        Some(View {
+        Some(FreshnessView {
             newest_at,
             age: now.duration_since(newest_at).unwrap_or_default(),
             basis,
@@ -67,14 +68,10 @@ impl Freshness {
     }
 }
 
-/// RFC 3339 in UTC, milliseconds.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
-    api_client::rfc3339(t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rfc3339;
     use serde_json::json;
 
     fn batch(values: &[serde_json::Value]) -> Vec<(FetchSeq, Record)> {
