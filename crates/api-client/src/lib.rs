@@ -48,7 +48,7 @@ mod tracker;
 
 pub use breaker::BreakerState;
 pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
-pub use decode::{Decoded, Decoder};
+pub use decode::{Decoded, Decoder, StreamDecoder, HAND_ON_BYTES, HAND_ON_RECORDS};
 pub use dedup::DedupSpec;
 pub use event_time::{rfc3339, EventTime, TimeFormat, EVENT_TIME_KEY};
 pub use http::limits::HttpLimits;
