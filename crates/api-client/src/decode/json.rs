@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::scan::{Found, JsonScan, ScanError};
 use super::{Columns, Decoded};
 use crate::{Error, Rejected};
-use stream_contracts::pointer::{find, pointer_tokens};
+use stream_contracts::pointer::{locate, pointer_tokens};
 use stream_contracts::{compact_into, put_json_str, RecordWriter};
 
 /// The most a captured value (a field list, a stamp, a next link, a GeoJSON document
@@ -178,22 +178,36 @@ impl JsonDecoder {
         let mut rows = Vec::new();
         for span in self.scan.spans() {
             let text = &self.scan.buf()[span.start..span.end];
+            let w = &mut self.w;
+            let mut record = || {
+                if span.spaced {
+                    w.valid_json(text)
+                } else {
+                    w.compact_json(text)
+                }
+            };
             match span.found {
                 Found::Capture(i) => self.captured[i] = Some(text.to_vec()),
                 Found::Whole => {
                     if matches!(self.kind, Kind::Plain) && text != b"null" {
-                        out.push(self.w.valid_json(text));
+                        out.push(record());
                     }
                 }
                 Found::Element => match &self.kind {
-                    Kind::Plain => out.push(self.w.valid_json(text)),
+                    Kind::Plain => out.push(record()),
                     Kind::Geo => {
-                        if find::<Value, _>(text, &["type"])
-                            .as_ref()
-                            .and_then(Value::as_str)
-                            == Some("Feature")
-                        {
-                            out.push(self.w.valid_json(text));
+                        // Read from the compacted record by a scan (the last `type` wins,
+                        // as when the text is parsed).
+                        let r = record();
+                        let feature = match locate(r.as_bytes(), &["type"]) {
+                            Some(b"\"Feature\"") => true,
+                            Some(raw) if raw.contains(&b'\\') => {
+                                serde_json::from_slice::<String>(raw).is_ok_and(|t| t == "Feature")
+                            }
+                            _ => false,
+                        };
+                        if feature {
+                            out.push(r);
                         } else {
                             out.rejected.push(Rejected::new(
                                 "GeoJSON feature without `\"type\": \"Feature\"`",

@@ -21,6 +21,8 @@ pub(crate) struct Span {
     pub(crate) found: Found,
     pub(crate) start: usize,
     pub(crate) end: usize,
+    /// Whitespace outside strings within it (it needs compacting).
+    pub(crate) spaced: bool,
 }
 
 /// Where and why the text is not JSON.
@@ -104,8 +106,11 @@ pub(crate) struct JsonScan {
     utf8: usize,
     state: State,
     stack: Vec<Frame>,
-    /// Watched values begun and not ended: (depth, what, body offset of the start).
-    open: Vec<(usize, Found, u64)>,
+    /// Watched values begun and not ended: (depth, what, body offset of the start,
+    /// `spaces` then).
+    open: Vec<(usize, Found, u64, u64)>,
+    /// Whitespace bytes outside strings so far.
+    spaces: u64,
     /// The key being read (body offset of its quote), when it is wanted.
     key_start: Option<u64>,
     /// Pointers already matched once (the first occurrence counts).
@@ -132,6 +137,7 @@ impl JsonScan {
             state: State::Value,
             stack: Vec::new(),
             open: Vec::new(),
+            spaces: 0,
             key_start: None,
             matched: 0,
             spans: Vec::new(),
@@ -331,7 +337,7 @@ impl JsonScan {
                         self.state = State::Lit { word, i: k + 1 };
                     }
                 }
-                _ if is_ws(b) => {}
+                _ if is_ws(b) => self.spaces += 1,
                 State::ArrFirst if b == b']' => self.close(i)?,
                 State::Value | State::ArrFirst => {
                     let next = match b {
@@ -413,7 +419,7 @@ impl JsonScan {
                 let index = f.index;
                 f.index += 1;
                 if f.records {
-                    self.open.push((depth, Found::Element, at));
+                    self.open.push((depth, Found::Element, at, self.spaces));
                 }
                 let mut mask = f.mask;
                 while mask != 0 {
@@ -443,8 +449,8 @@ impl JsonScan {
             e &= e - 1;
             match n {
                 0 if b == b'[' => records = true,
-                0 => self.open.push((depth, Found::Whole, at)),
-                n => self.open.push((depth, Found::Capture(n), at)),
+                0 => self.open.push((depth, Found::Whole, at, self.spaces)),
+                n => self.open.push((depth, Found::Capture(n), at, self.spaces)),
             }
         }
         if b == b'{' || b == b'[' {
@@ -488,7 +494,7 @@ impl JsonScan {
     /// A value ended just before `buf[end]`.
     fn value_end(&mut self, end: usize) {
         let depth = self.stack.len();
-        while let Some(&(d, found, start)) = self.open.last() {
+        while let Some(&(d, found, start, spaces)) = self.open.last() {
             if d != depth {
                 break;
             }
@@ -497,6 +503,7 @@ impl JsonScan {
                 found,
                 start: (start - self.base) as usize,
                 end,
+                spaced: self.spaces != spaces,
             });
         }
         self.state = if self.stack.is_empty() {
