@@ -126,8 +126,9 @@ impl ModeContext {
             rejected: fetch.rejected,
         };
         count += rest.len();
+        // Taken, not emitted: the caller emits it once the fetch has ended in the
+        // tracker, outside the stop's grace, so a fetch that ended is never abandoned.
         self.take(seq, rest, held);
-        self.emit_held(held, flush, chunk_size, false).await?;
         if count == 0 {
             self.stats.empty_polls.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(m::EMPTY_POLLS, &labels).increment(1);

@@ -316,17 +316,19 @@ impl ModeContext {
             return Ok(false);
         }
         let seq = self.tracker.begin();
-        let poll = self.fetch_once(seq, held, flush, chunk_size);
-        tokio::pin!(poll);
-        let polled = tokio::select! {
-            r = &mut poll => r,
-            _ = self.cancel.cancelled() => {
-                let grace = *self.grace.borrow();
-                match tokio::time::timeout(grace, &mut poll).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        self.abandoned.store(true, Ordering::Relaxed);
-                        Ok(None)
+        let polled = {
+            let poll = self.fetch_once(seq, held, flush, chunk_size);
+            tokio::pin!(poll);
+            tokio::select! {
+                r = &mut poll => r,
+                _ = self.cancel.cancelled() => {
+                    let grace = *self.grace.borrow();
+                    match tokio::time::timeout(grace, &mut poll).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            self.abandoned.store(true, Ordering::Relaxed);
+                            Ok(None)
+                        }
                     }
                 }
             }
@@ -341,7 +343,9 @@ impl ModeContext {
             self.failed(&api_client::Error::Io(e.to_string()));
             return polled.map(|_| false);
         }
-        polled.map(|c| c.is_some())
+        let ended = polled?.is_some();
+        self.emit_held(held, flush, chunk_size, false).await?;
+        Ok(ended)
     }
 
     /// Hands `batch` to the pipeline; waits while it is full (backpressure). An error
