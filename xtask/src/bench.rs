@@ -11,6 +11,10 @@ use test_support::tansu::{Storage, Tansu};
 
 use crate::cargo;
 
+/// Issue #25's large bodies: the source and decoder path, peak RSS and MB/s.
+const LARGE_BODIES: &str =
+    "Large bodies: a 1 GB FIRMS CSV and a 500 MB USGS GeoJSON over local HTTP, source and decoder into a counting sink";
+
 /// One benchmark run: its title and what it printed (Markdown when `markdown`).
 struct Section {
     title: String,
@@ -44,6 +48,11 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
             markdown: false,
         });
     }
+    sections.push(Section {
+        title: LARGE_BODIES.to_owned(),
+        output: bench_output("api-client", "big_body", q, &[])?,
+        markdown: true,
+    });
     sections.push(Section {
         title: "Whole pipeline vs bare rdkafka — librdkafka mock broker (child process)".to_owned(),
         output: bench_output("stream-manager", "pipeline", q, &[])?,

@@ -189,3 +189,57 @@ fn csv_and_fields_data_rows_become_one_object_each() {
         Ok(())
     });
 }
+
+/// Records (as text), rejects and the error of `body` fed to `d` in the pieces `cuts`
+/// makes, everything taken after each piece.
+fn in_pieces(
+    d: &Decoder,
+    body: &[u8],
+    cuts: &[usize],
+) -> (Vec<Vec<u8>>, Vec<String>, Option<String>) {
+    let mut s = d.stream(&[]);
+    let (mut records, mut rejected, mut error) = (Vec::new(), Vec::new(), None);
+    let mut take = |s: &mut crate::decode::StreamDecoder| {
+        let got = s.take();
+        records.extend(got.records.iter().map(|r| r.as_bytes().to_vec()));
+        rejected.extend(got.rejected.into_iter().map(|r| r.reason));
+    };
+    let mut at = 0;
+    for &cut in cuts.iter().chain([body.len()].iter()) {
+        let cut = cut.clamp(at, body.len());
+        if let Err(e) = s.feed(&body[at..cut]) {
+            error = Some(e.to_string());
+            break;
+        }
+        take(&mut s);
+        at = cut;
+    }
+    if error.is_none() {
+        error = s.finish().err().map(|e| e.to_string());
+    }
+    take(&mut s);
+    (records, rejected, error)
+}
+
+#[test]
+fn decoders_decode_any_body_alike_however_it_is_cut() {
+    let cuts = proptest::collection::vec(any::<prop::sample::Index>(), 0..6);
+    run(
+        "decoders/split-bodies",
+        1_000,
+        (arb_body(), cuts),
+        |(body, cuts)| {
+            let mut at: Vec<usize> = cuts.iter().map(|i| i.index(body.len() + 1)).collect();
+            at.sort_unstable();
+            for d in decoders() {
+                prop_assert_eq!(
+                    in_pieces(&d, &body, &at),
+                    in_pieces(&d, &body, &[]),
+                    "{:?}",
+                    d
+                );
+            }
+            Ok(())
+        },
+    );
+}

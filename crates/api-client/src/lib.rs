@@ -52,7 +52,7 @@ mod tracker;
 pub use breaker::BreakerState;
 pub use connectors::{params, Registry, SyntheticParams, SyntheticSource};
 pub use contracts::{Contracts, Violation};
-pub use decode::{Decoded, Decoder};
+pub use decode::{Decoded, Decoder, StreamDecoder, HAND_ON_BYTES, HAND_ON_RECORDS};
 pub use dedup::DedupSpec;
 pub use event_time::{rfc3339, EventTime, TimeFormat, EVENT_TIME_KEY};
 pub use freshness::{Freshness, FreshnessView};
@@ -81,7 +81,7 @@ impl CursorSummary for Cursor {
 
 // The seams moved to `stream-contracts`; their old paths keep working.
 pub use stream_contracts::{
-    fenced_message, pointer_tokens, Chunks, Cursor, CursorStore, Fetch, Lease, MemoryCursorStore,
-    PartStatus, Record, RecordWriter, Rejected, Source, SourceError as Error,
+    fenced_message, pointer_tokens, Chunk, ChunkSender, Chunks, Cursor, CursorStore, Fetch, Lease,
+    MemoryCursorStore, PartStatus, Record, RecordWriter, Rejected, Source, SourceError as Error,
     SourceResult as Result, StateChains, StateWrite, StoredState, MAX_DELTAS,
 };

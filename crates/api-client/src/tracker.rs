@@ -24,6 +24,9 @@ fn error_chain(e: &crate::Error) -> String {
 struct Pending {
     cursor: Option<Cursor>,
     remaining: usize,
+    /// Still under way ([`CursorTracker::begin`]): records may be added, and neither it
+    /// nor any later fetch commits until it ends.
+    open: bool,
 }
 
 /// Tracks the fetches of one source in order, and commits a fetch's cursor once it and
@@ -136,6 +139,7 @@ impl CursorTracker {
                 Pending {
                     cursor,
                     remaining: records,
+                    open: false,
                 },
             );
             seq
@@ -144,6 +148,46 @@ impl CursorTracker {
             self.commit_ready().await?;
         }
         Ok(FetchSeq(seq))
+    }
+
+    /// Registers a fetch that is under way: its records are added as they are handed on
+    /// ([`CursorTracker::add`]), and its cursor is known when it ends
+    /// ([`CursorTracker::end`]). Until then nothing from it on commits.
+    pub fn begin(&self) -> FetchSeq {
+        let mut s = self.lock();
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        s.pending.insert(
+            seq,
+            Pending {
+                cursor: None,
+                remaining: 0,
+                open: true,
+            },
+        );
+        FetchSeq(seq)
+    }
+
+    /// `n` more records of the open fetch `seq` are on their way (before they are
+    /// handed on, so they cannot settle first).
+    pub fn add(&self, seq: FetchSeq, n: usize) {
+        if let Some(p) = self.lock().pending.get_mut(&seq.0) {
+            p.remaining += n;
+        }
+    }
+
+    /// The open fetch `seq` ended: `cursor` guards every record it handed on (`None`:
+    /// it failed, or had nothing new; the state it started from stays). Commits what is
+    /// settled.
+    pub async fn end(&self, seq: FetchSeq, cursor: Option<Cursor>) -> crate::Result<()> {
+        {
+            let mut s = self.lock();
+            if let Some(p) = s.pending.get_mut(&seq.0) {
+                p.cursor = cursor;
+                p.open = false;
+            }
+        }
+        self.commit_ready().await
     }
 
     /// `n` records of fetch `seq` are safe.
@@ -164,7 +208,7 @@ impl CursorTracker {
             let mut s = self.lock();
             let mut newest = None;
             while let Some((&seq, p)) = s.pending.iter().next() {
-                if p.remaining > 0 {
+                if p.remaining > 0 || p.open {
                     break;
                 }
                 let p = s.pending.remove(&seq).expect("present");
@@ -241,6 +285,46 @@ mod tests {
         // An empty fetch with a cursor commits at once.
         t.register(c("3"), 0).await.unwrap();
         assert_eq!(store.load("s").await.unwrap(), c("3"));
+        assert_eq!(t.unsettled(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_open_fetch_commits_only_once_ended_and_settled_and_a_failed_one_never() {
+        let store = MemoryCursorStore::default();
+        let t = CursorTracker::load("s", Arc::new(store.clone()))
+            .await
+            .unwrap();
+        let a = t.begin();
+        t.add(a, 2);
+        t.settle(a, 2).await.unwrap();
+        let b = t.register(c("2"), 0).await.unwrap();
+        assert_eq!(t.fetch_from(), c("2"));
+        assert_eq!(
+            store.load("s").await.unwrap(),
+            None,
+            "a is settled so far but still under way: nothing after it commits"
+        );
+        t.add(a, 1);
+        t.end(a, c("1")).await.unwrap();
+        assert_eq!(
+            store.load("s").await.unwrap(),
+            None,
+            "one record of a is out"
+        );
+        t.settle(a, 1).await.unwrap();
+        assert_eq!(store.load("s").await.unwrap(), c("2"), "a and b settled");
+        let _ = b;
+        // A fetch that fails half way: its records settle, no state advances.
+        let f = t.begin();
+        t.add(f, 3);
+        t.end(f, None).await.unwrap();
+        t.settle(f, 3).await.unwrap();
+        assert_eq!(store.load("s").await.unwrap(), c("2"));
+        assert_eq!(
+            t.fetch_from(),
+            c("2"),
+            "the next poll asks again from there"
+        );
         assert_eq!(t.unsettled(), 0);
     }
 

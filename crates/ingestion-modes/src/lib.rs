@@ -89,6 +89,14 @@ pub trait Sink: Send + Sync {
     /// Hands a batch over; waits while the pipeline is full.
     async fn emit(&self, batch: Emitted) -> Result<(), Error>;
 
+    /// Hands over a batch of a fetch still under way (a large body arriving): the sink
+    /// should wait for room rather than let a full pipeline refuse or evict records,
+    /// since the source can wait (it stops reading its body meanwhile). By default
+    /// [`Sink::emit`].
+    async fn emit_while_fetching(&self, batch: Emitted) -> Result<(), Error> {
+        self.emit(batch).await
+    }
+
     /// Another worker has claimed the source (its cursor tracker's lease is superseded,
     /// [`api_client::CursorTracker::check_lease`]): the stream makes no more fetches and
     /// tells the sink once, so its owner can stop it. Does nothing by default.

@@ -60,6 +60,7 @@ pub use producer::{
 };
 pub use record::{compact_into, put_json_str, Record, RecordWriter};
 pub use source::{
-    Cursor, Error as SourceError, Fetch, PartStatus, Rejected, Result as SourceResult, Source,
+    Chunk, ChunkSender, Cursor, Error as SourceError, Fetch, PartStatus, Rejected,
+    Result as SourceResult, Source,
 };
 pub use state_chain::{StateChains, StateWrite, StoredState, MAX_DELTAS};

@@ -137,11 +137,74 @@ impl Error {
 /// Result with a source's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Records a fetch hands on while it is still under way ([`Source::fetch_streaming`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Chunk {
+    /// New records.
+    pub records: Vec<Record>,
+    /// Records that could not be decoded.
+    pub rejected: Vec<Rejected>,
+}
+
+impl Chunk {
+    /// Records plus rejects.
+    pub fn len(&self) -> usize {
+        self.records.len() + self.rejected.len()
+    }
+
+    /// True when there is nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where a fetch hands its records on while it is under way: a bounded channel, so a
+/// fetch whose records the pipeline cannot take yet waits in [`ChunkSender::send`] (and
+/// an HTTP source stops reading its body meanwhile) instead of holding them.
+#[derive(Debug, Clone)]
+pub struct ChunkSender(tokio::sync::mpsc::Sender<Chunk>);
+
+impl ChunkSender {
+    /// A sender and its receiver, holding at most `capacity` chunks between them.
+    pub fn channel(capacity: usize) -> (Self, tokio::sync::mpsc::Receiver<Chunk>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+        (Self(tx), rx)
+    }
+
+    /// Hands `chunk` on; waits while the receiver is full. Fails when the receiver is
+    /// gone (the stream stopped): the fetch should end.
+    pub async fn send(&self, chunk: Chunk) -> Result<(), Error> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.0
+            .send(chunk)
+            .await
+            .map_err(|_| Error::Io("the stream stopped while the fetch was under way".into()))
+    }
+}
+
 /// Something that yields records: an HTTP API, a file, a generator.
 #[async_trait]
 pub trait Source: Send + Sync + fmt::Debug {
     /// Fetches what is new since `cursor`.
     async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error>;
+
+    /// Fetches what is new since `cursor`, handing records on through `out` while the
+    /// fetch is under way (a large body in bounded memory); the [`Fetch`] returned holds
+    /// the records not handed on yet, and its `next_cursor` guards all of them, handed
+    /// on or not: it is committed only once every one is settled. When the fetch fails
+    /// (`Err`) the records already handed on are settled all the same (delivered or
+    /// dead-lettered) and no state advances, so the next poll asks again. The default
+    /// hands nothing on: it is [`Source::fetch`].
+    async fn fetch_streaming(
+        &self,
+        cursor: Option<&Cursor>,
+        out: &ChunkSender,
+    ) -> Result<Fetch, Error> {
+        let _ = out;
+        self.fetch(cursor).await
+    }
 
     /// The health of each upstream endpoint this source polls (none for a source that
     /// polls nothing remote).

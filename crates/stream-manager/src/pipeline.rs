@@ -88,8 +88,33 @@ impl QueueItem for Item {
     /// The record's real footprint: payload, key, id and the header values it owns
     /// (the shared per-source values are not counted per record), plus the fixed cost.
     fn size_bytes(&self) -> usize {
-        let r = &self.record;
-        r.payload.len() + r.key.as_ref().map_or(0, Bytes::len) + 2 * r.id.len() + ITEM_OVERHEAD
+        record_size(&self.record)
+    }
+}
+
+/// What a queued record counts against `queue_max_bytes`.
+fn record_size(r: &OutgoingRecord) -> usize {
+    r.payload.len() + r.key.as_ref().map_or(0, Bytes::len) + 2 * r.id.len() + ITEM_OVERHEAD
+}
+
+impl Shared {
+    /// Waits until the queue has room for a record of `size` bytes (or is closing). The
+    /// queue has no waiter for room that ignores its overflow strategy, so this looks
+    /// again every 5 ms while it is full: only a body still arriving waits here.
+    async fn wait_for_room(&self, size: usize) {
+        loop {
+            let c = self.queue.config();
+            // An empty queue always has room: a record larger than the byte bound is the
+            // queue's to refuse, not a reason to wait for ever.
+            let room = self.queue.is_empty()
+                || self.queue.len() < c.max_items
+                    && c.max_bytes
+                        .is_none_or(|max| self.queue.bytes().saturating_add(size as u64) <= max);
+            if room || self.shutting_down() || self.queue.is_closed() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -295,6 +320,20 @@ impl Sink for StreamSink {
     }
 
     async fn emit(&self, batch: Emitted) -> Result<(), ingestion_modes::Error> {
+        self.enter(batch, false).await
+    }
+
+    /// A batch of a body still arriving waits for room in the queue instead of letting
+    /// the overflow strategy evict or refuse: the source waits meanwhile and stops
+    /// reading its body (back-pressure), so a body of any size passes in bounded memory.
+    async fn emit_while_fetching(&self, batch: Emitted) -> Result<(), ingestion_modes::Error> {
+        self.enter(batch, true).await
+    }
+}
+
+impl StreamSink {
+    /// The records of `batch` into the queue; `wait`: each waits for room first.
+    async fn enter(&self, batch: Emitted, wait: bool) -> Result<(), ingestion_modes::Error> {
         let shared = &self.shared;
         self.ctx.freshness.observe(&batch.records);
         if !batch.rejected.is_empty() {
@@ -382,6 +421,9 @@ impl Sink for StreamSink {
             if let Some(t) = own_throttle.as_ref().filter(|_| !shared.shutting_down()) {
                 t.acquire(1).await;
             }
+            if wait {
+                shared.wait_for_room(record_size(&record)).await;
+            }
             share.admitted(1);
             let item = Item {
                 priority,
@@ -429,9 +471,7 @@ impl Sink for StreamSink {
             .await;
         Ok(())
     }
-}
 
-impl StreamSink {
     async fn dead_letter_rejected(&self, rejected: Vec<(FetchSeq, Rejected)>) {
         self.ctx.share.admitted(rejected.len());
         let letters = rejected

@@ -10,15 +10,16 @@ use super::spec::{HttpSpec, Pagination, MAX_CURSOR_SKEW_SECONDS};
 /// The generic HTTP limits: `http_json`'s keys that every built-in HTTP connector
 /// (`noaa_weather`, `nasa_firms`, `usgs_earthquakes`, `airnow`, `purpleair`) also takes
 /// in its `custom_params`, beside its own parameters, with the same defaults, ranges and
-/// errors (a FIRMS `world` day or a USGS `all_month` feed can pass the 8 MiB default of
-/// `max_response_bytes`). The registry takes these keys off before the connector reads
+/// errors. The registry takes these keys off before the connector reads
 /// the rest, and every client the connector builds gets them through
 /// [`ClientOptions::limits`](super::ClientOptions). A key left out keeps the
 /// connector's value.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpLimits {
-    /// Largest response accepted (after decompression): 1 B – 4 GiB, default 8 MiB.
+    /// Largest response accepted (after decompression), a safety limit (bodies are
+    /// decoded as they arrive, so memory does not grow with it): 1 B – 64 GiB, default
+    /// 256 MiB.
     pub max_response_bytes: Option<u64>,
     /// Most pages in one fetch: 1 – 100,000, default 20.
     pub max_pages: Option<u32>,
@@ -80,8 +81,8 @@ impl HttpLimits {
     }
 }
 
-/// The most a response may be (`max_response_bytes`): 4 GiB.
-const MAX_RESPONSE_BYTES: u64 = 4 << 30;
+/// The most `max_response_bytes` may be: 64 GiB (a safety limit, not an allocation).
+const MAX_RESPONSE_BYTES: u64 = 64 << 30;
 
 impl HttpSpec {
     /// Each numeric parameter in its range; on error the key and the message.

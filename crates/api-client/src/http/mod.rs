@@ -3,6 +3,7 @@
 //! `paging.rs`; requests, retries, limits and the fetch itself here.
 
 mod auth;
+mod body;
 mod debug;
 pub(crate) mod limits;
 mod outbound;
@@ -31,7 +32,7 @@ use tokio::time::Instant;
 
 use crate::breaker::{BreakerState, CircuitBreaker};
 use crate::metrics as m;
-use crate::{Cursor, Error, Fetch, PartStatus, Source};
+use crate::{ChunkSender, Cursor, Error, Fetch, PartStatus, Source};
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
 
@@ -145,6 +146,21 @@ impl HttpApiClient {
         url: &Url,
         conditional: Option<&Validators>,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Error> {
+        let (status, headers, resp) = self.get_response(url, conditional).await?;
+        let body = match resp {
+            Some(resp) => self.read_body(resp).await?,
+            None => Vec::new(),
+        };
+        Ok((status, headers, body))
+    }
+
+    /// One request with retries; returns the answer (2xx or 304) with its body still
+    /// to read (none for a 304).
+    async fn get_response(
+        &self,
+        url: &Url,
+        conditional: Option<&Validators>,
+    ) -> Result<(StatusCode, HeaderMap, Option<reqwest::Response>), Error> {
         if let Err(why) = self.outbound.check(url) {
             self.note_status("refused");
             let refused = self.outbound.refused("request", url, why);
@@ -170,11 +186,7 @@ impl HttpApiClient {
                         .record(started.elapsed().as_secs_f64());
                     if status.is_success() || status == StatusCode::NOT_MODIFIED {
                         let headers = resp.headers().clone();
-                        let body = if status == StatusCode::NOT_MODIFIED {
-                            Vec::new()
-                        } else {
-                            self.read_body(resp).await?
-                        };
+                        let body = (status != StatusCode::NOT_MODIFIED).then_some(resp);
                         return Ok((status, headers, body));
                     }
                     if status == StatusCode::UNAUTHORIZED
@@ -278,26 +290,11 @@ impl HttpApiClient {
         half + half.mul_f64(rand::random::<f64>())
     }
 
-    async fn read_body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, Error> {
-        let limit = self.spec.max_response_bytes;
-        if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(Error::TooLarge { limit });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| {
-            Error::Unavailable(self.redact(&format!("reading body: {}", e.without_url())))
-        })? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(Error::TooLarge { limit });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        metrics::counter!(m::BYTES, "source" => self.opts.source_id.clone())
-            .increment(body.len() as u64);
-        Ok(body)
-    }
-
-    async fn fetch_pages(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
+    async fn fetch_pages(
+        &self,
+        cursor: Option<&Cursor>,
+        out: Option<&ChunkSender>,
+    ) -> Result<Fetch, Error> {
         let state = FetchState::decode(cursor);
         let incremental = state.cursor.clone().map(Cursor);
         // Secret parameters stay out of every URL kept (`request` adds them).
@@ -334,21 +331,28 @@ impl HttpApiClient {
             resume: None,
             ..state.clone()
         };
-        let mut fetch = Fetch::default();
+        let mut h = body::Handing::new(out);
+        // Pointers the next page is read from, kept while the body streams past.
+        let capture: Vec<String> = match &self.spec.pagination {
+            Pagination::NextLink { pointer } | Pagination::Cursor { pointer, .. } => {
+                vec![pointer.clone()]
+            }
+            _ => Vec::new(),
+        };
         let mut url = start;
         let mut page = 0u32;
         loop {
             let conditional = (!resuming && page == 0)
                 .then_some(state.validators.as_ref())
                 .flatten();
-            let answer = match self.get_page(&url, conditional).await {
+            let answer = match self.get_response(&url, conditional).await {
                 Ok(a) => a,
                 // Nothing in hand: the whole fetch failed, the state stays as it was.
                 Err(e) if page == 0 => return Err(e),
                 // Pages before this one are in hand: they are emitted, and the next poll
                 // resumes at this page.
                 Err(e) => {
-                    self.interrupted(&mut fetch, &mut next_state, &url, page, &e);
+                    self.interrupted(&mut h.fetch, &mut next_state, &url, page, &e);
                     break;
                 }
             };
@@ -376,26 +380,39 @@ impl HttpApiClient {
                         last_modified,
                     });
             }
-            let decoded = match self.spec.decoder.decode(&body) {
-                Ok(d) => d,
-                Err(e) if page == 0 => return Err(e),
-                Err(e) => {
-                    self.interrupted(&mut fetch, &mut next_state, &url, page, &e);
+            let mut decoder = self.spec.decoder.stream(&capture);
+            h.page_len = 0;
+            let read = match body {
+                Some(body) => {
+                    self.read_page(body, &mut decoder, &mut next_state, &mut h)
+                        .await
+                }
+                None => Ok(()),
+            };
+            match read {
+                Ok(()) => {}
+                // Nothing in hand: the whole fetch failed, the state stays as it was.
+                Err(e) if page == 0 && h.decoded == 0 => return Err(e),
+                // Records of a body that failed half way were handed on: they settle, the
+                // state stays (but for the dedup window), the next poll asks again.
+                Err(e) if page == 0 => {
+                    self.cut_short(&mut h.fetch, &mut next_state, &state, &e);
                     break;
                 }
-            };
-            let page_len = decoded.records.len();
+                Err(e) => {
+                    self.interrupted(&mut h.fetch, &mut next_state, &url, page, &e);
+                    break;
+                }
+            }
             // Without secrets: a link echoing the key still names the page it is on.
             let next = paging::next_url(
                 &self.spec.pagination,
                 &url,
                 &headers,
-                decoded.json.then_some(&body[..]),
-                page_len,
+                &|p| decoder.value_at(p),
+                h.page_len,
             )
             .map(|n| self.public_url(&n));
-            fetch.records.extend(decoded.records);
-            fetch.rejected.extend(decoded.rejected);
             page += 1;
             // A link off the allowed hosts ends the walk as a failure of this fetch: the
             // pages in hand are emitted; the next poll starts over.
@@ -403,7 +420,7 @@ impl HttpApiClient {
             if let Some((n, why)) = why.and_then(|n| Some((n, self.outbound.check(n).err()?))) {
                 let refused = Error::Refused(self.outbound.refused("next-page link", n, why).0);
                 self.note_status("refused");
-                fetch
+                h.fetch
                     .failures
                     .push(self.redact(&format!("after page {page}: {refused}")));
                 next_state.validators = None;
@@ -426,83 +443,15 @@ impl HttpApiClient {
                 _ => break,
             }
         }
-        if let Some(spec) = &self.spec.dedup {
-            let before = fetch.records.len();
-            fetch.records = next_state
-                .seen
-                .filter(spec, std::mem::take(&mut fetch.records));
-            let dropped = before - fetch.records.len();
-            if dropped > 0 {
-                metrics::counter!(m::DEDUP_DROPPED, "source" => self.opts.source_id.clone())
-                    .increment(dropped as u64);
-            }
-        }
-        self.advance_cursor(&mut next_state, &fetch.records, incremental.as_ref());
+        let mut fetch = h.fetch;
         if next_state != state {
             fetch.next_cursor = Some(next_state.encode());
         }
-        fetch.changed = !fetch.records.is_empty() || !fetch.rejected.is_empty();
-        metrics::counter!(m::RECORDS, "source" => self.opts.source_id.clone())
-            .increment(fetch.records.len() as u64);
+        fetch.changed = h.kept > 0;
         if fetch.failures.is_empty() {
             self.remember(&cache_key);
         }
         Ok(fetch)
-    }
-
-    /// Moves the incremental cursor to the newest value among `records`, passing over
-    /// timestamps beyond now + `max_cursor_skew_seconds` (counted and warned about).
-    fn advance_cursor(
-        &self,
-        state: &mut FetchState,
-        records: &[crate::Record],
-        old: Option<&Cursor>,
-    ) {
-        let latest =
-            std::time::SystemTime::now() + Duration::from_secs(self.spec.max_cursor_skew_seconds);
-        let newest = paging::newest_cursor(self.spec.incremental.as_ref(), records, old, latest);
-        if let Some(first) = newest.ignored.first() {
-            metrics::counter!(m::CURSOR_IGNORED, "source" => self.opts.source_id.clone())
-                .increment(newest.ignored.len() as u64);
-            tracing::warn!(
-                source = %self.opts.source_id,
-                values = newest.ignored.len(),
-                example = %first,
-                max_cursor_skew_seconds = self.spec.max_cursor_skew_seconds,
-                "incremental values beyond now + max_cursor_skew_seconds are not taken as the cursor (their records are kept); check the upstream's clock or data"
-            );
-        }
-        if let Some(c) = newest.cursor {
-            state.cursor = Some(c.0);
-        }
-    }
-
-    /// Page `page` (not the first) failed past its retries: what is in hand is kept, and
-    /// the walk resumes at `url` next time.
-    fn interrupted(
-        &self,
-        fetch: &mut Fetch,
-        state: &mut FetchState,
-        url: &Url,
-        page: u32,
-        e: &Error,
-    ) {
-        metrics::counter!(m::PAGE_FAILURES, "source" => self.opts.source_id.clone()).increment(1);
-        tracing::warn!(
-            source = %self.opts.source_id,
-            page = page + 1,
-            error = e as &dyn std::error::Error,
-            "a page failed; the pages before it are emitted and the next poll resumes at it"
-        );
-        fetch
-            .failures
-            .push(self.redact(&format!("page {} of the walk: {e}", page + 1)));
-        if matches!(e, Error::Refused(_)) {
-            // Resuming there would be refused at every poll: start over, unconditionally.
-            state.validators = None;
-        } else {
-            state.resume = Some(url.to_string());
-        }
     }
 
     fn note_status(&self, status: &str) {
@@ -548,6 +497,36 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[async_trait]
 impl Source for HttpApiClient {
     async fn fetch(&self, cursor: Option<&Cursor>) -> Result<Fetch, Error> {
+        self.fetch_with(cursor, None).await
+    }
+
+    async fn fetch_streaming(
+        &self,
+        cursor: Option<&Cursor>,
+        out: &ChunkSender,
+    ) -> Result<Fetch, Error> {
+        self.fetch_with(cursor, Some(out)).await
+    }
+
+    fn parts(&self) -> Vec<PartStatus> {
+        let mut status = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        // Redacted when asked, so secrets added after construction count too.
+        status.name = self.redact(&debug::shown_url(&self.spec.url));
+        vec![status]
+    }
+}
+
+impl HttpApiClient {
+    /// A fetch through the breaker, its outcome noted in the part's status.
+    async fn fetch_with(
+        &self,
+        cursor: Option<&Cursor>,
+        out: Option<&ChunkSender>,
+    ) -> Result<Fetch, Error> {
         let result = match self.breaker.allow() {
             Err(wait) => {
                 self.note_status("breaker open");
@@ -556,7 +535,7 @@ impl Source for HttpApiClient {
                 })
             }
             Ok(()) => {
-                let result = self.fetch_pages(cursor).await;
+                let result = self.fetch_pages(cursor, out).await;
                 match &result {
                     Ok(f) if f.failures.is_empty() => self.breaker.success(),
                     Err(Error::Config { .. }) => {}
@@ -583,16 +562,5 @@ impl Source for HttpApiClient {
             None => status.consecutive_failures = 0,
         }
         result
-    }
-
-    fn parts(&self) -> Vec<PartStatus> {
-        let mut status = self
-            .status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        // Redacted when asked, so secrets added after construction count too.
-        status.name = self.redact(&debug::shown_url(&self.spec.url));
-        vec![status]
     }
 }

@@ -52,14 +52,13 @@ pub(crate) fn next_url(
     pagination: &Pagination,
     current: &Url,
     headers: &HeaderMap,
-    json: Option<&[u8]>,
+    value_at: &dyn Fn(&str) -> Option<Value>,
     page_len: usize,
 ) -> Option<Url> {
     match pagination {
         Pagination::None => None,
         Pagination::NextLink { pointer } => {
-            let link =
-                stream_contracts::pointer::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
+            let link = value_at(pointer)?;
             let link = link.as_str()?;
             (!link.is_empty())
                 .then(|| current.join(link).ok())
@@ -80,8 +79,7 @@ pub(crate) fn next_url(
             })
         }
         Pagination::Cursor { pointer, param } => {
-            let token =
-                stream_contracts::pointer::find::<Value, _>(json?, &pointer_tokens(pointer)?)?;
+            let token = value_at(pointer)?;
             let token = match token {
                 Value::String(s) if !s.is_empty() => s,
                 Value::Number(n) => n.to_string(),
@@ -181,6 +179,13 @@ mod tests {
     use reqwest::header::HeaderValue;
     use serde_json::json;
 
+    /// The values of a JSON body, by pointer.
+    fn values(json: &[u8]) -> impl Fn(&str) -> Option<Value> + '_ {
+        move |p| stream_contracts::pointer::find::<Value, _>(json, &pointer_tokens(p)?)
+    }
+
+    const NONE: &dyn Fn(&str) -> Option<Value> = &|_| None;
+
     #[test]
     fn link_header_and_offsets() {
         let mut h = HeaderMap::new();
@@ -192,7 +197,7 @@ mod tests {
         );
         let cur = Url::parse("http://h/x?page=2").unwrap();
         assert_eq!(
-            next_url(&Pagination::LinkHeader, &cur, &h, None, 10)
+            next_url(&Pagination::LinkHeader, &cur, &h, NONE, 10)
                 .unwrap()
                 .as_str(),
             "http://h/x?page=3"
@@ -209,11 +214,11 @@ mod tests {
         let first = first_url(&spec, "t", None).unwrap();
         assert_eq!(first.as_str(), "http://h/x?o=0&l=2");
         assert_eq!(
-            next_url(&offset, &first, &h, None, 2).unwrap().as_str(),
+            next_url(&offset, &first, &h, NONE, 2).unwrap().as_str(),
             "http://h/x?l=2&o=2"
         );
         assert!(
-            next_url(&offset, &first, &h, None, 1).is_none(),
+            next_url(&offset, &first, &h, NONE, 1).is_none(),
             "a short page is the last"
         );
     }
@@ -227,13 +232,13 @@ mod tests {
         };
         let body = json!({"links": {"next": "/api/items?page=2"}}).to_string();
         assert_eq!(
-            next_url(&link, &cur, &none, Some(body.as_bytes()), 5)
+            next_url(&link, &cur, &none, &values(body.as_bytes()), 5)
                 .unwrap()
                 .as_str(),
             "http://h/api/items?page=2"
         );
         let last = json!({"links": {"next": ""}}).to_string();
-        assert!(next_url(&link, &cur, &none, Some(last.as_bytes()), 5).is_none());
+        assert!(next_url(&link, &cur, &none, &values(last.as_bytes()), 5).is_none());
         let cursor = Pagination::Cursor {
             pointer: "/meta/next".into(),
             param: "after".into(),
@@ -243,14 +248,14 @@ mod tests {
                 &cursor,
                 &cur,
                 &none,
-                Some(json!({"meta": {"next": 17}}).to_string().as_bytes()),
+                &values(json!({"meta": {"next": 17}}).to_string().as_bytes()),
                 5
             )
             .unwrap()
             .as_str(),
             "http://h/api/items?limit=5&after=17"
         );
-        assert!(next_url(&cursor, &cur, &none, Some(br#"{"meta": {}}"#), 5).is_none());
+        assert!(next_url(&cursor, &cur, &none, &values(br#"{"meta": {}}"#), 5).is_none());
     }
 
     #[test]
@@ -344,7 +349,7 @@ mod tests {
                 // Junk alone: no panic, and no next page.
                 if let Ok(v) = HeaderValue::from_str(&parts.join(", ")) {
                     h.insert(reqwest::header::LINK, v);
-                    let found = next_url(&Pagination::LinkHeader, &current, &h, None, 1);
+                    let found = next_url(&Pagination::LinkHeader, &current, &h, NONE, 1);
                     prop_assert_eq!(found, None);
                 }
                 parts.insert(
@@ -356,7 +361,7 @@ mod tests {
                     reqwest::header::LINK,
                     HeaderValue::from_str(&header).unwrap(),
                 );
-                let found = next_url(&Pagination::LinkHeader, &current, &h, None, 1);
+                let found = next_url(&Pagination::LinkHeader, &current, &h, NONE, 1);
                 prop_assert_eq!(found, current.join(&target).ok(), "{}", header);
 
                 let body = json!({ "next": link }).to_string();
@@ -366,7 +371,7 @@ mod tests {
                     },
                     &current,
                     &h,
-                    Some(body.as_bytes()),
+                    &values(body.as_bytes()),
                     1,
                 );
                 prop_assert_eq!(
@@ -381,7 +386,7 @@ mod tests {
                     limit_param: "limit".into(),
                     limit: 10,
                 };
-                let _ = next_url(&offset, &current, &h, None, 10);
+                let _ = next_url(&offset, &current, &h, NONE, 10);
                 Ok(())
             },
         );
@@ -402,7 +407,7 @@ mod tests {
                 if let Ok(v) = HeaderValue::from_str(&header) {
                     h.insert(reqwest::header::LINK, v);
                 }
-                if let Some(next) = next_url(&Pagination::LinkHeader, &current, &h, None, 1) {
+                if let Some(next) = next_url(&Pagination::LinkHeader, &current, &h, NONE, 1) {
                     let lower = header.to_ascii_lowercase();
                     prop_assert!(lower.contains("next"), "{} from {:?}", next, header);
                 }
@@ -413,7 +418,7 @@ mod tests {
                     },
                     &current,
                     &h,
-                    Some(body.as_bytes()),
+                    &values(body.as_bytes()),
                     1,
                 );
                 Ok(())

@@ -167,7 +167,9 @@ pub struct HttpSpec {
     /// Authentication.
     #[serde(default)]
     pub auth: Option<Auth>,
-    /// Largest response accepted (after decompression).
+    /// Largest response accepted (after decompression): a safety limit against an
+    /// upstream that never stops, not a memory bound (a body is decoded as it arrives,
+    /// in bounded memory). 1 B – 64 GiB, default 256 MiB.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: u64,
     /// Most pages in one fetch.
@@ -197,8 +199,11 @@ pub struct HttpSpec {
     pub breaker_cooldown_seconds: f64,
 }
 
+/// 256 MiB: the largest real feeds named in #25 with room to grow (a FIRMS `world` VIIRS
+/// day is 50–100 MB of CSV, USGS `all_month` 15–25 MB of GeoJSON); since bodies are
+/// decoded as they arrive, memory does not grow with it.
 fn default_max_response_bytes() -> u64 {
-    8 * 1024 * 1024
+    256 * 1024 * 1024
 }
 fn default_max_pages() -> u32 {
     20

@@ -15,6 +15,8 @@ use stream_config::{IngestionConfig, IngestionModeKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+mod streaming;
+
 /// Returns `per_fetch` records per fetch after `delay`; records when fetches started and
 /// how many ran at once.
 #[derive(Debug)]

@@ -1,5 +1,6 @@
 //! The composed pipeline on librdkafka's in-process broker, verified by consuming.
 
+mod bodies;
 mod bounds;
 mod cluster;
 mod commit;

@@ -1,15 +1,20 @@
 //! Decoders: JSON (records at a pointer), GeoJSON, CSV, NDJSON, and `fields`+`data`
-//! tables. A malformed record is rejected alone; the rest are kept.
+//! tables, each fed the body piece by piece as it arrives (`StreamDecoder`). A
+//! malformed record is rejected alone; the rest are kept.
+
+mod csv;
+mod json;
+mod scan;
+#[cfg(test)]
+mod split_tests;
 
 use bytes::BytesMut;
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::{Error, Rejected};
-use stream_contracts::pointer::{find, find_raw, pointer_tokens, try_find};
-use stream_contracts::{compact_into, put_json_str, Record, RecordWriter};
+use stream_contracts::{put_json_str, Record, RecordWriter};
 
 /// How a response body becomes records.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -70,161 +75,200 @@ pub struct Decoded {
     pub rejected: Vec<Rejected>,
     /// The body is one JSON value (checked whole).
     pub json: bool,
+    /// Bytes of `records`.
+    pub bytes: usize,
+}
+
+/// A record is handed on once this many bytes of records are decoded and not yet taken
+/// ([`StreamDecoder::held_bytes`]) …
+pub const HAND_ON_BYTES: usize = 1 << 20;
+/// … or this many records and rejects.
+pub const HAND_ON_RECORDS: usize = 4096;
+
+impl Decoded {
+    fn push(&mut self, record: Record) {
+        self.bytes += record.len();
+        self.records.push(record);
+    }
 }
 
 impl Decoder {
-    /// Decodes a body. JSON is never built into a tree: records are found and copied
-    /// as text, and only the few values a decision needs (a feature's `type`, the
-    /// field names) are parsed.
+    /// Decodes a whole body: [`Decoder::stream`] fed it at once. JSON is never built
+    /// into a tree: records are found and copied as text, and only the few values a
+    /// decision needs (a feature's `type`, the field names) are parsed.
     pub fn decode(&self, body: &[u8]) -> Result<Decoded, Error> {
-        let mut w = RecordWriter::default();
-        let mut out = Decoded::default();
-        match self {
+        let mut s = self.stream(&[]);
+        s.feed(body)?;
+        s.finish()?;
+        Ok(s.take())
+    }
+
+    /// A decoder fed the body piece by piece as it arrives, holding only the record in
+    /// progress; `capture` names JSON pointers whose values are kept for the caller
+    /// ([`StreamDecoder::value_at`]: a next-page link or token).
+    pub fn stream(&self, capture: &[String]) -> StreamDecoder {
+        let inner = match self {
             Decoder::Json { pointer } => {
-                out.json = true;
-                let tokens = pointer_tokens(pointer).unwrap_or_default();
-                let found: Option<&RawValue> = checked_find(body, &tokens)?;
-                match found.map(|raw| (raw, elements(raw))) {
-                    None => {}
-                    Some((_, Some(items))) => {
-                        out.records = items
-                            .iter()
-                            .map(|r| w.valid_json(r.get().as_bytes()))
-                            .collect();
-                    }
-                    Some((raw, None)) if raw.get() == "null" => {}
-                    Some((raw, None)) => out.records.push(w.valid_json(raw.get().as_bytes())),
-                }
+                Inner::Json(Box::new(json::JsonDecoder::plain(pointer, capture)))
             }
-            Decoder::Geojson => {
-                out.json = true;
-                let root: GeoRoot<'_> = checked_find(body, &[] as &[&str])?.unwrap_or_default();
-                match root.kind.as_ref().and_then(Value::as_str) {
-                    Some("FeatureCollection") => {
-                        let features = root.features.and_then(elements).unwrap_or_default();
-                        for f in features {
-                            let text = f.get().as_bytes();
-                            if find::<Value, _>(text, &["type"])
-                                .as_ref()
-                                .and_then(Value::as_str)
-                                == Some("Feature")
-                            {
-                                out.records.push(w.valid_json(text));
-                            } else {
-                                out.rejected.push(Rejected::new(
-                                    "GeoJSON feature without `\"type\": \"Feature\"`",
-                                    text,
-                                ));
-                            }
-                        }
-                    }
-                    Some("Feature") => {
-                        // Checked as text too: skipped members were not checked for UTF-8.
-                        let whole: &RawValue = checked_find(body, &[] as &[&str])?
-                            .ok_or_else(|| Error::Decode("empty GeoJSON Feature".to_owned()))?;
-                        out.records.push(w.valid_json(whole.get().as_bytes()));
-                    }
-                    _ => {
-                        return Err(Error::Decode(
-                            "expected a GeoJSON FeatureCollection or Feature".to_owned(),
-                        ))
-                    }
-                }
-            }
-            Decoder::Csv => return decode_csv(body),
-            Decoder::Ndjson => {
-                for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-                    let line = line.strip_suffix(b"\r").unwrap_or(line);
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    // As text (`RawValue`), so invalid UTF-8 is refused; ignoring the
-                    // value would not check it.
-                    match serde_json::from_slice::<&RawValue>(line) {
-                        Ok(_) => out.records.push(w.valid_json(line)),
-                        Err(e) => out.rejected.push(Rejected::new(
-                            format!("invalid JSON on line {}: {e}", i + 1),
-                            line,
-                        )),
-                    }
-                }
-            }
+            Decoder::Geojson => Inner::Json(Box::new(json::JsonDecoder::geo(capture))),
+            Decoder::Csv => Inner::Csv(Box::default()),
+            Decoder::Ndjson => Inner::Lines(Lines::default()),
             Decoder::FieldsData {
                 fields,
                 data,
                 stamp,
-            } => {
-                out.json = true;
-                checked_find::<IgnoredAny>(body, &[] as &[&str])?;
-                let names: Vec<Value> = pointer_tokens(fields)
-                    .and_then(|t| find(body, &t))
-                    .ok_or_else(|| Error::Decode(format!("no field list at `{fields}`")))?;
-                let names: Vec<String> = names
-                    .iter()
-                    .map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_owned))
-                    .collect();
-                let mut columns = Columns::new(&names);
-                let stamp = stamp.as_deref().and_then(|p| {
-                    let name = pointer_tokens(p)?.pop()?;
-                    let value = find_raw(body, p)?;
-                    (!names.contains(&name)).then_some((name, value))
-                });
-                if let Some((name, value)) = stamp {
-                    let mut tail = BytesMut::new();
-                    put_json_str(&mut tail, &name);
-                    tail.extend_from_slice(b":");
-                    compact_into(value.get().as_bytes(), &mut tail);
-                    columns.tail = tail.to_vec();
-                }
-                let rows = find_raw(body, data).and_then(elements).unwrap_or_default();
-                for row in rows {
-                    match elements(row) {
-                        Some(cells) if cells.len() == columns.count() => {
-                            out.records.push(columns.object(
-                                &mut w,
-                                row.get().len(),
-                                cells,
-                                |b, cell| compact_into(cell.get().as_bytes(), b),
-                            ));
-                        }
-                        _ => out.rejected.push(Rejected::new(
-                            format!("row does not have the {} fields", columns.count()),
-                            row.get().as_bytes(),
-                        )),
-                    }
-                }
-            }
+            } => Inner::Json(Box::new(json::JsonDecoder::fields_data(
+                fields,
+                data,
+                stamp.as_deref(),
+                capture,
+            ))),
+        };
+        StreamDecoder {
+            json: matches!(inner, Inner::Json(_)),
+            capture: capture.to_vec(),
+            inner,
+            out: Decoded::default(),
         }
-        Ok(out)
     }
 }
 
-/// A GeoJSON document's root: its `type` and its features, as text.
-#[derive(Default, Deserialize)]
-struct GeoRoot<'a> {
-    #[serde(rename = "type")]
-    kind: Option<Value>,
-    #[serde(borrow)]
-    features: Option<&'a RawValue>,
+#[derive(Debug)]
+enum Inner {
+    Json(Box<json::JsonDecoder>),
+    Csv(Box<csv::CsvDecoder>),
+    Lines(Lines),
 }
 
-/// The elements of a JSON array, as text (`None` when `raw` is not an array).
-fn elements(raw: &RawValue) -> Option<Vec<&RawValue>> {
-    serde_json::from_str(raw.get()).ok()
+/// A body decoded as it arrives: [`feed`](Self::feed) each piece, [`take`](Self::take)
+/// what is decoded whenever it suits (after [`held`](Self::held) records or
+/// [`held_bytes`](Self::held_bytes) bytes), [`finish`](Self::finish) at the end. A
+/// record cut between two pieces is carried over; a body that is not what the decoder
+/// reads fails with the byte offset where it stops being so, after the records before
+/// that point were decoded (and can be taken).
+#[derive(Debug)]
+pub struct StreamDecoder {
+    inner: Inner,
+    out: Decoded,
+    json: bool,
+    capture: Vec<String>,
 }
 
-/// The value at `tokens` in a body checked whole as JSON.
-fn checked_find<'de, T: Deserialize<'de>>(
-    body: &'de [u8],
-    tokens: &[impl AsRef<str>],
-) -> Result<Option<T>, Error> {
-    try_find(body, tokens).map_err(|e| {
-        let excerpt = Rejected::new("", body).excerpt;
-        Error::Decode(format!(
-            "invalid JSON ({e}); body starts with: {}",
-            excerpt.chars().take(120).collect::<String>()
-        ))
-    })
+impl StreamDecoder {
+    /// Decodes the next piece of the body.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match &mut self.inner {
+            Inner::Json(d) => d.feed(bytes, &mut self.out),
+            Inner::Csv(d) => d.feed(bytes, &mut self.out),
+            Inner::Lines(d) => {
+                d.feed(bytes, &mut self.out);
+                Ok(())
+            }
+        }
+    }
+
+    /// The body ended.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::Json(d) => d.finish(&mut self.out),
+            Inner::Csv(d) => d.feed(&[], &mut self.out),
+            Inner::Lines(d) => {
+                d.finish(&mut self.out);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records and rejects decoded since the last `take`.
+    pub fn take(&mut self) -> Decoded {
+        let json = self.json;
+        let mut d = std::mem::take(&mut self.out);
+        d.json = json;
+        d
+    }
+
+    /// Records and rejects decoded and not yet taken.
+    pub fn held(&self) -> usize {
+        self.out.records.len() + self.out.rejected.len()
+    }
+
+    /// Bytes of the records decoded and not yet taken.
+    pub fn held_bytes(&self) -> usize {
+        self.out.bytes
+    }
+
+    /// Whether enough is held to hand on ([`HAND_ON_BYTES`], [`HAND_ON_RECORDS`]).
+    pub fn ready(&self) -> bool {
+        self.held_bytes() >= HAND_ON_BYTES || self.held() >= HAND_ON_RECORDS
+    }
+
+    /// The value at `pointer` (one of those given to [`Decoder::stream`]) once it has
+    /// arrived, in a JSON body.
+    pub fn value_at(&self, pointer: &str) -> Option<Value> {
+        let i = self.capture.iter().position(|p| p == pointer)?;
+        match &self.inner {
+            Inner::Json(d) => d.extra(i),
+            _ => None,
+        }
+    }
+}
+
+/// NDJSON: one record per line, a line cut between pieces carried over.
+#[derive(Debug, Default)]
+struct Lines {
+    partial: Vec<u8>,
+    line: u64,
+    w: RecordWriter,
+}
+
+impl Lines {
+    fn feed(&mut self, mut bytes: &[u8], out: &mut Decoded) {
+        if !self.partial.is_empty() {
+            match memchr::memchr(b'\n', bytes) {
+                None => {
+                    self.partial.extend_from_slice(bytes);
+                    return;
+                }
+                Some(n) => {
+                    let mut line = std::mem::take(&mut self.partial);
+                    line.extend_from_slice(&bytes[..n]);
+                    self.one(&line, out);
+                    bytes = &bytes[n + 1..];
+                }
+            }
+        }
+        while let Some(n) = memchr::memchr(b'\n', bytes) {
+            self.one(&bytes[..n], out);
+            bytes = &bytes[n + 1..];
+        }
+        self.partial.extend_from_slice(bytes);
+    }
+
+    fn finish(&mut self, out: &mut Decoded) {
+        let line = std::mem::take(&mut self.partial);
+        self.one(&line, out);
+    }
+
+    fn one(&mut self, line: &[u8], out: &mut Decoded) {
+        self.line += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        // As text (`RawValue`), so invalid UTF-8 is refused; ignoring the value would
+        // not check it.
+        match serde_json::from_slice::<&RawValue>(line) {
+            Ok(_) => out.push(self.w.valid_json(line)),
+            Err(e) => out.rejected.push(Rejected::new(
+                format!("invalid JSON on line {}: {e}", self.line),
+                line,
+            )),
+        }
+    }
 }
 
 /// Writes a CSV cell typed: a cell spelled as a JSON number becomes that number, as
@@ -238,6 +282,11 @@ fn put_typed(out: &mut BytesMut, cell: &str) {
     let may_overflow = b.len() > 300 || b.iter().any(|c| matches!(c, b'e' | b'E'));
     if is_json_number(b) && (!may_overflow || cell.parse::<f64>().is_ok_and(f64::is_finite)) {
         out.extend_from_slice(cell.as_bytes());
+    } else if b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\') {
+        // Nothing to escape (the usual cell): quoted as it is.
+        out.extend_from_slice(b"\"");
+        out.extend_from_slice(b);
+        out.extend_from_slice(b"\"");
     } else {
         put_json_str(out, cell);
     }
@@ -274,6 +323,7 @@ fn is_json_number(s: &[u8]) -> bool {
 }
 
 /// Column names, each written once as `"name":`, for rows that become objects.
+#[derive(Debug)]
 struct Columns {
     keys: Vec<Vec<u8>>,
     /// The keys' total length.
@@ -332,42 +382,6 @@ impl Columns {
             b.extend_from_slice(b"}");
         })
     }
-}
-
-fn decode_csv(body: &[u8]) -> Result<Decoded, Error> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
-    let headers = reader
-        .headers()
-        .map_err(|e| Error::Decode(format!("CSV header row: {e}")))?
-        .clone();
-    let columns = Columns::new(headers.iter());
-    let mut w = RecordWriter::default();
-    let mut out = Decoded::default();
-    for (i, row) in reader.records().enumerate() {
-        match row {
-            Ok(row) if row.len() == headers.len() => {
-                out.records.push(columns.object(
-                    &mut w,
-                    2 * row.as_slice().len(),
-                    row.iter(),
-                    put_typed,
-                ));
-            }
-            Ok(row) => out.rejected.push(Rejected::new(
-                format!(
-                    "CSV row {} has {} fields, the header has {}",
-                    i + 2,
-                    row.len(),
-                    headers.len()
-                ),
-                row.as_slice().as_bytes(),
-            )),
-            Err(e) => out
-                .rejected
-                .push(Rejected::new(format!("CSV row {}: {e}", i + 2), b"")),
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

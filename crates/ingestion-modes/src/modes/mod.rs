@@ -16,6 +16,9 @@ use crate::metrics as m;
 use crate::schedule::{Error, Grid, Schedule};
 use crate::{Emitted, IngestionMode, ModeSnapshot, ModeStats, Sink, FAR};
 
+mod fetch;
+use fetch::Flush;
+
 /// A mode, ready to start: the factory's output from an `ingestion` config section.
 #[derive(Debug, Clone)]
 pub struct ModeSpec {
@@ -281,31 +284,68 @@ impl ModeContext {
     /// brought nothing, or the stream is stopping (an in-flight fetch may finish within
     /// the stop's grace period; one that outlasts it is abandoned: its records are
     /// fetched again next time). Polls never overlap: a second waits for the first.
+    /// Everything the fetch brings is held until it ends; the built-in modes instead
+    /// emit a large fetch's records while its body is still arriving.
     pub async fn poll(&self) -> Option<Emitted> {
-        let _one_at_a_time = self.polling.lock().await;
-        if self.is_stopping() {
-            return None;
+        let mut held: Polled = (Vec::new(), Vec::new());
+        // Without `flush_at` nothing is emitted here, so the sink cannot fail. A fetch
+        // that failed half way still returns what it handed on: it must be settled.
+        let _ = self.poll_into(&mut held, Flush::Never, 1).await;
+        match held.0.len() + held.1.len() {
+            n if n > 0 => Some(Emitted {
+                source_id: self.source_id.clone(),
+                records: held.0,
+                rejected: held.1,
+            }),
+            _ => None,
         }
-        let poll = self.fetch_once();
-        tokio::pin!(poll);
-        let polled = tokio::select! {
-            r = &mut poll => r,
-            _ = self.cancel.cancelled() => {
-                let grace = *self.grace.borrow();
-                match tokio::time::timeout(grace, &mut poll).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        self.abandoned.store(true, Ordering::Relaxed);
-                        None
+    }
+
+    /// One fetch whose records are added to `held` as they arrive and emitted in chunks
+    /// of `chunk_size` as `flush` says, so a large body passes in bounded memory (the source waits, and
+    /// stops reading, while the sink does). `Ok(false)`: the fetch failed, or the stream
+    /// is stopping; `Err`: the sink is gone.
+    async fn poll_into(
+        &self,
+        held: &mut Polled,
+        flush: Flush,
+        chunk_size: usize,
+    ) -> Result<bool, crate::Error> {
+        let _one_at_a_time = self.polling.lock().await;
+        if self.is_stopping() || !self.may_fetch().await {
+            return Ok(false);
+        }
+        let seq = self.tracker.begin();
+        let polled = {
+            let poll = self.fetch_once(seq, held, flush, chunk_size);
+            tokio::pin!(poll);
+            tokio::select! {
+                r = &mut poll => r,
+                _ = self.cancel.cancelled() => {
+                    let grace = *self.grace.borrow();
+                    match tokio::time::timeout(grace, &mut poll).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            self.abandoned.store(true, Ordering::Relaxed);
+                            Ok(None)
+                        }
                     }
                 }
             }
         };
-        polled.map(|(records, rejected)| Emitted {
-            source_id: self.source_id.clone(),
-            records,
-            rejected,
-        })
+        // Records handed on so far are settled whatever happened; the state advances
+        // only with a fetch that ended.
+        let cursor = match &polled {
+            Ok(Some(cursor)) => cursor.clone(),
+            _ => None,
+        };
+        if let Err(e) = self.tracker.end(seq, cursor).await {
+            self.failed(&api_client::Error::Io(e.to_string()));
+            return polled.map(|_| false);
+        }
+        let ended = polled?.is_some();
+        self.emit_held(held, flush, chunk_size, false).await?;
+        Ok(ended)
     }
 
     /// Hands `batch` to the pipeline; waits while it is full (backpressure). An error
@@ -352,34 +392,27 @@ impl ModeContext {
                 }
                 _ = sleep_until(due) => {}
             }
-            let polled = self.poll().await;
+            // Batch and real-time emit whole chunks while the fetch is under way and the
+            // rest after it; streaming flushes its buffer whenever it is full.
+            let flush = if streaming {
+                Flush::All(spec.buffer_size)
+            } else {
+                Flush::WholeChunks
+            };
+            let polled = self.poll_into(&mut buffer, flush, spec.chunk_size).await;
+            if polled.is_err() {
+                break;
+            }
             if self.abandoned.load(Ordering::Relaxed) {
                 report.abandoned_poll = true;
                 break;
             }
-            if let Some(Emitted {
-                records, rejected, ..
-            }) = polled
-            {
-                if streaming {
-                    buffer.0.extend(records);
-                    buffer.1.extend(rejected);
-                    self.stats
-                        .buffered
-                        .store(buffer.0.len() as u64, Ordering::Relaxed);
-                    if buffer.0.len() + buffer.1.len() >= spec.buffer_size {
-                        if self.flush(&mut buffer, spec.chunk_size).await.is_err() {
-                            break;
-                        }
-                        flush_at = Instant::now() + spec.flush_interval;
-                    }
-                } else if self
-                    .emit_chunks(records, rejected, spec.chunk_size)
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
+            if streaming {
+                self.stats
+                    .buffered
+                    .store(buffer.0.len() as u64, Ordering::Relaxed);
+            } else if self.flush(&mut buffer, spec.chunk_size).await.is_err() {
+                break;
             }
             if self.cancel.is_cancelled() {
                 break;
@@ -400,109 +433,6 @@ impl ModeContext {
         report
     }
 
-    /// One fetch, registered with the cursor tracker. `None` when it failed or brought
-    /// nothing.
-    async fn fetch_once(&self) -> Option<Polled> {
-        let labels = [
-            ("source", self.source_id.to_string()),
-            ("mode", self.label.clone()),
-        ];
-        // A source shared by workers is fetched only while this worker's claim is the
-        // newest: once another worker has claimed it, polling here would only fetch
-        // what the new owner fetches too. (The commit fence is what guarantees it; this
-        // stops the polling a fetch and a delivery sooner.) A store that cannot answer
-        // does not stop the fetch. A superseded claim never becomes the newest again
-        // (epochs only grow), so once fenced the store is not asked again.
-        if self.fenced.load(Ordering::Relaxed) {
-            return None;
-        }
-        if let Err(api_client::Error::Fenced(why)) = self.tracker.check_lease().await {
-            self.fenced.store(true, Ordering::Relaxed);
-            tracing::warn!(source = %self.source_id, %why, "claimed by another worker: no more fetches here");
-            self.sink.fenced(&self.source_id, &why).await;
-            return None;
-        }
-        self.stats.polls.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(m::POLLS, &labels).increment(1);
-        let from = self.tracker.fetch_from();
-        // In its own task, so a panicking connector fails this poll (visible, retried
-        // with backoff) instead of ending the stream; nothing was registered, so the
-        // fetch state is where it was.
-        let source = self.source.clone();
-        // (Aborted if this poll is cancelled: a stopped stream makes no more requests.)
-        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-            source.fetch(from.as_ref()).await
-        }));
-        let fetch = match task.await.map_err(panic_message) {
-            Ok(Ok(f)) => {
-                self.consecutive_panics.store(0, Ordering::Relaxed);
-                f
-            }
-            Ok(Err(e)) => {
-                self.consecutive_panics.store(0, Ordering::Relaxed);
-                self.failed(&e);
-                return None;
-            }
-            Err(panic) => {
-                let n = self.consecutive_panics.fetch_add(1, Ordering::Relaxed) + 1;
-                self.failed(&api_client::Error::Io(format!(
-                    "the source panicked: {panic}; polling again after a backoff"
-                )));
-                metrics::counter!(m::PANICS, "source" => self.source_id.to_string()).increment(1);
-                // 1 s, 2 s, 4 s … 60 s: a connector that panics on every poll does not spin.
-                let backoff = Duration::from_secs(1 << (n - 1).min(6)).min(Duration::from_secs(60));
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = self.cancel.cancelled() => {}
-                }
-                return None;
-            }
-        };
-        *self
-            .stats
-            .last_success
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::SystemTime::now());
-        if !fetch.failures.is_empty() {
-            // Part of the fetch failed (a page, an endpoint): its records are emitted
-            // as usual and the failed part is asked for again next poll; the stream shows
-            // it as failing meanwhile.
-            self.stats.errors.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(m::ERRORS, "source" => self.source_id.to_string()).increment(1);
-            let message = fetch.failures.join("; ");
-            tracing::warn!(source = %self.source_id, failures = %message, "part of a fetch failed");
-            *self
-                .stats
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some((message, std::time::SystemTime::now()));
-        }
-        let n = fetch.records.len() + fetch.rejected.len();
-        let seq = match self.tracker.register(fetch.next_cursor.clone(), n).await {
-            Ok(seq) => seq,
-            Err(e) => {
-                self.failed(&api_client::Error::Io(e.to_string()));
-                return None;
-            }
-        };
-        if n == 0 {
-            self.stats.empty_polls.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(m::EMPTY_POLLS, &labels).increment(1);
-            return None;
-        }
-        self.stats
-            .records
-            .fetch_add(fetch.records.len() as u64, Ordering::Relaxed);
-        self.stats
-            .rejected
-            .fetch_add(fetch.rejected.len() as u64, Ordering::Relaxed);
-        metrics::counter!(m::RECORDS, &labels).increment(fetch.records.len() as u64);
-        Some((
-            fetch.records.into_iter().map(|r| (seq, r)).collect(),
-            fetch.rejected.into_iter().map(|r| (seq, r)).collect(),
-        ))
-    }
-
     fn failed(&self, e: &api_client::Error) {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(m::ERRORS, "source" => self.source_id.to_string()).increment(1);
@@ -520,6 +450,7 @@ impl ModeContext {
         records: Vec<(FetchSeq, Record)>,
         rejected: Vec<(FetchSeq, Rejected)>,
         chunk_size: usize,
+        fetching: bool,
     ) -> Result<(), crate::Error> {
         let mut rejected = Some(rejected);
         let mut rest = records.into_iter().peekable();
@@ -529,13 +460,16 @@ impl ModeContext {
             if chunk.is_empty() && rej.is_empty() {
                 return Ok(());
             }
-            self.sink
-                .emit(Emitted {
-                    source_id: self.source_id.clone(),
-                    records: chunk,
-                    rejected: rej,
-                })
-                .await?;
+            let batch = Emitted {
+                source_id: self.source_id.clone(),
+                records: chunk,
+                rejected: rej,
+            };
+            if fetching {
+                self.sink.emit_while_fetching(batch).await?;
+            } else {
+                self.sink.emit(batch).await?;
+            }
             if rest.peek().is_none() {
                 return Ok(());
             }
@@ -546,6 +480,6 @@ impl ModeContext {
         let (records, rejected) = std::mem::take(buffer);
         self.stats.buffered.store(0, Ordering::Relaxed);
         metrics::gauge!(m::BUFFER_RECORDS, "source" => self.source_id.to_string()).set(0.0);
-        self.emit_chunks(records, rejected, chunk_size).await
+        self.emit_chunks(records, rejected, chunk_size, false).await
     }
 }
