@@ -58,6 +58,9 @@ pub(crate) enum Node {
 /// A key of an object schema: its `properties` node and its bit in `required`.
 #[derive(Debug)]
 pub(crate) struct Key {
+    /// [`key_tag`] of the name: keys are ordered by it first, so a lookup compares
+    /// integers and reads one name.
+    pub tag: u64,
     pub name: Box<str>,
     pub node: Option<usize>,
     pub required_bit: u64,
@@ -119,12 +122,22 @@ impl Pattern {
         }
     }
 
-    pub(crate) fn is_match(&self, text: &str) -> bool {
+    /// On printable ASCII (the caller's check).
+    pub(crate) fn is_match(&self, text: &[u8]) -> bool {
         match self {
-            Pattern::Prefix(p) => text.starts_with(&**p),
-            Pattern::Regex(re) => re.is_match(text),
+            Pattern::Prefix(p) => text.starts_with(p.as_bytes()),
+            Pattern::Regex(re) => std::str::from_utf8(text).is_ok_and(|t| re.is_match(t)),
         }
     }
+}
+
+/// A key's length and first seven bytes as one integer.
+pub(crate) fn key_tag(name: &[u8]) -> u64 {
+    let mut t = [0u8; 8];
+    let n = name.len().min(7);
+    t[..n].copy_from_slice(&name[..n]);
+    t[7] = name.len().min(255) as u8;
+    u64::from_be_bytes(t)
 }
 
 /// A schema compiled for the fast path.
@@ -427,6 +440,7 @@ impl<'a> Compiler<'a> {
         let mut keys: Vec<Key> = props
             .into_iter()
             .map(|(name, i)| Key {
+                tag: 0,
                 name: name.into(),
                 node: Some(i),
                 required_bit: 0,
@@ -441,6 +455,7 @@ impl<'a> Compiler<'a> {
                 Err(i) => keys.insert(
                     i,
                     Key {
+                        tag: 0,
                         name: (*name).into(),
                         node: None,
                         required_bit: bit,
@@ -448,6 +463,10 @@ impl<'a> Compiler<'a> {
                 ),
             }
         }
+        for k in &mut keys {
+            k.tag = key_tag(k.name.as_bytes());
+        }
+        keys.sort_by(|a, b| a.tag.cmp(&b.tag).then_with(|| a.name.cmp(&b.name)));
         c.keys = keys;
         c.has_own = c.types.is_some()
             || !c.keys.is_empty()
