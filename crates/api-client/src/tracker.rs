@@ -130,20 +130,11 @@ impl CursorTracker {
         cursor: Option<Cursor>,
         records: usize,
     ) -> crate::Result<FetchSeq> {
-        let seq = {
-            let mut s = self.lock();
-            let seq = s.next_seq;
-            s.next_seq += 1;
-            s.pending.insert(
-                seq,
-                Pending {
-                    cursor,
-                    remaining: records,
-                    open: false,
-                },
-            );
-            seq
-        };
+        let seq = self.open(Pending {
+            cursor,
+            remaining: records,
+            open: false,
+        });
         if records == 0 {
             self.commit_ready().await?;
         }
@@ -154,18 +145,20 @@ impl CursorTracker {
     /// ([`CursorTracker::add`]), and its cursor is known when it ends
     /// ([`CursorTracker::end`]). Until then nothing from it on commits.
     pub fn begin(&self) -> FetchSeq {
+        FetchSeq(self.open(Pending {
+            cursor: None,
+            remaining: 0,
+            open: true,
+        }))
+    }
+
+    /// Registers `pending` under the next sequence number.
+    fn open(&self, pending: Pending) -> u64 {
         let mut s = self.lock();
         let seq = s.next_seq;
         s.next_seq += 1;
-        s.pending.insert(
-            seq,
-            Pending {
-                cursor: None,
-                remaining: 0,
-                open: true,
-            },
-        );
-        FetchSeq(seq)
+        s.pending.insert(seq, pending);
+        seq
     }
 
     /// `n` more records of the open fetch `seq` are on their way (before they are

@@ -105,17 +105,11 @@ pub async fn run_dlq_worker(
     upkeep: impl Fn() -> DlqUpkeep,
     stop: impl Fn() -> bool,
 ) {
-    let mut tick = tokio::time::interval(DLQ_PASS_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if stop() {
-            return;
-        }
-        delivery
-            .upkeep_pass(&upkeep(), stream_contracts::now_ms())
-            .await;
-    }
+    let (d, u) = (&delivery, &upkeep);
+    every(DLQ_PASS_EVERY, stop, move || async move {
+        d.upkeep_pass(&u(), stream_contracts::now_ms()).await
+    })
+    .await
 }
 
 /// Runs [`Delivery::retention_pass`] at once and every [`RETENTION_EVERY`] until `stop`
@@ -125,16 +119,27 @@ pub async fn run_dlq_retention(
     upkeep: impl Fn() -> DlqUpkeep,
     stop: impl Fn() -> bool,
 ) {
-    let mut tick = tokio::time::interval(RETENTION_EVERY);
+    let (d, u) = (&delivery, &upkeep);
+    every(RETENTION_EVERY, stop, move || async move {
+        d.retention_pass(&u(), stream_contracts::now_ms()).await
+    })
+    .await
+}
+
+/// `pass` at once and every `period` (a late tick waits a whole period) until `stop`.
+async fn every<F: std::future::Future<Output = ()>>(
+    period: std::time::Duration,
+    stop: impl Fn() -> bool,
+    pass: impl Fn() -> F,
+) {
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         if stop() {
             return;
         }
-        delivery
-            .retention_pass(&upkeep(), stream_contracts::now_ms())
-            .await;
+        pass().await;
     }
 }
 

@@ -70,8 +70,9 @@ impl HttpApiClient {
 
     /// Reads a page's body into `decoder` as it arrives, handing records on whenever
     /// enough are decoded, so memory holds a chunk of records, not the body. On an
-    /// error (the body cut short, malformed, over `max_response_bytes`), what was decoded
-    /// before it is handed on first.
+    /// error (the body cut short, malformed, over `max_response_bytes`), the chunks
+    /// already handed on stay handed on; the records decoded since are dropped with the
+    /// failed body.
     pub(super) async fn read_page(
         &self,
         mut resp: reqwest::Response,
@@ -94,16 +95,20 @@ impl HttpApiClient {
             if read > limit {
                 break Err(Error::TooLarge { limit });
             }
-            let fed = decoder.feed(&piece);
-            if fed.is_err() || decoder.ready() {
-                self.hand_on(decoder.take(), state, h).await?;
-            }
-            if let Err(e) = fed {
+            if let Err(e) = decoder.feed(&piece) {
                 break Err(e);
+            }
+            if decoder.ready() {
+                self.hand_on(decoder.take(), state, h).await?;
             }
         };
         metrics::counter!(m::BYTES, "source" => self.opts.source_id.clone()).increment(read);
-        self.hand_on(decoder.take(), state, h).await?;
+        // A body that failed keeps what it had not handed on yet: as a body read whole
+        // did, it fails with them (the next poll asks again), so a small malformed body
+        // still sends nothing, and only the full chunks of a large one have gone out.
+        if result.is_ok() {
+            self.hand_on(decoder.take(), state, h).await?;
+        }
         result
     }
 
@@ -218,7 +223,7 @@ impl HttpApiClient {
         tracing::warn!(
             source = %self.opts.source_id,
             error = e as &dyn std::error::Error,
-            "a body failed half way; the records before the failure are emitted and the next poll asks again"
+            "a body failed half way; the chunks handed on before it settle, the rest is dropped and the next poll asks again"
         );
         fetch
             .failures
