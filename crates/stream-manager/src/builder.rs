@@ -25,7 +25,7 @@ pub(crate) fn compile_priority_rules(cfg: &StreamConfig) -> Result<Vec<(Predicat
             Predicate::new(
                 &format!("routing.priority_rules[{i}]"),
                 &r.field,
-                convert::operator(r.operator),
+                r.operator,
                 &r.value,
             )
             .map(|p| (p, convert::priority(r.priority)))

@@ -3,7 +3,7 @@
 
 use stream_config::{Priority as ConfiguredPriority, StreamConfig, ThrottlingConfig};
 use throttling::ThrottleSettings;
-use topic_resolver::{ContentRule, Operator, PartitionKey, PatternMapping, Rules};
+use topic_resolver::{ContentRule, PartitionKey, Rules};
 
 /// The queue's priority for a configured one.
 pub(crate) fn priority(p: ConfiguredPriority) -> queue::Priority {
@@ -55,22 +55,6 @@ pub(crate) fn critical_throttle_settings(c: &ThrottlingConfig) -> ThrottleSettin
     s
 }
 
-/// A content-rule operator.
-pub(crate) fn operator(op: stream_config::RuleOperator) -> Operator {
-    use stream_config::RuleOperator as R;
-    match op {
-        R::Eq => Operator::Eq,
-        R::Ne => Operator::Ne,
-        R::In => Operator::In,
-        R::Gt => Operator::Gt,
-        R::Gte => Operator::Gte,
-        R::Lt => Operator::Lt,
-        R::Lte => Operator::Lte,
-        R::Exists => Operator::Exists,
-        R::Matches => Operator::Matches,
-    }
-}
-
 /// The routing section plus each source's own `topic` (a custom mapping that
 /// `routing.custom_mappings` overrides) and `partition_key`.
 pub(crate) fn routing_rules(cfg: &StreamConfig) -> Rules {
@@ -81,20 +65,12 @@ pub(crate) fn routing_rules(cfg: &StreamConfig) -> Rules {
             .iter()
             .map(|r| ContentRule {
                 field: r.field.clone(),
-                operator: operator(r.operator),
+                operator: r.operator,
                 value: r.value.clone(),
                 topic: r.topic.clone(),
             })
             .collect(),
-        pattern_mappings: cfg
-            .routing
-            .pattern_mappings
-            .iter()
-            .map(|m| PatternMapping {
-                pattern: m.pattern.clone(),
-                topic: m.topic.clone(),
-            })
-            .collect(),
+        pattern_mappings: cfg.routing.pattern_mappings.clone(),
         fallback_topic: cfg.routing.fallback_topic.clone(),
         order: cfg.routing.order.clone(),
         ..Rules::default()

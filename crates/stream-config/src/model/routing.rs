@@ -82,36 +82,5 @@ pub struct ContentRule {
     pub topic: String,
 }
 
-/// Operators of content rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleOperator {
-    /// Equal.
-    Eq,
-    /// Not equal.
-    Ne,
-    /// Member of a list.
-    In,
-    /// Greater than (numbers).
-    Gt,
-    /// Greater than or equal (numbers).
-    Gte,
-    /// Less than (numbers).
-    Lt,
-    /// Less than or equal (numbers).
-    Lte,
-    /// The field is present and not null.
-    Exists,
-    /// The field is a string matching a regex.
-    Matches,
-}
-
-/// A regex on the source id → topic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PatternMapping {
-    /// Regex matched against the source id, e.g. `^sensor_\d+`.
-    pub pattern: String,
-    /// Destination topic.
-    pub topic: String,
-}
+// One definition with the resolver that acts on them (the config's names kept).
+pub use topic_resolver::{Operator as RuleOperator, PatternMapping};
