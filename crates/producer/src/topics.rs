@@ -214,10 +214,8 @@ async fn refused(
                         }
                         missing.push(MissingTopic { topic, why });
                     }
-                    crate::TopicOutcome::Created => {
-                        tracing::info!(%topic, "created topic");
-                    }
-                    crate::TopicOutcome::Existed => {}
+                    // `ensure_topics` logged the creation.
+                    crate::TopicOutcome::Created | crate::TopicOutcome::Existed => {}
                 }
             }
         }

@@ -138,7 +138,7 @@ impl<T: QueueItem> PriorityQueue<T> {
         let wake = result.is_ok() && inner.waiting_pop > 0;
         drop(inner);
         if wake {
-            self.not_empty.notify_one();
+            self.wake_pops();
         }
         result
     }
@@ -308,9 +308,19 @@ impl<T: QueueItem> PriorityQueue<T> {
         }
         if wake {
             // Notified under the lock: a pop woken now finds the item.
-            self.not_empty.notify_one();
+            self.wake_pops();
         }
         Ok(result)
+    }
+
+    /// Wakes every waiting pop, not one: pops may wait on different lanes
+    /// ([`Lanes`]), and the one woken by `notify_one` could be a consumer of another
+    /// lane, which looks, finds nothing of its own and waits again, while the consumer
+    /// of the pushed record sleeps on with it queued (a lost wakeup: the dispatcher's
+    /// CRITICAL lane took the wake-up of a NORMAL record). Waiting pops are few (one per
+    /// lane consumer), and only a pop that waits costs a wake-up.
+    fn wake_pops(&self) {
+        self.not_empty.notify_waiters();
     }
 
     /// Which lane the next pop serves, without consuming a scheduling credit.

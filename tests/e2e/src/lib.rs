@@ -420,13 +420,26 @@ impl Server {
     }
 
     /// Waits until nothing is queued or in flight (after the sources stopped).
+    /// On timeout the panic shows what was left and the server's summary.
     pub async fn wait_drained(&self, timeout: Duration) {
-        test_support::poll_until(timeout, "queue and producer drained", || async {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
             let m = self.metrics().await;
-            m.unlabelled("stream_queue_size") == 0.0
-                && m.value("stream_producer_in_flight", &[]) == 0.0
-        })
-        .await;
+            let queued = m.unlabelled("stream_queue_size");
+            let in_flight = m.value("stream_producer_in_flight", &[]);
+            if queued == 0.0 && in_flight == 0.0 {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let (_, summary) = self.get("/metrics/summary").await;
+                let (_, health) = self.get("/health").await;
+                panic!(
+                    "timed out after {timeout:?} waiting for the queue and producer to drain: \
+                     {queued} queued, {in_flight} in flight\nsummary: {summary}\nhealth: {health}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -76,3 +76,34 @@ async fn a_lane_consumer_waits_for_its_lane_and_ends_when_it_is_drained_after_cl
         .is_empty());
     assert_eq!(q.len(), 2);
 }
+
+/// Two consumers of different lanes waiting at once: a record pushed for one wakes that
+/// one. With a single wake-up per push the CRITICAL consumer, waiting first, took the
+/// NORMAL record's wake-up and the NORMAL consumer slept on with it queued (seen as a
+/// dispatcher that left one record in the queue until the next push).
+#[tokio::test(start_paused = true)]
+async fn a_push_wakes_the_consumer_of_its_lane_when_another_lane_waits_too() {
+    let q = Arc::new(PriorityQueue::new(QueueConfig::default()));
+    let consumer = |lanes: Lanes| {
+        let q = q.clone();
+        tokio::spawn(async move { q.pop_batch_from(limits(5), lanes).await })
+    };
+    let mut critical = consumer(Lanes::only(Priority::Critical));
+    tokio::task::yield_now().await;
+    let mut others = consumer(Lanes::all_but(Priority::Critical));
+    tokio::task::yield_now().await;
+    let ids = |v: Vec<crate::Item>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    // Paused clock: the timeout fires only once every task is idle, so a consumer that
+    // was not woken fails here rather than hanging.
+    let within = Duration::from_secs(60);
+    q.try_push(item(1, Priority::Normal)).unwrap();
+    let got = tokio::time::timeout(within, &mut others)
+        .await
+        .expect("the NORMAL consumer was not woken by its record");
+    assert_eq!(ids(got.unwrap()), vec![1]);
+    q.try_push(item(2, Priority::Critical)).unwrap();
+    let got = tokio::time::timeout(within, &mut critical)
+        .await
+        .expect("the CRITICAL consumer was not woken by its record");
+    assert_eq!(ids(got.unwrap()), vec![2]);
+}
