@@ -102,5 +102,29 @@ fn contracts(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, contracts);
+/// The pipeline bench's sensor reading (`stream-manager/benches/pipeline/fair.rs`) and
+/// its contract, bare (≈ 230 B) and padded with a 1.8 KB `notes` string (≈ 2 KB).
+fn sensor_records(c: &mut Criterion) {
+    let schema: Value = serde_json::from_str(r#"{ "type": "object", "required": ["station_id", "sequence", "timestamp", "latitude", "longitude", "temperature_c"], "properties": { "station_id": { "type": "string", "pattern": "^sensor_\\d+$" }, "sequence": { "type": "integer", "minimum": 0 }, "timestamp": { "type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}" }, "latitude": { "type": "number", "minimum": -90, "maximum": 90 }, "longitude": { "type": "number", "minimum": -180, "maximum": 180 }, "temperature_c": { "type": "number" }, "humidity_pct": { "type": "number", "minimum": 0, "maximum": 100 }, "wind_speed_ms": { "type": "number", "minimum": 0 }, "wind_direction_deg": { "type": "integer", "minimum": 0, "maximum": 360 }, "pm25_ugm3": { "type": "number", "minimum": 0 }, "alert_id": { "type": "string" }, "severity": { "type": "string" }, "alert_type": { "type": "string" }, "notes": { "type": "string" } } }"#).unwrap();
+    let fast = ScanSchema::compile(&schema).expect("the fast path takes the sensor schema");
+    let mut record = json!({ "station_id": "sensor_0042", "sequence": 183_311, "timestamp": "2026-11-26T12:00:01.250Z", "latitude": 38.5123, "longitude": -121.4932, "temperature_c": 14.37, "humidity_pct": 31.2, "wind_speed_ms": 3.25, "wind_direction_deg": 270, "pm25_ugm3": 12.5 });
+    let mut g = c.benchmark_group("sensor reading");
+    g.throughput(Throughput::Elements(1));
+    for pad in [0usize, 1800] {
+        if pad > 0 {
+            let notes: String = (0..pad)
+                .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
+                .collect();
+            record["notes"] = json!(notes);
+        }
+        let text = serde_json::to_vec(&record).unwrap();
+        assert_eq!(fast.check(&text), Verdict::Valid);
+        g.bench_function(format!("fast path ({} B)", text.len()), |b| {
+            b.iter(|| fast.check(std::hint::black_box(&text)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, contracts, sensor_records);
 criterion_main!(benches);

@@ -307,18 +307,14 @@ impl<T: QueueItem> PriorityQueue<T> {
             metrics::histogram!(m::BLOCKED).record(waited.as_secs_f64());
         }
         if wake {
-            // Notified under the lock: a pop woken now finds the item.
-            self.wake_pops();
+            self.wake_pops(); // under the lock: a pop woken now finds the item
         }
         Ok(result)
     }
 
-    /// Wakes every waiting pop, not one: pops may wait on different lanes
-    /// ([`Lanes`]), and the one woken by `notify_one` could be a consumer of another
-    /// lane, which looks, finds nothing of its own and waits again, while the consumer
-    /// of the pushed record sleeps on with it queued (a lost wakeup: the dispatcher's
-    /// CRITICAL lane took the wake-up of a NORMAL record). Waiting pops are few (one per
-    /// lane consumer), and only a pop that waits costs a wake-up.
+    /// Wakes every waiting pop (few: one per lane consumer). `notify_one` could wake a
+    /// consumer of another [`Lanes`], which finds nothing and waits again while the
+    /// pushed record's consumer sleeps on: a lost wake-up.
     fn wake_pops(&self) {
         self.not_empty.notify_waiters();
     }

@@ -9,11 +9,15 @@
 //! could read differently) makes that value `Unsure`. The differential tests in
 //! `tests.rs` hold it to that.
 
+mod bytes;
+mod keys;
 mod scan;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
+
+use keys::{Key, KeyTable};
 
 use regex::Regex;
 use serde_json::Value;
@@ -55,25 +59,14 @@ pub(crate) enum Node {
     Checks(Box<Checks>),
 }
 
-/// A key of an object schema: its `properties` node and its bit in `required`.
-#[derive(Debug)]
-pub(crate) struct Key {
-    /// [`key_tag`] of the name: keys are ordered by it first, so a lookup compares
-    /// integers and reads one name.
-    pub tag: u64,
-    pub name: Box<str>,
-    pub node: Option<usize>,
-    pub required_bit: u64,
-}
-
 /// The keywords of one schema object this path checks.
 #[derive(Debug, Default)]
 pub(crate) struct Checks {
     /// Any keyword below that reads the value itself (not a subschema).
     pub has_own: bool,
     pub types: Option<u8>,
-    /// Property and required names, sorted by name.
-    pub keys: Vec<Key>,
+    /// Property and required names.
+    pub keys: KeyTable,
     pub required_mask: u64,
     pub additional: Option<usize>,
     pub min_properties: Option<u64>,
@@ -131,13 +124,20 @@ impl Pattern {
     }
 }
 
-/// A key's length and first seven bytes as one integer.
+/// A key's length and first seven bytes as one integer (the whole key when it is
+/// shorter than eight bytes).
+#[inline]
 pub(crate) fn key_tag(name: &[u8]) -> u64 {
-    let mut t = [0u8; 8];
-    let n = name.len().min(7);
-    t[..n].copy_from_slice(&name[..n]);
-    t[7] = name.len().min(255) as u8;
-    u64::from_be_bytes(t)
+    let len = name.len().min(255) as u64;
+    let head = match name.first_chunk::<8>() {
+        Some(eight) => u64::from_be_bytes(*eight) & !0xFF,
+        None => {
+            let mut t = [0u8; 8];
+            t[..name.len()].copy_from_slice(name);
+            u64::from_be_bytes(t)
+        }
+    };
+    head | len
 }
 
 /// A schema compiled for the fast path.
@@ -463,11 +463,7 @@ impl<'a> Compiler<'a> {
                 ),
             }
         }
-        for k in &mut keys {
-            k.tag = key_tag(k.name.as_bytes());
-        }
-        keys.sort_by(|a, b| a.tag.cmp(&b.tag).then_with(|| a.name.cmp(&b.name)));
-        c.keys = keys;
+        c.keys = KeyTable::new(keys);
         c.has_own = c.types.is_some()
             || !c.keys.is_empty()
             || c.additional.is_some()

@@ -6,7 +6,8 @@
 
 use std::borrow::Cow;
 
-use super::{key_tag, ty, Checks, Node, Scalar, MAX_EXACT};
+use super::bytes::{classify, exact_f64, Run};
+use super::{ty, Checks, Node, Scalar, MAX_EXACT};
 
 /// What the fast path says of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,10 +28,9 @@ const MAX_HOPS: usize = 32;
 /// `Ok(end)`: the value at a position passed and ends at `end`.
 type Step = Result<usize, Verdict>;
 
+/// UTF-8 is checked where it can fail: in strings, as each is read (the grammar admits
+/// no other byte above 0x7F), not in a pass over the whole text first.
 pub(crate) fn check(nodes: &[Node], text: &[u8]) -> Verdict {
-    if std::str::from_utf8(text).is_err() {
-        return Verdict::Unsure;
-    }
     let sc = Scanner { nodes, s: text };
     let start = sc.ws(0);
     match sc.value(0, start, 0) {
@@ -192,12 +192,7 @@ impl Scanner<'_> {
                     return Err(UNSURE);
                 }
                 i = self.ws(i + 1);
-                let tag = key_tag(&key);
-                let found = c
-                    .keys
-                    .binary_search_by(|k| k.tag.cmp(&tag).then_with(|| k.name.as_bytes().cmp(&key)))
-                    .ok();
-                let node = match found.map(|f| &c.keys[f]) {
+                let node = match c.keys.find(&key) {
                     Some(k) => {
                         seen |= k.required_bit;
                         k.node.or(c.additional)
@@ -311,7 +306,7 @@ impl Scanner<'_> {
     }
 
     /// A string's content (unescaped when it has escapes).
-    /// (UTF-8: the whole text was checked, and quotes are char boundaries.)
+    /// (UTF-8: `string_span` checked it, and quotes are char boundaries.)
     fn text(&self, pos: usize, end: usize, escaped: bool) -> Result<Cow<'_, [u8]>, Verdict> {
         let raw = &self.s[pos..end];
         if escaped {
@@ -326,14 +321,36 @@ impl Scanner<'_> {
     /// The end of the string at `pos` (after its closing quote) and whether it has
     /// escapes.
     fn string_span(&self, pos: usize) -> Result<(usize, bool), Verdict> {
+        // Most strings (keys, codes, timestamps) are short and plain: byte by byte,
+        // cheaper than setting up the vectorised searches. Anything else (an escape, a
+        // byte that is not printable ASCII, a long string) takes the general loop.
+        let from = pos + 1;
+        let head = &self.s[from.min(self.s.len())..(from + 32).min(self.s.len())];
+        if let Some(n) = head.iter().position(|&b| !PLAIN[usize::from(b)]) {
+            if head[n] == b'"' {
+                return Ok((from + n + 1, false));
+            }
+        }
+        self.string_span_general(pos)
+    }
+
+    fn string_span_general(&self, pos: usize) -> Result<(usize, bool), Verdict> {
         let mut escaped = false;
         let mut i = pos + 1;
         loop {
             // Straight to the next quote or backslash; what lies between may hold no
-            // control character (both checks vectorised).
+            // control character and must be UTF-8 (a run between two ASCII bytes is
+            // UTF-8 whenever the whole string is; both checks vectorised).
             let run = memchr::memchr2(b'"', b'\\', &self.s[i.min(self.s.len())..]).ok_or(UNSURE)?;
-            if has_control(&self.s[i..i + run]) {
-                return Err(UNSURE);
+            let content = &self.s[i..i + run];
+            match classify(content) {
+                Run::Ascii => {}
+                Run::Control => return Err(UNSURE),
+                Run::Wide => {
+                    if std::str::from_utf8(content).is_err() {
+                        return Err(UNSURE);
+                    }
+                }
             }
             i += run;
             match self.at(i)? {
@@ -373,14 +390,20 @@ impl Scanner<'_> {
     fn number(&self, c: &Checks, pos: usize) -> Step {
         let s = self.s;
         let mut i = pos;
-        if s[i] == b'-' {
-            i += 1;
-        }
+        let negative = s[i] == b'-';
+        i += usize::from(negative);
+        // The digits as one integer (exact while there are at most 15 of them) and the
+        // power of ten it is scaled by, read as the grammar is checked.
+        let mut mantissa = 0u64;
+        let mut scale = 0i32;
+        let mut digit =
+            |b: u8| mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
         let int_start = i;
         match self.at(i)? {
             b'0' => i += 1,
             b'1'..=b'9' => {
-                while s.get(i).is_some_and(u8::is_ascii_digit) {
+                while let Some(&b @ b'0'..=b'9') = s.get(i) {
+                    digit(b);
                     i += 1;
                 }
             }
@@ -392,42 +415,49 @@ impl Scanner<'_> {
             integral = false;
             i += 1;
             let from = i;
-            while s.get(i).is_some_and(u8::is_ascii_digit) {
+            while let Some(&b @ b'0'..=b'9') = s.get(i) {
+                digit(b);
                 i += 1;
             }
             if i == from {
                 return Err(UNSURE);
             }
             digits += i - from;
+            scale -= (i - from).min(1000) as i32;
         }
         let mut exp_digits = 0;
         if let Some(b'e' | b'E') = s.get(i) {
             integral = false;
             i += 1;
+            let minus = s.get(i) == Some(&b'-');
             if let Some(b'+' | b'-') = s.get(i) {
                 i += 1;
             }
             let from = i;
-            while s.get(i).is_some_and(u8::is_ascii_digit) {
+            let mut exp = 0i32;
+            while let Some(&b @ b'0'..=b'9') = s.get(i) {
+                exp = exp.saturating_mul(10).saturating_add(i32::from(b - b'0'));
                 i += 1;
             }
             exp_digits = i - from;
             if exp_digits == 0 {
                 return Err(UNSURE);
             }
+            scale = scale.saturating_add(if minus { -exp } else { exp });
         }
         // Within these, every number is finite to both parsers (`1e400` is an error to
         // `serde_json`).
         if exp_digits > 2 || digits > 200 {
             return Err(UNSURE);
         }
-        let text = std::str::from_utf8(&s[pos..i]).map_err(|_| UNSURE)?;
+        // Read as text only where a check needs it (numbers are ASCII).
+        let text = || std::str::from_utf8(&s[pos..i]).map_err(|_| UNSURE);
         if let Some(types) = c.types {
             if types & ty::NUMBER == 0 && !integral {
                 if types & ty::INTEGER == 0 {
                     return Err(INVALID);
                 }
-                let v: f64 = text.parse().map_err(|_| UNSURE)?;
+                let v: f64 = text()?.parse().map_err(|_| UNSURE)?;
                 return Err(if v.fract() != 0.0 { INVALID } else { UNSURE });
             }
             if types & (ty::NUMBER | ty::INTEGER) == 0 {
@@ -440,7 +470,7 @@ impl Scanner<'_> {
                 return Err(INVALID);
             }
             // `1.0` equals `1` to JSON Schema: only integer text is compared here.
-            let n: i64 = match text.parse() {
+            let n: i64 = match text()?.parse() {
                 Ok(n) if integral && digits <= 15 => n,
                 _ => return Err(UNSURE),
             };
@@ -456,7 +486,10 @@ impl Scanner<'_> {
             if digits > 15 || exp_digits > 2 {
                 return Err(UNSURE);
             }
-            let v: f64 = text.parse().map_err(|_| UNSURE)?;
+            let v = match exact_f64(negative, mantissa, scale) {
+                Some(v) => v,
+                None => text()?.parse().map_err(|_| UNSURE)?,
+            };
             if v.is_nan() || v.abs() >= MAX_EXACT {
                 return Err(UNSURE);
             }
@@ -520,14 +553,16 @@ impl Scanner<'_> {
     }
 }
 
-/// Whether `bytes` holds a byte below 0x20: the least byte of each 32, a reduction the
-/// compiler vectorises (a short-circuiting `any` it does not; on a 2 KB string that
-/// was most of a record's check).
-fn has_control(bytes: &[u8]) -> bool {
-    bytes
-        .chunks(32)
-        .any(|c| c.iter().fold(u8::MAX, |m, &b| m.min(b)) < 0x20)
-}
+/// Bytes a string holds as they are: printable ASCII but the quote and the backslash.
+static PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    t
+};
 
 /// `const`/`enum`: the value must be one of them.
 fn allowed(c: &Checks, v: &Scalar) -> Result<(), Verdict> {

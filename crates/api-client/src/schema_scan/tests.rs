@@ -528,3 +528,34 @@ fn required_holds_on_wide_objects() {
         "jsonschema passes an observation without a station"
     );
 }
+
+/// UTF-8 is checked in each string as it is read (there is no pass over the whole
+/// text): a broken sequence anywhere is `Unsure`, as `serde_json` refuses the text.
+#[test]
+fn text_that_is_not_utf8_is_never_valid() {
+    let fast = ScanSchema::compile(&json!({
+        "type": "object",
+        "properties": { "s": { "type": "string", "maxLength": 3 } }
+    }))
+    .unwrap();
+    let check = |text: &[u8]| fast.check(text);
+    assert_eq!(check("{\"s\": \"é\\nà\"}".as_bytes()), Verdict::Valid);
+    for broken in [
+        &b"{\"s\": \"\xff\"}"[..],
+        b"{\"s\": \"a\xc3\"}",
+        b"{\"s\": \"\xc3\\n\xa9\"}",
+        b"{\"s\": \"\xc0\xaf\"}",
+        b"{\"\xff\": 1}",
+        b"{\"t\": \"\xed\xa0\x80\"}",
+        b"{\"s\": \"a\"}\xff",
+        b"{\"s\": \"a\"\xc2\xa0}",
+    ] {
+        assert!(serde_json::from_slice::<Value>(broken).is_err());
+        assert_eq!(
+            check(broken),
+            Verdict::Unsure,
+            "{}",
+            String::from_utf8_lossy(broken)
+        );
+    }
+}
