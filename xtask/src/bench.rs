@@ -15,6 +15,10 @@ use crate::cargo;
 const LARGE_BODIES: &str =
     "Large bodies: a 1 GB FIRMS CSV and a 500 MB USGS GeoJSON over local HTTP, source and decoder into a counting sink";
 
+/// Issue #25's goal 1: the whole service at 1,000, 10,000 and 100,000 sources.
+const SERVICE_SCALE: &str =
+    "Service scale: the release server with N http_json sources at 1 s against a local upstream answering 304";
+
 /// One benchmark run: its title and what it printed (Markdown when `markdown`).
 struct Section {
     title: String,
@@ -96,6 +100,11 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
         title: "Polling scale: http_json sources at 1 s against a local server".to_owned(),
         output: bench_output("stream-server", "polling_scale", q, &[])?,
         markdown: false,
+    });
+    sections.push(Section {
+        title: SERVICE_SCALE.to_owned(),
+        output: bench_output("stream-server", "service_scale", q, &[])?,
+        markdown: true,
     });
 
     let mut md = render(quick, &sections);

@@ -8,10 +8,11 @@ pub(crate) const ERRORS: &str = "ingestion_errors_total";
 pub(crate) const MISSED_TICKS: &str = "ingestion_missed_ticks_total";
 pub(crate) const BUFFER_RECORDS: &str = "ingestion_buffer_records";
 pub(crate) const PANICS: &str = "ingestion_source_panics_total";
+pub(crate) const LATENESS: &str = "ingestion_poll_lateness_seconds";
 
 /// Registers the help text of every ingestion metric with the installed recorder.
 pub fn describe_metrics() {
-    use metrics::{describe_counter, describe_gauge, Unit};
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(POLLS, Unit::Count, "Polls of a source, by source and mode.");
     describe_counter!(
         EMPTY_POLLS,
@@ -38,5 +39,10 @@ pub fn describe_metrics() {
         PANICS,
         Unit::Count,
         "Polls whose source panicked (the stream shows it failing and polls again after a backoff), by source."
+    );
+    describe_histogram!(
+        LATENESS,
+        Unit::Seconds,
+        "How long after its scheduled time a poll started (every source of the worker together: no source label, so the series count stays one at any number of sources)."
     );
 }

@@ -16,12 +16,16 @@ use crate::{Lag, ThrottleGroup};
 /// lag of those beyond it is not attributed to the source).
 const MAX_TOPICS: usize = 64;
 
+/// How often a source waiting over its share looks again without being woken.
+const RECHECK: Duration = Duration::from_secs(1);
+
 /// What every share of one pipeline has in common.
 #[derive(Debug, Default)]
 struct Gate {
     /// Sources with records outstanding.
     busy: AtomicUsize,
-    /// Signalled whenever records settle.
+    /// Signalled whenever records settle (for a record waiting for room in a full
+    /// queue, which any settle can make).
     settled: Notify,
 }
 
@@ -36,6 +40,11 @@ pub struct SourceShare {
     topics: Mutex<Vec<Arc<str>>>,
     /// The delay its own throttle decided at the last lag check, taken once.
     pending_delay_ms: AtomicU64,
+    /// Signalled when this source's own records settle: what a source over its share
+    /// waits for. (Waking every waiting source at every settle cost each settle a
+    /// wake-up per waiting source: at 10,000 sources the pipeline spent its time
+    /// waking sources that were still over their share.)
+    own_settled: Notify,
 }
 
 impl SourceShare {
@@ -70,6 +79,7 @@ impl SourceShare {
                     Some(v.saturating_sub(1))
                 });
         }
+        self.own_settled.notify_waiters();
         self.gate.settled.notify_waiters();
     }
 
@@ -149,14 +159,18 @@ impl PerSource {
             if !self.over_share(share, capacity) {
                 return;
             }
-            let notified = self.gate.settled.notified();
+            // Its own records settling is what brings it under; others draining (fewer
+            // busy sources, a larger share) is seen at the next re-check.
+            let notified = share.own_settled.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if !self.over_share(share, capacity) || stop() {
                 return;
             }
-            // Re-checked at least every 100 ms: a closing pipeline settles nothing.
-            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+            // Re-checked at least every second: a closing pipeline settles nothing, and
+            // the share grows when other sources drain. (Every 100 ms, 100,000 waiting
+            // sources kept the timer wheel busy with a million wake-ups a second.)
+            let _ = tokio::time::timeout(RECHECK, notified).await;
         }
     }
 
@@ -241,6 +255,60 @@ mod tests {
         assert_eq!(p.busy(), 1);
         a.settled(99);
         assert_eq!((p.busy(), a.outstanding()), (0, 0), "saturates");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_source_is_woken_by_its_own_settles_not_by_every_other_sources() {
+        use std::future::Future as _;
+        let p = Arc::new(PerSource::default());
+        let (a, b) = (p.share(&"a".into()), p.share(&"b".into()));
+        a.admitted(5);
+        b.admitted(5);
+        assert!(p.over_share(&a, 10), "5 of 10 with two busy sources");
+        let polls = Arc::new(AtomicUsize::new(0));
+        let waiter = tokio::spawn({
+            let (p, a, polls) = (p.clone(), a.clone(), polls.clone());
+            async move {
+                let wait = p.wait_for_room(&a, 10, || false);
+                tokio::pin!(wait);
+                std::future::poll_fn(|cx| {
+                    polls.fetch_add(1, Ordering::Relaxed);
+                    wait.as_mut().poll(cx)
+                })
+                .await
+            }
+        });
+        tokio::task::yield_now().await;
+        let before = polls.load(Ordering::Relaxed);
+        // Another source's records settling one by one does not wake `a` (it stays
+        // over: 5 of 10 while `b` is busy)…
+        for _ in 0..4 {
+            b.settled(1);
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(polls.load(Ordering::Relaxed), before, "not woken by b");
+        assert!(!waiter.is_finished());
+        // …its own do, at once (well before the re-check).
+        a.settled(1);
+        let woken = tokio::time::timeout(Duration::from_millis(50), waiter).await;
+        assert!(woken.is_ok(), "woken by its own settle");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_source_sees_its_share_grow_when_the_others_drain() {
+        let p = Arc::new(PerSource::default());
+        let (a, b) = (p.share(&"a".into()), p.share(&"b".into()));
+        a.admitted(5);
+        b.admitted(5);
+        let waiter = tokio::spawn({
+            let (p, a) = (p.clone(), a.clone());
+            async move { p.wait_for_room(&a, 10, || false).await }
+        });
+        tokio::task::yield_now().await;
+        b.settled(5);
+        // `a` is alone now: it may use the whole pipeline, seen at the next re-check.
+        tokio::time::sleep(RECHECK + Duration::from_millis(1)).await;
+        assert!(waiter.is_finished());
     }
 
     #[test]

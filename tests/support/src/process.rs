@@ -81,6 +81,11 @@ impl Supervised {
         })
     }
 
+    /// The program's process id (to read its `/proc/<pid>` figures).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Sends `signal` (a `kill -s` name: `TERM`, `KILL`, `STOP`, `CONT`, `HUP`).
     pub fn signal(&self, signal: &str) {
         let _ = Command::new("kill")

@@ -162,17 +162,25 @@ impl HttpApiClient {
             form.push(("scope", s.clone()));
         }
         self.rate_limit().await;
+        let turn = self.client.turn().await;
         let resp = self
             .client
+            .client
             .post(token_url)
+            .timeout(self.opts.timeout)
+            .header(reqwest::header::USER_AGENT, self.user_agent.clone())
             .form(&form)
             .send()
             .await
-            .map_err(|e| {
-                Error::Unavailable(
+            .map_err(|e| match super::outbound::refusal_in(&e) {
+                // Refused by the (shared) client's redirect policy or resolver: counted
+                // and worded here, for this source.
+                Some(refused) => Error::Refused(self.redact(&self.outbound.explain(&refused))),
+                None => Error::Unavailable(
                     self.redact(&format!("OAuth2 token request: {}", e.without_url())),
-                )
+                ),
             })?;
+        drop(turn);
         let status = resp.status();
         if !status.is_success() {
             return Err(Error::Status {
@@ -221,8 +229,8 @@ impl HttpApiClient {
             let _ = target.set_password(c.password());
         }
         let mut req = match self.spec.method {
-            Method::Get => self.client.get(target),
-            Method::Post => self.client.post(target),
+            Method::Get => self.client.client.get(target),
+            Method::Post => self.client.client.post(target),
         };
         let mut headers = HeaderMap::new();
         for (k, v) in &self.spec.headers {
@@ -293,6 +301,10 @@ impl HttpApiClient {
         if let Some(body) = &self.spec.body {
             req = req.json(body);
         }
-        req.headers(headers)
+        // The client may be shared: this source's User-Agent and timeout go here.
+        headers
+            .entry(reqwest::header::USER_AGENT)
+            .or_insert_with(|| self.user_agent.clone());
+        req.timeout(self.opts.timeout).headers(headers)
     }
 }

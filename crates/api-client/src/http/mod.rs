@@ -8,6 +8,7 @@ mod debug;
 pub(crate) mod limits;
 mod outbound;
 mod paging;
+mod shared;
 mod spec;
 mod state;
 
@@ -42,7 +43,10 @@ pub struct HttpApiClient {
     spec: HttpSpec,
     outbound: std::sync::Arc<outbound::Outbound>,
     opts: ClientOptions,
-    client: reqwest::Client,
+    /// Shared with every source whose client would be built alike (`shared.rs`).
+    client: std::sync::Arc<shared::Shared>,
+    /// Sent unless the spec's headers set one.
+    user_agent: HeaderValue,
     clock: TokioClock,
     limiter: std::sync::Arc<Limiter>,
     breaker: CircuitBreaker,
@@ -88,22 +92,28 @@ impl HttpApiClient {
                 .keys()
                 .chain(spec.query.keys())
                 .any(|k| stream_config::is_secret_name(k));
-        let client = reqwest::Client::builder()
-            .redirect(outbound::redirect_policy(outbound.clone(), has_credentials))
-            .dns_resolver(std::sync::Arc::new(outbound::GuardedResolver(
-                outbound.clone(),
-            )))
-            .referer(false)
-            .timeout(opts.timeout)
-            .user_agent(spec.user_agent.clone().unwrap_or_else(|| {
-                format!(
-                    "stream-manager/{} ({})",
-                    env!("CARGO_PKG_VERSION"),
-                    opts.source_id
-                )
-            }))
-            .build()
-            .map_err(|e| config_err("", format!("HTTP client: {e}")))?;
+        let user_agent = spec.user_agent.clone().unwrap_or_else(|| {
+            format!(
+                "stream-manager/{} ({})",
+                env!("CARGO_PKG_VERSION"),
+                opts.source_id
+            )
+        });
+        let user_agent = HeaderValue::from_str(&user_agent)
+            .map_err(|e| config_err("user_agent", format!("not a header value: {e}")))?;
+        // The redirect policy and the resolver judge by the rules alone; the source
+        // counts and words a refusal itself (`Outbound::explain`), so the client can be
+        // shared. Timeout and User-Agent are set on each request.
+        let key = format!("{}|{has_credentials}", outbound.sharing_key());
+        let rules = outbound.clone();
+        let client = shared::client(key, || {
+            reqwest::Client::builder()
+                .redirect(outbound::redirect_policy(rules.clone(), has_credentials))
+                .dns_resolver(std::sync::Arc::new(outbound::GuardedResolver(rules)))
+                .referer(false)
+                .build()
+        })
+        .map_err(|e| config_err("", format!("HTTP client: {e}")))?;
         let per_minute = opts.rate_limit_per_minute.max(1);
         let burst = NonZeroU32::new((per_minute / 10).max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::with_period(Duration::from_secs(60) / per_minute)
@@ -122,6 +132,7 @@ impl HttpApiClient {
             status: Mutex::new(PartStatus::default()),
             token: tokio::sync::Mutex::new(None),
             client,
+            user_agent,
             spec,
             outbound,
             opts,
@@ -164,18 +175,21 @@ impl HttpApiClient {
         if let Err(why) = self.outbound.check(url) {
             self.note_status("refused");
             let refused = self.outbound.refused("request", url, why);
-            return Err(Error::Refused(self.redact(&refused.0)));
+            return Err(Error::Refused(self.redact(&refused)));
         }
         let mut refreshed = false;
         let mut attempt = 0u32;
         loop {
             self.rate_limit().await;
             let token = self.bearer_token(false).await?;
-            let started = Instant::now();
-            let result = self
-                .request(url, conditional, token.as_deref())
-                .send()
-                .await;
+            let (result, started) = {
+                // A turn among the shared client's requests: at most `MAX_IN_FLIGHT`
+                // wait for an answer (and hold a connection) at once.
+                let _turn = self.client.turn().await;
+                let started = Instant::now();
+                let sent = self.request(url, conditional, token.as_deref()).send();
+                (sent.await, started)
+            };
             let outcome = match result {
                 Ok(resp) => {
                     let status = resp.status();
@@ -214,6 +228,7 @@ impl HttpApiClient {
                     metrics::counter!(m::REQUESTS, "source" => self.opts.source_id.clone(), "status" => "error").increment(1);
                     if let Some(refused) = outbound::refusal_in(&e) {
                         self.note_status("refused");
+                        let refused = self.outbound.explain(&refused);
                         return Err(Error::Refused(self.redact(&refused)));
                     }
                     let kind = if e.is_timeout() {
@@ -418,7 +433,7 @@ impl HttpApiClient {
             // pages in hand are emitted; the next poll starts over.
             let why = next.as_ref().filter(|n| **n != url);
             if let Some((n, why)) = why.and_then(|n| Some((n, self.outbound.check(n).err()?))) {
-                let refused = Error::Refused(self.outbound.refused("next-page link", n, why).0);
+                let refused = Error::Refused(self.outbound.refused("next-page link", n, why));
                 self.note_status("refused");
                 h.fetch
                     .failures

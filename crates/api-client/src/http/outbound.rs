@@ -61,13 +61,37 @@ impl Refusal {
     }
 }
 
-/// The refusal carried through reqwest's redirect error (found again by downcasting).
-#[derive(Debug)]
-pub(crate) struct Refused(pub(crate) String);
+/// A refusal by a (possibly shared) client's redirect policy or resolver, carried
+/// through reqwest's error and found again by downcasting: the source whose request it
+/// was counts it and names itself in the message ([`Outbound::explain`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Refused {
+    /// A hop the rules refuse.
+    Hop {
+        what: &'static str,
+        url: Url,
+        why: Refusal,
+    },
+    /// A name that resolves only to addresses the rules refuse.
+    Resolved { host: String },
+}
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Refused::Hop { what, url, why } => write!(
+                f,
+                "{what} to {}://{}:{} refused: {}",
+                url.scheme(),
+                url.host_str().unwrap_or("?"),
+                url.port_or_known_default().unwrap_or(0),
+                why.explain()
+            ),
+            Refused::Resolved { host } => write!(
+                f,
+                "`{host}` resolves only to loopback, link-local or cloud-metadata addresses; list it in the source's `allowed_hosts` only if it may go there"
+            ),
+        }
     }
 }
 
@@ -239,19 +263,46 @@ impl Outbound {
 
     /// Counts the refusal of a hop (`what`: "redirect", "next-page link") and says why,
     /// naming the host and port only (a URL's path and query may hold secrets).
-    pub(crate) fn refused(&self, what: &str, url: &Url, why: Refusal) -> Refused {
-        metrics::counter!(m::REFUSED, "source" => self.source_id.clone(), "reason" => why.reason())
+    pub(crate) fn refused(&self, what: &'static str, url: &Url, why: Refusal) -> String {
+        self.explain(&Refused::Hop {
+            what,
+            url: url.clone(),
+            why,
+        })
+    }
+
+    /// Counts a refusal under this source and says why, naming the source's key to
+    /// change (the refusal may come from a client this source shares with others).
+    pub(crate) fn explain(&self, refused: &Refused) -> String {
+        let (reason, text) = match refused {
+            Refused::Hop { why, .. } => (
+                why.reason(),
+                format!(
+                    "{refused}; list the host in `sources.{}.allowed_hosts` only if this source may go there",
+                    self.source_id
+                ),
+            ),
+            Refused::Resolved { host } => (
+                "resolved_address",
+                format!(
+                    "`{host}` resolves only to loopback, link-local or cloud-metadata addresses; list it in `sources.{}.allowed_hosts` only if this source may go there",
+                    self.source_id
+                ),
+            ),
+        };
+        metrics::counter!(m::REFUSED, "source" => self.source_id.clone(), "reason" => reason)
             .increment(1);
-        let host = url.host_str().unwrap_or("?");
-        let port = url.port_or_known_default().unwrap_or(0);
-        let text = format!(
-            "{what} to {}://{host}:{port} refused: {}; list the host in `sources.{}.allowed_hosts` only if this source may go there",
-            url.scheme(),
-            why.explain(),
-            self.source_id
-        );
-        tracing::warn!(source = %self.source_id, reason = why.reason(), "{text}");
-        Refused(text)
+        tracing::warn!(source = %self.source_id, reason, "{text}");
+        text
+    }
+
+    /// What decides how a client built for these rules behaves (everything but the
+    /// source's id): sources whose keys are equal can share one client.
+    pub(crate) fn sharing_key(&self) -> String {
+        format!(
+            "{:?}|{}|{:?}|{:?}",
+            self.origins, self.loopback_ok, self.allowed, self.admin
+        )
     }
 
     /// Whether a name (not an IP literal) is exempt from the resolver's address check:
@@ -335,8 +386,12 @@ pub(crate) fn redirect_policy(
         };
         match why {
             Some(why) => {
-                let refused = rules.refused("redirect", attempt.url(), why);
-                attempt.error(refused)
+                let url = attempt.url().clone();
+                attempt.error(Refused::Hop {
+                    what: "redirect",
+                    url,
+                    why,
+                })
             }
             None => attempt.follow(),
         }
@@ -344,11 +399,11 @@ pub(crate) fn redirect_policy(
 }
 
 /// The refusal somewhere in an error's chain of causes, if any.
-pub(crate) fn refusal_in(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(crate) fn refusal_in(e: &(dyn std::error::Error + 'static)) -> Option<Refused> {
     let mut cause = Some(e);
     while let Some(c) = cause {
         if let Some(r) = c.downcast_ref::<Refused>() {
-            return Some(r.0.clone());
+            return Some(r.clone());
         }
         cause = c.source();
     }
@@ -368,13 +423,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let kept = rules.filter_resolved(&host, found);
             if kept.is_empty() {
-                metrics::counter!(m::REFUSED, "source" => rules.source_id.clone(), "reason" => "resolved_address")
-                    .increment(1);
-                let text = format!(
-                    "`{host}` resolves only to loopback, link-local or cloud-metadata addresses; list it in `sources.{}.allowed_hosts` only if this source may go there",
-                    rules.source_id
-                );
-                return Err(Box::new(Refused(text)) as Box<dyn std::error::Error + Send + Sync>);
+                let refused = Refused::Resolved { host };
+                return Err(Box::new(refused) as Box<dyn std::error::Error + Send + Sync>);
             }
             let addrs: reqwest::dns::Addrs = Box::new(kept.into_iter());
             Ok(addrs)

@@ -312,3 +312,94 @@ async fn a_self_link_that_echoes_the_key_ends_the_walk() {
     assert!(f.failures.is_empty(), "{f:?}");
     assert_eq!(home.received_requests().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn sources_sharing_a_client_keep_their_own_user_agent_timeout_and_refusals() {
+    let recorder = DebuggingRecorder::new();
+    let snapshots = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let server = MockServer::start().await;
+    Mock::given(path("/data"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"n": 1}])))
+        .mount(&server)
+        .await;
+    Mock::given(path("/slow"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([{"n": 1}]))
+                .set_delay(std::time::Duration::from_millis(600)),
+        )
+        .mount(&server)
+        .await;
+    let away = target().await;
+    Mock::given(path("/feed"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", format!("{}/data", away.uri())),
+        )
+        .mount(&server)
+        .await;
+    // Same origin, same rules: one shared client underneath.
+    let source = |id: &str, at: &str, timeout_ms: u64| {
+        let o = ClientOptions {
+            source_id: id.into(),
+            timeout: std::time::Duration::from_millis(timeout_ms),
+            ..opts()
+        };
+        let spec = HttpSpec {
+            max_retries: 0,
+            ..HttpSpec::get(format!("{}{at}", server.uri()))
+        };
+        HttpApiClient::new(spec, o).unwrap()
+    };
+    let (a, b) = (source("a", "/data", 5_000), source("b", "/data", 5_000));
+    a.fetch(None).await.unwrap();
+    b.fetch(None).await.unwrap();
+    let agents: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .get("user-agent")?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(agents.len(), 2);
+    assert!(
+        agents[0].ends_with("(a)") && agents[1].ends_with("(b)"),
+        "{agents:?}"
+    );
+    // Each its own timeout.
+    let (quick, patient) = (source("q", "/slow", 200), source("p", "/slow", 5_000));
+    let err = quick.fetch(None).await.expect_err("200 ms is too short");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    patient.fetch(None).await.expect("5 s is long enough");
+    // A redirect refused by the shared policy is counted and named for its source.
+    let (c, d) = (source("c", "/feed", 5_000), source("d", "/feed", 5_000));
+    let err = c.fetch(None).await.expect_err("refused").to_string();
+    assert!(err.contains("sources.c.allowed_hosts"), "{err}");
+    let err = d.fetch(None).await.expect_err("refused").to_string();
+    assert!(err.contains("sources.d.allowed_hosts"), "{err}");
+    // (One snapshot: taking one resets the debugging recorder's counters.)
+    let snapshot = snapshots.snapshot().into_vec();
+    let by_source = |id: &str| {
+        snapshot
+            .iter()
+            .filter(|(k, ..)| k.key().name() == "api_requests_refused_total")
+            .filter(|(k, ..)| {
+                k.key()
+                    .labels()
+                    .any(|l| l.key() == "source" && l.value() == id)
+            })
+            .map(|(.., v)| match v {
+                DebugValue::Counter(n) => *n,
+                _ => 0,
+            })
+            .sum::<u64>()
+    };
+    assert_eq!((by_source("c"), by_source("d")), (1, 1));
+    assert!(away.received_requests().await.unwrap().is_empty());
+}

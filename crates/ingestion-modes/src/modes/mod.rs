@@ -392,6 +392,10 @@ impl ModeContext {
                 }
                 _ = sleep_until(due) => {}
             }
+            // How late this poll starts against its schedule (a busy runtime, a poll
+            // that outlasted its interval): one series for all sources.
+            metrics::histogram!(m::LATENESS)
+                .record(Instant::now().saturating_duration_since(due).as_secs_f64());
             // Batch and real-time emit whole chunks while the fetch is under way and the
             // rest after it; streaming flushes its buffer whenever it is full.
             let flush = if streaming {

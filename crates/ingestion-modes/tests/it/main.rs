@@ -2,6 +2,7 @@
 //! buffer flushes, stop semantics, cursor commits.
 
 mod cron;
+mod lateness;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,7 @@ mod streaming;
 /// Returns `per_fetch` records per fetch after `delay`; records when fetches started and
 /// how many ran at once.
 #[derive(Debug)]
-struct Scripted {
+pub(crate) struct Scripted {
     per_fetch: usize,
     delay: Duration,
     origin: Instant,
