@@ -15,6 +15,13 @@ use crate::cargo;
 const LARGE_BODIES: &str =
     "Large bodies: a 1 GB FIRMS CSV and a 500 MB USGS GeoJSON over local HTTP, source and decoder into a counting sink";
 
+/// Issue #25's goals 3 and 5: cost per poll, and the service beside a user's script.
+const POLL_COST: &str =
+    "Cost per source-poll, and the service beside a user's Python script — tansu 0.6 (memory://)";
+
+/// The confluent-kafka the goal-5 comparison installs (its wheel bundles librdkafka).
+const CONFLUENT_KAFKA: &str = "confluent-kafka==2.16.2";
+
 /// One benchmark run: its title and what it printed (Markdown when `markdown`).
 struct Section {
     title: String,
@@ -71,7 +78,7 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
     });
     let tansu_bin = crate::it::ensure_tansu()?;
     let tansu = Tansu::start(Storage::Memory).map_err(|e| anyhow::anyhow!(e))?;
-    for topic in ["bench", "bench-pipeline", "bench-bare"] {
+    for topic in ["bench", "bench-pipeline", "bench-bare", "bench-users"] {
         let created = Command::new(&tansu_bin)
             .args(["topic", "create", topic, "--partitions", "4", "--broker"])
             .arg(format!("tcp://{}", tansu.bootstrap()))
@@ -91,6 +98,20 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
         output: bench_output("producer", "vs_bare", q, &on_tansu)?,
         markdown: false,
     });
+    let python = python_venv(root)?;
+    sections.push(Section {
+        title: POLL_COST.to_owned(),
+        output: bench_output(
+            "stream-manager",
+            "poll_cost",
+            q,
+            &[
+                ("BENCH_BOOTSTRAP", tansu.bootstrap()),
+                ("BENCH_PYTHON", python.display().to_string()),
+            ],
+        )?,
+        markdown: true,
+    });
     drop(tansu);
     sections.push(Section {
         title: "Polling scale: http_json sources at 1 s against a local server".to_owned(),
@@ -106,6 +127,42 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
     std::fs::write(root.join("BENCHMARKS.md"), md).context("writing BENCHMARKS.md")?;
     println!("xtask: wrote BENCHMARKS.md");
     Ok(())
+}
+
+/// A Python with confluent-kafka for the goal-5 comparison: a venv under the target
+/// folder, created and filled with pip when missing. Fails, saying why, when Python,
+/// its `venv` module or PyPI cannot be reached: the comparison is part of the run.
+fn python_venv(root: &Path) -> Result<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    let venv = target.join("bench-venv");
+    let python = venv.join("bin").join("python");
+    let has = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import confluent_kafka"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.is_file() && has(&python) {
+        return Ok(python);
+    }
+    if !python.is_file() {
+        let mut cmd =
+            Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned()));
+        cmd.args(["-m", "venv"]).arg(&venv);
+        crate::run(cmd, "python3 -m venv (set PYTHON to another interpreter)")?;
+    }
+    let mut pip = Command::new(&python);
+    pip.args(["-m", "pip", "install", "-q", CONFLUENT_KAFKA]);
+    crate::run(
+        pip,
+        &format!("pip install {CONFLUENT_KAFKA} into {}", venv.display()),
+    )?;
+    anyhow::ensure!(
+        has(&python),
+        "{CONFLUENT_KAFKA} installed but `import confluent_kafka` fails"
+    );
+    Ok(python)
 }
 
 fn bench_output(pkg: &str, bench: &str, extra: &[&str], env: &[(&str, String)]) -> Result<String> {
