@@ -47,6 +47,10 @@ pub struct HttpApiClient {
     limiter: std::sync::Arc<Limiter>,
     breaker: CircuitBreaker,
     cache: Mutex<Option<(String, Instant)>>,
+    /// The fetch state last decoded or produced, with its cursor text: a poll from that
+    /// cursor (the usual case: the tracker hands back the newest state handed out) reuses
+    /// it instead of rebuilding a dedup window of up to a million identities from text.
+    decoded: Mutex<Option<(Cursor, FetchState)>>,
     status: Mutex<PartStatus>,
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
     secrets: Vec<String>,
@@ -119,6 +123,7 @@ impl HttpApiClient {
             limiter: std::sync::Arc::new(RateLimiter::direct_with_clock(quota, clock)),
             clock,
             cache: Mutex::new(None),
+            decoded: Mutex::new(None),
             status: Mutex::new(PartStatus::default()),
             token: tokio::sync::Mutex::new(None),
             client,
@@ -290,12 +295,29 @@ impl HttpApiClient {
         half + half.mul_f64(rand::random::<f64>())
     }
 
+    /// The state `cursor` carries: the one remembered when `cursor` is its text, else
+    /// decoded (and remembered).
+    fn decode(&self, cursor: Option<&Cursor>) -> FetchState {
+        let Some(cursor) = cursor else {
+            return FetchState::default();
+        };
+        let mut decoded = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        match decoded.as_ref() {
+            Some((text, state)) if text == cursor => state.clone(),
+            _ => {
+                let state = FetchState::decode(Some(cursor));
+                *decoded = Some((cursor.clone(), state.clone()));
+                state
+            }
+        }
+    }
+
     async fn fetch_pages(
         &self,
         cursor: Option<&Cursor>,
         out: Option<&ChunkSender>,
     ) -> Result<Fetch, Error> {
-        let state = FetchState::decode(cursor);
+        let state = self.decode(cursor);
         let incremental = state.cursor.clone().map(Cursor);
         // Secret parameters stay out of every URL kept (`request` adds them).
         let first = paging::first_url(&self.spec, &self.opts.source_id, incremental.as_ref())?;
@@ -445,7 +467,10 @@ impl HttpApiClient {
         }
         let mut fetch = h.fetch;
         if next_state != state {
-            fetch.next_cursor = Some(next_state.encode());
+            let next = next_state.encode();
+            *self.decoded.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((next.clone(), next_state));
+            fetch.next_cursor = Some(next);
         }
         fetch.changed = h.kept > 0;
         if fetch.failures.is_empty() {

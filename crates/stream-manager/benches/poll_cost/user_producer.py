@@ -6,10 +6,10 @@ ms, batch 1,000 messages, lz4, acks all, idempotence, statistics every 5 s) and 
 headers the service puts on every record (message_id, source_id, source_type, priority,
 ingested_at_ms), keyed by the record's station_id:
 
-  poll URL TOPIC INTERVAL_S WARM_S MEASURE_S   poll URL on a fixed-rate schedule and
-                                               produce each record of `items`
-  bulk PATH TOPIC                              produce every line of an NDJSON file
-                                               as fast as librdkafka takes them
+  poll BOOTSTRAP URL TOPIC INTERVAL_S WARM_S MEASURE_S
+      poll URL on a fixed-rate schedule and produce each record of its `items`
+  bulk BOOTSTRAP PATH TOPIC
+      produce every line of an NDJSON file as fast as librdkafka takes them
 
 Prints one JSON line: records acknowledged, seconds, CPU seconds of this process (all
 its threads, librdkafka's included), RSS and peak RSS in MB.
