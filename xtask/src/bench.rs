@@ -19,6 +19,13 @@ const LARGE_BODIES: &str =
 const SERVICE_SCALE: &str =
     "Service scale: the release server with N http_json sources at 1 s against a local upstream answering 304";
 
+/// Issue #25's goals 3 and 5: cost per poll, and the service beside a user's script.
+const POLL_COST: &str =
+    "Cost per source-poll, and the service beside a user's Python script — tansu 0.6 (memory://)";
+
+/// The confluent-kafka the goal-5 comparison installs (its wheel bundles librdkafka).
+const CONFLUENT_KAFKA: &str = "confluent-kafka==2.16.2";
+
 /// One benchmark run: its title and what it printed (Markdown when `markdown`).
 struct Section {
     title: String,
@@ -75,7 +82,7 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
     });
     let tansu_bin = crate::it::ensure_tansu()?;
     let tansu = Tansu::start(Storage::Memory).map_err(|e| anyhow::anyhow!(e))?;
-    for topic in ["bench", "bench-pipeline", "bench-bare"] {
+    for topic in ["bench", "bench-pipeline", "bench-bare", "bench-users"] {
         let created = Command::new(&tansu_bin)
             .args(["topic", "create", topic, "--partitions", "4", "--broker"])
             .arg(format!("tcp://{}", tansu.bootstrap()))
@@ -95,6 +102,20 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
         output: bench_output("producer", "vs_bare", q, &on_tansu)?,
         markdown: false,
     });
+    let python = python_venv(root)?;
+    sections.push(Section {
+        title: POLL_COST.to_owned(),
+        output: bench_output(
+            "stream-manager",
+            "poll_cost",
+            q,
+            &[
+                ("BENCH_BOOTSTRAP", tansu.bootstrap()),
+                ("BENCH_PYTHON", python.display().to_string()),
+            ],
+        )?,
+        markdown: true,
+    });
     drop(tansu);
     sections.push(Section {
         title: "Polling scale: http_json sources at 1 s against a local server".to_owned(),
@@ -111,10 +132,46 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
     // Sections written by hand (goals, profiles, figures from tests and scenarios) are
     // carried over, after the generated ones.
     let old = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
-    md.push_str(&hand_written(&old, &sections));
+    md.push_str(&hand_written(&old, &sections, &notes()));
     std::fs::write(root.join("BENCHMARKS.md"), md).context("writing BENCHMARKS.md")?;
     println!("xtask: wrote BENCHMARKS.md");
     Ok(())
+}
+
+/// A Python with confluent-kafka for the goal-5 comparison: a venv under the target
+/// folder, created and filled with pip when missing. Fails, saying why, when Python,
+/// its `venv` module or PyPI cannot be reached: the comparison is part of the run.
+fn python_venv(root: &Path) -> Result<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    let venv = target.join("bench-venv");
+    let python = venv.join("bin").join("python");
+    let has = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import confluent_kafka"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.is_file() && has(&python) {
+        return Ok(python);
+    }
+    if !python.is_file() {
+        let mut cmd =
+            Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned()));
+        cmd.args(["-m", "venv"]).arg(&venv);
+        crate::run(cmd, "python3 -m venv (set PYTHON to another interpreter)")?;
+    }
+    let mut pip = Command::new(&python);
+    pip.args(["-m", "pip", "install", "-q", CONFLUENT_KAFKA]);
+    crate::run(
+        pip,
+        &format!("pip install {CONFLUENT_KAFKA} into {}", venv.display()),
+    )?;
+    anyhow::ensure!(
+        has(&python),
+        "{CONFLUENT_KAFKA} installed but `import confluent_kafka` fails"
+    );
+    Ok(python)
 }
 
 fn bench_output(pkg: &str, bench: &str, extra: &[&str], env: &[(&str, String)]) -> Result<String> {
@@ -201,13 +258,24 @@ fn sh(cmd: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The `## ` sections of `old` that this run does not write (neither `Machine` nor a
-/// generated section's title), in their order, each with its text.
-fn hand_written(old: &str, generated: &[Section]) -> String {
+/// The hand-written analysis kept beside this code (`xtask/bench-notes.md`).
+fn notes() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-notes.md"))
+        .unwrap_or_default()
+}
+
+/// The `## ` sections of `old` that this run does not write (neither `Machine`, nor a
+/// generated section's title, nor one of `notes`), in their order, each with its text.
+fn hand_written(old: &str, generated: &[Section], notes: &str) -> String {
+    let in_notes = |title: &str| {
+        notes
+            .lines()
+            .any(|l| l.strip_prefix("## ").is_some_and(|t| t.trim() == title))
+    };
     let mut out = String::new();
     for part in old.split("\n## ").skip(1) {
         let title = part.lines().next().unwrap_or_default().trim();
-        if title == "Machine" || generated.iter().any(|s| s.title == title) {
+        if title == "Machine" || generated.iter().any(|s| s.title == title) || in_notes(title) {
             continue;
         }
         out.push_str("\n## ");
@@ -314,9 +382,8 @@ fn render(quick: bool, sections: &[Section]) -> String {
     }
     // Hand-written analysis (goals met or not, the profile) lives beside this code so a
     // rerun keeps it; its numbers are from the run it names.
-    if let Ok(notes) =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-notes.md"))
-    {
+    let notes = notes();
+    if !notes.is_empty() {
         let _ = writeln!(md, "{notes}");
     }
     md
@@ -334,10 +401,13 @@ mod tests {
             output: String::new(),
             markdown: false,
         }];
-        let kept = hand_written(old, &generated);
+        let kept = hand_written(old, &generated, "");
         assert_eq!(
             kept,
             "\n## Goals\n\nkept 1\n\n## Measured outside\n\nkept 2\n"
         );
+        // A section the notes file writes again is not carried over as well.
+        let kept = hand_written(old, &generated, "## Goals\n\nnew\n");
+        assert_eq!(kept, "\n## Measured outside\n\nkept 2\n");
     }
 }

@@ -53,11 +53,21 @@ fn identity(keys: &[Option<Vec<String>>], record: &Record) -> Option<u64> {
 }
 
 /// The identities remembered, oldest first, with a set for lookups.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Window {
     order: VecDeque<u64>,
     set: HashSet<u64>,
 }
+
+/// The same identities in the same order. `set` holds what `order` does, so it is not
+/// compared (that would hash every identity again, at every poll).
+impl PartialEq for Window {
+    fn eq(&self, other: &Self) -> bool {
+        self.order == other.order
+    }
+}
+
+impl Eq for Window {}
 
 impl Window {
     pub(crate) fn from_ids(ids: impl IntoIterator<Item = u64>) -> Self {

@@ -13,7 +13,7 @@ mod spec;
 mod state;
 
 pub(crate) use state::summary as cursor_summary;
-use state::{FetchState, Validators};
+use state::{FetchState, StateCache, Validators};
 
 pub use spec::{Auth, ClientOptions, HttpSpec, Incremental, KeyLocation, Method, Pagination};
 
@@ -51,6 +51,7 @@ pub struct HttpApiClient {
     limiter: std::sync::Arc<Limiter>,
     breaker: CircuitBreaker,
     cache: Mutex<Option<(String, Instant)>>,
+    decoded: StateCache,
     status: Mutex<PartStatus>,
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
     secrets: Vec<String>,
@@ -129,6 +130,7 @@ impl HttpApiClient {
             limiter: std::sync::Arc::new(RateLimiter::direct_with_clock(quota, clock)),
             clock,
             cache: Mutex::new(None),
+            decoded: StateCache::default(),
             status: Mutex::new(PartStatus::default()),
             token: tokio::sync::Mutex::new(None),
             client,
@@ -183,8 +185,6 @@ impl HttpApiClient {
             self.rate_limit().await;
             let token = self.bearer_token(false).await?;
             let (result, started) = {
-                // A turn among the shared client's requests: at most `MAX_IN_FLIGHT`
-                // wait for an answer (and hold a connection) at once.
                 let _turn = self.client.turn().await;
                 let started = Instant::now();
                 let sent = self.request(url, conditional, token.as_deref()).send();
@@ -310,7 +310,7 @@ impl HttpApiClient {
         cursor: Option<&Cursor>,
         out: Option<&ChunkSender>,
     ) -> Result<Fetch, Error> {
-        let state = FetchState::decode(cursor);
+        let state = self.decoded.get(cursor);
         let incremental = state.cursor.clone().map(Cursor);
         // Secret parameters stay out of every URL kept (`request` adds them).
         let first = paging::first_url(&self.spec, &self.opts.source_id, incremental.as_ref())?;
@@ -460,7 +460,7 @@ impl HttpApiClient {
         }
         let mut fetch = h.fetch;
         if next_state != state {
-            fetch.next_cursor = Some(next_state.encode());
+            fetch.next_cursor = Some(self.decoded.encode(next_state));
         }
         fetch.changed = h.kept > 0;
         if fetch.failures.is_empty() {

@@ -57,6 +57,38 @@ pub(crate) struct FetchState {
     pub(crate) seen: Window,
 }
 
+/// The fetch state last decoded or produced, with its cursor text: a poll from that
+/// cursor (the usual case: the tracker hands back the newest state handed out) reuses it
+/// instead of rebuilding a dedup window of up to a million identities from text.
+#[derive(Debug, Default)]
+pub(crate) struct StateCache(std::sync::Mutex<Option<(Cursor, FetchState)>>);
+
+impl StateCache {
+    /// The state `cursor` carries: the one remembered when `cursor` is its text, else
+    /// decoded (and remembered).
+    pub(crate) fn get(&self, cursor: Option<&Cursor>) -> FetchState {
+        let Some(cursor) = cursor else {
+            return FetchState::default();
+        };
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match last.as_ref() {
+            Some((text, state)) if text == cursor => state.clone(),
+            _ => {
+                let state = FetchState::decode(Some(cursor));
+                *last = Some((cursor.clone(), state.clone()));
+                state
+            }
+        }
+    }
+
+    /// `state` as a cursor, remembered with its text.
+    pub(crate) fn encode(&self, state: FetchState) -> Cursor {
+        let text = state.encode();
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((text.clone(), state));
+        text
+    }
+}
+
 impl FetchState {
     /// The state a cursor carries. A plain cursor (written before fetch state existed, or
     /// by a source with nothing else to remember) is the incremental value alone.

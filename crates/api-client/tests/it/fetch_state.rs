@@ -298,3 +298,29 @@ async fn a_restart_with_the_committed_state_re_emits_nothing() {
         after_restart.records
     );
 }
+
+/// The client remembers the state it decoded or produced last, to spare rebuilding a
+/// dedup window at every poll: a poll from any other cursor (none, or an older committed
+/// one after a failure) still reads the state that cursor carries.
+#[tokio::test]
+async fn a_poll_reads_the_state_of_its_cursor_not_the_last_one_made() {
+    let server = MockServer::start().await;
+    Mock::given(path("/quakes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": "q1"}, {"id": "q2"}])))
+        .mount(&server)
+        .await;
+    let mut spec = HttpSpec::get(format!("{}/quakes", server.uri()));
+    spec.dedup = serde_json::from_value(json!({"keys": ["/id"]})).unwrap();
+    let c = client(spec);
+    let first = c.fetch(None).await.unwrap();
+    assert_eq!(ids(&first), ["q1", "q2"]);
+    let seen: Cursor = first.next_cursor.unwrap();
+    let again = c.fetch(Some(&seen)).await.unwrap();
+    assert!(again.records.is_empty(), "{:?}", again.records);
+    // From no state: both records again, though the client holds a window with them.
+    let from_scratch = c.fetch(None).await.unwrap();
+    assert_eq!(ids(&from_scratch), ["q1", "q2"]);
+    // And the remembered state again once its cursor is handed back.
+    let once_more = c.fetch(Some(&seen)).await.unwrap();
+    assert!(once_more.records.is_empty(), "{:?}", once_more.records);
+}
