@@ -17,6 +17,8 @@
 //! table; `BENCH_SCHEMA=1` puts a data contract on each source (`fair.rs`).
 
 mod fair;
+#[path = "../common/process.rs"]
+mod process;
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,8 @@ use rdkafka::config::FromClientConfig;
 use rdkafka::producer::FutureProducer;
 use stream_config::{Format, Loader, StreamConfig};
 use stream_manager::StreamManager;
+
+pub(crate) use process::{cpu_seconds, median, spawn_child, status_mb};
 
 const TOPIC: &str = "bench-pipeline";
 const BARE_TOPIC: &str = "bench-bare";
@@ -92,36 +96,8 @@ fn synthetic(id: &str, priority: &str, rate: f64, pad: usize, mode: &str, alerts
     )
 }
 
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the command name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_mb(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 async fn delivered(m: &StreamManager) -> u64 {
     m.get_metrics().await.records_processed()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN; // a stage left out (BENCH_STAGE)
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Drains the emit → ack samples recorded since the last call: (normal, critical).
@@ -243,7 +219,7 @@ sources:
 
 /// Child: RSS while the queue overflows its byte cap (drop_oldest).
 async fn overflow_child(b: &Bench, cap_mb: u64) {
-    let base = rss_mb("VmRSS");
+    let base = status_mb("VmRSS");
     let cfg = b.config(&format!(
         "throttling: {{ max_send_rate: 500 }}
 enable_dlq: false
@@ -260,7 +236,7 @@ sources:
     let mut max_queue_mb = 0.0f64;
     let until = Instant::now() + Duration::from_secs(if b.quick { 3 } else { 15 });
     while Instant::now() < until {
-        peak = peak.max(rss_mb("VmRSS"));
+        peak = peak.max(status_mb("VmRSS"));
         max_queue_mb = max_queue_mb.max(m.get_metrics().await.queue.bytes as f64 / 1048576.0);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -285,7 +261,7 @@ async fn idle_child(b: &Bench) {
     let cfg = b.config(&format!("sources:\n{sources}"));
     let m = StreamManager::builder(cfg).start().await.expect("manager");
     tokio::time::sleep(Duration::from_secs(if b.quick { 2 } else { 10 })).await;
-    println!("idle {:.1} {:.1}", rss_mb("VmRSS"), rss_mb("VmHWM"));
+    println!("idle {:.1} {:.1}", status_mb("VmRSS"), status_mb("VmHWM"));
     m.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -322,22 +298,7 @@ fn mock_broker_child() {
 
 /// Starts [`mock_broker_child`]; the child and its address.
 fn spawn_mock_broker() -> (std::process::Child, String) {
-    use std::io::BufRead as _;
-    let mut child = std::process::Command::new(std::env::current_exe().expect("bench exe"))
-        .args(["--child", "mock-broker"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("mock broker child");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("mock broker address");
-    let bootstrap = line
-        .strip_prefix("mock-broker ")
-        .map(|b| b.trim().to_owned())
-        .expect("mock broker prints its address");
-    (child, bootstrap)
+    spawn_child("mock-broker")
 }
 
 fn main() {

@@ -19,6 +19,8 @@
 //!
 //! `--quick` runs a few seconds; `BENCH_ONLY=polls|users` runs one goal.
 
+#[path = "../common/process.rs"]
+mod process;
 mod server;
 mod users;
 
@@ -29,26 +31,7 @@ use api_client::CursorStore as _;
 use stream_config::{Format, Loader, StreamConfig};
 use stream_manager::StreamManager;
 
-/// The CPU seconds this process has used (all threads).
-pub(crate) fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// A field of `/proc/self/status` in MB.
-pub(crate) fn status_mb(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
+pub(crate) use process::{cpu_seconds, median, spawn_child, status_mb};
 
 /// Bytes this process has written through `write(2)` and friends.
 fn wchar() -> u64 {
@@ -58,14 +41,6 @@ fn wchar() -> u64 {
         .find_map(|l| l.strip_prefix("wchar:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
-}
-
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 pub(crate) fn load(yaml: &str) -> StreamConfig {
@@ -260,22 +235,8 @@ sources:
 
 /// Starts the server child; the child and its port.
 fn spawn_server() -> (std::process::Child, u16) {
-    use std::io::BufRead as _;
-    let mut child = std::process::Command::new(std::env::current_exe().expect("bench exe"))
-        .args(["--child", "server"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("server child");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("server port");
-    let port = line
-        .strip_prefix("server ")
-        .and_then(|p| p.trim().parse().ok())
-        .expect("the server prints its port");
-    (child, port)
+    let (child, port) = spawn_child("server");
+    (child, port.parse().expect("the server prints its port"))
 }
 
 fn main() {
