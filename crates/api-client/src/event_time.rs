@@ -4,9 +4,9 @@
 //! `custom_params.event_time` says (`{pointer, format}`, any connector). Read from the
 //! record's text by a scan that builds nothing; the newest of a batch is kept.
 
+use crate::SourceSpec;
 use chrono::{FixedOffset, NaiveDate, TimeZone};
 use serde::Deserialize;
-use stream_config::SourceConfig;
 
 use crate::{Error, Record};
 use stream_contracts::pointer::{locate, pointer_tokens};
@@ -66,8 +66,8 @@ impl EventTime {
     /// The event time of source `id`: `custom_params.event_time` when given, else the
     /// connector's own (none for `http_json`, `synthetic`, `file`). A malformed
     /// `event_time` is a configuration error naming the key.
-    pub fn for_source(id: &str, cfg: &SourceConfig) -> Result<Option<Self>, Error> {
-        if let Some(v) = cfg.custom_params.get(EVENT_TIME_KEY) {
+    pub fn for_source(id: &str, spec: &SourceSpec) -> Result<Option<Self>, Error> {
+        if let Some(v) = spec.params.get(EVENT_TIME_KEY) {
             let path = format!("sources.{id}.custom_params.{EVENT_TIME_KEY}");
             let p: EventTimeParams =
                 serde_json::from_value(v.clone()).map_err(|e| Error::Config {
@@ -84,7 +84,7 @@ impl EventTime {
                 rules: vec![Rule::Field(tokens, p.format)],
             }));
         }
-        Ok(Self::builtin(&cfg.source_type))
+        Ok(Self::builtin(&spec.source_type))
     }
 
     /// A built-in connector's event time.
@@ -241,8 +241,8 @@ mod tests {
 
     #[test]
     fn configured_pointer_and_format_and_newest_of_a_batch() {
-        let mut cfg = SourceConfig::new("http_json");
-        cfg.custom_params.insert(
+        let mut cfg = SourceSpec::new("http_json");
+        cfg.params.insert(
             EVENT_TIME_KEY.into(),
             json!({"pointer": "/at", "format": "epoch_s"}),
         );
@@ -256,14 +256,14 @@ mod tests {
         assert_eq!(et.newest(&batch), Some(30_000));
         assert_eq!(et.newest(&batch[2..]), None);
 
-        cfg.custom_params
+        cfg.params
             .insert(EVENT_TIME_KEY.into(), json!({"pointer": "at"}));
         let e = EventTime::for_source("s", &cfg).unwrap_err().to_string();
         assert!(
             e.contains("sources.s.custom_params.event_time.pointer"),
             "{e}"
         );
-        cfg.custom_params.insert(
+        cfg.params.insert(
             EVENT_TIME_KEY.into(),
             json!({"pointer": "/at", "format": "iso"}),
         );

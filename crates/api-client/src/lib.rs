@@ -16,13 +16,10 @@
 //!
 //! ```
 //! # async fn demo() -> Result<(), api_client::Error> {
-//! use api_client::{Registry, Source};
-//! use stream_config::SourceConfig;
+//! use api_client::{Registry, Source, SourceSpec};
 //!
-//! let mut cfg = SourceConfig::new("synthetic");
-//! cfg.custom_params.insert("records_per_second".into(), 5.into());
-//! cfg.custom_params.insert("seed".into(), 7.into());
-//! let source = Registry::builtin().build("sensors", &cfg)?;
+//! let spec = SourceSpec::new("synthetic").param("records_per_second", 5).param("seed", 7);
+//! let source = Registry::builtin().build("sensors", spec)?;
 //! let fetch = source.fetch(None).await?;
 //! assert_eq!(fetch.records.len(), 5); // the first fetch covers one second
 //! // Each record is its JSON text, serialized once; fields are read from the text.
@@ -46,6 +43,7 @@ mod http;
 mod metrics;
 pub mod schema_scan;
 mod schemas;
+mod source_spec;
 mod time;
 mod tracker;
 
@@ -62,6 +60,7 @@ pub use http::{
 };
 pub use metrics::describe_metrics;
 pub use schemas::{builtin_schema, builtin_schemas};
+pub use source_spec::SourceSpec;
 pub use tracker::{CursorTracker, FetchSeq};
 
 /// What an operator sees of a [`Cursor`] (`/streams/{id}`, logs).

@@ -178,7 +178,7 @@ impl Shared {
         ingested_at: &Ingested,
         arena: &mut Chunks,
     ) -> serde_json::Result<(OutgoingRecord, topic_resolver::Strategy)> {
-        let d = self.resolver.resolve(&topic_resolver::Record {
+        let d = self.resolver.resolve(&topic_resolver::RecordView {
             source_id: &ctx.id,
             source_type: &ctx.source_type,
             value: &Text(record),

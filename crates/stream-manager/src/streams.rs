@@ -240,7 +240,7 @@ impl StreamManager {
             counters: Arc::new(StreamCounters::default()),
             share: self.shared.per_source.share(&Arc::from(id)),
             freshness: Arc::new(api_client::Freshness::new(
-                api_client::EventTime::for_source(id, &config)
+                api_client::EventTime::for_source(id, &(&config).into())
                     .map_err(component(format!("source {id}")))?,
             )),
             fenced: None,

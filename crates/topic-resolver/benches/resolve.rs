@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
-use topic_resolver::{Record, Resolver};
+use topic_resolver::{RecordView, Resolver};
 
 /// 20 content rules, 10 custom mappings, 20 patterns.
 fn fifty_rules() -> Resolver {
@@ -80,7 +80,7 @@ fn resolve(c: &mut Criterion) {
         let mut n = 0;
         b.iter(|| {
             n = (n + 1) & 63;
-            std::hint::black_box(r.resolve(&Record {
+            std::hint::black_box(r.resolve(&RecordView {
                 source_id: &sources[n],
                 source_type: "bench",
                 value: &value,

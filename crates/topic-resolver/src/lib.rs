@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use serde_json::json;
-//! use topic_resolver::{ContentRule, Operator, PatternMapping, Record, Resolver, Rules, Strategy};
+//! use topic_resolver::{ContentRule, Operator, PatternMapping, RecordView, Resolver, Rules, Strategy};
 //!
 //! let resolver = Resolver::new(Rules {
 //!     content_rules: vec![ContentRule {
@@ -31,11 +31,11 @@
 //! .unwrap();
 //!
 //! let reading = json!({"severity": "low", "temp": 31.5});
-//! let d = resolver.resolve(&Record { source_id: "sensor_17", source_type: "synthetic", value: &reading });
+//! let d = resolver.resolve(&RecordView { source_id: "sensor_17", source_type: "synthetic", value: &reading });
 //! assert_eq!((&*d.topic, d.strategy), ("wildfire-iot-sensors", Strategy::Pattern));
 //!
 //! let alert = json!({"severity": "critical"});
-//! let d = resolver.resolve(&Record { source_id: "sensor_17", source_type: "synthetic", value: &alert });
+//! let d = resolver.resolve(&RecordView { source_id: "sensor_17", source_type: "synthetic", value: &alert });
 //! assert_eq!((&*d.topic, d.strategy), ("alerts-synthetic", Strategy::ContentRule));
 //! ```
 
@@ -48,7 +48,7 @@ mod rules;
 pub use compile::{Fields, Predicate};
 pub use geohash::geohash;
 pub use metrics::describe_metrics;
-pub use resolver::{Destination, Error, Record, Resolver, Result, Strategy, Tally};
+pub use resolver::{Destination, Error, RecordView, Resolver, Result, Strategy, Tally};
 pub use rules::{
     check_order, check_topic, check_topic_name, ContentRule, Operator, PartitionKey,
     PatternMapping, Rules, Step,

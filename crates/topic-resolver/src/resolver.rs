@@ -53,9 +53,10 @@ impl Strategy {
     }
 }
 
-/// A record to route.
+/// What the resolver sees of a record: its source, its type and its fields (read through
+/// [`Fields`]), borrowed for one call.
 #[derive(Clone, Copy)]
-pub struct Record<'a> {
+pub struct RecordView<'a> {
     /// The source that produced it.
     pub source_id: &'a str,
     /// The source's connector type.
@@ -64,9 +65,9 @@ pub struct Record<'a> {
     pub value: &'a dyn Fields,
 }
 
-impl std::fmt::Debug for Record<'_> {
+impl std::fmt::Debug for RecordView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Record")
+        f.debug_struct("RecordView")
             .field("source_id", &self.source_id)
             .field("source_type", &self.source_type)
             .finish_non_exhaustive()
@@ -177,7 +178,7 @@ impl Resolver {
     }
 
     /// Where `record` goes.
-    pub fn resolve(&self, record: &Record<'_>) -> Destination {
+    pub fn resolve(&self, record: &RecordView<'_>) -> Destination {
         let rules = self.rules.load();
         let (topic, strategy) = route(&rules, record);
         Destination {
@@ -244,7 +245,7 @@ impl Tally {
     }
 }
 
-fn route(rules: &RuleSet, record: &Record<'_>) -> (Arc<str>, Strategy) {
+fn route(rules: &RuleSet, record: &RecordView<'_>) -> (Arc<str>, Strategy) {
     // Known sources carry their id-only routing precomputed (looked up once).
     let known = rules.by_source.get(record.source_id);
     for step in &rules.order {
@@ -260,7 +261,7 @@ fn route(rules: &RuleSet, record: &Record<'_>) -> (Arc<str>, Strategy) {
     (rules.fallback.clone(), Strategy::Fallback)
 }
 
-fn content_rule(rules: &RuleSet, record: &Record<'_>) -> Option<(Arc<str>, Strategy)> {
+fn content_rule(rules: &RuleSet, record: &RecordView<'_>) -> Option<(Arc<str>, Strategy)> {
     rules
         .rules
         .iter()
@@ -272,7 +273,7 @@ fn content_rule(rules: &RuleSet, record: &Record<'_>) -> Option<(Arc<str>, Strat
 fn custom_mapping(
     rules: &RuleSet,
     known: Option<&SourceRoute>,
-    record: &Record<'_>,
+    record: &RecordView<'_>,
 ) -> Option<(Arc<str>, Strategy)> {
     if known.is_some_and(|r| !r.has_custom) {
         return None;
@@ -284,7 +285,7 @@ fn custom_mapping(
 fn pattern(
     rules: &RuleSet,
     known: Option<&SourceRoute>,
-    record: &Record<'_>,
+    record: &RecordView<'_>,
 ) -> Option<(Arc<str>, Strategy)> {
     // A known source starts at its first matching pattern (already matched); others
     // are matched here.
@@ -344,7 +345,7 @@ fn scalar_text(v: Cow<'_, Value>) -> Option<String> {
 
 /// Renders a target; `None` when a template field is missing or empty, or the result is
 /// not a usable topic name.
-fn render(target: &Target, record: &Record<'_>) -> Option<Arc<str>> {
+fn render(target: &Target, record: &RecordView<'_>) -> Option<Arc<str>> {
     let parts = match target {
         Target::Static(topic) => return Some(topic.clone()),
         Target::Template(parts) => parts,
@@ -377,7 +378,7 @@ fn render(target: &Target, record: &Record<'_>) -> Option<Arc<str>> {
     (out != "." && out != ".." && !out.is_empty()).then(|| Arc::from(out))
 }
 
-fn key(rules: &RuleSet, record: &Record<'_>) -> Option<String> {
+fn key(rules: &RuleSet, record: &RecordView<'_>) -> Option<String> {
     match rules.keys.get(record.source_id)? {
         KeySpec::Pointer(p) => scalar_text(p.get(record.value)?),
         KeySpec::Geo {

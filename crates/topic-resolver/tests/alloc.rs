@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-use topic_resolver::{Record, Resolver, Rules, Strategy};
+use topic_resolver::{RecordView, Resolver, Rules, Strategy};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
@@ -24,7 +24,7 @@ fn static_topic_resolution_does_not_allocate() {
     ];
     // Warm up (lazy regex caches, thread-locals).
     for (id, v, _) in &records {
-        resolver.resolve(&Record {
+        resolver.resolve(&RecordView {
             source_id: id,
             source_type: "t",
             value: v,
@@ -33,7 +33,7 @@ fn static_topic_resolution_does_not_allocate() {
     let region = Region::new(GLOBAL);
     for _ in 0..1000 {
         for (id, v, strategy) in &records {
-            let d = resolver.resolve(&Record {
+            let d = resolver.resolve(&RecordView {
                 source_id: id,
                 source_type: "t",
                 value: v,

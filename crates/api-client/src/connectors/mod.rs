@@ -13,19 +13,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
-use stream_config::SourceConfig;
 
 use crate::http::limits::HttpLimits;
 use crate::http::{ClientOptions, HttpApiClient, HttpSpec};
-use crate::{Cursor, Error, Fetch, PartStatus, Source};
+use crate::{Cursor, Error, Fetch, PartStatus, Source, SourceSpec};
 
 pub(crate) use file::FileSource;
 pub(crate) use noaa_state::summary as sweep_summary;
 pub use synthetic::{SyntheticParams, SyntheticSource};
 
-/// Builds a source from its id, its configuration and what the registry knows.
+/// Builds a source from its id, its spec and what the registry knows.
 pub(crate) type Factory =
-    Arc<dyn Fn(&str, &SourceConfig, &Context) -> Result<Arc<dyn Source>, Error> + Send + Sync>;
+    Arc<dyn Fn(&str, &SourceSpec, &Context) -> Result<Arc<dyn Source>, Error> + Send + Sync>;
 
 /// What the registry knows beyond a source's own configuration.
 #[derive(Debug, Clone, Default)]
@@ -39,11 +38,11 @@ pub(crate) struct Context {
 
 impl Context {
     /// The HTTP client options of source `id`.
-    pub(crate) fn options(&self, id: &str, cfg: &SourceConfig) -> ClientOptions {
+    pub(crate) fn options(&self, id: &str, spec: &SourceSpec) -> ClientOptions {
         ClientOptions {
             admin_address: self.admin,
             limits: self.limits.clone(),
-            ..ClientOptions::from_source(id, cfg)
+            ..ClientOptions::from_source(id, spec)
         }
     }
 }
@@ -63,8 +62,8 @@ pub(crate) const TAKE_HTTP_LIMITS: [&str; 5] = [
 /// [`Context::options`] gets the limits (checked there with `http_json`'s ranges and
 /// messages). One place for every built-in connector, so none can drift.
 fn take_http_limits(factory: Factory) -> Factory {
-    Arc::new(move |id: &str, cfg: &SourceConfig, ctx: &Context| {
-        let (limits, own) = split_http_limits(id, cfg)?;
+    Arc::new(move |id: &str, spec: &SourceSpec, ctx: &Context| {
+        let (limits, own) = split_http_limits(id, spec)?;
         let ctx = Context {
             limits,
             ..ctx.clone()
@@ -73,13 +72,13 @@ fn take_http_limits(factory: Factory) -> Factory {
     })
 }
 
-/// The generic HTTP limits of `cfg`'s `custom_params`, and `cfg` without them.
-fn split_http_limits(id: &str, cfg: &SourceConfig) -> Result<(HttpLimits, SourceConfig), Error> {
-    let mut own = cfg.clone();
-    let mut generic = SourceConfig::new(&cfg.source_type);
+/// The generic HTTP limits among `spec`'s parameters, and `spec` without them.
+fn split_http_limits(id: &str, spec: &SourceSpec) -> Result<(HttpLimits, SourceSpec), Error> {
+    let mut own = spec.clone();
+    let mut generic = SourceSpec::new(&spec.source_type);
     for key in HttpLimits::KEYS {
-        if let Some(v) = own.custom_params.remove(key) {
-            generic.custom_params.insert(key.to_owned(), v);
+        if let Some(v) = own.params.remove(key) {
+            generic.params.insert(key.to_owned(), v);
         }
     }
     Ok((params(id, &generic)?, own))
@@ -161,7 +160,7 @@ impl Registry {
     pub fn register(
         &mut self,
         name: &str,
-        factory: impl Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, Error> + Send + Sync + 'static,
+        factory: impl Fn(&str, &SourceSpec) -> Result<Arc<dyn Source>, Error> + Send + Sync + 'static,
     ) {
         self.register_with_context(name, move |id, cfg, _| factory(id, cfg));
     }
@@ -169,7 +168,7 @@ impl Registry {
     fn register_with_context(
         &mut self,
         name: &str,
-        factory: impl Fn(&str, &SourceConfig, &Context) -> Result<Arc<dyn Source>, Error>
+        factory: impl Fn(&str, &SourceSpec, &Context) -> Result<Arc<dyn Source>, Error>
             + Send
             + Sync
             + 'static,
@@ -182,8 +181,10 @@ impl Registry {
         self.factories.keys().cloned().collect()
     }
 
-    /// Builds the source `id`; its `custom_params` are checked by the connector.
-    pub fn build(&self, id: &str, cfg: &SourceConfig) -> Result<Arc<dyn Source>, Error> {
+    /// Builds the source `id` from its spec (or its configuration, which converts into
+    /// one); its parameters are checked by the connector.
+    pub fn build(&self, id: &str, spec: impl Into<SourceSpec>) -> Result<Arc<dyn Source>, Error> {
+        let cfg = spec.into();
         let factory = self
             .factories
             .get(&cfg.source_type)
@@ -197,19 +198,19 @@ impl Registry {
             })?;
         // `event_time` is the pipeline's (freshness), not the connector's: checked
         // here, then taken off so no connector's own parameters need to know it.
-        if cfg.custom_params.contains_key(crate::EVENT_TIME_KEY) {
-            crate::EventTime::for_source(id, cfg)?;
-            let mut own = cfg.clone();
-            own.custom_params.remove(crate::EVENT_TIME_KEY);
+        if cfg.params.contains_key(crate::EVENT_TIME_KEY) {
+            crate::EventTime::for_source(id, &cfg)?;
+            let mut own = cfg;
+            own.params.remove(crate::EVENT_TIME_KEY);
             return factory(id, &own, &self.context);
         }
-        factory(id, cfg, &self.context)
+        factory(id, &cfg, &self.context)
     }
 }
 
-/// Deserializes a connector's `custom_params`, naming the exact key on error.
-pub fn params<T: DeserializeOwned>(id: &str, cfg: &SourceConfig) -> Result<T, Error> {
-    let value = serde_json::Value::Object(cfg.custom_params.clone().into_iter().collect());
+/// Deserializes a connector's parameters (`custom_params`), naming the exact key on error.
+pub fn params<T: DeserializeOwned>(id: &str, spec: &SourceSpec) -> Result<T, Error> {
+    let value = serde_json::Value::Object(spec.params.clone().into_iter().collect());
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
         let path = if inner == "." {

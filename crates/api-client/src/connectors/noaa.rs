@@ -435,17 +435,10 @@ impl Observer {
     }
 }
 
-/// Requests one poll of `cfg` may make: `rate_limit_per_minute × interval ÷ 60`, at least
+/// Requests one poll of `spec` may make: `rate_limit_per_minute × interval ÷ 60`, at least
 /// 1 (a `cron` batch schedule counts as one minute).
-pub(crate) fn requests_per_poll(cfg: &stream_config::SourceConfig) -> u32 {
-    use stream_config::IngestionModeKind as Mode;
-    let i = &cfg.ingestion;
-    let interval = match i.mode {
-        Mode::Batch if i.cron.is_some() => 60.0,
-        Mode::Batch => i.schedule_interval_seconds as f64,
-        _ => i.polling_interval_seconds,
-    };
-    let n = f64::from(cfg.rate_limit_per_minute) * interval / 60.0;
+pub(crate) fn requests_per_poll(spec: &crate::SourceSpec) -> u32 {
+    let n = f64::from(spec.rate_limit_per_minute) * spec.poll_interval_seconds / 60.0;
     let n = if n.is_finite() { n.floor() as u64 } else { 1 };
     u32::try_from(n.clamp(1, MAX_REQUESTS_PER_POLL)).unwrap_or(1)
 }
@@ -456,15 +449,15 @@ mod tests {
 
     #[test]
     fn the_budget_follows_the_rate_and_the_interval() {
-        let mut cfg = stream_config::SourceConfig::new("noaa_weather");
-        cfg.rate_limit_per_minute = 120;
-        cfg.ingestion.polling_interval_seconds = 30.0;
-        assert_eq!(requests_per_poll(&cfg), 60);
-        cfg.ingestion.polling_interval_seconds = 0.001;
-        assert_eq!(requests_per_poll(&cfg), 1);
-        cfg.ingestion.polling_interval_seconds = f64::INFINITY;
-        assert_eq!(requests_per_poll(&cfg), 1);
-        cfg.ingestion.polling_interval_seconds = 1e300;
-        assert_eq!(u64::from(requests_per_poll(&cfg)), MAX_REQUESTS_PER_POLL);
+        let mut spec = crate::SourceSpec::new("noaa_weather");
+        spec.rate_limit_per_minute = 120;
+        spec.poll_interval_seconds = 30.0;
+        assert_eq!(requests_per_poll(&spec), 60);
+        spec.poll_interval_seconds = 0.001;
+        assert_eq!(requests_per_poll(&spec), 1);
+        spec.poll_interval_seconds = f64::INFINITY;
+        assert_eq!(requests_per_poll(&spec), 1);
+        spec.poll_interval_seconds = 1e300;
+        assert_eq!(u64::from(requests_per_poll(&spec)), MAX_REQUESTS_PER_POLL);
     }
 }

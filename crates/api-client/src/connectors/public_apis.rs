@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use stream_config::SourceConfig;
 
 use super::noaa::StateSweep;
 use super::noaa_fields::{Fields, Filtered};
@@ -14,11 +13,11 @@ use super::{params, Context, MultiSource};
 use crate::decode::Decoder;
 use crate::dedup::DedupSpec;
 use crate::http::{Auth, HttpApiClient, HttpSpec, Incremental, KeyLocation, Pagination};
-use crate::{Error, Source};
+use crate::{Error, Source, SourceSpec};
 
 fn client(
     id: &str,
-    cfg: &SourceConfig,
+    cfg: &SourceSpec,
     ctx: &Context,
     spec: HttpSpec,
 ) -> Result<HttpApiClient, Error> {
@@ -106,7 +105,7 @@ fn state_of_id(id: &str) -> Option<String> {
 /// → CA), else the whole country's alerts, with a warning that says which.
 pub(super) fn noaa_weather(
     id: &str,
-    cfg: &SourceConfig,
+    cfg: &SourceSpec,
     ctx: &Context,
 ) -> Result<Arc<dyn Source>, Error> {
     let mut p: NoaaParams = params(id, cfg)?;
@@ -257,7 +256,7 @@ fn one() -> u8 {
 /// acquisition date and time, satellite): FIRMS returns overlapping day windows.
 pub(super) fn nasa_firms(
     id: &str,
-    cfg: &SourceConfig,
+    cfg: &SourceSpec,
     ctx: &Context,
 ) -> Result<Arc<dyn Source>, Error> {
     let p: FirmsParams = params(id, cfg)?;
@@ -332,7 +331,7 @@ fn usgs_feed() -> String {
 /// USGS GeoJSON summary feeds; an event is new again when USGS updates it.
 pub(super) fn usgs_earthquakes(
     id: &str,
-    cfg: &SourceConfig,
+    cfg: &SourceSpec,
     ctx: &Context,
 ) -> Result<Arc<dyn Source>, Error> {
     let p: UsgsParams = params(id, cfg)?;
@@ -380,11 +379,7 @@ fn airnow_distance() -> u32 {
 }
 
 /// AirNow current observations by location (a JSON array).
-pub(super) fn airnow(
-    id: &str,
-    cfg: &SourceConfig,
-    ctx: &Context,
-) -> Result<Arc<dyn Source>, Error> {
+pub(super) fn airnow(id: &str, cfg: &SourceSpec, ctx: &Context) -> Result<Arc<dyn Source>, Error> {
     let p: AirNowParams = params(id, cfg)?;
     let mut spec = HttpSpec {
         dedup: dedup(&[
@@ -440,7 +435,7 @@ fn purpleair_fields() -> String {
 /// when they settle); the first poll, with no cursor, asks for every sensor.
 pub(super) fn purpleair(
     id: &str,
-    cfg: &SourceConfig,
+    cfg: &SourceSpec,
     ctx: &Context,
 ) -> Result<Arc<dyn Source>, Error> {
     let p: PurpleAirParams = params(id, cfg)?;

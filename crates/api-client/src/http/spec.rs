@@ -280,16 +280,16 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// From a source's configuration.
-    pub fn from_source(source_id: &str, cfg: &stream_config::SourceConfig) -> Self {
+    /// From a source's spec.
+    pub fn from_source(source_id: &str, spec: &crate::SourceSpec) -> Self {
         Self {
             source_id: source_id.to_owned(),
-            allowed_hosts: cfg.allowed_hosts.clone(),
+            allowed_hosts: spec.allowed_hosts.clone(),
             admin_address: None,
             limits: Default::default(),
-            rate_limit_per_minute: cfg.rate_limit_per_minute,
-            timeout: stream_config::seconds(cfg.timeout_seconds.max(0.001)),
-            cache_ttl: stream_config::seconds(cfg.cache_ttl_seconds as f64),
+            rate_limit_per_minute: spec.rate_limit_per_minute,
+            timeout: spec.timeout,
+            cache_ttl: spec.cache_ttl,
         }
     }
 }

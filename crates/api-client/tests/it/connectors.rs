@@ -164,10 +164,8 @@ async fn usgs_earthquakes_geojson_feed() {
         .map(|r| r.to_value()["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids, vec!["nc75012345", "ci40123456"]);
-    let bad = Registry::builtin().build(
-        "q",
-        &source("usgs_earthquakes", json!({"feed": "all_year"})),
-    );
+    let bad =
+        Registry::builtin().build("q", source("usgs_earthquakes", json!({"feed": "all_year"})));
     assert!(bad.is_err());
 }
 
@@ -323,8 +321,7 @@ async fn file_replay_in_order_with_rejects_and_loop() {
     let l2 = looping.fetch(l1.next_cursor.as_ref()).await.unwrap();
     assert_eq!(l2.records.len(), 3);
     assert_eq!(l2.next_cursor, Some(Cursor("1:3".into())));
-    let missing =
-        Registry::builtin().build("f", &source("file", json!({"path": "/nope/x.ndjson"})));
+    let missing = Registry::builtin().build("f", source("file", json!({"path": "/nope/x.ndjson"})));
     assert!(
         matches!(missing, Err(api_client::Error::Config { path, .. }) if path == "sources.f.custom_params.path")
     );
@@ -359,9 +356,9 @@ async fn registry_lists_builtins_and_takes_new_types() {
         ]
     );
     r.register("constant", |_, _| Ok(Arc::new(Constant)));
-    let s = r.build("c", &SourceConfig::new("constant")).unwrap();
+    let s = r.build("c", SourceConfig::new("constant")).unwrap();
     assert_eq!(s.fetch(None).await.unwrap().records.len(), 1);
-    let err = r.build("x", &SourceConfig::new("nope")).unwrap_err();
+    let err = r.build("x", SourceConfig::new("nope")).unwrap_err();
     assert!(err.to_string().contains("sources.x.source_type"), "{err}");
 }
 

@@ -52,7 +52,7 @@ async fn usgs_all_month_past_8_mib_passes_by_default_and_fails_under_a_lowered_l
     let mut lowered = params.clone();
     lowered["max_response_bytes"] = json!(8 << 20);
     let small = Registry::builtin()
-        .build("quakes", &source("usgs_earthquakes", lowered))
+        .build("quakes", source("usgs_earthquakes", lowered))
         .expect("the generic `max_response_bytes` is taken");
     let err = small.fetch(None).await.unwrap_err();
     assert!(
@@ -60,7 +60,7 @@ async fn usgs_all_month_past_8_mib_passes_by_default_and_fails_under_a_lowered_l
         "{err:?}"
     );
     let s = Registry::builtin()
-        .build("quakes", &source("usgs_earthquakes", params))
+        .build("quakes", source("usgs_earthquakes", params))
         .expect("the generic `max_retries` is taken");
     let f = s.fetch(None).await.expect("the 256 MiB default allows it");
     assert_eq!(f.records.len(), 9_000);
@@ -89,11 +89,11 @@ async fn firms_world_day_past_8_mib_passes_by_default_and_fails_under_a_lowered_
     let mut lowered = params.clone();
     lowered["max_response_bytes"] = json!(8 << 20);
     let s = Registry::builtin()
-        .build("firms", &source("nasa_firms", lowered))
+        .build("firms", source("nasa_firms", lowered))
         .unwrap();
     assert!(matches!(s.fetch(None).await, Err(Error::TooLarge { .. })));
     let s = Registry::builtin()
-        .build("firms", &source("nasa_firms", params))
+        .build("firms", source("nasa_firms", params))
         .unwrap();
     assert_eq!(s.fetch(None).await.unwrap().records.len(), i as usize);
 }
@@ -113,7 +113,7 @@ fn builtins() -> Vec<(&'static str, Value)> {
 }
 
 fn error_of(source_type: &str, params: Value) -> (String, String) {
-    match Registry::builtin().build("s1", &source(source_type, params)) {
+    match Registry::builtin().build("s1", source(source_type, params)) {
         Err(Error::Config { path, message }) => (path, message),
         other => panic!("{source_type}: expected a config error, got {other:?}"),
     }
@@ -147,7 +147,7 @@ fn every_builtin_takes_every_limit_with_http_json_ranges_and_errors() {
             params[k] = v.clone();
         }
         Registry::builtin()
-            .build("s1", &source(source_type, params))
+            .build("s1", source(source_type, params))
             .unwrap_or_else(|e| panic!("{source_type} refuses the generic limits: {e}"));
         for (key, bad) in &out_of_range {
             let mut params = own.clone();

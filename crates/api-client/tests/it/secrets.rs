@@ -10,7 +10,7 @@ use api_client::CursorSummary as _;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use api_client::{params, Auth, HttpSpec, Registry};
+use api_client::{params, Auth, HttpSpec, Registry, SourceSpec};
 use serde_json::{json, Value};
 use stream_config::{SourceConfig, StreamConfig};
 use wiremock::matchers::{header_exists, path, path_regex, query_param, query_param_is_missing};
@@ -163,14 +163,16 @@ async fn planted_secrets_reach_the_upstream_and_no_output_channel() {
         "Debug of SourceConfig",
         &format!("{:?}", cfg.sources["web"]),
     );
+    let spec_of = |id: &str| SourceSpec::from(&cfg.sources[id]);
+    assert_clean("Debug of SourceSpec", &format!("{:?}", spec_of("web")));
 
     let registry = Registry::builtin();
     let web = registry.build("web", &cfg.sources["web"]).unwrap();
     assert_clean("Debug of the client", &format!("{web:?}"));
-    let spec: HttpSpec = params("web", &cfg.sources["web"]).unwrap();
+    let spec: HttpSpec = params("web", &spec_of("web")).unwrap();
     assert_clean("Debug of HttpSpec", &format!("{spec:?}"));
     for id in ["auth0", "auth1", "auth2"] {
-        let spec: HttpSpec = params(id, &cfg.sources[id]).unwrap();
+        let spec: HttpSpec = params(id, &spec_of(id)).unwrap();
         let auth: Auth = spec.auth.clone().unwrap();
         assert_clean("Debug of Auth", &format!("{auth:?} {spec:?}"));
     }

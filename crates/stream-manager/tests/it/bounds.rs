@@ -371,7 +371,7 @@ sources:
         .unwrap();
     let mut registry = api_client::Registry::builtin();
     registry.register("fragile", |_, cfg| {
-        let limit = cfg.custom_params["limit"].as_f64().unwrap_or(1.0);
+        let limit = cfg.params["limit"].as_f64().unwrap_or(1.0);
         // A conversion no range of ours knows about.
         let _ = Duration::from_secs_f64(limit);
         Err(api_client::Error::Config {

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 use serde_json::{json, Value};
-use topic_resolver::{Record, Resolver, Strategy};
+use topic_resolver::{RecordView, Resolver, Strategy};
 
 use crate::config;
 
@@ -73,7 +73,7 @@ fn routing_order_puts_content_rules_first_when_asked() {
 }
 
 fn resolve(r: &Resolver, source_id: &str, source_type: &str, value: Value) -> (String, Strategy) {
-    let d = r.resolve(&Record {
+    let d = r.resolve(&RecordView {
         source_id,
         source_type,
         value: &value,
@@ -202,14 +202,14 @@ fn every_operator() {
 #[test]
 fn keys_from_pointer_and_stable_geohash() {
     let r = Resolver::new(config(ROUTING)).unwrap();
-    let d = r.resolve(&Record {
+    let d = r.resolve(&RecordView {
         source_id: "quakes",
         source_type: "usgs",
         value: &json!({"id": "ci40123"}),
     });
     assert_eq!(d.key.as_deref(), Some("ci40123"));
     let reading = json!({"lat": 38.5816, "lon": -121.4944});
-    let d = r.resolve(&Record {
+    let d = r.resolve(&RecordView {
         source_id: "sensor_7",
         source_type: "synthetic",
         value: &reading,
@@ -220,7 +220,7 @@ fn keys_from_pointer_and_stable_geohash() {
         "Sacramento's 5-character geohash"
     );
     let nearby = json!({"lat": "38.5820", "lon": "-121.4950"});
-    let d2 = r.resolve(&Record {
+    let d2 = r.resolve(&RecordView {
         source_id: "sensor_7",
         source_type: "synthetic",
         value: &nearby,
@@ -229,13 +229,13 @@ fn keys_from_pointer_and_stable_geohash() {
         d2.key, d.key,
         "same cell, same key (coordinates as strings work too)"
     );
-    let d = r.resolve(&Record {
+    let d = r.resolve(&RecordView {
         source_id: "quakes",
         source_type: "usgs",
         value: &json!({}),
     });
     assert_eq!(d.key, None);
-    let d = r.resolve(&Record {
+    let d = r.resolve(&RecordView {
         source_id: "mystery",
         source_type: "x",
         value: &json!({"id": 1}),
@@ -273,9 +273,9 @@ proptest! {
         let cfg = config("routing:\n  content_rules:\n    - { field: /s, operator: exists, topic: \"a-{/s}-{source_type}\" }\n    - { field: /a, operator: exists, topic: \"{/a/b}\" }\n  pattern_mappings:\n    - { pattern: '.', topic: \"p-{source_type}\" }\n");
         let r = Resolver::new(cfg.clone()).unwrap();
         let record = json!({ "s": sev, "a": value });
-        let d = r.resolve(&Record { source_id: &source_id, source_type: &source_type, value: &record });
+        let d = r.resolve(&RecordView { source_id: &source_id, source_type: &source_type, value: &record });
         prop_assert!(topic_resolver::check_topic_name(&d.topic).is_ok(), "invalid topic {:?}", d.topic);
-        let d = r.resolve(&Record { source_id: &source_id, source_type: &source_type, value: &value });
+        let d = r.resolve(&RecordView { source_id: &source_id, source_type: &source_type, value: &value });
         prop_assert!(topic_resolver::check_topic_name(&d.topic).is_ok(), "invalid topic {:?}", d.topic);
     }
 }

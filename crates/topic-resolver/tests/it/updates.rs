@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 use topic_resolver::{ContentRule, Operator as RuleOperator, Rules};
-use topic_resolver::{Error, Record, Resolver, Strategy};
+use topic_resolver::{Error, RecordView, Resolver, Strategy};
 
 use crate::config;
 
 fn topic(r: &Resolver, source_id: &str) -> (String, Strategy) {
     let v = json!({"level": "red"});
-    let d = r.resolve(&Record {
+    let d = r.resolve(&RecordView {
         source_id,
         source_type: "t",
         value: &v,
