@@ -3,7 +3,9 @@
 //! source file grows past 600 lines (tests excepted; the few exceptions say why), the
 //! manager names none of the mechanics it composes (`NOT_IN_MANAGER`), and
 //! every crate's dependencies follow ARCHITECTURE.md's dependency tables (including what a
-//! crate must never reach through the workspace crates it depends on).
+//! crate must never reach through the workspace crates it depends on), and
+//! ARCHITECTURE.md states no measured figure (a rate or a per-record cost: those change
+//! with every run and belong in BENCHMARKS.md).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -55,7 +57,59 @@ const LONG_FILES: &[(&str, &str)] = &[];
 pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
     let mut problems = check_sources(root)?;
     problems.extend(check_dependencies(root)?);
+    let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md"))
+        .context("while reading ARCHITECTURE.md")?;
+    problems.extend(check_figures("ARCHITECTURE.md", &architecture));
     Ok(problems)
+}
+
+/// Units only a measurement has: a rate or a cost per record. A design constant (a
+/// timeout in seconds, a limit in MB) is not one of them.
+const MEASURED_UNITS: &[&str] = &[
+    "µs",
+    "us",
+    "ns",
+    "rec/s",
+    "records/s",
+    "msg/s",
+    "MB/s",
+    "MiB/s",
+    "GB/s",
+    "GiB/s",
+];
+
+/// One problem per line of `text` that gives a number in one of [`MEASURED_UNITS`]
+/// (`2.9 µs`, `169k rec/s`, `5µs`).
+fn check_figures(name: &str, text: &str) -> Vec<String> {
+    let unit_of = |token: &str| {
+        let token = token.trim_end_matches(|c: char| ",.;:)".contains(c));
+        MEASURED_UNITS.iter().any(|u| token == *u)
+    };
+    let is_number = |token: &str| {
+        let token = token.trim_start_matches(|c: char| "(≈~".contains(c));
+        let token = token.trim_end_matches(['k', 'M']);
+        !token.is_empty()
+            && token
+                .chars()
+                .all(|c| c.is_ascii_digit() || ",.".contains(c))
+    };
+    let glued = |token: &str| {
+        let digits = token.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        digits.len() < token.len() && unit_of(digits)
+    };
+    let mut problems = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        let measured = tokens.iter().any(|t| glued(t))
+            || tokens.windows(2).any(|w| is_number(w[0]) && unit_of(w[1]));
+        if measured {
+            problems.push(format!(
+                "{name}:{}: a measured figure; it changes with every run, so put it in BENCHMARKS.md and point there",
+                n + 1
+            ));
+        }
+    }
+    problems
 }
 
 /// Every file below the checked folders whose name `keep` accepts, sorted, as (path
@@ -329,6 +383,26 @@ mod tests {
         let problems = check_sources(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn tidy_catches_a_measured_figure_in_the_architecture() {
+        let text = "# A\n\
+            - the path costs 2.9 µs per record\n\
+            - it sends (169k rec/s) to Kafka\n\
+            - decoding runs at 417 MiB/s.\n\
+            - a check takes 5µs\n\
+            - retried every 30 s, at most 16 MB, a 1 s timeout, 128 requests\n";
+        let problems = check_figures("A.md", text);
+        let lines: Vec<&str> = problems
+            .iter()
+            .map(|p| &p[..p.find(": ").unwrap()])
+            .collect();
+        assert_eq!(
+            lines,
+            ["A.md:2", "A.md:3", "A.md:4", "A.md:5"],
+            "{problems:?}"
+        );
     }
 
     #[test]
