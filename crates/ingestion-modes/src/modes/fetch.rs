@@ -1,4 +1,4 @@
-//! One poll of a source: the fetch in its own task, its records taken chunk by chunk
+//! One poll of a source: the fetch, its panic caught, its records taken chunk by chunk
 //! as the source hands them on (each added to its fetch in the cursor tracker first) and
 //! emitted while the body is still arriving, so a large body passes in bounded memory.
 
