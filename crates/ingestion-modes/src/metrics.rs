@@ -46,3 +46,82 @@ pub fn describe_metrics() {
         "How long after its scheduled time a poll started (every source of the worker together: no source label, so the series count stays one at any number of sources)."
     );
 }
+
+/// One source's handles to its labelled series, each looked up in the recorder on its
+/// first use and kept: a poll then counts without building label strings or searching
+/// the registry (at 10,000 sources that lookup was ≈ 9 % of the CPU). A series still
+/// appears only once something is counted in it, as with the `counter!` macros.
+#[derive(Debug)]
+pub(crate) struct SourceMeters {
+    source: std::sync::Arc<str>,
+    mode: String,
+    polls: OnceLock<Counter>,
+    empty_polls: OnceLock<Counter>,
+    records: OnceLock<Counter>,
+    errors: OnceLock<Counter>,
+    missed_ticks: OnceLock<Counter>,
+    buffer_records: OnceLock<Gauge>,
+    /// The worker's one lateness series (no label), kept here like the others.
+    lateness: OnceLock<Histogram>,
+}
+
+use metrics::{Counter, Gauge, Histogram};
+use std::sync::OnceLock;
+
+impl SourceMeters {
+    pub(crate) fn new(source: std::sync::Arc<str>, mode: String) -> Self {
+        Self {
+            source,
+            mode,
+            polls: OnceLock::new(),
+            empty_polls: OnceLock::new(),
+            records: OnceLock::new(),
+            errors: OnceLock::new(),
+            missed_ticks: OnceLock::new(),
+            buffer_records: OnceLock::new(),
+            lateness: OnceLock::new(),
+        }
+    }
+
+    fn by_mode(&self, cell: &OnceLock<Counter>, name: &'static str) -> Counter {
+        cell.get_or_init(|| {
+            metrics::counter!(name, "source" => self.source.to_string(), "mode" => self.mode.clone())
+        })
+        .clone()
+    }
+
+    fn by_source(&self, cell: &OnceLock<Counter>, name: &'static str) -> Counter {
+        cell.get_or_init(|| metrics::counter!(name, "source" => self.source.to_string()))
+            .clone()
+    }
+
+    pub(crate) fn polls(&self) -> Counter {
+        self.by_mode(&self.polls, POLLS)
+    }
+
+    pub(crate) fn empty_polls(&self) -> Counter {
+        self.by_mode(&self.empty_polls, EMPTY_POLLS)
+    }
+
+    pub(crate) fn records(&self) -> Counter {
+        self.by_mode(&self.records, RECORDS)
+    }
+
+    pub(crate) fn errors(&self) -> Counter {
+        self.by_source(&self.errors, ERRORS)
+    }
+
+    pub(crate) fn missed_ticks(&self) -> Counter {
+        self.by_source(&self.missed_ticks, MISSED_TICKS)
+    }
+
+    pub(crate) fn buffer_records(&self) -> Gauge {
+        self.buffer_records
+            .get_or_init(|| metrics::gauge!(BUFFER_RECORDS, "source" => self.source.to_string()))
+            .clone()
+    }
+
+    pub(crate) fn lateness(&self) -> &Histogram {
+        self.lateness.get_or_init(|| metrics::histogram!(LATENESS))
+    }
+}

@@ -157,12 +157,6 @@ impl Loader {
                 return Err(invalid(problems));
             }
         };
-        // Positions come from the user's text; if `${…}` made it unparseable, from the
-        // expanded text.
-        let mut spans = SpanIndex::build(text);
-        if spans.locate(&KeyPath::default()).is_none() && !text.trim().is_empty() {
-            spans = SpanIndex::build(&expanded);
-        }
         let (overridden, override_problems) = apply_env_overrides(&mut tree, &self.env);
         problems.extend(override_problems);
         let (config, mut found, pruned) = deserialize_all(tree);
@@ -180,7 +174,17 @@ impl Loader {
                 });
             }
         }
-        place(&mut found, &spans, &overridden);
+        if !found.is_empty() {
+            // Positions are read only to report problems (indexing a 10,000-source file
+            // costs several times its size): from the user's text, or, if `${…}` made it
+            // unparseable, from the expanded text.
+            let mut spans = SpanIndex::build(text);
+            if spans.locate(&KeyPath::default()).is_none() && !text.trim().is_empty() {
+                spans = SpanIndex::build(&expanded);
+            }
+            place(&mut found, &spans, &overridden);
+        }
+        drop(expanded);
         problems.extend(found);
         match config {
             Some(cfg) if problems.is_empty() => Ok(cfg),
@@ -226,22 +230,18 @@ fn parse_tree(text: &str, format: Format) -> std::result::Result<Value, Diagnost
             .with_hint("fix the syntax at that position")
             .at(location)
         }),
-        Format::Json => serde_json::from_str::<serde_json::Value>(text)
-            .map_err(|e| {
-                Diagnostic::new(
-                    "",
-                    format!("invalid JSON: {}", strip_position(&e.to_string())),
-                )
-                .with_hint("fix the syntax at that position")
-                .at(Some(crate::Location {
-                    line: e.line(),
-                    column: e.column(),
-                }))
-            })
-            .and_then(|json| {
-                serde_yaml::to_value(json)
-                    .map_err(|e| Diagnostic::new("", format!("invalid JSON: {e}")))
-            }),
+        // Straight into the YAML value tree: never two trees of a large file at once.
+        Format::Json => serde_json::from_str::<Value>(text).map_err(|e| {
+            Diagnostic::new(
+                "",
+                format!("invalid JSON: {}", strip_position(&e.to_string())),
+            )
+            .with_hint("fix the syntax at that position")
+            .at(Some(crate::Location {
+                line: e.line(),
+                column: e.column(),
+            }))
+        }),
     }
     .map(|v| {
         if v.is_null() {
@@ -275,7 +275,8 @@ fn deserialize_all(mut tree: Value) -> (Option<StreamConfig>, Vec<Diagnostic>, V
     // Sequence elements removed so far, in the coordinates of the tree at removal time.
     let mut removed: Vec<(KeyPath, usize)> = Vec::new();
     for _ in 0..MAX_PASSES {
-        let err = match serde_path_to_error::deserialize::<_, StreamConfig>(tree.clone()) {
+        // From the tree by reference: no copy of it per pass.
+        let err = match serde_path_to_error::deserialize::<_, StreamConfig>(&tree) {
             Ok(cfg) => return (Some(cfg), problems, pruned),
             Err(err) => err,
         };

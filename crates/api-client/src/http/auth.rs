@@ -114,12 +114,10 @@ impl HttpApiClient {
             let _ = bare.set_password(None);
             return self.public_url(&bare);
         }
-        let names: Vec<String> = secret_params(&self.spec)
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        let secret =
-            |k: &str, v: &str| names.iter().any(|n| n == k) || self.secrets.iter().any(|s| s == v);
+        let names = &self.secret_params;
+        let secret = |k: &str, v: &str| {
+            names.iter().any(|(n, _)| n == k) || self.secrets.iter().any(|s| s == v)
+        };
         if !url.query_pairs().any(|(k, v)| secret(&k, &v)) {
             return url.clone();
         }
@@ -217,10 +215,8 @@ impl HttpApiClient {
     ) -> reqwest::RequestBuilder {
         // Credentials go only to the origin they were configured for: a next-page link
         // to another host gets no auth, no API key and no secret-looking header.
-        let configured = Url::parse(&self.spec.url).ok();
-        let same_origin = configured
-            .as_ref()
-            .is_some_and(|u| u.origin() == url.origin());
+        let configured = Some(&self.configured);
+        let same_origin = configured.is_some_and(|u| u.origin() == url.origin());
         let mut target = url.clone();
         if let Some(c) = configured.filter(|_| same_origin && url.username().is_empty()) {
             // The URL's user-info, kept out of every stored URL (reqwest sends it as
@@ -248,9 +244,12 @@ impl HttpApiClient {
         }
         let auth = if same_origin {
             // The secret query parameters, kept out of every stored URL, go to their origin.
-            let present: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
-            for (k, v) in secret_params(&self.spec) {
-                if !present.contains(&k) {
+            let present: Vec<String> = match self.secret_params.is_empty() {
+                true => Vec::new(),
+                false => url.query_pairs().map(|(k, _)| k.into_owned()).collect(),
+            };
+            for (k, v) in &self.secret_params {
+                if !present.contains(k) {
                     req = req.query(&[(k, v)]);
                 }
             }

@@ -54,8 +54,7 @@ impl HttpApiClient {
             }
             body.extend_from_slice(&chunk);
         }
-        metrics::counter!(m::BYTES, "source" => self.opts.source_id.clone())
-            .increment(body.len() as u64);
+        self.meters.bytes().increment(body.len() as u64);
         Ok(body)
     }
 
@@ -102,7 +101,7 @@ impl HttpApiClient {
                 self.hand_on(decoder.take(), state, h).await?;
             }
         };
-        metrics::counter!(m::BYTES, "source" => self.opts.source_id.clone()).increment(read);
+        self.meters.bytes().increment(read);
         // A body that failed keeps what it had not handed on yet: as a body read whole
         // did, it fails with them (the next poll asks again), so a small malformed body
         // still sends nothing, and only the full chunks of a large one have gone out.
@@ -133,8 +132,7 @@ impl HttpApiClient {
             }
         }
         self.advance_cursor(state, &records);
-        metrics::counter!(m::RECORDS, "source" => self.opts.source_id.clone())
-            .increment(records.len() as u64);
+        self.meters.records().increment(records.len() as u64);
         h.kept += records.len() + decoded.rejected.len();
         match h.out {
             Some(out) => {

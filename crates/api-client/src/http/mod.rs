@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod debug;
 pub(crate) mod limits;
+mod meters;
 mod outbound;
 mod paging;
 mod shared;
@@ -55,6 +56,10 @@ pub struct HttpApiClient {
     status: Mutex<PartStatus>,
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
     secrets: Vec<String>,
+    meters: meters::Meters,
+    /// `spec.url` parsed, and its secret query parameters: read once, not per request.
+    configured: Url,
+    secret_params: Vec<(String, String)>,
 }
 
 /// Why one request attempt failed.
@@ -73,7 +78,7 @@ impl HttpApiClient {
             path: format!("sources.{}.custom_params.{key}", opts.source_id),
             message,
         };
-        Url::parse(&spec.url)
+        let configured = Url::parse(&spec.url)
             // The URL itself is not echoed: it may hold a key or a user-info token.
             .map_err(|e| config_err("url", format!("not a URL: {e}")))?;
         let spec =
@@ -123,6 +128,9 @@ impl HttpApiClient {
         let clock = TokioClock::start();
         let secrets = auth::secrets_of(&spec);
         Ok(Self {
+            meters: meters::Meters::new(&opts.source_id),
+            secret_params: auth::secret_params(&spec),
+            configured,
             breaker: CircuitBreaker::new(
                 spec.breaker_threshold,
                 stream_config::seconds(spec.breaker_cooldown_seconds),
@@ -194,10 +202,8 @@ impl HttpApiClient {
                 Ok(resp) => {
                     let status = resp.status();
                     self.note_status(status.as_str());
-                    metrics::counter!(m::REQUESTS, "source" => self.opts.source_id.clone(), "status" => status.as_u16().to_string())
-                        .increment(1);
-                    metrics::histogram!(m::LATENCY, "source" => self.opts.source_id.clone())
-                        .record(started.elapsed().as_secs_f64());
+                    self.meters.requests(Some(status.as_u16())).increment(1);
+                    (self.meters.latency()).record(started.elapsed().as_secs_f64());
                     if status.is_success() || status == StatusCode::NOT_MODIFIED {
                         let headers = resp.headers().clone();
                         let body = (status != StatusCode::NOT_MODIFIED).then_some(resp);
@@ -225,7 +231,7 @@ impl HttpApiClient {
                     }
                 }
                 Err(e) => {
-                    metrics::counter!(m::REQUESTS, "source" => self.opts.source_id.clone(), "status" => "error").increment(1);
+                    self.meters.requests(None).increment(1);
                     if let Some(refused) = outbound::refusal_in(&e) {
                         self.note_status("refused");
                         let refused = self.outbound.explain(&refused);
@@ -313,7 +319,8 @@ impl HttpApiClient {
         let state = self.decoded.get(cursor);
         let incremental = state.cursor.clone().map(Cursor);
         // Secret parameters stay out of every URL kept (`request` adds them).
-        let first = paging::first_url(&self.spec, &self.opts.source_id, incremental.as_ref())?;
+        let first =
+            paging::first_url_from(self.configured.clone(), &self.spec, incremental.as_ref());
         let first = self.public_url(&first);
         // An interrupted walk continues where it stopped, unconditionally.
         let (start, resuming) = match &state.resume {
@@ -330,7 +337,11 @@ impl HttpApiClient {
             }
             None => (first.clone(), false),
         };
-        let cache_key = start.to_string();
+        let cache_key = if self.opts.cache_ttl.is_zero() {
+            String::new() // no cache: no key to compare
+        } else {
+            start.to_string()
+        };
         if !resuming && !self.opts.cache_ttl.is_zero() {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((key, at)) = &*cache {
@@ -373,8 +384,7 @@ impl HttpApiClient {
             };
             let (status, headers, body) = answer;
             if status == StatusCode::NOT_MODIFIED && page == 0 {
-                metrics::counter!(m::NOT_MODIFIED, "source" => self.opts.source_id.clone())
-                    .increment(1);
+                self.meters.not_modified().increment(1);
                 self.remember(&cache_key);
                 return Ok(Fetch::unchanged());
             }
@@ -556,8 +566,7 @@ impl HttpApiClient {
                     Err(Error::Config { .. }) => {}
                     Ok(_) | Err(_) => self.breaker.failure(),
                 }
-                metrics::gauge!(m::BREAKER, "source" => self.opts.source_id.clone())
-                    .set(f64::from(self.breaker.state().as_number()));
+                (self.meters.breaker()).set(f64::from(self.breaker.state().as_number()));
                 result.map_err(|e| match e {
                     Error::Unavailable(msg) => Error::Unavailable(self.redact(&msg)),
                     other => other,

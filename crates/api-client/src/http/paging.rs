@@ -11,17 +11,24 @@ use crate::Record;
 use stream_contracts::pointer::pointer_tokens;
 
 use super::spec::{HttpSpec, Incremental, Pagination};
-use crate::{Cursor, Error};
+use crate::Cursor;
 
+#[cfg(test)]
 pub(crate) fn first_url(
     spec: &HttpSpec,
     source_id: &str,
     cursor: Option<&Cursor>,
-) -> Result<Url, Error> {
-    let mut url = Url::parse(&spec.url).map_err(|e| Error::Config {
+) -> Result<Url, crate::Error> {
+    let url = Url::parse(&spec.url).map_err(|e| crate::Error::Config {
         path: format!("sources.{}.custom_params.url", source_id),
         message: e.to_string(),
     })?;
+    Ok(first_url_from(url, spec, cursor))
+}
+
+/// The first page's URL, from the configured URL already parsed (`url`): its query
+/// parameters, the incremental cursor, the first offset.
+pub(crate) fn first_url_from(mut url: Url, spec: &HttpSpec, cursor: Option<&Cursor>) -> Url {
     {
         let mut q = url.query_pairs_mut();
         for (k, v) in &spec.query {
@@ -45,7 +52,7 @@ pub(crate) fn first_url(
     if url.query() == Some("") {
         url.set_query(None);
     }
-    Ok(url)
+    url
 }
 
 pub(crate) fn next_url(
@@ -313,7 +320,7 @@ mod tests {
         let bad = HttpSpec::get("not a url");
         assert!(matches!(
             first_url(&bad, "src", None),
-            Err(Error::Config { path, .. }) if path == "sources.src.custom_params.url"
+            Err(crate::Error::Config { path, .. }) if path == "sources.src.custom_params.url"
         ));
     }
 

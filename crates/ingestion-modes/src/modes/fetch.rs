@@ -1,13 +1,17 @@
-//! One poll of a source: the fetch in its own task, its records taken chunk by chunk
+//! One poll of a source: the fetch, its panic caught, its records taken chunk by chunk
 //! as the source hands them on (each added to its fetch in the cursor tracker first) and
 //! emitted while the body is still arriving, so a large body passes in bounded memory.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use api_client::{Chunk, ChunkSender, FetchSeq};
 
-use super::{panic_message, ModeContext, Polled};
+use super::{ModeContext, Polled};
 use crate::metrics as m;
 
 /// What a poll emits of its records while the fetch is under way.
@@ -53,31 +57,38 @@ impl ModeContext {
         flush: Flush,
         chunk_size: usize,
     ) -> Result<Option<Option<api_client::Cursor>>, crate::Error> {
-        let labels = [
-            ("source", self.source_id.to_string()),
-            ("mode", self.label.clone()),
-        ];
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(m::POLLS, &labels).increment(1);
+        self.meters.polls().increment(1);
         let from = self.tracker.fetch_from();
-        // In its own task, so a panicking connector fails this poll (visible, retried
-        // with backoff) instead of ending the stream; what it handed on before is
-        // settled, and the fetch state stays where it was.
-        let source = self.source.clone();
         // One chunk in the channel: while the sink waits, the source waits too (and an
         // HTTP source stops reading its body).
         let (out, mut chunks) = ChunkSender::channel(1);
-        // (Aborted if this poll is cancelled: a stopped stream makes no more requests.)
-        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-            source.fetch_streaming(from.as_ref(), &out).await
-        }));
+        // Polled in this task (not a task spawned per poll), a panic caught: a panicking
+        // connector fails this poll (visible, retried with backoff) instead of ending
+        // the stream; what it handed on before is settled, and the fetch state stays
+        // where it was. (Dropped if this poll is cancelled: a stopped stream makes no
+        // more requests.)
+        let mut fetching = Caught(Some(self.source.fetch_streaming(from.as_ref(), &out)));
         let mut count = 0usize;
-        while let Some(chunk) = chunks.recv().await {
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                // (`out` lives here, so the channel stays open: every chunk comes.)
+                Some(chunk) = chunks.recv() => {
+                    count += chunk.len();
+                    self.take(seq, chunk, held);
+                    self.emit_held(held, flush, chunk_size, true).await?;
+                }
+                outcome = &mut fetching => break outcome,
+            }
+        };
+        // A chunk handed on just before the fetch ended.
+        while let Ok(chunk) = chunks.try_recv() {
             count += chunk.len();
             self.take(seq, chunk, held);
             self.emit_held(held, flush, chunk_size, true).await?;
         }
-        let fetch = match task.await.map_err(panic_message) {
+        let fetch = match outcome {
             Ok(Ok(f)) => {
                 self.consecutive_panics.store(0, Ordering::Relaxed);
                 f
@@ -112,7 +123,7 @@ impl ModeContext {
             // records are emitted as usual and the failed part is asked for again next
             // poll; the stream shows it as failing meanwhile.
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(m::ERRORS, "source" => self.source_id.to_string()).increment(1);
+            self.meters.errors().increment(1);
             let message = fetch.failures.join("; ");
             tracing::warn!(source = %self.source_id, failures = %message, "part of a fetch failed");
             *self
@@ -131,7 +142,7 @@ impl ModeContext {
         self.take(seq, rest, held);
         if count == 0 {
             self.stats.empty_polls.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(m::EMPTY_POLLS, &labels).increment(1);
+            self.meters.empty_polls().increment(1);
         }
         Ok(Some(fetch.next_cursor))
     }
@@ -149,8 +160,7 @@ impl ModeContext {
         self.stats
             .rejected
             .fetch_add(chunk.rejected.len() as u64, Ordering::Relaxed);
-        metrics::counter!(m::RECORDS, "source" => self.source_id.to_string(), "mode" => self.label.clone())
-            .increment(chunk.records.len() as u64);
+        self.meters.records().increment(chunk.records.len() as u64);
         held.0.extend(chunk.records.into_iter().map(|r| (seq, r)));
         held.1.extend(chunk.rejected.into_iter().map(|r| (seq, r)));
     }
@@ -178,5 +188,30 @@ impl ModeContext {
         let rejected = std::mem::take(&mut held.1);
         self.emit_chunks(records, rejected, chunk_size, fetching)
             .await
+    }
+}
+
+type Fetching<'a> =
+    Pin<Box<dyn Future<Output = Result<api_client::Fetch, api_client::Error>> + Send + 'a>>;
+
+/// A fetch whose panic is caught: `Err` holds the panic's message. The fetch is dropped
+/// once it has ended or panicked, as a task's future is.
+struct Caught<'a>(Option<Fetching<'a>>);
+
+impl Future for Caught<'_> {
+    type Output = Result<Result<api_client::Fetch, api_client::Error>, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(fetch) = self.0.as_mut() else {
+            return Poll::Pending; // (never polled again once ended)
+        };
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| fetch.as_mut().poll(cx)));
+        let ended = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => Ok(result),
+            Err(payload) => Err(super::panic_text(payload.as_ref())),
+        };
+        self.0 = None;
+        Poll::Ready(ended)
     }
 }

@@ -12,7 +12,6 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics as m;
 use crate::schedule::{Error, Grid, Schedule};
 use crate::{Emitted, IngestionMode, ModeSnapshot, ModeStats, Sink, FAR};
 
@@ -184,6 +183,7 @@ pub fn start_mode(
         polling: tokio::sync::Mutex::new(()),
         source_id: source_id.into(),
         label: mode.name().to_owned(),
+        meters: crate::metrics::SourceMeters::new(source_id.into(), mode.name().to_owned()),
         start_jitter,
         source,
         tracker,
@@ -205,16 +205,13 @@ pub fn start_mode(
     }
 }
 
-/// A task's panic message (or why it ended otherwise).
-fn panic_message(e: tokio::task::JoinError) -> String {
-    match e.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".to_owned()),
-        Err(e) => e.to_string(),
-    }
+/// A panic's message.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// What a running mode polls and emits through: one fetch of the source at a time
@@ -240,6 +237,8 @@ pub struct ModeContext {
     cancel: CancellationToken,
     grace: tokio::sync::watch::Receiver<Duration>,
     stats: Arc<ModeStats>,
+    /// The source's labelled series, looked up once.
+    meters: crate::metrics::SourceMeters,
 }
 
 type Polled = (Vec<(FetchSeq, Record)>, Vec<(FetchSeq, Rejected)>);
@@ -394,7 +393,8 @@ impl ModeContext {
             }
             // How late this poll starts against its schedule (a busy runtime, a poll
             // that outlasted its interval): one series for all sources.
-            metrics::histogram!(m::LATENESS)
+            self.meters
+                .lateness()
                 .record(Instant::now().saturating_duration_since(due).as_secs_f64());
             // Batch and real-time emit whole chunks while the fetch is under way and the
             // rest after it; streaming flushes its buffer whenever it is full.
@@ -425,8 +425,7 @@ impl ModeContext {
                 let missed = g.advance(Instant::now());
                 if missed > 0 {
                     self.stats.missed_ticks.fetch_add(missed, Ordering::Relaxed);
-                    metrics::counter!(m::MISSED_TICKS, "source" => self.source_id.to_string())
-                        .increment(missed);
+                    self.meters.missed_ticks().increment(missed);
                 }
             }
         }
@@ -439,7 +438,7 @@ impl ModeContext {
 
     fn failed(&self, e: &api_client::Error) {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(m::ERRORS, "source" => self.source_id.to_string()).increment(1);
+        self.meters.errors().increment(1);
         tracing::warn!(source = %self.source_id, error = e as &dyn std::error::Error, "fetch failed");
         *self
             .stats
@@ -483,7 +482,7 @@ impl ModeContext {
     async fn flush(&self, buffer: &mut Polled, chunk_size: usize) -> Result<(), crate::Error> {
         let (records, rejected) = std::mem::take(buffer);
         self.stats.buffered.store(0, Ordering::Relaxed);
-        metrics::gauge!(m::BUFFER_RECORDS, "source" => self.source_id.to_string()).set(0.0);
+        self.meters.buffer_records().set(0.0);
         self.emit_chunks(records, rejected, chunk_size, false).await
     }
 }

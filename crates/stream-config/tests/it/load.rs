@@ -167,6 +167,20 @@ fn json_errors_have_lines_too() {
 }
 
 #[test]
+fn a_json_key_given_twice_is_refused_at_its_line_as_in_yaml() {
+    // JSON is read straight into the YAML value tree, which refuses a repeated key
+    // (serde_json's own tree kept the last one silently).
+    let json = "{\n  \"queue_max_size\": 5,\n  \"queue_max_size\": 6\n}\n";
+    let err = loader().load_str(json, Format::Json, "c.json").unwrap_err();
+    let d = err.diagnostics().unwrap();
+    assert_eq!(d.items.len(), 1, "{err}");
+    assert!(d.items[0].message.contains("duplicate"), "{err}");
+    assert_eq!(d.items[0].location.map(|l| l.line), Some(3), "{err}");
+    let yaml = "queue_max_size: 5\nqueue_max_size: 6\n";
+    assert!(loader().load_str(yaml, Format::Yaml, "c.yaml").is_err());
+}
+
+#[test]
 fn syntax_errors_name_the_position() {
     let err = loader()
         .load_str("kafka:\n  client_id: [unclosed\n", Format::Yaml, "s.yaml")
