@@ -83,7 +83,7 @@ const MEASURED_UNITS: &[&str] = &[
 fn check_figures(name: &str, text: &str) -> Vec<String> {
     let unit_of = |token: &str| {
         let token = token.trim_end_matches(|c: char| ",.;:)".contains(c));
-        MEASURED_UNITS.iter().any(|u| token == *u)
+        MEASURED_UNITS.contains(&token)
     };
     let is_number = |token: &str| {
         let token = token.trim_start_matches(|c: char| "(≈~".contains(c));
