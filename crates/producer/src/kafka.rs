@@ -138,6 +138,20 @@ impl ClientContext for StatsContext {
         metrics::gauge!(m::LIBRDKAFKA_QUEUE_BYTES, "path" => path).set(s.msg_size as f64);
         metrics::gauge!(m::LIBRDKAFKA_TX_MESSAGES, "path" => path).set(s.txmsgs as f64);
         metrics::gauge!(m::LIBRDKAFKA_TX_BYTES, "path" => path).set(s.txmsg_bytes as f64);
+        // Message sets built in the interval, over every topic: how full librdkafka's
+        // batches are (records and bytes each).
+        let (mut sets, mut msgs, mut bytes) = (0i64, 0i64, 0i64);
+        for t in s.topics.values() {
+            sets += t.batchcnt.cnt;
+            msgs += t.batchcnt.sum;
+            bytes += t.batchsize.sum;
+        }
+        if sets > 0 {
+            metrics::gauge!(m::LIBRDKAFKA_BATCH_MESSAGES, "path" => path)
+                .set(msgs as f64 / sets as f64);
+            metrics::gauge!(m::LIBRDKAFKA_BATCH_BYTES, "path" => path)
+                .set(bytes as f64 / sets as f64);
+        }
         // librdkafka's own resends and request errors (cumulative per client); during a
         // broker outage these and `producer_client_errors_total` are what moves.
         let (mut retries, mut errors, mut up) = (0u64, 0u64, 0u32);

@@ -23,6 +23,8 @@ pub(crate) const LIBRDKAFKA_QUEUE_BYTES: &str = "producer_librdkafka_queue_bytes
 pub(crate) const LIBRDKAFKA_TX_MESSAGES: &str = "producer_librdkafka_tx_messages";
 pub(crate) const LIBRDKAFKA_TX_BYTES: &str = "producer_librdkafka_tx_bytes";
 pub(crate) const LIBRDKAFKA_TX_RETRIES: &str = "producer_librdkafka_tx_retries";
+pub(crate) const LIBRDKAFKA_BATCH_MESSAGES: &str = "producer_librdkafka_batch_messages";
+pub(crate) const LIBRDKAFKA_BATCH_BYTES: &str = "producer_librdkafka_batch_bytes";
 pub(crate) const LIBRDKAFKA_TX_ERRORS: &str = "producer_librdkafka_tx_errors";
 pub(crate) const BROKERS_UP: &str = "producer_brokers_up";
 pub(crate) const CLIENT_ERRORS: &str = "producer_client_errors_total";
@@ -101,6 +103,16 @@ pub fn describe_metrics() {
         LIBRDKAFKA_TX_MESSAGES,
         Unit::Count,
         "Messages librdkafka has transmitted (cumulative per client), by producer path."
+    );
+    describe_gauge!(
+        LIBRDKAFKA_BATCH_MESSAGES,
+        Unit::Count,
+        "Mean records per message set librdkafka built in its last statistics interval, by producer path."
+    );
+    describe_gauge!(
+        LIBRDKAFKA_BATCH_BYTES,
+        Unit::Bytes,
+        "Mean bytes per message set librdkafka built in its last statistics interval, by producer path."
     );
     describe_gauge!(
         LIBRDKAFKA_TX_BYTES,

@@ -92,6 +92,11 @@ impl QueueItem for Item {
     }
 }
 
+/// At most this many bytes (as the queue counts them) of records evicted by one batch
+/// are held before they are dead-lettered: beyond the cap, what a batch holds of the
+/// records it pushed out stays this small.
+const EVICTED_HELD_BYTES: usize = 1024 * 1024;
+
 /// What a queued record counts against `queue_max_bytes`.
 fn record_size(r: &OutgoingRecord) -> usize {
     r.payload.len() + r.key.as_ref().map_or(0, Bytes::len) + 2 * r.id.len() + ITEM_OVERHEAD
@@ -241,6 +246,16 @@ impl Shared {
         ))
     }
 
+    /// Dead-letters records a full queue evicted (`drop_oldest`), then settles them.
+    async fn dead_letter_evicted(&self, items: &[Item]) {
+        self.dead_letter_items(
+            items,
+            FailureReason::QueueOverflow,
+            "evicted by a full queue (drop_oldest)",
+        )
+        .await;
+    }
+
     /// Dead-letters queued records that never reached the producer, then settles them.
     pub(crate) async fn dead_letter_items(
         &self,
@@ -362,6 +377,7 @@ impl StreamSink {
         let ingested = Ingested::now();
         let mut arena = Chunks::default();
         let mut overflow = Vec::new();
+        let mut overflow_bytes = 0usize;
         let mut closed = Vec::new();
         let contracts = shared.contracts();
         let mut violations = Vec::new();
@@ -437,7 +453,21 @@ impl StreamSink {
                 shared.queue.push(item).await
             };
             match pushed {
-                Ok(evicted) => overflow.extend(evicted),
+                Ok(evicted) => {
+                    overflow_bytes += evicted
+                        .iter()
+                        .map(|i| record_size(&i.record))
+                        .sum::<usize>();
+                    overflow.extend(evicted);
+                    // Evicted records leave as they go, not at the end of the batch: a
+                    // batch that evicts as many records as it brings would otherwise
+                    // hold its own size again beyond the queue's cap.
+                    if overflow_bytes >= EVICTED_HELD_BYTES {
+                        shared.dead_letter_evicted(&overflow).await;
+                        overflow.clear();
+                        overflow_bytes = 0;
+                    }
+                }
                 Err(PushError::Closed(item)) => closed.push(item),
                 Err(e) => {
                     let why = match &e {
@@ -455,13 +485,7 @@ impl StreamSink {
         self.dead_letter_violations(violations).await;
         share.saw_topics(&topics);
         tally.publish();
-        shared
-            .dead_letter_items(
-                &overflow,
-                FailureReason::QueueOverflow,
-                "evicted by a full queue (drop_oldest)",
-            )
-            .await;
+        shared.dead_letter_evicted(&overflow).await;
         shared
             .dead_letter_items(
                 &closed,

@@ -19,11 +19,47 @@ use producer::Producer;
 use rand::{Rng as _, SeedableRng as _};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::ClientContext;
 use serde_json::Value;
 use stream_config::StreamConfig;
 use stream_manager::StreamManager;
 
 use crate::{cpu_seconds, delivered, Bench, BARE_TOPIC};
+
+/// Bare rdkafka's client, its statistics kept for `BENCH_STATS=1`.
+pub(crate) type Bare = FutureProducer<StatsProbe>;
+
+/// librdkafka's statistics of the bare client, summed since the last [`StatsProbe::take`]:
+/// message sets built, their records and bytes, the most records it held at once.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct StatsProbe(Arc<std::sync::Mutex<[i64; 4]>>);
+
+impl ClientContext for StatsProbe {
+    fn stats(&self, s: rdkafka::Statistics) {
+        let mut t = self.0.lock().expect("stats");
+        for topic in s.topics.values() {
+            t[0] += topic.batchcnt.cnt;
+            t[1] += topic.batchcnt.sum;
+            t[2] += topic.batchsize.sum;
+        }
+        t[3] = t[3].max(s.msg_cnt as i64);
+    }
+}
+
+impl StatsProbe {
+    /// "records/set, bytes/set, max held" since the last call.
+    pub(crate) fn take(&self) -> String {
+        let t = std::mem::take(&mut *self.0.lock().expect("stats"));
+        let sets = t[0].max(1) as f64;
+        format!(
+            "{:.0} rec/set, {:.0} B/set, {} sets, max held {}",
+            t[1] as f64 / sets,
+            t[2] as f64 / sets,
+            t[0],
+            t[3]
+        )
+    }
+}
 
 /// One record as both sides send it.
 pub(crate) struct Rec {
@@ -232,9 +268,14 @@ fn pipeline_config(b: &Bench, c: &Corpus) -> StreamConfig {
             sources = sources.replace(&head, &format!("{head}    schema: {schema}\n"));
         }
     }
+    // The queue's shipped bounds (10,000 records), unless `BENCH_QUEUE` gives others
+    // (YAML, e.g. `queue_max_size: 200000`, this bench's setting until 2026-12-06: the
+    // producer-bound pipeline then held 60–350 MB of cold records, and every payload
+    // librdkafka copied was a cache miss — BENCHMARKS.md, "Record path").
+    let queue = std::env::var("BENCH_QUEUE").unwrap_or_default();
     b.config(&format!(
         "throttling: {{ max_send_rate: 100000000 }}
-queue_max_size: 200000
+{queue}
 queue_overflow_strategy: block
 sources:
 {sources}"
@@ -266,6 +307,13 @@ pub(crate) async fn pipeline(
         d = delivered(&m).await;
     }
     let f = meter.stop(d - d0);
+    if std::env::var_os("BENCH_STATS").is_some() {
+        let q = m.get_metrics().await.queue;
+        eprintln!(
+            "queue at the end: {:?} records, {} bytes",
+            q.len_by_priority, q.bytes
+        );
+    }
     m.shutdown(Duration::from_secs(30)).await;
     f
 }
@@ -316,7 +364,7 @@ fn bare_record<'a>(
 }
 
 /// Hands `record` to librdkafka, waiting while its queue is full.
-async fn send(p: &FutureProducer, mut record: FutureRecord<'_, [u8], [u8]>) -> DeliveryFuture {
+async fn send(p: &Bare, mut record: FutureRecord<'_, [u8], [u8]>) -> DeliveryFuture {
     loop {
         match p.send_result(record) {
             Ok(f) => return f,
@@ -330,7 +378,7 @@ async fn send(p: &FutureProducer, mut record: FutureRecord<'_, [u8], [u8]>) -> D
 
 /// Bare rdkafka: the corpus's records in order, the ingestion time taken once per 1,000
 /// records as the pipeline takes it once per batch.
-pub(crate) async fn bare(p: &FutureProducer, c: &Corpus, n: u64) -> Figure {
+pub(crate) async fn bare(p: &Bare, c: &Corpus, n: u64) -> Figure {
     let meter = Meter::start();
     let mut futures = Vec::with_capacity(n as usize);
     let mut ingested = String::new();
@@ -350,7 +398,7 @@ pub(crate) async fn bare(p: &FutureProducer, c: &Corpus, n: u64) -> Figure {
 /// Bare rdkafka's send → ack latency at `rate` records/s for `secs`: the floor the
 /// pipeline's emit → ack latency is compared with (same producer settings and broker).
 pub(crate) async fn bare_latency(
-    p: &FutureProducer,
+    p: &Bare,
     c: &Corpus,
     rate: f64,
     secs: f64,

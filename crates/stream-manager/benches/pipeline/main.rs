@@ -14,7 +14,10 @@
 //! `bench-pipeline`, `bench-bare`). `--quick` runs a few seconds. For profiling:
 //! `BENCH_ONLY=throughput|latency` runs one part, `BENCH_PAD=0|1800` one record size and
 //! `BENCH_STAGE=sources,null,pipeline,bare` (any of them) some stages of the throughput
-//! table; `BENCH_SCHEMA=1` puts a data contract on each source (`fair.rs`).
+//! table; `BENCH_SCHEMA=1` puts a data contract on each source (`fair.rs`);
+//! `BENCH_QUEUE` (YAML) sets the throughput pipeline's queue bounds; `BENCH_STATS=1`
+//! prints, after each broker stage, librdkafka's message sets (records and bytes per
+//! set, its queue) on both sides and the pipeline's queue at the end (stderr).
 
 mod fair;
 #[path = "../common/process.rs"]
@@ -24,8 +27,6 @@ use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use producer::{client_config, EmbeddedBroker};
-use rdkafka::config::FromClientConfig;
-use rdkafka::producer::FutureProducer;
 use stream_config::{Format, Loader, StreamConfig};
 use stream_manager::StreamManager;
 
@@ -72,8 +73,15 @@ impl Bench {
         } else {
             format!("routing: {{ fallback_topic: {TOPIC} }}\n")
         };
+        // `BENCH_STATS=1`: librdkafka's statistics every second on both sides, and its
+        // message sets printed after each broker stage (stderr).
+        let stats = if std::env::var_os("BENCH_STATS").is_some() {
+            ", librdkafka_options: { statistics.interval.ms: '1000' }"
+        } else {
+            ""
+        };
         let yaml = format!(
-            "kafka: {{ bootstrap_servers: '{}', linger_ms: 5, batch_size: 1000, compression_type: lz4 }}
+            "kafka: {{ bootstrap_servers: '{}', linger_ms: 5, batch_size: 1000, compression_type: lz4{stats} }}
 dlq: {{ url: 'sqlite://{}/dlq-{n}.db' }}
 {routing}{extra}",
             self.bootstrap,
@@ -118,6 +126,23 @@ fn all_e2e(snap: &Snapshotter) -> (Vec<f64>, Vec<f64>) {
         }
     }
     (normal, critical)
+}
+
+/// `BENCH_STATS=1`: the pipeline producer's last message-set gauges.
+fn batch_gauges(snap: &Snapshotter) -> String {
+    let mut out = String::new();
+    for (key, _, _, value) in snap.snapshot().into_vec() {
+        let name = key.key().name();
+        if name.starts_with("producer_librdkafka_batch")
+            || name == "producer_librdkafka_queue_messages"
+        {
+            if let DebugValue::Gauge(g) = value {
+                let path: Vec<_> = key.key().labels().map(|l| l.value().to_owned()).collect();
+                out.push_str(&format!("{name}{path:?}={:.0} ", g.into_inner()));
+            }
+        }
+    }
+    out
 }
 
 fn quantile(v: &mut [f64], q: f64) -> f64 {
@@ -220,6 +245,7 @@ sources:
 /// Child: RSS while the queue overflows its byte cap (drop_oldest).
 async fn overflow_child(b: &Bench, cap_mb: u64) {
     let base = status_mb("VmRSS");
+    let base_anon = status_mb("RssAnon");
     let cfg = b.config(&format!(
         "throttling: {{ max_send_rate: 500 }}
 enable_dlq: false
@@ -233,16 +259,22 @@ sources:
     ));
     let m = StreamManager::builder(cfg).start().await.expect("manager");
     let mut peak = 0.0f64;
+    // Anonymous memory alone: the data's, without the binary's code pages that the
+    // first records fault in.
+    let mut peak_anon = 0.0f64;
     let mut max_queue_mb = 0.0f64;
     let until = Instant::now() + Duration::from_secs(if b.quick { 3 } else { 15 });
     while Instant::now() < until {
         peak = peak.max(status_mb("VmRSS"));
+        peak_anon = peak_anon.max(status_mb("RssAnon"));
         max_queue_mb = max_queue_mb.max(m.get_metrics().await.queue.bytes as f64 / 1048576.0);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let evicted = m.get_metrics().await.queue.evicted;
     m.shutdown(Duration::from_secs(1)).await;
-    println!("overflow {base:.1} {peak:.1} {max_queue_mb:.1} {evicted}");
+    println!(
+        "overflow {base:.1} {peak:.1} {max_queue_mb:.1} {evicted} {base_anon:.1} {peak_anon:.1}"
+    );
 }
 
 /// Child: RSS with 10 sources configured and idle-ish (1 record/s each).
@@ -357,7 +389,10 @@ fn main() {
     let broker = bench.broker;
     rt.block_on(async {
         let kafka = bench.config("").kafka.clone();
-        let bare = FutureProducer::from_config(&client_config(&kafka)).expect("bare producer");
+        let probe = fair::StatsProbe::default();
+        let bare: fair::Bare = client_config(&kafka)
+            .create_with_context(probe.clone())
+            .expect("bare producer");
         let runs = if quick { 1 } else { 3 };
         let only = std::env::var("BENCH_ONLY").unwrap_or_default();
         if only != "latency" {
@@ -394,9 +429,17 @@ fn main() {
                 }
                 if runs_stage("pipeline") {
                     p.push(fair::pipeline(&bench, &corpus, n, None).await);
+                    if std::env::var_os("BENCH_STATS").is_some() {
+                        eprintln!("pipeline {:?} {}", p.last(), batch_gauges(&snap));
+                    }
                 }
                 if runs_stage("bare") {
+                    let _ = probe.take();
                     bb.push(fair::bare(&bare, &corpus, n).await);
+                    if std::env::var_os("BENCH_STATS").is_some() {
+                        tokio::time::sleep(Duration::from_millis(1100)).await;
+                        eprintln!("bare {:?} {}", bb.last(), probe.take());
+                    }
                 }
             }
             let label = &corpus.label;
@@ -489,10 +532,10 @@ fn main() {
         .collect();
     println!("\n### Memory ({broker})\n");
     println!("| measurement | value |\n|---|---|");
-    if f.len() == 4 {
+    if f.len() == 6 {
         println!(
-            "| RSS under overflow (16 MB queue cap, 20k × 2 KB rec/s offered, 500/s sent) | start {:.1} MB, peak {:.1} MB (+{:.1} MB); queue held at most {:.1} MB; {} evicted |",
-            f[0], f[1], f[1] - f[0], f[2], f[3]
+            "| RSS under overflow (16 MB queue cap, 20k × 2 KB rec/s offered, 500/s sent) | start {:.1} MB, peak {:.1} MB (+{:.1} MB; anonymous memory alone +{:.1} MB); queue held at most {:.1} MB; {} evicted |",
+            f[0], f[1], f[1] - f[0], f[5] - f[4], f[2], f[3]
         );
     }
     if g.len() == 2 {

@@ -77,6 +77,21 @@ pub(crate) async fn settled_ids(
     Vec<producer::DeadLetter>,
     Vec<i64>,
 ) {
+    settled_by(m, bootstrap, topics, stream, "id").await
+}
+
+/// [`settled_ids`], each record identified by its number at `field`.
+pub(crate) async fn settled_by(
+    m: &StreamManager,
+    bootstrap: &str,
+    topics: &[&str],
+    stream: &str,
+    field: &str,
+) -> (
+    stream_manager::StreamInfo,
+    Vec<producer::DeadLetter>,
+    Vec<i64>,
+) {
     let s = m.stream(stream).await.unwrap();
     let rows = m
         .dlq_list(
@@ -96,7 +111,7 @@ pub(crate) async fn settled_ids(
         std::time::Duration::from_secs(20),
     );
     assert_eq!(got.len() as u64, s.records_processed);
-    let id = |v: serde_json::Value| v["id"].as_i64().unwrap();
+    let id = |v: serde_json::Value| v[field].as_i64().unwrap();
     let mut all: Vec<i64> = got
         .iter()
         .map(|c| id(serde_json::from_slice(&c.payload).unwrap()))

@@ -264,6 +264,47 @@ sources:
     m.shutdown(Duration::from_secs(10)).await;
 }
 
+/// One batch that evicts megabytes: its evicted records are dead-lettered as they go
+/// (a megabyte at a time), not held to the end of the batch, and still every record
+/// ends in Kafka or in the DLQ with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_evicting_megabytes_dead_letters_them_as_it_goes() {
+    let yaml = "
+kafka: { linger_ms: 5, batch_size: 10 }
+throttling: { max_send_rate: 20, min_send_rate: 1 }
+queue_max_bytes: 65536
+queue_overflow_strategy: drop_oldest
+routing: { fallback_topic: all }
+sources:
+  big:
+    source_type: synthetic
+    ingestion: { mode: real_time, polling_interval_seconds: 3600, buffer_size: 1000 }
+    custom_params: { records_per_second: 600, max_per_fetch: 600, seed: 5, pad_bytes: 4000 }
+";
+    let (mock, cfg, _dir) = setup(yaml, &["all"]);
+    let m = start(cfg).await;
+    poll_until(Duration::from_secs(30), "600 settled", async || {
+        let s = m.stream("big").await.unwrap();
+        s.records_processed + s.records_dead_lettered == 600
+    })
+    .await;
+    let (s, rows, all) =
+        crate::settled_by(&m, &mock.bootstrap_servers(), &["all"], "big", "sequence").await;
+    // 600 records of 4 KB through a 64 KiB queue: well over two megabytes evicted.
+    assert!(s.records_dead_lettered >= 500, "{s:?}");
+    assert_eq!(rows.len() as u64, s.records_dead_lettered);
+    assert!(
+        rows.iter().all(|r| r.error_details.contains("drop_oldest")),
+        "reason kept"
+    );
+    assert_eq!(
+        all,
+        (1..=600).collect::<Vec<_>>(),
+        "every record in Kafka or the DLQ"
+    );
+    m.shutdown(Duration::from_secs(10)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_under_load_loses_nothing() {
     let yaml = "
