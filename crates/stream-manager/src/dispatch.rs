@@ -12,7 +12,7 @@ use producer::{FailureReason, OutgoingRecord};
 use queue::{Lanes, PopBatch, Priority};
 
 use crate::manager::Shared;
-use crate::pipeline::{now_ms, settle, Item};
+use crate::pipeline::{now_ms, settle, QueuedRecord};
 use crate::supervise::supervise;
 
 /// A delivery task ended. One that panicked is logged and counted, and the records of
@@ -97,7 +97,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
 /// Registers `batch` from the moment it leaves the queue until its delivery reports: a
 /// shutdown that cannot wait for it (throttled, waiting for a delivery slot, or with
 /// the producer) dead-letters what is still here.
-fn register(shared: &Shared, batch_no: u64, batch: Arc<Vec<Item>>) {
+fn register(shared: &Shared, batch_no: u64, batch: Arc<Vec<QueuedRecord>>) {
     shared
         .in_flight
         .lock()
@@ -194,7 +194,7 @@ impl Delivering {
 
     /// Hands a registered batch to a delivery task (waiting for a slot); the task
     /// settles its records' counters and cursors when the reports are in.
-    async fn spawn(&mut self, shared: &Arc<Shared>, parts: Vec<(u64, Arc<Vec<Item>>)>) {
+    async fn spawn(&mut self, shared: &Arc<Shared>, parts: Vec<(u64, Arc<Vec<QueuedRecord>>)>) {
         // Copies: the registered parts keep the records until their reports, so a task
         // that dies with them can still dead-letter them.
         let records: Vec<OutgoingRecord> = parts

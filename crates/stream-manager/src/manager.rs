@@ -14,13 +14,13 @@ use tokio::task::JoinHandle;
 use topic_resolver::{Predicate, Resolver};
 
 use crate::builder::Builder;
-use crate::pipeline::Item;
+use crate::pipeline::QueuedRecord;
 use crate::streams::Stream;
 
 /// State shared by the manager's tasks.
 pub(crate) struct Shared {
     pub(crate) config: RwLock<Arc<StreamConfig>>,
-    pub(crate) queue: Arc<PriorityQueue<Item>>,
+    pub(crate) queue: Arc<PriorityQueue<QueuedRecord>>,
     pub(crate) throttle: Arc<ThrottleGroup>,
     /// The CRITICAL lane's own bucket (`throttling.critical_share` of the rate).
     pub(crate) critical_throttle: Arc<throttling::Throttle>,
@@ -31,7 +31,7 @@ pub(crate) struct Shared {
     /// Where the throttle's lag comes from (`LagHealth::mode`).
     pub(crate) lag_mode: &'static str,
     /// Batches with the producer and not yet reported, by number.
-    pub(crate) in_flight: std::sync::Mutex<std::collections::HashMap<u64, Arc<Vec<Item>>>>,
+    pub(crate) in_flight: std::sync::Mutex<std::collections::HashMap<u64, Arc<Vec<QueuedRecord>>>>,
     pub(crate) next_batch: AtomicU64,
     /// Panics of the dispatcher and its delivery tasks (health shows them).
     pub(crate) dispatcher_panics: AtomicU64,
@@ -52,7 +52,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Takes every registered batch (popped, not yet reported) out of the registry: for
     /// the shutdown deadline and a dispatcher that died holding them.
-    pub(crate) fn take_registered(&self) -> Vec<Arc<Vec<Item>>> {
+    pub(crate) fn take_registered(&self) -> Vec<Arc<Vec<QueuedRecord>>> {
         self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -65,7 +65,7 @@ impl SourceCtx {
 /// A record in the queue: already serialized, routed and keyed — the parsed value is
 /// gone once the record is enqueued, so the queue holds bytes only.
 #[derive(Debug)]
-pub(crate) struct Item {
+pub(crate) struct QueuedRecord {
     pub(crate) ctx: Arc<SourceCtx>,
     pub(crate) seq: FetchSeq,
     pub(crate) priority: Priority,
@@ -74,13 +74,14 @@ pub(crate) struct Item {
 
 /// What one queued record costs beyond its bytes: the item, the record's fixed part and
 /// its five header slots. Counted against `queue_max_bytes` with the bytes.
-const ITEM_OVERHEAD: usize =
-    std::mem::size_of::<Item>() + 5 * std::mem::size_of::<(producer::HeaderName, Bytes)>() + 64;
+const ITEM_OVERHEAD: usize = std::mem::size_of::<QueuedRecord>()
+    + 5 * std::mem::size_of::<(producer::HeaderName, Bytes)>()
+    + 64;
 
 // A record's fixed cost stays well under a kilobyte (536 bytes when written).
 const _: () = assert!(ITEM_OVERHEAD < 1024);
 
-impl QueueItem for Item {
+impl QueueItem for QueuedRecord {
     fn priority(&self) -> Priority {
         self.priority
     }
@@ -247,7 +248,7 @@ impl Shared {
     }
 
     /// Dead-letters records a full queue evicted (`drop_oldest`), then settles them.
-    async fn dead_letter_evicted(&self, items: &[Item]) {
+    async fn dead_letter_evicted(&self, items: &[QueuedRecord]) {
         self.dead_letter_items(
             items,
             FailureReason::QueueOverflow,
@@ -259,7 +260,7 @@ impl Shared {
     /// Dead-letters queued records that never reached the producer, then settles them.
     pub(crate) async fn dead_letter_items(
         &self,
-        items: &[Item],
+        items: &[QueuedRecord],
         reason: FailureReason,
         details: &str,
     ) {
@@ -441,7 +442,7 @@ impl StreamSink {
                 shared.wait_for_room(record_size(&record)).await;
             }
             share.admitted(1);
-            let item = Item {
+            let item = QueuedRecord {
                 priority,
                 ctx: self.ctx.clone(),
                 seq,
@@ -533,8 +534,9 @@ impl crate::manager::Shared {
     pub(crate) async fn per_source_push(
         &self,
         share: &throttling::SourceShare,
-        item: crate::pipeline::Item,
-    ) -> Result<Vec<crate::pipeline::Item>, queue::PushError<crate::pipeline::Item>> {
+        item: crate::pipeline::QueuedRecord,
+    ) -> Result<Vec<crate::pipeline::QueuedRecord>, queue::PushError<crate::pipeline::QueuedRecord>>
+    {
         let mut item = item;
         loop {
             let notified = self.per_source.next_settle();
