@@ -319,17 +319,24 @@ fn run(sources: usize, window: Duration, change_every: u64) -> String {
     drop(server);
     drop(upstream);
     let mb = |kb: u64| kb as f64 / 1024.0;
+    // No poll counted between the scrapes (a scrape that timed out or could not be
+    // read, at 100,000 sources): the lateness columns say so instead of `NaN`.
+    let (lateness, on_time) = if polls > 0.0 {
+        (
+            format!("{:.1} / {:.1}", p50 * 1000.0, p99 * 1000.0),
+            format!("{:.1} % of {polls:.0}", 100.0 * on_time),
+        )
+    } else {
+        ("not read".to_owned(), "not read".to_owned())
+    };
     format!(
-        "| {sources} | {startup_s:.0} | {expected:.0} | {polls_s:.0} ({:.1} %) | {:.1} % | {cores:.2} | {upstream_cores:.2} | {:.1} | {:.1} / {:.1} | {:.1} | {:.1} / {:.1} | {:.1} % of {polls:.0} | {missed:.0} |{}",
+        "| {sources} | {startup_s:.0} | {expected:.0} | {polls_s:.0} ({:.1} %) | {:.1} % | {cores:.2} | {upstream_cores:.2} | {:.1} | {:.1} / {:.1} | {:.1} | {lateness} | {on_time} | {missed:.0} |{}",
         100.0 * polls_s / expected,
         100.0 * not_modified,
         mb(startup_peak),
         mb(peak),
         mb(rss),
         peak as f64 / sources as f64,
-        p50 * 1000.0,
-        p99 * 1000.0,
-        100.0 * on_time,
         if alive { "" } else { " (the server had exited)" },
     )
 }
