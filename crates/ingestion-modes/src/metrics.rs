@@ -83,42 +83,39 @@ impl SourceMeters {
         }
     }
 
-    fn by_mode(&self, cell: &OnceLock<Counter>, name: &'static str) -> Counter {
+    fn by_mode<'a>(&'a self, cell: &'a OnceLock<Counter>, name: &'static str) -> &'a Counter {
         cell.get_or_init(|| {
             metrics::counter!(name, "source" => self.source.to_string(), "mode" => self.mode.clone())
         })
-        .clone()
     }
 
-    fn by_source(&self, cell: &OnceLock<Counter>, name: &'static str) -> Counter {
+    fn by_source<'a>(&'a self, cell: &'a OnceLock<Counter>, name: &'static str) -> &'a Counter {
         cell.get_or_init(|| metrics::counter!(name, "source" => self.source.to_string()))
-            .clone()
     }
 
-    pub(crate) fn polls(&self) -> Counter {
+    pub(crate) fn polls(&self) -> &Counter {
         self.by_mode(&self.polls, POLLS)
     }
 
-    pub(crate) fn empty_polls(&self) -> Counter {
+    pub(crate) fn empty_polls(&self) -> &Counter {
         self.by_mode(&self.empty_polls, EMPTY_POLLS)
     }
 
-    pub(crate) fn records(&self) -> Counter {
+    pub(crate) fn records(&self) -> &Counter {
         self.by_mode(&self.records, RECORDS)
     }
 
-    pub(crate) fn errors(&self) -> Counter {
+    pub(crate) fn errors(&self) -> &Counter {
         self.by_source(&self.errors, ERRORS)
     }
 
-    pub(crate) fn missed_ticks(&self) -> Counter {
+    pub(crate) fn missed_ticks(&self) -> &Counter {
         self.by_source(&self.missed_ticks, MISSED_TICKS)
     }
 
-    pub(crate) fn buffer_records(&self) -> Gauge {
+    pub(crate) fn buffer_records(&self) -> &Gauge {
         self.buffer_records
             .get_or_init(|| metrics::gauge!(BUFFER_RECORDS, "source" => self.source.to_string()))
-            .clone()
     }
 
     pub(crate) fn lateness(&self) -> &Histogram {

@@ -34,33 +34,30 @@ impl Meters {
         }
     }
 
-    fn counter(&self, cell: &OnceLock<Counter>, name: &'static str) -> Counter {
+    fn counter<'a>(&'a self, cell: &'a OnceLock<Counter>, name: &'static str) -> &'a Counter {
         cell.get_or_init(|| metrics::counter!(name, "source" => self.source.clone()))
-            .clone()
     }
 
-    pub(super) fn latency(&self) -> Histogram {
+    pub(super) fn latency(&self) -> &Histogram {
         self.latency
             .get_or_init(|| metrics::histogram!(m::LATENCY, "source" => self.source.clone()))
-            .clone()
     }
 
-    pub(super) fn not_modified(&self) -> Counter {
+    pub(super) fn not_modified(&self) -> &Counter {
         self.counter(&self.not_modified, m::NOT_MODIFIED)
     }
 
-    pub(super) fn bytes(&self) -> Counter {
+    pub(super) fn bytes(&self) -> &Counter {
         self.counter(&self.bytes, m::BYTES)
     }
 
-    pub(super) fn records(&self) -> Counter {
+    pub(super) fn records(&self) -> &Counter {
         self.counter(&self.records, m::RECORDS)
     }
 
-    pub(super) fn breaker(&self) -> Gauge {
+    pub(super) fn breaker(&self) -> &Gauge {
         self.breaker
             .get_or_init(|| metrics::gauge!(m::BREAKER, "source" => self.source.clone()))
-            .clone()
     }
 
     /// `api_requests_total{source, status}`; `status` `None` is `error`.
