@@ -45,6 +45,10 @@ const NOT_IN_MANAGER: &[(&str, &str)] = &[
         "topic creation is the producer's `TopicCreator`",
     ),
     ("jsonschema", "schema validation is `api_client::Contracts`"),
+    (
+        "pop_batch",
+        "popping, throttling and delivering batches is the `record-path` crate's dispatcher",
+    ),
 ];
 
 /// Most lines in a non-test source file.

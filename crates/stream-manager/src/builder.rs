@@ -1,8 +1,7 @@
 //! `Builder`: the components, given or built from the configuration, wired together.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_client::{CursorStore, Registry};
@@ -13,8 +12,10 @@ use stream_config::{Loader, StreamConfig};
 use throttling::{LagProbe, ThrottleGroup};
 use topic_resolver::{Predicate, Resolver};
 
-use crate::manager::{Shared, StreamManager};
-use crate::{component, convert, dispatch, workers, Error, Result};
+use record_path::{Components, RecordPath};
+
+use crate::manager::StreamManager;
+use crate::{component, convert, workers, Error, Result};
 
 pub(crate) fn compile_priority_rules(cfg: &StreamConfig) -> Result<Vec<(Predicate, Priority)>> {
     cfg.routing
@@ -130,7 +131,7 @@ impl Builder {
 
     /// Builds the components and starts every enabled stream.
     pub async fn start(self) -> Result<StreamManager> {
-        // One copy, shared with `Shared::config` (at 10,000 sources each copy is ≈ 15 MB).
+        // One copy, shared with `RecordPath::config` (at 10,000 sources each copy is ≈ 15 MB).
         let cfg = Arc::new(self.config);
         let loader = Loader::new()
             .with_source_types(self.registry.names())
@@ -233,11 +234,11 @@ impl Builder {
                 "cannot store the dead-letter journal yet; it is kept for the next start"
             ),
         }
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(RecordPath::new(Components {
             resolver: Arc::new(
                 Resolver::new(convert::routing_rules(&cfg)).map_err(component("routing"))?,
             ),
-            priority_rules: RwLock::new(Arc::new(compile_priority_rules(&cfg)?)),
+            priority_rules: compile_priority_rules(&cfg)?,
             throttle: Arc::new(ThrottleGroup::new(convert::throttle_settings(
                 &cfg.throttling,
             ))),
@@ -245,26 +246,15 @@ impl Builder {
                 convert::critical_throttle_settings(&cfg.throttling),
                 "critical",
             )),
-            config: RwLock::new(cfg.clone()),
+            contracts: crate::contracts::compile(&cfg, self.schema_roots.as_deref())?,
+            config: cfg.clone(),
             queue,
             delivery,
-            pending_delay_ms: AtomicU64::new(0),
-            lag_mode,
-            dispatcher_panics: AtomicU64::new(0),
-            in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
-            next_batch: AtomicU64::new(0),
-            shutting_down: AtomicBool::new(false),
-            workers: std::sync::Mutex::new(Vec::new()),
-            per_source: throttling::PerSource::default(),
             topics: self.topics.clone(),
-            contracts: RwLock::new(Arc::new(crate::contracts::compile(
-                &cfg,
-                self.schema_roots.as_deref(),
-            )?)),
-            meter: crate::throughput::Meter::new(),
-        });
+        }));
         let manager = StreamManager {
             shared: shared.clone(),
+            lag_mode,
             loader,
             // Sources never request the admin API's own address (issue 22).
             registry: {
@@ -278,7 +268,7 @@ impl Builder {
             cursors,
             streams: tokio::sync::Mutex::new(BTreeMap::new()),
             streams_seen: std::sync::Mutex::new(Vec::new()),
-            dispatcher: std::sync::Mutex::new(Some(tokio::spawn(dispatch::supervise_dispatch(
+            dispatcher: std::sync::Mutex::new(Some(tokio::spawn(record_path::supervise_dispatch(
                 shared.clone(),
                 self.max_in_flight,
             )))),

@@ -175,14 +175,7 @@ impl StreamManager {
             .shared
             .dispatcher_panics
             .load(std::sync::atomic::Ordering::Relaxed);
-        let workers: Vec<crate::WorkerHealth> = self
-            .shared
-            .workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|w| w.health())
-            .collect();
+        let workers = self.shared.workers();
         Health {
             healthy: kafka.connected
                 && dlq.reachable

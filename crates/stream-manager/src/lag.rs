@@ -68,7 +68,7 @@ impl crate::StreamManager {
     pub fn lag_health(&self) -> LagHealth {
         let global = self.shared.throttle.global();
         LagHealth {
-            mode: self.shared.lag_mode,
+            mode: self.lag_mode,
             watched_groups: global.watched_groups(),
             error: global.probe_error(),
         }

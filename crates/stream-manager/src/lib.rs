@@ -18,25 +18,21 @@
 mod builder;
 mod contracts;
 mod convert;
-mod dispatch;
 mod dlq;
 mod health;
 mod kafka;
 mod lag;
 mod manager;
 mod page;
-mod pipeline;
 mod reload;
 pub use reload::CONFIG_UPDATES;
 mod streams;
 mod summary;
-mod supervise;
-mod throughput;
 mod workers;
 mod workload;
 
 pub use crate::builder::Builder;
-pub use crate::contracts::{builtin_schemas, LastViolation};
+pub use crate::contracts::builtin_schemas;
 pub use crate::dlq::ReplayOutcome;
 pub use crate::health::{
     DlqHealth, Health, MetricsSnapshot, ProducerHealth, QueueHealth, QueueMetrics, StreamsHealth,
@@ -55,10 +51,9 @@ pub use crate::summary::{
     QueueComponent, QueueSummary, StreamSummary, StreamsComponent, Summary, ThrottlingComponent,
     ThrottlingSummary,
 };
-pub use crate::supervise::WorkerHealth;
-pub use crate::throughput::{Throughput, SLOTS as THROUGHPUT_SECONDS};
 pub use cluster::{ClusterView, MemberView};
 pub use producer::{DeadLetter, DlqFilter, DlqStats, DlqStatus, Purge};
+pub use record_path::{LastViolation, Throughput, WorkerHealth, SLOTS as THROUGHPUT_SECONDS};
 
 /// `source_freshness_seconds{source}`: each source's freshness (`api_client::Freshness`),
 /// published before each scrape, one series per configured source with a freshness.
@@ -73,25 +68,11 @@ pub fn describe_metrics() {
     throttling::describe_metrics();
     topic_resolver::describe_metrics();
     producer::describe_metrics();
-    metrics::describe_counter!(
-        dispatch::TASK_PANICS,
-        metrics::Unit::Count,
-        "Panicked tasks (dispatcher, delivery, lag_checker, dlq_worker, dlq_retention), by task; each is restarted and makes health unhealthy."
-    );
-    metrics::describe_counter!(
-        pipeline::CURSOR_COMMIT_FAILURES,
-        metrics::Unit::Count,
-        "Cursor commits the fetch-state store failed, by source; the source shows failing (and /ready not ready) until a commit lands."
-    );
+    record_path::describe_metrics();
     metrics::describe_gauge!(
         SOURCE_FRESHNESS,
         metrics::Unit::Seconds,
         "Age of each source's newest record: from the records' own event time where the connector knows it, else since the last successful fetch; refreshed at each scrape."
-    );
-    metrics::describe_counter!(
-        contracts::SCHEMA_VIOLATIONS,
-        metrics::Unit::Count,
-        "Records that failed their source's or topic's JSON Schema, by source and schema (dead-lettered as schema_violation in enforce mode, delivered in observe mode)."
     );
     metrics::describe_counter!(
         reload::CONFIG_UPDATES,

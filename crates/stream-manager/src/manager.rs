@@ -1,99 +1,24 @@
 //! `StreamManager`: the running pipeline's state, and its shutdown.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_client::{CursorStore, Registry};
-use producer::Delivery;
-use queue::{Priority, PriorityQueue};
 use stream_config::{Loader, StreamConfig};
-use throttling::ThrottleGroup;
 use tokio::task::JoinHandle;
-use topic_resolver::{Predicate, Resolver};
+
+use record_path::RecordPath;
 
 use crate::builder::Builder;
-use crate::pipeline::QueuedRecord;
 use crate::streams::Stream;
-
-/// State shared by the manager's tasks.
-pub(crate) struct Shared {
-    pub(crate) config: RwLock<Arc<StreamConfig>>,
-    pub(crate) queue: Arc<PriorityQueue<QueuedRecord>>,
-    pub(crate) throttle: Arc<ThrottleGroup>,
-    /// The CRITICAL lane's own bucket (`throttling.critical_share` of the rate).
-    pub(crate) critical_throttle: Arc<throttling::Throttle>,
-    pub(crate) resolver: Arc<Resolver>,
-    pub(crate) priority_rules: RwLock<Arc<Vec<(Predicate, Priority)>>>,
-    pub(crate) delivery: Arc<Delivery>,
-    pub(crate) pending_delay_ms: AtomicU64,
-    /// Where the throttle's lag comes from (`LagHealth::mode`).
-    pub(crate) lag_mode: &'static str,
-    /// Batches with the producer and not yet reported, by number.
-    pub(crate) in_flight: std::sync::Mutex<std::collections::HashMap<u64, Arc<Vec<QueuedRecord>>>>,
-    pub(crate) next_batch: AtomicU64,
-    /// Panics of the dispatcher and its delivery tasks (health shows them).
-    pub(crate) dispatcher_panics: AtomicU64,
-    pub(crate) shutting_down: AtomicBool,
-    /// The supervised background tasks (dispatcher, workers), for health.
-    pub(crate) workers: std::sync::Mutex<Vec<Arc<crate::supervise::Worker>>>,
-    /// Creates topics first named by an update or resolved from a template (a real
-    /// cluster's; none given: topics are expected to exist).
-    pub(crate) topics: Option<Arc<crate::TopicCreator>>,
-    /// Each source's share of the queue and its own lag throttle.
-    pub(crate) per_source: throttling::PerSource,
-    /// The data contracts in force (`contracts.rs`), swapped whole by a reload.
-    pub(crate) contracts: RwLock<Arc<api_client::Contracts>>,
-    /// Records in, out and dead-lettered per second (`GET /throughput`).
-    pub(crate) meter: crate::throughput::Meter,
-}
-
-impl Shared {
-    /// Takes every registered batch (popped, not yet reported) out of the registry: for
-    /// the shutdown deadline and a dispatcher that died holding them.
-    pub(crate) fn take_registered(&self) -> Vec<Arc<Vec<QueuedRecord>>> {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, batch)| batch)
-            .collect()
-    }
-
-    /// Registers a supervised task under `name` (health shows it from now on).
-    pub(crate) fn worker(&self, name: &'static str) -> Arc<crate::supervise::Worker> {
-        let worker = crate::supervise::Worker::new(name);
-        self.workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(worker.clone());
-        worker
-    }
-
-    pub(crate) fn config(&self) -> Arc<StreamConfig> {
-        self.config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// The data contracts in force (read once per batch).
-    pub(crate) fn contracts(&self) -> Arc<api_client::Contracts> {
-        self.contracts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub(crate) fn shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Relaxed)
-    }
-}
 
 /// The running pipeline.
 pub struct StreamManager {
-    pub(crate) shared: Arc<Shared>,
+    /// The record path (queue, throttles, resolver, producer and DLQ).
+    pub(crate) shared: Arc<RecordPath>,
+    /// Where the throttle's lag comes from (`LagHealth::mode`).
+    pub(crate) lag_mode: &'static str,
     pub(crate) loader: Loader,
     pub(crate) registry: Registry,
     /// Ingestion modes by name (built-in and registered).
@@ -202,7 +127,7 @@ impl StreamManager {
             tokio::time::timeout(grace + Duration::from_secs(1), &mut all_stopped)
                 .await
                 .is_ok();
-        self.shared.shutting_down.store(true, Ordering::Relaxed);
+        self.shared.begin_shutdown();
         let queued = self.shared.queue.len();
         self.shared.queue.close();
         if !stopped_in_time {
@@ -297,7 +222,13 @@ impl StreamManager {
         }
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<RecordPath> {
         &self.shared
+    }
+
+    /// Each source's own throttle (fed by the lag of its topics) and its last decision,
+    /// by source id: only sources whose topics' lag was read.
+    pub fn source_throttles(&self) -> Vec<(String, throttling::Decision)> {
+        self.shared.throttle.snapshot()
     }
 }

@@ -182,21 +182,8 @@ impl StreamManager {
                 "evicted when the queue was made smaller (drop_oldest)",
             )
             .await;
-        *self
-            .shared
-            .contracts
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Arc::new(contracts);
-        *self
-            .shared
-            .priority_rules
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
-        *self
-            .shared
-            .config
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Arc::new(next.clone());
+        self.shared
+            .reconfigure(Arc::new(next.clone()), rules, contracts);
         let mut touched = Vec::new();
         for id in old.sources.keys() {
             if !next.sources.contains_key(id) {

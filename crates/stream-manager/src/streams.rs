@@ -11,8 +11,8 @@ use ingestion_modes::{IngestionHandle, ModeSnapshot};
 use serde::Serialize;
 use stream_config::SourceConfig;
 
-use crate::pipeline::{SourceCtx, StreamCounters, StreamSink};
 use crate::{component, Error, Result, StreamManager};
+use record_path::{SourceCtx, StreamCounters, StreamSink};
 
 /// How long a stopping, pausing or removed stream's ingestion has to flush what it holds.
 const STOP_GRACE: Duration = Duration::from_secs(10);

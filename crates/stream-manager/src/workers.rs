@@ -9,18 +9,17 @@ use std::time::Duration;
 
 use throttling::LagProbe;
 
-use crate::manager::Shared;
-use crate::supervise::supervise;
+use record_path::{supervise, RecordPath};
 
 /// Starts the workers, each under its own supervisor: the lag checker (only with a
 /// probe), the DLQ worker and DLQ retention. A panic in one restarts that one alone.
 pub(crate) fn spawn(
-    shared: &Arc<Shared>,
+    shared: &Arc<RecordPath>,
     probe: Option<Arc<dyn LagProbe>>,
     every: Duration,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     fn supervised<R, Fut>(
-        shared: &Arc<Shared>,
+        shared: &Arc<RecordPath>,
         name: &'static str,
         run: R,
     ) -> tokio::task::JoinHandle<()>
@@ -39,7 +38,7 @@ pub(crate) fn spawn(
         }));
     }
     // DLQ upkeep is the producer crate's; the upkeep in force is read at each pass.
-    let upkeep = |s: &Arc<Shared>| {
+    let upkeep = |s: &Arc<RecordPath>| {
         let cfg = s.config();
         producer::DlqUpkeep::from_config(&cfg.dlq, cfg.enable_dlq)
     };
@@ -70,7 +69,11 @@ pub(crate) fn spawn(
     out
 }
 
-pub(crate) async fn lag_checker(shared: Arc<Shared>, probe: Arc<dyn LagProbe>, every: Duration) {
+pub(crate) async fn lag_checker(
+    shared: Arc<RecordPath>,
+    probe: Arc<dyn LagProbe>,
+    every: Duration,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Groups and failures are logged when they change, not at every check.

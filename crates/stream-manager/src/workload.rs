@@ -11,9 +11,9 @@ use api_client::CursorTracker;
 use async_trait::async_trait;
 use cluster::{Claim, ClusterView, SlotSet, Unsettled, WorkerStatus};
 
-use crate::pipeline::SourceCtx;
 use crate::streams::StreamStatus;
 use crate::{Result, StreamManager};
+use record_path::SourceCtx;
 
 /// The manager's streams as a [`cluster::Workload`] (weak: the worker's task must not
 /// keep the manager alive).

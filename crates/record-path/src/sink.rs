@@ -16,40 +16,43 @@ use producer::{FailureReason, NewDeadLetter, OutgoingRecord};
 use queue::{MessageId, Priority, PushError, QueueItem};
 use serde_json::Value;
 
-use crate::manager::Shared;
+use crate::RecordPath;
 
 /// Per-stream counters, shared by the stream's records.
 #[derive(Debug, Default)]
-pub(crate) struct StreamCounters {
-    pub(crate) delivered: AtomicU64,
-    pub(crate) dead_lettered: AtomicU64,
-    pub(crate) last_delivery_ms: AtomicI64,
+pub struct StreamCounters {
+    /// Records Kafka acknowledged.
+    pub delivered: AtomicU64,
+    /// Records dead-lettered, for any reason.
+    pub dead_lettered: AtomicU64,
+    /// When the last record was acknowledged, ms since the epoch (0: never).
+    pub last_delivery_ms: AtomicI64,
     /// Records that failed a schema (both modes), the last one, and when one was last
     /// logged (`contracts.rs`).
-    pub(crate) schema_violations: AtomicU64,
-    pub(crate) last_violation: std::sync::Mutex<Option<crate::contracts::LastViolation>>,
-    pub(crate) violation_logged_ms: AtomicI64,
+    pub schema_violations: AtomicU64,
+    pub last_violation: std::sync::Mutex<Option<crate::contracts::LastViolation>>,
+    pub violation_logged_ms: AtomicI64,
 }
 
 /// What every record of one stream shares.
 #[derive(Debug)]
-pub(crate) struct SourceCtx {
-    pub(crate) id: Arc<str>,
-    pub(crate) source_type: Arc<str>,
+pub struct SourceCtx {
+    pub id: Arc<str>,
+    pub source_type: Arc<str>,
     /// `id` and `source_type` as header values: cloning `Bytes` shares, not copies.
-    pub(crate) id_header: Bytes,
-    pub(crate) type_header: Bytes,
-    pub(crate) priority: Priority,
-    pub(crate) tracker: Arc<CursorTracker>,
-    pub(crate) counters: Arc<StreamCounters>,
+    pub id_header: Bytes,
+    pub type_header: Bytes,
+    pub priority: Priority,
+    pub tracker: Arc<CursorTracker>,
+    pub counters: Arc<StreamCounters>,
     /// Its records in the pipeline, for its fair share of the queue (`throttling::PerSource`).
-    pub(crate) share: Arc<throttling::SourceShare>,
+    pub share: Arc<throttling::SourceShare>,
     /// Where its records keep their event time, and the newest seen.
-    pub(crate) freshness: Arc<api_client::Freshness>,
+    pub freshness: Arc<api_client::Freshness>,
     /// Cluster mode: where the source is reported once another worker has claimed it
     /// (a commit refused by the fence, or the claim check before a fetch); this worker
     /// must stop it.
-    pub(crate) fenced: Option<tokio::sync::mpsc::UnboundedSender<Arc<str>>>,
+    pub fenced: Option<tokio::sync::mpsc::UnboundedSender<Arc<str>>>,
 }
 
 impl SourceCtx {
@@ -65,7 +68,7 @@ impl SourceCtx {
 /// A record in the queue: already serialized, routed and keyed — the parsed value is
 /// gone once the record is enqueued, so the queue holds bytes only.
 #[derive(Debug)]
-pub(crate) struct QueuedRecord {
+pub struct QueuedRecord {
     pub(crate) ctx: Arc<SourceCtx>,
     pub(crate) seq: FetchSeq,
     pub(crate) priority: Priority,
@@ -103,7 +106,7 @@ fn record_size(r: &OutgoingRecord) -> usize {
     r.payload.len() + r.key.as_ref().map_or(0, Bytes::len) + 2 * r.id.len() + ITEM_OVERHEAD
 }
 
-impl Shared {
+impl RecordPath {
     /// Waits until the queue has room for a record of `size` bytes (or is closing). The
     /// queue has no waiter for room that ignores its overflow strategy, so this looks
     /// again every 5 ms while it is full: only a body still arriving waits here.
@@ -169,7 +172,7 @@ impl topic_resolver::Fields for Text<'_> {
     }
 }
 
-impl Shared {
+impl RecordPath {
     /// The outgoing form of a record as it enters the queue: its text as the payload
     /// (shared, not copied; with `metadata_in_payload`, wrapped once into the batch's
     /// `arena`), its topic and key resolved, its metadata as headers with static names.
@@ -258,7 +261,7 @@ impl Shared {
     }
 
     /// Dead-letters queued records that never reached the producer, then settles them.
-    pub(crate) async fn dead_letter_items(
+    pub async fn dead_letter_items(
         &self,
         items: &[QueuedRecord],
         reason: FailureReason,
@@ -282,22 +285,14 @@ impl Shared {
         }
         settle(items.iter().map(|i| (&i.ctx, i.seq))).await;
     }
-
-    /// The priority rules in force (read once per batch, not per record).
-    fn priority_rules(&self) -> Arc<Vec<(topic_resolver::Predicate, Priority)>> {
-        self.priority_rules
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
 }
 
 /// Cursor commits that failed (not those refused because another worker claimed the
 /// source), by source; the source shows `failing` until a commit lands again.
-pub(crate) const CURSOR_COMMIT_FAILURES: &str = "cursor_commit_failures_total";
+pub const CURSOR_COMMIT_FAILURES: &str = "cursor_commit_failures_total";
 
 /// Settles records with their cursor trackers, grouped per fetch.
-pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, FetchSeq)>) {
+pub async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, FetchSeq)>) {
     // Keyed by the context's address (as a number, so the future stays `Send`).
     let mut groups: HashMap<(usize, FetchSeq), (Arc<SourceCtx>, usize)> = HashMap::new();
     for (ctx, seq) in items {
@@ -323,9 +318,12 @@ pub(crate) async fn settle<'a>(items: impl Iterator<Item = (&'a Arc<SourceCtx>, 
 }
 
 /// A stream's entrance into the pipeline.
-pub(crate) struct StreamSink {
-    pub(crate) ctx: Arc<SourceCtx>,
-    pub(crate) shared: Arc<Shared>,
+#[derive(Debug)]
+pub struct StreamSink {
+    /// The stream's context, shared by its records.
+    pub ctx: Arc<SourceCtx>,
+    /// The record path its records enter.
+    pub shared: Arc<RecordPath>,
 }
 
 #[async_trait]
@@ -525,7 +523,7 @@ impl StreamSink {
     }
 }
 
-impl crate::manager::Shared {
+impl crate::RecordPath {
     /// Pushes a record of `share`'s source. While another source has records in the
     /// pipeline too, a full queue holds a record of a source under its fair share until
     /// there is room (the sources over theirs are waiting, so room comes) instead of
@@ -534,9 +532,8 @@ impl crate::manager::Shared {
     pub(crate) async fn per_source_push(
         &self,
         share: &throttling::SourceShare,
-        item: crate::pipeline::QueuedRecord,
-    ) -> Result<Vec<crate::pipeline::QueuedRecord>, queue::PushError<crate::pipeline::QueuedRecord>>
-    {
+        item: crate::sink::QueuedRecord,
+    ) -> Result<Vec<crate::sink::QueuedRecord>, queue::PushError<crate::sink::QueuedRecord>> {
         let mut item = item;
         loop {
             let notified = self.per_source.next_settle();
@@ -557,13 +554,5 @@ impl crate::manager::Shared {
                 other => return other,
             }
         }
-    }
-}
-
-impl crate::StreamManager {
-    /// Each source's own throttle (fed by the lag of its topics) and its last decision,
-    /// by source id: only sources whose topics' lag was read.
-    pub fn source_throttles(&self) -> Vec<(String, throttling::Decision)> {
-        self.shared.throttle.snapshot()
     }
 }

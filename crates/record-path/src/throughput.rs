@@ -139,14 +139,21 @@ impl Clock {
 
 /// The totals, the ring and its clock.
 #[derive(Debug)]
-pub(crate) struct Meter {
+pub struct Meter {
     pub(crate) totals: Totals,
     ring: Mutex<Ring>,
     clock: Clock,
 }
 
+impl Default for Meter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Meter {
-    pub(crate) fn new() -> Self {
+    /// A meter whose ring starts now.
+    pub fn new() -> Self {
         let clock = Clock::new();
         Self {
             totals: Totals::default(),
@@ -156,7 +163,7 @@ impl Meter {
     }
 
     /// Reads the totals (`records_in`: the queue's `enqueued`) into the ring.
-    pub(crate) fn sample(&self, records_in: u64) {
+    pub fn sample(&self, records_in: u64) {
         let totals = [
             records_in,
             self.totals.out.load(Ordering::Relaxed),
@@ -169,7 +176,7 @@ impl Meter {
             .sample(now, totals);
     }
 
-    pub(crate) fn snapshot(&self) -> Throughput {
+    pub fn snapshot(&self) -> Throughput {
         self.ring
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -177,7 +184,7 @@ impl Meter {
     }
 
     /// Samples once a second until `stop` says so.
-    pub(crate) async fn run(&self, records_in: impl Fn() -> u64, stop: impl Fn() -> bool) {
+    pub async fn run(&self, records_in: impl Fn() -> u64, stop: impl Fn() -> bool) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate

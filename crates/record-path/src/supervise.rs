@@ -27,7 +27,7 @@ pub struct WorkerHealth {
 
 /// One supervised task's record, shared between its supervisor and health.
 #[derive(Debug)]
-pub(crate) struct Worker {
+pub struct Worker {
     name: &'static str,
     running: AtomicBool,
     restarts: AtomicU64,
@@ -63,10 +63,10 @@ pub(crate) fn backoff(restarts: u64) -> Duration {
     Duration::from_secs(1 << restarts.saturating_sub(1).min(5)).min(Duration::from_secs(30))
 }
 
-/// Runs `run()` as a task until it returns, and again (after [`backoff`]) each time it
-/// panics: the panic is logged, counted and kept in `worker`, then `after_panic()` runs
-/// (to clean up what the task held). Aborting the supervisor aborts the task with it.
-pub(crate) async fn supervise<R, Fut, P, PFut>(worker: Arc<Worker>, mut run: R, mut after_panic: P)
+/// Runs `run()` as a task until it returns, and again (after a backoff of 1 s, 2 s …
+/// 30 s) each time it panics: the panic is logged, counted and kept in `worker`, then
+/// `after_panic()` runs (to clean up what the task held). Aborting the supervisor aborts the task with it.
+pub async fn supervise<R, Fut, P, PFut>(worker: Arc<Worker>, mut run: R, mut after_panic: P)
 where
     R: FnMut() -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

@@ -11,14 +11,14 @@ use std::time::Duration;
 use producer::{FailureReason, OutgoingRecord};
 use queue::{Lanes, PopBatch, Priority};
 
-use crate::manager::Shared;
-use crate::pipeline::{now_ms, settle, QueuedRecord};
+use crate::sink::{now_ms, settle, QueuedRecord};
 use crate::supervise::supervise;
+use crate::RecordPath;
 
 /// A delivery task ended. One that panicked is logged and counted, and the records of
 /// its batch (still registered: it never reported) are dead-lettered as `task_panic`.
 async fn batch_ended(
-    shared: &Shared,
+    shared: &RecordPath,
     owners: &mut HashMap<tokio::task::Id, Vec<u64>>,
     done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
 ) {
@@ -53,7 +53,7 @@ async fn batch_ended(
 /// panicked). The records it held (every registered batch: its delivery tasks die with
 /// it) are dead-lettered as `task_panic`, so their fetches settle and nothing waits for
 /// them. Panics are logged and counted (`pipeline_task_panics_total{task}`).
-pub(crate) async fn supervise_dispatch(shared: Arc<Shared>, max_in_flight: usize) {
+pub async fn supervise_dispatch(shared: Arc<RecordPath>, max_in_flight: usize) {
     let worker = shared.worker("dispatcher");
     let run = {
         let shared = shared.clone();
@@ -78,7 +78,7 @@ pub(crate) async fn supervise_dispatch(shared: Arc<Shared>, max_in_flight: usize
 }
 
 /// Panicked tasks of the record path, by task.
-pub(crate) const TASK_PANICS: &str = "pipeline_task_panics_total";
+pub const TASK_PANICS: &str = "pipeline_task_panics_total";
 
 /// Most payload bytes in one batch.
 const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
@@ -86,7 +86,7 @@ const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// Runs both lanes until the queue is closed and drained: CRITICAL records have a lane of
 /// their own (own pop, own token bucket, own delivery slots), so they never wait behind
 /// other records or their tokens.
-pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
+async fn dispatch(shared: Arc<RecordPath>, max_in_flight: usize) {
     tokio::join!(
         lane(shared.clone(), Lane::Normal, max_in_flight),
         lane(shared.clone(), Lane::Critical, max_in_flight)
@@ -97,7 +97,7 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, max_in_flight: usize) {
 /// Registers `batch` from the moment it leaves the queue until its delivery reports: a
 /// shutdown that cannot wait for it (throttled, waiting for a delivery slot, or with
 /// the producer) dead-letters what is still here.
-fn register(shared: &Shared, batch_no: u64, batch: Arc<Vec<QueuedRecord>>) {
+fn register(shared: &RecordPath, batch_no: u64, batch: Arc<Vec<QueuedRecord>>) {
     shared
         .in_flight
         .lock()
@@ -119,7 +119,7 @@ enum Lane {
 /// what is waiting (up to a batch), and only then takes that many — so no popped record
 /// waits on the bucket, and whatever arrived meanwhile with a higher priority goes
 /// first. Every popped record is registered at once.
-async fn lane(shared: Arc<Shared>, which: Lane, max_in_flight: usize) {
+async fn lane(shared: Arc<RecordPath>, which: Lane, max_in_flight: usize) {
     let lanes = match which {
         Lane::Normal => Lanes::all_but(Priority::Critical),
         Lane::Critical => Lanes::only(Priority::Critical),
@@ -194,7 +194,7 @@ impl Delivering {
 
     /// Hands a registered batch to a delivery task (waiting for a slot); the task
     /// settles its records' counters and cursors when the reports are in.
-    async fn spawn(&mut self, shared: &Arc<Shared>, parts: Vec<(u64, Arc<Vec<QueuedRecord>>)>) {
+    async fn spawn(&mut self, shared: &Arc<RecordPath>, parts: Vec<(u64, Arc<Vec<QueuedRecord>>)>) {
         // Copies: the registered parts keep the records until their reports, so a task
         // that dies with them can still dead-letter them.
         let records: Vec<OutgoingRecord> = parts
@@ -250,7 +250,7 @@ impl Delivering {
     }
 
     /// Waits for every delivery task.
-    async fn finish(mut self, shared: &Shared) {
+    async fn finish(mut self, shared: &RecordPath) {
         while let Some(done) = self.tasks.join_next_with_id().await {
             batch_ended(shared, &mut self.owners, done).await;
         }
