@@ -56,6 +56,31 @@ pub struct SourceCtx {
 }
 
 impl SourceCtx {
+    /// The context of source `id` (of connector type `source_type`) entering `path`
+    /// with `priority`: its fetch state in `tracker`, its records' event time (if any)
+    /// in `freshness`; outside cluster mode (no fence).
+    pub fn new(
+        path: &RecordPath,
+        id: &str,
+        source_type: &str,
+        priority: Priority,
+        tracker: Arc<CursorTracker>,
+        freshness: api_client::Freshness,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            source_type: source_type.into(),
+            id_header: Bytes::copy_from_slice(id.as_bytes()),
+            type_header: Bytes::copy_from_slice(source_type.as_bytes()),
+            priority,
+            tracker,
+            counters: Arc::new(StreamCounters::default()),
+            share: path.per_source.share(&Arc::from(id)),
+            freshness: Arc::new(freshness),
+            fenced: None,
+        }
+    }
+
     /// Reports that another worker has claimed the source, so the cluster stops it
     /// here; `false` outside cluster mode (nobody to tell).
     fn claimed_elsewhere(&self) -> bool {

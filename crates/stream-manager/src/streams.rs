@@ -12,7 +12,7 @@ use serde::Serialize;
 use stream_config::SourceConfig;
 
 use crate::{component, Error, Result, StreamManager};
-use record_path::{SourceCtx, StreamCounters, StreamSink};
+use record_path::{SourceCtx, StreamSink};
 
 /// How long a stopping, pausing or removed stream's ingestion has to flush what it holds.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -230,21 +230,18 @@ impl StreamManager {
         let tracker = CursorTracker::load(id, self.cursors.clone())
             .await
             .map_err(component(format!("cursor store of {id}")))?;
-        let ctx = Arc::new(SourceCtx {
-            id: id.into(),
-            source_type: config.source_type.as_str().into(),
-            id_header: bytes::Bytes::copy_from_slice(id.as_bytes()),
-            type_header: bytes::Bytes::copy_from_slice(config.source_type.as_bytes()),
-            priority: crate::convert::priority(config.priority),
-            tracker: Arc::new(tracker),
-            counters: Arc::new(StreamCounters::default()),
-            share: self.shared.per_source.share(&Arc::from(id)),
-            freshness: Arc::new(api_client::Freshness::new(
-                api_client::EventTime::for_source(id, &(&config).into())
-                    .map_err(component(format!("source {id}")))?,
-            )),
-            fenced: None,
-        });
+        let freshness = api_client::Freshness::new(
+            api_client::EventTime::for_source(id, &(&config).into())
+                .map_err(component(format!("source {id}")))?,
+        );
+        let ctx = Arc::new(SourceCtx::new(
+            self.shared(),
+            id,
+            &config.source_type,
+            crate::convert::priority(config.priority),
+            Arc::new(tracker),
+            freshness,
+        ));
         // In a worker group an enabled source waits for its slot to be assigned.
         let clustered = run && self.cluster.is_some();
         let run = run && !clustered;
