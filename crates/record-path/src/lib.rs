@@ -15,10 +15,12 @@
 //! [`RecordPath`] is the state these share; a stream manager builds one from its
 //! components ([`Components`]), runs the dispatcher, gives each source a sink, and at
 //! shutdown dead-letters what is still registered ([`RecordPath::take_registered`]).
-//! Panicked tasks are restarted by [`supervise`] and counted.
+//! [`check_lag`] feeds consumer lag to the throttles. Panicked tasks are restarted by
+//! [`supervise`] and counted.
 
 mod contracts;
 mod dispatch;
+mod lag;
 mod sink;
 mod supervise;
 mod throughput;
@@ -34,6 +36,7 @@ use topic_resolver::{Predicate, Resolver};
 
 pub use crate::contracts::{stored_record, LastViolation, SCHEMA_VIOLATIONS};
 pub use crate::dispatch::{supervise_dispatch, TASK_PANICS};
+pub use crate::lag::check_lag;
 pub use crate::sink::{
     settle, QueuedRecord, SourceCtx, StreamCounters, StreamSink, CURSOR_COMMIT_FAILURES,
 };

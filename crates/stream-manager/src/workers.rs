@@ -1,9 +1,8 @@
-//! Background workers: the lag checker (feeds the throttle), the DLQ worker and DLQ
-//! retention (the producer crate's `run_dlq_worker`, `run_dlq_retention`) and the
-//! throughput meter, each supervised (`supervise.rs`: restarted after a panic, shown in
-//! health).
+//! Background workers: the lag checker (`record_path::check_lag`, feeds the throttle),
+//! the DLQ worker and DLQ retention (the producer crate's `run_dlq_worker`,
+//! `run_dlq_retention`) and the throughput meter, each supervised
+//! (`record_path::supervise`: restarted after a panic, shown in health).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +33,7 @@ pub(crate) fn spawn(
     if let Some(probe) = probe {
         let s = shared.clone();
         out.push(supervised(shared, "lag_checker", move || {
-            lag_checker(s.clone(), probe.clone(), every)
+            record_path::check_lag(s.clone(), probe.clone(), every)
         }));
     }
     // DLQ upkeep is the producer crate's; the upkeep in force is read at each pass.
@@ -67,58 +66,4 @@ pub(crate) fn spawn(
         }
     }));
     out
-}
-
-pub(crate) async fn lag_checker(
-    shared: Arc<RecordPath>,
-    probe: Arc<dyn LagProbe>,
-    every: Duration,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Groups and failures are logged when they change, not at every check.
-    let mut last_groups = Vec::new();
-    loop {
-        tick.tick().await;
-        if shared.shutting_down() {
-            return;
-        }
-        let throttle = shared.throttle.global();
-        let failed_before = throttle.probe_error();
-        let lag_per_source = shared.config().throttling.lag_per_source;
-        // With `lag_per_source`, each source's throttle takes the lag of its own topics
-        // and the global one the rest; otherwise the global one takes it all.
-        let checked = throttle.check_with(probe.as_ref(), |lag| {
-            if lag_per_source {
-                shared.per_source.record_lag(&shared.throttle, lag)
-            } else {
-                lag.total
-            }
-        });
-        match checked.await {
-            Ok(d) => {
-                if !d.delay.is_zero() {
-                    shared
-                        .pending_delay_ms
-                        .fetch_max(d.delay.as_millis() as u64, Ordering::Relaxed);
-                }
-                if failed_before.is_some() {
-                    tracing::info!("lag probe reads again");
-                }
-                let groups: Vec<String> = throttle.watched_groups().into_keys().collect();
-                if groups != last_groups {
-                    tracing::info!(groups = ?groups, "consumer groups watched for lag");
-                    last_groups = groups;
-                }
-            }
-            Err(e) => {
-                if failed_before != throttle.probe_error() {
-                    tracing::warn!(
-                        error = &e as &dyn std::error::Error,
-                        "lag probe failed; throttle unchanged"
-                    );
-                }
-            }
-        }
-    }
 }
