@@ -4,6 +4,7 @@ mod api;
 mod browser;
 mod cli;
 mod console;
+mod process;
 mod summary;
 mod topics;
 mod ui;

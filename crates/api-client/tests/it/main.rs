@@ -1,6 +1,7 @@
 //! Integration tests of api-client against real HTTP servers on 127.0.0.1 (wiremock),
 //! serving fixtures in each upstream's real shape. One binary.
 
+mod auth;
 mod body;
 mod connectors;
 mod fetch_state;

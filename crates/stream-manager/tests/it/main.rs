@@ -7,6 +7,7 @@ mod commit;
 mod contracts;
 mod control;
 mod fair;
+mod faults;
 mod lag;
 mod lanes;
 mod live;
