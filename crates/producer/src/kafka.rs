@@ -240,6 +240,24 @@ impl KafkaProducer {
         Self::with_client_config(client_config(cfg), ProducerSettings::from_config(cfg))
     }
 
+    /// A producer for `cfg` whose librdkafka buffer follows a byte cap on what is held
+    /// before it (`queue_max_bytes`; librdkafka's own default is 1 GiB): at most the cap,
+    /// within 4 MiB – 1 GiB, unless `librdkafka_options` sets
+    /// `queue.buffering.max.kbytes` itself.
+    pub fn with_buffer_cap(cfg: &KafkaConfig, cap_bytes: Option<u64>) -> Result<Self, Error> {
+        let mut client = client_config(cfg);
+        if let Some(cap) = cap_bytes {
+            if !cfg
+                .librdkafka_options
+                .contains_key("queue.buffering.max.kbytes")
+            {
+                let kbytes = (cap / 1024).clamp(4096, 1_048_576);
+                client.set("queue.buffering.max.kbytes", kbytes.to_string());
+            }
+        }
+        Self::with_client_config(client, ProducerSettings::from_config(cfg))
+    }
+
     /// A producer from an explicit librdkafka configuration.
     pub fn with_client_config(
         config: ClientConfig,

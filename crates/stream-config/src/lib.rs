@@ -43,6 +43,7 @@ mod overrides;
 mod path;
 mod ranges;
 mod redact;
+mod restart;
 mod roots;
 mod save;
 mod security;
@@ -67,6 +68,7 @@ pub use redact::{
     has_private_key, hide_values, is_secret_key, is_secret_name, may_hold_secret, redact_url,
     redacted, redacted_yaml, REDACTED,
 };
+pub use restart::RESTART_ONLY;
 pub use roots::resolve_under_roots;
 pub use save::{save, save_json_text};
 pub use security::{

@@ -193,26 +193,10 @@ impl Builder {
         };
         let producer: Arc<dyn Producer> = match self.producer {
             Some(p) => p,
-            None => {
-                let mut client = producer::client_config(&cfg.kafka);
-                // What librdkafka holds after the queue follows the queue's byte cap
-                // (its default is 1 GiB), unless the options set it.
-                if let Some(cap) = cfg.queue_max_bytes {
-                    if !cfg
-                        .kafka
-                        .librdkafka_options
-                        .contains_key("queue.buffering.max.kbytes")
-                    {
-                        let kbytes = (cap / 1024).clamp(4096, 1_048_576);
-                        client.set("queue.buffering.max.kbytes", kbytes.to_string());
-                    }
-                }
-                let settings = producer::ProducerSettings::from_config(&cfg.kafka);
-                Arc::new(
-                    producer::KafkaProducer::with_client_config(client, settings)
-                        .map_err(component("producer"))?,
-                )
-            }
+            None => Arc::new(
+                producer::KafkaProducer::with_buffer_cap(&cfg.kafka, cfg.queue_max_bytes)
+                    .map_err(component("producer"))?,
+            ),
         };
         let queue = Arc::new(PriorityQueue::new(convert::queue_config(&cfg)));
         let (probe, lag_mode) = crate::lag::probe_for(&cfg, self.lag_probe);

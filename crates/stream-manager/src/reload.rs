@@ -11,55 +11,6 @@ use crate::{component, convert, Error, Result, StreamManager};
 /// `refused` (invalid: nothing changed), `needs_restart`.
 pub const CONFIG_UPDATES: &str = "config_updates_total";
 
-/// Sections read once, at start: a change to them is refused at run time (with the keys
-/// named) rather than silently ignored (`cluster` too: the group is joined at start).
-/// `throttling.consumer_groups` too: the lag probe is built at start.
-/// Everything else applies live: sources, routing and priority rules, `enable_dlq`,
-/// `metadata_in_payload`, the DLQ's retry policy, the queue's bounds and overflow
-/// strategy, the throttle's rates, lag targets and backoff.
-const RESTART_ONLY: &[&str] = &[
-    "kafka",
-    "throttling.consumer_groups",
-    "dlq.url",
-    "topics",
-    "server",
-    "file_roots",
-    "cluster",
-];
-
-/// The restart-only keys whose values differ between `old` and `next`, as paths.
-pub(crate) fn restart_only_changes(old: &StreamConfig, next: &StreamConfig) -> Vec<String> {
-    fn at<'v>(v: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
-        path.split('.').try_fold(v, |v, k| v.get(k))
-    }
-    fn diff(
-        path: String,
-        a: Option<&serde_json::Value>,
-        b: Option<&serde_json::Value>,
-        out: &mut Vec<String>,
-    ) {
-        match (a, b) {
-            (Some(serde_json::Value::Object(x)), Some(serde_json::Value::Object(y))) => {
-                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-                for k in keys {
-                    diff(format!("{path}.{k}"), x.get(k), y.get(k), out);
-                }
-            }
-            (a, b) if a != b => out.push(path),
-            _ => {}
-        }
-    }
-    let (a, b) = (
-        serde_json::to_value(old).unwrap_or_default(),
-        serde_json::to_value(next).unwrap_or_default(),
-    );
-    let mut out = Vec::new();
-    for key in RESTART_ONLY {
-        diff((*key).to_owned(), at(&a, key), at(&b, key), &mut out);
-    }
-    out
-}
-
 /// An update that passed every check, with its new and changed sources built.
 struct Checked {
     rules: Vec<(topic_resolver::Predicate, queue::Priority)>,
@@ -76,7 +27,7 @@ impl StreamManager {
     /// Everything `apply_config` checks before it changes anything.
     fn check_update(&self, next: &StreamConfig) -> Result<Checked> {
         self.loader.validate(next, "<update>")?;
-        let keys = restart_only_changes(&self.shared.config(), next);
+        let keys = self.shared.config().restart_only_changes(next);
         if !keys.is_empty() {
             return Err(Error::NeedsRestart { keys });
         }
