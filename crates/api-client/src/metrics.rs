@@ -5,7 +5,6 @@ pub(crate) const REQUESTS: &str = "api_requests_total";
 pub(crate) const LATENCY: &str = "api_request_duration_seconds";
 pub(crate) const BYTES: &str = "api_response_bytes_total";
 pub(crate) const RECORDS: &str = "api_records_total";
-pub(crate) const NOT_MODIFIED: &str = "api_not_modified_total";
 pub(crate) const CACHE_HITS: &str = "api_cache_hits_total";
 pub(crate) const RETRIES: &str = "api_retries_total";
 pub(crate) const BREAKER: &str = "api_breaker_state";
@@ -26,7 +25,7 @@ pub fn describe_metrics() {
     describe_histogram!(
         LATENCY,
         Unit::Seconds,
-        "Upstream request duration, by source."
+        "Upstream request duration, by upstream host (the source's configured URL's host and port): one series per upstream, however many sources poll it."
     );
     describe_counter!(
         BYTES,
@@ -37,11 +36,6 @@ pub fn describe_metrics() {
         RECORDS,
         Unit::Count,
         "Records decoded from upstream responses, by source."
-    );
-    describe_counter!(
-        NOT_MODIFIED,
-        Unit::Count,
-        "Conditional requests answered 304 Not Modified, by source."
     );
     describe_counter!(
         CACHE_HITS,
@@ -66,6 +60,6 @@ pub fn describe_metrics() {
     );
     describe_gauge!(
         BREAKER,
-        "Circuit breaker state by source: 0 closed, 1 half-open, 2 open."
+        "Circuit breaker state by source: 0 closed, 1 half-open, 2 open; a source's series appears the first time its breaker leaves closed."
     );
 }

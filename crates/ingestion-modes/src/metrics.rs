@@ -113,9 +113,20 @@ impl SourceMeters {
         self.by_source(&self.missed_ticks, MISSED_TICKS)
     }
 
-    pub(crate) fn buffer_records(&self) -> &Gauge {
-        self.buffer_records
-            .get_or_init(|| metrics::gauge!(BUFFER_RECORDS, "source" => self.source.to_string()))
+    /// `ingestion_buffer_records{source}` to `n`: created by the first value of a source
+    /// that buffers (continuous streaming); an empty buffer of a source that never held
+    /// one creates no series.
+    pub(crate) fn buffer_records(&self, n: usize) {
+        match self.buffer_records.get() {
+            Some(g) => g.set(n as f64),
+            None if n > 0 => self
+                .buffer_records
+                .get_or_init(
+                    || metrics::gauge!(BUFFER_RECORDS, "source" => self.source.to_string()),
+                )
+                .set(n as f64),
+            None => {}
+        }
     }
 
     pub(crate) fn lateness(&self) -> &Histogram {

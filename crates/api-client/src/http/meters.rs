@@ -12,8 +12,10 @@ use crate::metrics as m;
 #[derive(Debug)]
 pub(super) struct Meters {
     source: String,
+    /// The configured URL's host (and port when given): `api_request_duration_seconds`'s
+    /// label, so its series grow with the upstreams, not with the sources.
+    host: String,
     latency: OnceLock<Histogram>,
-    not_modified: OnceLock<Counter>,
     bytes: OnceLock<Counter>,
     records: OnceLock<Counter>,
     breaker: OnceLock<Gauge>,
@@ -22,11 +24,16 @@ pub(super) struct Meters {
 }
 
 impl Meters {
-    pub(super) fn new(source: &str) -> Self {
+    pub(super) fn new(source: &str, url: &reqwest::Url) -> Self {
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => String::new(),
+        };
         Self {
             source: source.to_owned(),
+            host,
             latency: OnceLock::new(),
-            not_modified: OnceLock::new(),
             bytes: OnceLock::new(),
             records: OnceLock::new(),
             breaker: OnceLock::new(),
@@ -40,11 +47,7 @@ impl Meters {
 
     pub(super) fn latency(&self) -> &Histogram {
         self.latency
-            .get_or_init(|| metrics::histogram!(m::LATENCY, "source" => self.source.clone()))
-    }
-
-    pub(super) fn not_modified(&self) -> &Counter {
-        self.counter(&self.not_modified, m::NOT_MODIFIED)
+            .get_or_init(|| metrics::histogram!(m::LATENCY, "host" => self.host.clone()))
     }
 
     pub(super) fn bytes(&self) -> &Counter {
@@ -55,9 +58,17 @@ impl Meters {
         self.counter(&self.records, m::RECORDS)
     }
 
-    pub(super) fn breaker(&self) -> &Gauge {
-        self.breaker
-            .get_or_init(|| metrics::gauge!(m::BREAKER, "source" => self.source.clone()))
+    /// `api_breaker_state{source}` to `state` (0 closed): created the first time the
+    /// breaker leaves closed, so a source whose breaker never opened has no series.
+    pub(super) fn breaker(&self, state: u8) {
+        match self.breaker.get() {
+            Some(g) => g.set(f64::from(state)),
+            None if state != 0 => self
+                .breaker
+                .get_or_init(|| metrics::gauge!(m::BREAKER, "source" => self.source.clone()))
+                .set(f64::from(state)),
+            None => {}
+        }
     }
 
     /// `api_requests_total{source, status}`; `status` `None` is `error`.
@@ -87,7 +98,9 @@ mod tests {
         let recorder = DebuggingRecorder::new();
         let snapshots = recorder.snapshotter();
         let _local = metrics::set_default_local_recorder(&recorder);
-        let meters = Meters::new("src_1");
+        let url = reqwest::Url::parse("https://user:secret@api.example:8443/v1?key=k").unwrap();
+        let meters = Meters::new("src_1", &url);
+        let other = Meters::new("src_2", &url);
         assert!(
             snapshots.snapshot().into_vec().is_empty(),
             "nothing counted yet"
@@ -95,7 +108,12 @@ mod tests {
         meters.requests(Some(304)).increment(1);
         meters.requests(Some(304)).increment(1);
         meters.requests(None).increment(1);
-        meters.not_modified().increment(2);
+        meters.breaker(2);
+        meters.breaker(0);
+        // A breaker that never opened has no series.
+        other.breaker(0);
+        meters.latency().record(0.5);
+        other.latency().record(0.25);
         let seen: Vec<Seen> = snapshots
             .snapshot()
             .into_vec()
@@ -126,7 +144,17 @@ mod tests {
             find(m::REQUESTS, Some("error")),
             Some(&DebugValue::Counter(1))
         );
-        assert_eq!(find(m::NOT_MODIFIED, None), Some(&DebugValue::Counter(2)));
-        assert_eq!(seen.len(), 3, "{seen:?}");
+        // Once open, the gauge stays and shows it closed again.
+        assert_eq!(find(m::BREAKER, None), Some(&DebugValue::Gauge(0.0.into())));
+        // One histogram for both sources of the host, labelled by host and port only
+        // (never the user-info or the query).
+        let latency: Vec<&Seen> = seen.iter().filter(|(n, _, _)| n == m::LATENCY).collect();
+        assert_eq!(latency.len(), 1, "{seen:?}");
+        assert_eq!(
+            latency[0].1,
+            [("host".to_owned(), "api.example:8443".to_owned())]
+        );
+        assert!(matches!(&latency[0].2, DebugValue::Histogram(v) if v.len() == 2));
+        assert_eq!(seen.len(), 4, "{seen:?}");
     }
 }

@@ -128,7 +128,7 @@ impl HttpApiClient {
         let clock = TokioClock::start();
         let secrets = auth::secrets_of(&spec);
         Ok(Self {
-            meters: meters::Meters::new(&opts.source_id),
+            meters: meters::Meters::new(&opts.source_id, &configured),
             secret_params: auth::secret_params(&spec),
             configured,
             breaker: CircuitBreaker::new(
@@ -384,7 +384,6 @@ impl HttpApiClient {
             };
             let (status, headers, body) = answer;
             if status == StatusCode::NOT_MODIFIED && page == 0 {
-                self.meters.not_modified().increment(1);
                 self.remember(&cache_key);
                 return Ok(Fetch::unchanged());
             }
@@ -566,7 +565,7 @@ impl HttpApiClient {
                     Err(Error::Config { .. }) => {}
                     Ok(_) | Err(_) => self.breaker.failure(),
                 }
-                (self.meters.breaker()).set(f64::from(self.breaker.state().as_number()));
+                self.meters.breaker(self.breaker.state().as_number());
                 result.map_err(|e| match e {
                     Error::Unavailable(msg) => Error::Unavailable(self.redact(&msg)),
                     other => other,

@@ -415,6 +415,7 @@ impl ModeContext {
                 self.stats
                     .buffered
                     .store(buffer.0.len() as u64, Ordering::Relaxed);
+                self.meters.buffer_records(buffer.0.len());
             } else if self.flush(&mut buffer, spec.chunk_size).await.is_err() {
                 break;
             }
@@ -482,7 +483,7 @@ impl ModeContext {
     async fn flush(&self, buffer: &mut Polled, chunk_size: usize) -> Result<(), crate::Error> {
         let (records, rejected) = std::mem::take(buffer);
         self.stats.buffered.store(0, Ordering::Relaxed);
-        self.meters.buffer_records().set(0.0);
+        self.meters.buffer_records(0);
         self.emit_chunks(records, rejected, chunk_size, false).await
     }
 }
