@@ -60,7 +60,7 @@ pub use producer::{
 };
 pub use record::{compact_into, put_json_str, Record, RecordWriter};
 pub use source::{
-    Chunk, ChunkSender, Cursor, Error as SourceError, Fetch, PartStatus, Rejected,
+    Chunk, ChunkReceiver, ChunkSender, Cursor, Error as SourceError, Fetch, PartStatus, Rejected,
     Result as SourceResult, Source,
 };
 pub use state_chain::{StateChains, StateWrite, StoredState, MAX_DELTAS};

@@ -161,14 +161,22 @@ impl Chunk {
 /// Where a fetch hands its records on while it is under way: a bounded channel, so a
 /// fetch whose records the pipeline cannot take yet waits in [`ChunkSender::send`] (and
 /// an HTTP source stops reading its body meanwhile) instead of holding them.
+///
+/// One exists per poll in flight (at 10,000 sources, thousands at once while they wait
+/// for the upstream), so it is flume's channel: a few hundred bytes where tokio's mpsc
+/// allocates a block of 32 slots up front.
 #[derive(Debug, Clone)]
-pub struct ChunkSender(tokio::sync::mpsc::Sender<Chunk>);
+pub struct ChunkSender(flume::Sender<Chunk>);
+
+/// The receiving end of a [`ChunkSender`].
+#[derive(Debug)]
+pub struct ChunkReceiver(flume::Receiver<Chunk>);
 
 impl ChunkSender {
     /// A sender and its receiver, holding at most `capacity` chunks between them.
-    pub fn channel(capacity: usize) -> (Self, tokio::sync::mpsc::Receiver<Chunk>) {
-        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
-        (Self(tx), rx)
+    pub fn channel(capacity: usize) -> (Self, ChunkReceiver) {
+        let (tx, rx) = flume::bounded(capacity.max(1));
+        (Self(tx), ChunkReceiver(rx))
     }
 
     /// Hands `chunk` on; waits while the receiver is full. Fails when the receiver is
@@ -178,9 +186,21 @@ impl ChunkSender {
             return Ok(());
         }
         self.0
-            .send(chunk)
+            .send_async(chunk)
             .await
             .map_err(|_| Error::Io("the stream stopped while the fetch was under way".into()))
+    }
+}
+
+impl ChunkReceiver {
+    /// The next chunk; `None` once every sender is gone and nothing is left.
+    pub async fn recv(&mut self) -> Option<Chunk> {
+        self.0.recv_async().await.ok()
+    }
+
+    /// A chunk that is already there, without waiting.
+    pub fn try_recv(&mut self) -> Option<Chunk> {
+        self.0.try_recv().ok()
     }
 }
 

@@ -154,6 +154,17 @@ impl Stream {
         Some(h)
     }
 
+    /// Seconds since the stream's newest record (`StreamInfo::freshness_seconds`), without
+    /// building the rest of its figures: a scrape asks it of every stream.
+    pub(crate) fn freshness_seconds(&self) -> Option<f64> {
+        let last_success = match &self.handle {
+            Some(h) => h.stats().last_success,
+            None => self.last.last_success,
+        };
+        let fresh = (self.ctx.freshness).view(last_success, std::time::SystemTime::now());
+        fresh.map(|f| f.age.as_secs_f64())
+    }
+
     pub(crate) fn info(&self, id: &str) -> StreamInfo {
         let stats = self
             .handle

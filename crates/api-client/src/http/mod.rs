@@ -177,6 +177,15 @@ impl HttpApiClient {
 
     /// One request with retries; returns the answer (2xx or 304) with its body still
     /// to read (none for a 304).
+    /// The OAuth2 bearer token (`None` without OAuth2). The token request is boxed, so a
+    /// source without OAuth2 carries none of it in its poll's future.
+    async fn token(&self, refresh: bool) -> Result<Option<String>, Error> {
+        if !matches!(self.spec.auth, Some(Auth::Oauth2 { .. })) {
+            return Ok(None);
+        }
+        Box::pin(self.bearer_token(refresh)).await
+    }
+
     async fn get_response(
         &self,
         url: &Url,
@@ -191,11 +200,13 @@ impl HttpApiClient {
         let mut attempt = 0u32;
         loop {
             self.rate_limit().await;
-            let token = self.bearer_token(false).await?;
+            let token = self.token(false).await?;
             let (result, started) = {
                 let _turn = self.client.turn().await;
                 let started = Instant::now();
-                let sent = self.request(url, conditional, token.as_deref()).send();
+                // Boxed: allocated only once a turn is granted, so a poll waiting for
+                // one holds a small future (10,000 sources due together wait at once).
+                let sent = Box::pin(self.request(url, conditional, token.as_deref()).send());
                 (sent.await, started)
             };
             let outcome = match result {
@@ -214,7 +225,7 @@ impl HttpApiClient {
                         && matches!(self.spec.auth, Some(Auth::Oauth2 { .. }))
                     {
                         refreshed = true;
-                        self.bearer_token(true).await?;
+                        self.token(true).await?;
                         continue;
                     }
                     let retry_after = retry_after(resp.headers());
@@ -407,9 +418,9 @@ impl HttpApiClient {
             let mut decoder = self.spec.decoder.stream(&capture);
             h.page_len = 0;
             let read = match body {
+                // Boxed, as the request above: only a poll reading a body holds it.
                 Some(body) => {
-                    self.read_page(body, &mut decoder, &mut next_state, &mut h)
-                        .await
+                    Box::pin(self.read_page(body, &mut decoder, &mut next_state, &mut h)).await
                 }
                 None => Ok(()),
             };

@@ -83,7 +83,7 @@ impl ModeContext {
             }
         };
         // A chunk handed on just before the fetch ended.
-        while let Ok(chunk) = chunks.try_recv() {
+        while let Some(chunk) = chunks.try_recv() {
             count += chunk.len();
             self.take(seq, chunk, held);
             self.emit_held(held, flush, chunk_size, true).await?;

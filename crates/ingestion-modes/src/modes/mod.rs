@@ -403,7 +403,9 @@ impl ModeContext {
             } else {
                 Flush::WholeChunks
             };
-            let polled = self.poll_into(&mut buffer, flush, spec.chunk_size).await;
+            // Boxed: a source between polls (nearly always, at thousands of sources) then
+            // holds its schedule and buffer, not the poll's kilobyte and more of state.
+            let polled = Box::pin(self.poll_into(&mut buffer, flush, spec.chunk_size)).await;
             if polled.is_err() {
                 break;
             }
