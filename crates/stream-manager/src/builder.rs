@@ -264,9 +264,7 @@ impl Builder {
         };
         for (id, src) in &cfg.sources {
             let source = manager.build_source(id, src)?;
-            manager
-                .add_stream(id, src.clone(), source, src.enabled)
-                .await?;
+            manager.add_stream(id, src, source, src.enabled).await?;
         }
         Ok(manager)
     }

@@ -147,7 +147,7 @@ impl StreamManager {
                 self.remove_stream(&id).await;
             }
             let run = src.enabled;
-            self.add_stream(&id, src, source, run).await?;
+            self.add_stream(&id, &src, source, run).await?;
             touched.push(id);
         }
         Ok(touched)
