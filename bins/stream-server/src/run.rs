@@ -75,6 +75,7 @@ pub(crate) async fn serve(
         embedded: kafka.is_embedded(),
         missing_topics: kafka.missing_topics(),
         ready_cache: tokio::sync::Mutex::new(None),
+        metrics_size: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

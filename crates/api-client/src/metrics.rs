@@ -4,7 +4,6 @@
 pub(crate) const REQUESTS: &str = "api_requests_total";
 pub(crate) const LATENCY: &str = "api_request_duration_seconds";
 pub(crate) const BYTES: &str = "api_response_bytes_total";
-pub(crate) const RECORDS: &str = "api_records_total";
 pub(crate) const CACHE_HITS: &str = "api_cache_hits_total";
 pub(crate) const RETRIES: &str = "api_retries_total";
 pub(crate) const BREAKER: &str = "api_breaker_state";
@@ -31,11 +30,6 @@ pub fn describe_metrics() {
         BYTES,
         Unit::Bytes,
         "Upstream response body bytes, by source."
-    );
-    describe_counter!(
-        RECORDS,
-        Unit::Count,
-        "Records decoded from upstream responses, by source."
     );
     describe_counter!(
         CACHE_HITS,

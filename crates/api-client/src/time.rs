@@ -44,6 +44,23 @@ pub(crate) fn http_date(s: &str) -> Option<SystemTime> {
         .map(SystemTime::from)
 }
 
+/// `Retry-After` as seconds or an HTTP date.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(secs));
+    }
+    let when = http_date(v)?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(std::time::Duration::ZERO),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

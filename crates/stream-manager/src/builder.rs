@@ -251,7 +251,7 @@ impl Builder {
             modes: self.modes,
             cursors,
             streams: tokio::sync::Mutex::new(BTreeMap::new()),
-            streams_seen: std::sync::Mutex::new(Vec::new()),
+            streams_seen: std::sync::Mutex::default(),
             dispatcher: std::sync::Mutex::new(Some(tokio::spawn(record_path::supervise_dispatch(
                 shared.clone(),
                 self.max_in_flight,

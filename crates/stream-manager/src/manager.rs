@@ -27,7 +27,7 @@ pub struct StreamManager {
     pub(crate) streams: tokio::sync::Mutex<BTreeMap<String, Stream>>,
     /// The streams as last seen under `streams`' lock, for probes that must not wait for
     /// it (a stop holds it for up to its grace).
-    pub(crate) streams_seen: std::sync::Mutex<Vec<crate::StreamInfo>>,
+    pub(crate) streams_seen: std::sync::Mutex<Arc<Vec<crate::StreamInfo>>>,
     pub(crate) dispatcher: std::sync::Mutex<Option<JoinHandle<()>>>,
     pub(crate) background: std::sync::Mutex<Vec<JoinHandle<()>>>,
     pub(crate) start_jitter: Duration,

@@ -339,14 +339,14 @@ impl StreamManager {
     /// Every stream with its status and figures.
     pub async fn list_streams(&self) -> Vec<StreamInfo> {
         let streams = self.streams.lock().await;
-        self.seen(&streams)
+        Vec::clone(&self.seen(&streams))
     }
 
     /// The streams for a probe, never waiting on the streams lock: as they are when it is
     /// free, else as last seen (a slot hand-over in a worker group holds it across
     /// fetch-state claims in the store, and a liveness or readiness probe must not wait
     /// on the store).
-    pub(crate) fn streams_for_probe(&self) -> Vec<StreamInfo> {
+    pub(crate) fn streams_for_probe(&self) -> Arc<Vec<StreamInfo>> {
         match self.streams.try_lock() {
             Ok(streams) => self.seen(&streams),
             Err(_) => self
@@ -357,10 +357,11 @@ impl StreamManager {
         }
     }
 
-    /// Every stream's figures, kept as the snapshot probes answer from.
-    fn seen(&self, streams: &BTreeMap<String, Stream>) -> Vec<StreamInfo> {
-        let list: Vec<StreamInfo> = streams.iter().map(|(id, s)| s.info(id)).collect();
-        *self.streams_seen.lock().unwrap_or_else(|e| e.into_inner()) = list.clone();
+    /// Every stream's figures, kept (shared, not copied) as the snapshot probes answer
+    /// from.
+    fn seen(&self, streams: &BTreeMap<String, Stream>) -> Arc<Vec<StreamInfo>> {
+        let list = Arc::new(streams.iter().map(|(id, s)| s.info(id)).collect());
+        *self.streams_seen.lock().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&list);
         list
     }
 

@@ -230,7 +230,7 @@ impl Source for StateSweep {
             .pos
             .saturating_add(per_poll as usize)
             .min(st.stations.len());
-        let (mut failures_this_poll, mut observed) = (Vec::new(), 0u64);
+        let mut failures_this_poll = Vec::new();
         'sweep: while st.pos < end {
             let chunk_end = st.pos.saturating_add(IN_FLIGHT).min(end);
             let mut tasks = tokio::task::JoinSet::new();
@@ -253,7 +253,6 @@ impl Source for StateSweep {
                 match answer {
                     Answer::New(record, at) => {
                         answered += 1;
-                        observed += 1;
                         fetch.records.push(record);
                         if at <= now.saturating_add(MAX_SKEW_SECONDS) {
                             st.stations[i].1 = at;
@@ -310,9 +309,6 @@ impl Source for StateSweep {
                 .map(Cursor);
         }
         fetch.changed = !fetch.records.is_empty() || !fetch.rejected.is_empty();
-        // (The alerts client counts its own.)
-        metrics::counter!(crate::metrics::RECORDS, "source" => self.source_id.clone())
-            .increment(observed);
         Ok(fetch)
     }
 

@@ -135,6 +135,15 @@ impl HttpApiClient {
         out
     }
 
+    /// The OAuth2 bearer token (`None` without OAuth2). The token request is boxed, so a
+    /// source without OAuth2 carries none of it in its poll's future.
+    pub(super) async fn token(&self, refresh: bool) -> Result<Option<String>, Error> {
+        if !matches!(self.spec.auth, Some(Auth::Oauth2 { .. })) {
+            return Ok(None);
+        }
+        Box::pin(self.bearer_token(refresh)).await
+    }
+
     pub(super) async fn bearer_token(&self, refresh: bool) -> Result<Option<String>, Error> {
         let Some(Auth::Oauth2 {
             token_url,

@@ -132,7 +132,6 @@ impl HttpApiClient {
             }
         }
         self.advance_cursor(state, &records);
-        self.meters.records().increment(records.len() as u64);
         h.kept += records.len() + decoded.rejected.len();
         match h.out {
             Some(out) => {

@@ -17,7 +17,6 @@ pub(super) struct Meters {
     host: String,
     latency: OnceLock<Histogram>,
     bytes: OnceLock<Counter>,
-    records: OnceLock<Counter>,
     breaker: OnceLock<Gauge>,
     /// `api_requests_total` by status (`None`: no response came), in the order first seen.
     requests: Mutex<Vec<(Option<u16>, Counter)>>,
@@ -35,7 +34,6 @@ impl Meters {
             host,
             latency: OnceLock::new(),
             bytes: OnceLock::new(),
-            records: OnceLock::new(),
             breaker: OnceLock::new(),
             requests: Mutex::new(Vec::new()),
         }
@@ -52,10 +50,6 @@ impl Meters {
 
     pub(super) fn bytes(&self) -> &Counter {
         self.counter(&self.bytes, m::BYTES)
-    }
-
-    pub(super) fn records(&self) -> &Counter {
-        self.counter(&self.records, m::RECORDS)
     }
 
     /// `api_breaker_state{source}` to `state` (0 closed): created the first time the

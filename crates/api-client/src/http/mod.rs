@@ -43,7 +43,9 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<D
 pub struct HttpApiClient {
     spec: HttpSpec,
     outbound: std::sync::Arc<outbound::Outbound>,
-    opts: ClientOptions,
+    /// What is read of the options after construction (the rest went into the outbound
+    /// rules, the limiter and the checked spec).
+    opts: Kept,
     /// Shared with every source whose client would be built alike (`shared.rs`).
     client: std::sync::Arc<shared::Shared>,
     /// Sent unless the spec's headers set one.
@@ -60,6 +62,15 @@ pub struct HttpApiClient {
     /// `spec.url` parsed, and its secret query parameters: read once, not per request.
     configured: Url,
     secret_params: Vec<(String, String)>,
+}
+
+/// The options a client reads per poll: kept alone, not the whole `ClientOptions` (its
+/// hosts, limits and address are read once, at construction; a client exists per source).
+#[derive(Debug)]
+struct Kept {
+    source_id: String,
+    timeout: Duration,
+    cache_ttl: Duration,
 }
 
 /// Why one request attempt failed.
@@ -145,7 +156,11 @@ impl HttpApiClient {
             user_agent,
             spec,
             outbound,
-            opts,
+            opts: Kept {
+                source_id: opts.source_id,
+                timeout: opts.timeout,
+                cache_ttl: opts.cache_ttl,
+            },
             secrets,
         })
     }
@@ -177,15 +192,6 @@ impl HttpApiClient {
 
     /// One request with retries; returns the answer (2xx or 304) with its body still
     /// to read (none for a 304).
-    /// The OAuth2 bearer token (`None` without OAuth2). The token request is boxed, so a
-    /// source without OAuth2 carries none of it in its poll's future.
-    async fn token(&self, refresh: bool) -> Result<Option<String>, Error> {
-        if !matches!(self.spec.auth, Some(Auth::Oauth2 { .. })) {
-            return Ok(None);
-        }
-        Box::pin(self.bearer_token(refresh)).await
-    }
-
     async fn get_response(
         &self,
         url: &Url,
@@ -228,7 +234,7 @@ impl HttpApiClient {
                         self.token(true).await?;
                         continue;
                     }
-                    let retry_after = retry_after(resp.headers());
+                    let retry_after = crate::time::retry_after(resp.headers());
                     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                         Attempt::Retry {
                             message: format!("HTTP {status}"),
@@ -510,23 +516,6 @@ impl HttpApiClient {
                 Some((key.to_owned(), Instant::now()));
         }
     }
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = crate::time::http_date(v)?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 #[async_trait]

@@ -140,7 +140,8 @@ async fn bad_upstreams() {
                     "stream_api_requests_total",
                     &[("source", "storm"), ("status", "429")],
                 ) >= STORM_429S as f64
-                && m.value("stream_api_records_total", &[("source", "storm")]) >= STORM_ITEMS as f64
+                && m.value("stream_ingestion_records_total", &[("source", "storm")])
+                    >= STORM_ITEMS as f64
         },
     )
     .await;
