@@ -288,15 +288,13 @@ async fn metrics_text(State(s): State<Arc<AppState>>) -> Response {
         let mut text = Vec::with_capacity(size + size / 8);
         handle.render_to_write(&mut text).map(|()| text)
     })
-    .await;
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|written| written.map_err(|e| e.to_string()));
     match rendered {
-        Ok(Ok(text)) => {
+        Ok(text) => {
             (s.metrics_size).store(text.len(), std::sync::atomic::Ordering::Relaxed);
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "rendering /metrics failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "rendering /metrics failed");
