@@ -80,7 +80,8 @@ impl CursorSummary for Cursor {
 
 // The seams moved to `stream-contracts`; their old paths keep working.
 pub use stream_contracts::{
-    fenced_message, pointer_tokens, Chunk, ChunkReceiver, ChunkSender, Chunks, Cursor, CursorStore,
-    Fetch, Lease, MemoryCursorStore, PartStatus, Record, RecordWriter, Rejected, Source,
-    SourceError as Error, SourceResult as Result, StateChains, StateWrite, StoredState, MAX_DELTAS,
+    fenced_message, pointer_tokens, release_spare_chunks, Chunk, ChunkReceiver, ChunkSender,
+    Chunks, Cursor, CursorStore, Fetch, Lease, MemoryCursorStore, PartStatus, Record, RecordWriter,
+    Rejected, Source, SourceError as Error, SourceResult as Result, StateChains, StateWrite,
+    StoredState, MAX_DELTAS,
 };

@@ -46,7 +46,7 @@ mod source;
 mod state_chain;
 pub mod state_delta;
 
-pub use chunks::Chunks;
+pub use chunks::{release_spare_chunks, Chunks};
 pub use cursor::{fenced_message, CursorStore, Lease, MemoryCursorStore};
 pub use dlq::{
     headers_json, initial_status, now_ms, payload_json, DeadLetter, DeadLetterStore, DlqFilter,

@@ -1,6 +1,7 @@
 //! Background workers: the lag checker (`record_path::check_lag`, feeds the throttle),
 //! the DLQ worker and DLQ retention (the producer crate's `run_dlq_worker`,
-//! `run_dlq_retention`) and the throughput meter, each supervised
+//! `run_dlq_retention`), the throughput meter and the release of spare record chunks
+//! (`api_client::release_spare_chunks`), each supervised
 //! (`record_path::supervise`: restarted after a panic, shown in health).
 
 use std::sync::Arc;
@@ -63,6 +64,19 @@ pub(crate) fn spawn(
         async move {
             let records_in = || s.queue.stats().enqueued;
             s.meter.run(records_in, || s.shutting_down()).await;
+        }
+    }));
+    let s = shared.clone();
+    out.push(supervised(shared, "chunk_release", move || {
+        let s = s.clone();
+        async move {
+            // Full-size record chunks are reused while records flow; once the records
+            // in one have all settled and no writer took it, it goes back here.
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !s.shutting_down() {
+                tick.tick().await;
+                api_client::release_spare_chunks();
+            }
         }
     }));
     out

@@ -293,7 +293,13 @@ async fn idle_child(b: &Bench) {
     let cfg = b.config(&format!("sources:\n{sources}"));
     let m = StreamManager::builder(cfg).start().await.expect("manager");
     tokio::time::sleep(Duration::from_secs(if b.quick { 2 } else { 10 })).await;
-    println!("idle {:.1} {:.1}", status_mb("VmRSS"), status_mb("VmHWM"));
+    println!(
+        "idle {:.1} {:.1} {:.1} {:.1}",
+        status_mb("VmRSS"),
+        status_mb("VmHWM"),
+        status_mb("RssAnon"),
+        status_mb("RssFile")
+    );
     m.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -538,10 +544,10 @@ fn main() {
             f[0], f[1], f[1] - f[0], f[5] - f[4], f[2], f[3]
         );
     }
-    if g.len() == 2 {
+    if g.len() == 4 {
         println!(
-            "| idle RSS, 10 sources at 1 rec/s | {:.1} MB (peak {:.1} MB) |",
-            g[0], g[1]
+            "| idle RSS, 10 sources at 1 rec/s | {:.1} MB (peak {:.1} MB): anonymous {:.1} MB, file-backed {:.1} MB (the binary's code and the shared libraries, as the kernel maps them in) |",
+            g[0], g[1], g[2], g[3]
         );
     }
     drop(mock);
