@@ -128,11 +128,10 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
         markdown: true,
     });
 
-    let mut md = render(quick, &sections);
     // Sections written by hand (goals, profiles, figures from tests and scenarios) are
-    // carried over, after the generated ones.
+    // carried over, in their order, after the generated ones and before the notes.
     let old = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
-    md.push_str(&hand_written(&old, &sections, &notes()));
+    let md = render(quick, &sections, &hand_written(&old, &sections, &notes()));
     std::fs::write(root.join("BENCHMARKS.md"), md).context("writing BENCHMARKS.md")?;
     println!("xtask: wrote BENCHMARKS.md");
     Ok(())
@@ -264,8 +263,12 @@ fn notes() -> String {
         .unwrap_or_default()
 }
 
-/// The `## ` sections of `old` that this run does not write (neither `Machine`, nor a
-/// generated section's title, nor one of `notes`), in their order, each with its text.
+/// The summary table of the producer-layer runs, written first.
+const PRODUCER_SUMMARY: &str = "Producer layer alone vs bare rdkafka";
+
+/// The `## ` sections of `old` that this run does not write (neither `Machine`, the
+/// producer summary, a generated section's title nor one of `notes`), in their order,
+/// each with its text.
 fn hand_written(old: &str, generated: &[Section], notes: &str) -> String {
     let in_notes = |title: &str| {
         notes
@@ -275,7 +278,11 @@ fn hand_written(old: &str, generated: &[Section], notes: &str) -> String {
     let mut out = String::new();
     for part in old.split("\n## ").skip(1) {
         let title = part.lines().next().unwrap_or_default().trim();
-        if title == "Machine" || generated.iter().any(|s| s.title == title) || in_notes(title) {
+        if title == "Machine"
+            || title == PRODUCER_SUMMARY
+            || generated.iter().any(|s| s.title == title)
+            || in_notes(title)
+        {
             continue;
         }
         out.push_str("\n## ");
@@ -285,7 +292,7 @@ fn hand_written(old: &str, generated: &[Section], notes: &str) -> String {
     out
 }
 
-fn render(quick: bool, sections: &[Section]) -> String {
+fn render(quick: bool, sections: &[Section], carried: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
@@ -330,7 +337,7 @@ fn render(quick: bool, sections: &[Section]) -> String {
     let _ = writeln!(md, "| Commit | {} |", sh("git rev-parse --short HEAD"));
     let _ = writeln!(md, "| Date | {} |\n", sh("date -u +%Y-%m-%dT%H:%MZ"));
 
-    let _ = writeln!(md, "## Producer layer alone vs bare rdkafka\n");
+    let _ = writeln!(md, "## {PRODUCER_SUMMARY}\n");
     let _ = writeln!(
         md,
         "Same records, same producer settings (`linger.ms` 5, acks all, idempotence, gzip), \
@@ -380,6 +387,10 @@ fn render(quick: bool, sections: &[Section]) -> String {
             let _ = writeln!(md, "## {}\n\n```text\n{}\n```\n", s.title, s.output);
         }
     }
+    if !carried.is_empty() {
+        md.push_str(carried.trim_start_matches('\n'));
+        md.push('\n');
+    }
     // Hand-written analysis (goals met or not, the profile) lives beside this code so a
     // rerun keeps it; its numbers are from the run it names.
     let notes = notes();
@@ -395,7 +406,7 @@ mod tests {
 
     #[test]
     fn hand_written_sections_are_carried_over_and_generated_ones_are_not() {
-        let old = "# Benchmarks\n\nintro\n\n## Machine\n\n| a |\n\n## Queue\n\nold figures\n\n## Goals\n\nkept 1\n\n## Measured outside\n\nkept 2\n";
+        let old = "# Benchmarks\n\nintro\n\n## Machine\n\n| a |\n\n## Producer layer alone vs bare rdkafka\n\nold summary\n\n## Queue\n\nold figures\n\n## Goals\n\nkept 1\n\n## Measured outside\n\nkept 2\n";
         let generated = [Section {
             title: "Queue".to_owned(),
             output: String::new(),
