@@ -161,7 +161,7 @@ impl Pool {
 /// Gives back to the allocator the spare chunks no piece uses any more, beyond what
 /// writers took in the last call's time (at least a few): a spare becomes free when its
 /// last record settles, which may be long after the last writer looked. Cheap (one
-/// atomic read per spare); the record path calls it once a second.
+/// atomic read per spare); the stream manager calls it once a second.
 pub fn release_spare_chunks() {
     SPARES.release();
 }
