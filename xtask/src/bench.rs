@@ -131,7 +131,13 @@ pub(crate) fn main(root: &Path, args: &[String]) -> Result<()> {
     // Sections written by hand (goals, profiles, figures from tests and scenarios) are
     // carried over, in their order, after the generated ones and before the notes.
     let old = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
-    let md = render(quick, &sections, &hand_written(&old, &sections, &notes()));
+    let notes = notes();
+    let md = render(
+        quick,
+        &sections,
+        &hand_written(&old, &sections, &notes),
+        &notes,
+    );
     std::fs::write(root.join("BENCHMARKS.md"), md).context("writing BENCHMARKS.md")?;
     println!("xtask: wrote BENCHMARKS.md");
     Ok(())
@@ -292,7 +298,7 @@ fn hand_written(old: &str, generated: &[Section], notes: &str) -> String {
     out
 }
 
-fn render(quick: bool, sections: &[Section], carried: &str) -> String {
+fn render(quick: bool, sections: &[Section], carried: &str, notes: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
@@ -393,7 +399,6 @@ fn render(quick: bool, sections: &[Section], carried: &str) -> String {
     }
     // Hand-written analysis (goals met or not, the profile) lives beside this code so a
     // rerun keeps it; its numbers are from the run it names.
-    let notes = notes();
     if !notes.is_empty() {
         let _ = writeln!(md, "{notes}");
     }

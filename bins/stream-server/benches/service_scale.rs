@@ -310,14 +310,36 @@ fn run(sources: usize, window: Duration, change_every: u64) -> String {
     let uc0 = cpu_ticks(upstream.pid());
     // Scraped as Prometheus would, every `SCRAPE_EVERY` through the window: what a scrape
     // costs (rendering every source's series) is part of what a worker takes.
-    let (mut scrapes, mut scrape_max, mut scrape_bytes) = (0u32, Duration::ZERO, 0usize);
+    // An empty answer is a scrape that failed (timed out): counted apart, not as a fast
+    // empty one.
+    let (mut scrapes, mut failed, mut scrape_max, mut scrape_bytes) =
+        (0u32, 0u32, Duration::ZERO, 0usize);
     while t0.elapsed() + SCRAPE_EVERY <= window {
         std::thread::sleep(SCRAPE_EVERY);
         let at = Instant::now();
-        scrape_bytes = get(admin, "/metrics").len();
+        let bytes = get(admin, "/metrics").len();
+        if bytes == 0 {
+            failed += 1;
+            continue;
+        }
+        scrape_bytes = scrape_bytes.max(bytes);
         scrape_max = scrape_max.max(at.elapsed());
         scrapes += 1;
     }
+    let scraped = match (scrapes, failed) {
+        (0, 0) => "none".to_owned(),
+        (0, f) => format!("not read ({f} failed)"),
+        (n, f) => format!(
+            "{n} × {:.1} MB, ≤ {:.2} s{}",
+            scrape_bytes as f64 / 1e6,
+            scrape_max.as_secs_f64(),
+            if f > 0 {
+                format!(", {f} failed")
+            } else {
+                String::new()
+            }
+        ),
+    };
     std::thread::sleep(window.saturating_sub(t0.elapsed()));
     let secs = t0.elapsed().as_secs_f64();
     let cores = (cpu_ticks(pid) - c0) as f64 / 100.0 / secs;
@@ -345,15 +367,13 @@ fn run(sources: usize, window: Duration, change_every: u64) -> String {
         ("not read".to_owned(), "not read".to_owned())
     };
     format!(
-        "| {sources} | {startup_s:.0} | {expected:.0} | {polls_s:.0} ({:.1} %) | {:.1} % | {cores:.2} | {upstream_cores:.2} | {:.1} | {:.1} / {:.1} | {:.1} | {scrapes} × {:.1} MB, ≤ {:.2} s | {lateness} | {on_time} | {missed:.0} |{}",
+        "| {sources} | {startup_s:.0} | {expected:.0} | {polls_s:.0} ({:.1} %) | {:.1} % | {cores:.2} | {upstream_cores:.2} | {:.1} | {:.1} / {:.1} | {:.1} | {scraped} | {lateness} | {on_time} | {missed:.0} |{}",
         100.0 * polls_s / expected,
         100.0 * not_modified,
         mb(startup_peak),
         mb(peak),
         mb(rss),
         peak as f64 / sources as f64,
-        scrape_bytes as f64 / 1e6,
-        scrape_max.as_secs_f64(),
         if alive { "" } else { " (the server had exited)" },
     )
 }

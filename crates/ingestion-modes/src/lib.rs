@@ -163,6 +163,11 @@ impl ModeSnapshot {
 }
 
 impl ModeStats {
+    /// When a fetch last succeeded (what a snapshot says, without the rest of it).
+    pub fn last_success(&self) -> Option<std::time::SystemTime> {
+        *self.last_success.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A snapshot.
     pub fn snapshot(&self) -> ModeSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -181,7 +186,7 @@ impl ModeStats {
             buffered: get(&self.buffered),
             last_error_at: last_error.as_ref().map(|e| e.1),
             last_error: last_error.map(|e| e.0),
-            last_success: *self.last_success.lock().unwrap_or_else(|e| e.into_inner()),
+            last_success: self.last_success(),
         }
     }
 }

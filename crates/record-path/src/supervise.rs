@@ -15,7 +15,8 @@ use crate::dispatch::TASK_PANICS;
 /// What health shows of one supervised background task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkerHealth {
-    /// `dispatcher`, `lag_checker`, `dlq_worker` or `dlq_retention`.
+    /// `dispatcher`, `lag_checker`, `dlq_worker`, `dlq_retention`, `throughput` or
+    /// `chunk_release`.
     pub name: String,
     /// Running: false once it has ended (at shutdown).
     pub running: bool,

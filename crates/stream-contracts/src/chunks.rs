@@ -10,14 +10,12 @@
 //! thread that wrote it, and glibc reuses an arena's memory only for that thread's
 //! allocations: with records written on one tokio worker and dropped on another, each
 //! worker's arena grew to hold most of a full queue (BENCHMARKS.md, issue #25).
-//! Once a second, the spares no piece uses any more beyond as many as writers took in
-//! that second go back to the allocator: writers do it as they take chunks, and
-//! [`release_spare_chunks`] does it when no writer comes (the stream manager calls it
-//! every second).
+//! [`release_spare_chunks`], called once a second (the stream manager does; a program
+//! using this crate alone calls it now and then), gives the spares no piece uses any
+//! more back to the allocator, beyond as many as writers took since the last call.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -29,7 +27,7 @@ pub struct Chunks {
     written: usize,
     /// The last piece's length (the guess for a piece written through a writer).
     last: usize,
-    /// Where `buf`'s chunk starts, when it is a full-size chunk that goes to the spares
+    /// Where `buf`'s chunk ends, when it is a full-size chunk that goes to the spares
     /// when this writer is done with it.
     full: Option<usize>,
 }
@@ -37,11 +35,7 @@ pub struct Chunks {
 /// Full-size chunks writers are done with. A spare still holding pieces costs the list a
 /// handle, not memory: those pieces would hold the chunk anyway.
 #[derive(Debug)]
-struct Spares {
-    pool: Mutex<Pool>,
-    /// How often writers release spares as they take chunks.
-    every: Duration,
-}
+struct Spares(Mutex<Pool>);
 
 #[derive(Debug)]
 struct Pool {
@@ -51,12 +45,10 @@ struct Pool {
     free: Vec<BytesMut>,
     /// Chunks handed to writers since the last release: how many free ones to keep.
     taken: usize,
-    /// When spares were last released.
-    released: Option<Instant>,
 }
 
 /// The process's spares, shared by every writer.
-static SPARES: Spares = Spares::new(Duration::from_secs(1));
+static SPARES: Spares = Spares::new();
 
 /// How many retired spares are tracked: a gibibyte of full chunks. Past it the oldest is
 /// let go (freed with its last piece, as any chunk was before spares).
@@ -70,20 +62,16 @@ const PROBE: usize = 4;
 const RESERVE: usize = 4;
 
 impl Spares {
-    const fn new(every: Duration) -> Self {
-        Self {
-            every,
-            pool: Mutex::new(Pool {
-                retired: VecDeque::new(),
-                free: Vec::new(),
-                taken: 0,
-                released: None,
-            }),
-        }
+    const fn new() -> Self {
+        Self(Mutex::new(Pool {
+            retired: VecDeque::new(),
+            free: Vec::new(),
+            taken: 0,
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, Pool> {
-        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Hands `done` to the spares (when there is one) and returns an empty full-size
@@ -91,9 +79,6 @@ impl Spares {
     fn swap(&self, done: Option<BytesMut>) -> BytesMut {
         let mut pool = self.lock();
         pool.taken += 1;
-        if pool.released.is_none_or(|at| at.elapsed() >= self.every) {
-            pool.release();
-        }
         let mut found = pool.free.pop();
         for _ in 0..PROBE.min(pool.retired.len()) {
             if found.is_some() {
@@ -134,7 +119,6 @@ impl Pool {
             retired,
             free,
             taken,
-            released,
         } = self;
         retired.retain_mut(|c| {
             if c.try_reclaim(Chunks::MAX) {
@@ -146,7 +130,6 @@ impl Pool {
         });
         free.truncate((*taken).max(RESERVE));
         *taken = 0;
-        *released = Some(Instant::now());
         (retired.len(), free.len())
     }
 
@@ -179,21 +162,20 @@ impl Chunks {
         if chunk == Self::MAX && n <= Self::MAX && self.buf.is_empty() {
             let done = self.take_full();
             self.buf = SPARES.swap(done);
-            self.full = Some(self.buf.as_ptr() as usize);
+            self.full = Some(self.buf.as_ptr() as usize + self.buf.capacity());
         } else {
             self.buf.reserve(n.max(chunk));
             self.full = None;
         }
     }
 
-    /// `buf`, when it is still the full-size chunk it started as (a piece that outgrew
-    /// it moved it to a new allocation of another size, which the spares do not take).
+    /// `buf`, when it is still the full-size chunk it started as and holds no piece half
+    /// written. A piece that outgrew the chunk grew it (in place or elsewhere), so its
+    /// end moved; the spares take full-size chunks only.
     fn take_full(&mut self) -> Option<BytesMut> {
-        let base = self.full.take()?;
-        let at = self.buf.as_ptr() as usize;
-        (base..=base + Self::MAX)
-            .contains(&at)
-            .then(|| std::mem::take(&mut self.buf))
+        let end = self.full.take()?;
+        let at = self.buf.as_ptr() as usize + self.buf.capacity();
+        (at == end && self.buf.is_empty()).then(|| std::mem::take(&mut self.buf))
     }
 
     /// `bytes` as a shared piece.
@@ -265,7 +247,7 @@ mod tests {
     }
     #[test]
     fn a_spare_is_taken_again_only_once_its_pieces_are_gone() {
-        let spares = Spares::new(Duration::MAX);
+        let spares = Spares::new();
         let mut a = spares.swap(None);
         let a_at = a.as_ptr() as usize;
         a.extend_from_slice(&[1; 1000]);
@@ -283,7 +265,7 @@ mod tests {
 
     #[test]
     fn a_spare_pinned_by_one_piece_is_passed_over_not_waited_for() {
-        let spares = Spares::new(Duration::MAX);
+        let spares = Spares::new();
         let mut pinned = spares.swap(None);
         pinned.extend_from_slice(b"kept for long");
         let piece = pinned.split().freeze();
@@ -298,7 +280,7 @@ mod tests {
 
     #[test]
     fn release_frees_what_no_piece_uses_beyond_a_reserve_and_keeps_the_rest() {
-        let spares = Spares::new(Duration::MAX);
+        let spares = Spares::new();
         for _ in 0..RESERVE + 3 {
             spares.retire(BytesMut::with_capacity(Chunks::MAX));
         }
@@ -323,6 +305,11 @@ mod tests {
         c.copy(&vec![0u8; 2 * Chunks::MAX]);
         let _x = c.copy(b"x"); // a full-size chunk now, shared with this piece
         assert!(c.full.is_some());
+        // Half a piece written: not a spare (its bytes would never be reclaimed).
+        c.buf(10).extend_from_slice(b"half");
+        assert!(c.take_full().is_none());
+        c.discard();
+        c.full = Some(c.buf.as_ptr() as usize + c.buf.capacity());
         let big = vec![b'a'; 3 * Chunks::MAX];
         std::io::Write::write_all(&mut c.writer(), &big).unwrap();
         assert_eq!(c.take().len(), big.len());

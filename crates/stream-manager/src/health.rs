@@ -22,7 +22,7 @@ pub struct Health {
     /// service, and must be seen.
     pub task_panics: u64,
     /// The supervised background tasks (dispatcher, lag checker, DLQ worker, DLQ
-    /// retention): each restarted after a panic, any restart unhealthy until a restart
+    /// retention, throughput meter, chunk release): each restarted after a panic, any restart unhealthy until a restart
     /// of the service.
     pub workers: Vec<crate::WorkerHealth>,
     /// The throttle's lag: its mode, the consumer groups watched, the last failure

@@ -161,7 +161,7 @@ impl Stream {
     /// building the rest of its figures: a scrape asks it of every stream.
     pub(crate) fn freshness_seconds(&self) -> Option<f64> {
         let last_success = match &self.handle {
-            Some(h) => h.stats().last_success,
+            Some(h) => h.last_success(),
             None => self.last.last_success,
         };
         let fresh = (self.ctx.freshness).view(last_success, std::time::SystemTime::now());

@@ -12,7 +12,8 @@ use throttling::LagProbe;
 use record_path::{supervise, RecordPath};
 
 /// Starts the workers, each under its own supervisor: the lag checker (only with a
-/// probe), the DLQ worker and DLQ retention. A panic in one restarts that one alone.
+/// probe), the DLQ worker, DLQ retention, the throughput meter and the chunk release.
+/// A panic in one restarts that one alone.
 pub(crate) fn spawn(
     shared: &Arc<RecordPath>,
     probe: Option<Arc<dyn LagProbe>>,

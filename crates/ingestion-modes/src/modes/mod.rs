@@ -136,6 +136,11 @@ impl IngestionHandle {
         self.stats.snapshot()
     }
 
+    /// When a fetch last succeeded (`stats().last_success`, without the rest).
+    pub fn last_success(&self) -> Option<std::time::SystemTime> {
+        self.stats.last_success()
+    }
+
     /// False once the loop ended (stopped, or the sink closed).
     pub fn is_running(&self) -> bool {
         !self.task.is_finished()
